@@ -1,0 +1,49 @@
+"""Open a blocking pika connection, retrying while the broker is away."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pika
+import pika.exceptions
+
+log = logging.getLogger(__name__)
+
+# Errors after which the connection or channel is gone and must be reopened.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    pika.exceptions.AMQPConnectionError,
+    pika.exceptions.ConnectionClosed,
+    pika.exceptions.StreamLostError,
+    pika.exceptions.ChannelWrongStateError,
+    pika.exceptions.ChannelClosed,
+    ConnectionError,
+    OSError,
+)
+
+
+def parameters(amqp_url: str, *, name: str = "lab") -> pika.URLParameters:
+    """Return connection parameters: short heartbeat so a lost broker is noticed quickly."""
+    params = pika.URLParameters(amqp_url)
+    params.heartbeat = 15
+    params.blocked_connection_timeout = 30
+    params.socket_timeout = 5
+    params.client_properties = {"connection_name": name}
+    return params
+
+
+def connect(
+    amqp_url: str, *, name: str = "lab", deadline_s: float = 30.0, stop=None
+) -> pika.BlockingConnection:
+    """Connect, retrying with backoff until ``deadline_s`` passes (or ``stop`` is set)."""
+    give_up = time.monotonic() + deadline_s
+    delay = 0.1
+    while True:
+        try:
+            return pika.BlockingConnection(parameters(amqp_url, name=name))
+        except CONNECTION_ERRORS as error:
+            if time.monotonic() + delay > give_up or (stop is not None and stop.is_set()):
+                raise
+            log.warning("broker unreachable (%s); retrying in %.1fs", error, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)

@@ -1,0 +1,196 @@
+"""Consume a queue with manual acks and a prefetch window, reconnecting after broker loss.
+
+The handler runs on the consuming thread inside the pika instrumentation's
+CONSUMER span, so anything it does belongs to the producer's trace. It returns
+what to do with the message; the loop does it, because acks must go out on the
+channel that delivered the message.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pika
+from pika.adapters.blocking_connection import BlockingChannel
+
+from .connection import CONNECTION_ERRORS, connect
+from .tracing import inject_headers
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS_HEADER = "x-attempts"
+
+
+class Outcome(enum.Enum):
+    ACK = "ack"
+    # Put the message at the back of its queue with its attempt count raised.
+    RETRY = "retry"
+    # basic.reject without requeue: the queue's dead-letter exchange takes it.
+    DEAD_LETTER = "dead-letter"
+
+
+@dataclass
+class Delivery:
+    queue: str
+    body: bytes
+    headers: dict[str, Any]
+    message_id: str
+    redelivered: bool
+    routing_key: str
+
+    @property
+    def attempts(self) -> int:
+        """Return how many times this message was tried before (0 on the first try)."""
+        return int(self.headers.get(ATTEMPTS_HEADER, 0))
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class ConsumerStats:
+    delivered: int = 0
+    acked: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    reconnects: int = 0
+    events: list[str] = field(default_factory=list)
+
+
+Handler = Callable[[Delivery], Outcome]
+Declare = Callable[[BlockingChannel], None]
+
+
+class ConsumerLoop:
+    """Consume one queue until ``stop`` is set; call ``run`` on a dedicated thread."""
+
+    def __init__(
+        self,
+        amqp_url: str,
+        queue: str,
+        handler: Handler,
+        *,
+        prefetch: Callable[[], int] | int = 10,
+        declare: Declare | None = None,
+        stop: threading.Event | None = None,
+        name: str = "consumer",
+        on_delivery: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self.queue = queue
+        self._url = amqp_url
+        self._handler = handler
+        self._prefetch = prefetch if callable(prefetch) else (lambda: prefetch)
+        self._declare = declare
+        self.stop = stop or threading.Event()
+        self._name = name
+        # Called with (event, change in unacked count) for live gauges.
+        self._on_delivery = on_delivery or (lambda event, delta: None)
+        self.stats = ConsumerStats()
+        self.subscribed = threading.Event()
+
+    def run(self) -> None:
+        """Consume until stopped, reconnecting with backoff whenever the broker goes away."""
+        delay = 0.2
+        while not self.stop.is_set():
+            try:
+                self._consume_until_stopped()
+                delay = 0.2
+            except CONNECTION_ERRORS as error:
+                self.subscribed.clear()
+                if self.stop.is_set():
+                    return
+                self.stats.reconnects += 1
+                self.stats.events.append(f"lost the broker: {error!r}")
+                log.warning("consumer of %s lost the broker (%r); reconnecting", self.queue, error)
+                self.stop.wait(delay)
+                delay = min(delay * 2, 2.0)
+
+    def _consume_until_stopped(self) -> None:
+        connection = connect(self._url, name=self._name, deadline_s=3600, stop=self.stop)
+        try:
+            channel = connection.channel()
+            # Confirms on this channel make a retry republish safe before the ack.
+            channel.confirm_delivery()
+            if self._declare is not None:
+                self._declare(channel)
+            prefetch = self._prefetch()
+            channel.basic_qos(prefetch_count=prefetch)
+            tag = channel.basic_consume(self.queue, self._on_message)
+            self.subscribed.set()
+            while not self.stop.is_set():
+                connection.process_data_events(time_limit=0.2)
+                wanted = self._prefetch()
+                if wanted != prefetch:
+                    # basic.qos only applies to consumers started after it: resubscribe.
+                    channel.basic_cancel(tag)
+                    channel.basic_qos(prefetch_count=wanted)
+                    prefetch = wanted
+                    tag = channel.basic_consume(self.queue, self._on_message)
+        finally:
+            self.subscribed.clear()
+            if connection.is_open:
+                try:
+                    connection.close()
+                except CONNECTION_ERRORS:
+                    pass
+
+    def _on_message(self, channel: BlockingChannel, method, properties, body: bytes) -> None:
+        self.stats.delivered += 1
+        self._on_delivery("delivered", 1)
+        delivery = Delivery(
+            queue=self.queue,
+            body=body,
+            headers=dict(properties.headers or {}),
+            message_id=properties.message_id or "",
+            redelivered=bool(method.redelivered),
+            routing_key=method.routing_key,
+        )
+        try:
+            outcome = self._handler(delivery)
+        except Exception as error:  # noqa: BLE001 - a failing handler must not kill the loop
+            log.warning("handler failed on %s: %r", delivery.message_id, error)
+            outcome = Outcome.RETRY
+        if outcome is Outcome.RETRY:
+            self._republish(channel, delivery, properties)
+            self.stats.retried += 1
+        if outcome is Outcome.DEAD_LETTER:
+            channel.basic_reject(method.delivery_tag, requeue=False)
+            self.stats.dead_lettered += 1
+            self._on_delivery("dead_lettered", -1)
+            return
+        channel.basic_ack(method.delivery_tag)
+        self.stats.acked += 1
+        self._on_delivery("acked", -1)
+
+    def _republish(self, channel: BlockingChannel, delivery: Delivery, properties) -> None:
+        headers = inject_headers({**delivery.headers, ATTEMPTS_HEADER: delivery.attempts + 1})
+        copy = pika.BasicProperties(
+            content_type=properties.content_type,
+            delivery_mode=pika.DeliveryMode.Persistent,
+            message_id=delivery.message_id,
+            headers=headers,
+        )
+        # Publish (confirmed) before acking the original: a crash in between repeats
+        # the message rather than losing it.
+        channel.basic_publish("", self.queue, delivery.body, copy)
+        self._on_delivery("retried", 0)
+
+
+def start_thread(loop: ConsumerLoop) -> threading.Thread:
+    """Start a consumer loop on a daemon thread and return the thread."""
+    thread = threading.Thread(target=loop.run, name=f"consume-{loop.queue}", daemon=True)
+    thread.start()
+    return thread
+
+
+def wait_subscribed(loops: list[ConsumerLoop], timeout_s: float = 10.0) -> bool:
+    """Wait until every loop has a live consumer on its queue."""
+    give_up = time.monotonic() + timeout_s
+    return all(loop.subscribed.wait(max(0.0, give_up - time.monotonic())) for loop in loops)

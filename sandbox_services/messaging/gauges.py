@@ -1,0 +1,176 @@
+"""Per-queue gauges without the management plugin.
+
+Depth and consumer count come from a passive queue.declare; unacked counts and
+publish/deliver totals come from the services themselves, which flush small
+counters to Redis twice a second. The metrics hook turns totals into rates.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable
+
+import pika
+import redis
+
+from .connection import CONNECTION_ERRORS, connect
+
+FLUSH_EVERY_S = 0.5
+# An unacked gauge from a replica that stopped flushing (killed) stops counting after this.
+INFLIGHT_TTL_S = 3
+
+
+def counts_key(sandbox_id: str) -> str:
+    return f"lab:amqp:{sandbox_id}:counts"
+
+
+def inflight_pattern(sandbox_id: str) -> str:
+    return f"lab:amqp:{sandbox_id}:inflight:*"
+
+
+def last_sample_key(sandbox_id: str) -> str:
+    return f"lab:amqp:{sandbox_id}:last"
+
+
+class GaugeReporter:
+    """Count publishes, deliveries and unacked messages in-process; flush them to Redis."""
+
+    def __init__(self, redis_url: str, sandbox_id: str, owner: str) -> None:
+        self._redis = redis.Redis.from_url(redis_url)
+        self._sandbox_id = sandbox_id
+        self._owner = owner
+        self._pending: dict[str, int] = {}
+        self._inflight: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, queue: str, field: str, n: int = 1) -> None:
+        """Add ``n`` to a queue's total (fields: published, delivered)."""
+        with self._lock:
+            self._pending[f"{queue}|{field}"] = self._pending.get(f"{queue}|{field}", 0) + n
+
+    def inflight(self, queue: str, delta: int) -> None:
+        """Move this process's count of delivered but unacked messages on a queue."""
+        with self._lock:
+            self._inflight[queue] = max(0, self._inflight.get(queue, 0) + delta)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="gauges", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._stop.wait(FLUSH_EVERY_S):
+            self.flush()
+
+    def flush(self) -> None:
+        """Send pending totals and the current unacked gauge to Redis."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            inflight = dict(self._inflight)
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for key, n in pending.items():
+                pipe.hincrby(counts_key(self._sandbox_id), key, n)
+            for queue, n in inflight.items():
+                key = f"lab:amqp:{self._sandbox_id}:inflight:{queue}:{self._owner}"
+                pipe.set(key, n, ex=INFLIGHT_TTL_S)
+            pipe.execute()
+        except redis.RedisError:
+            # Gauges are best effort; put the totals back for the next flush.
+            with self._lock:
+                for key, n in pending.items():
+                    self._pending[key] = self._pending.get(key, 0) + n
+
+
+_connections: dict[str, pika.BlockingConnection] = {}
+
+
+def _channel(amqp_url: str):
+    connection = _connections.get(amqp_url)
+    if connection is None or not connection.is_open:
+        connection = connect(amqp_url, name="gauges", deadline_s=2.0)
+        _connections[amqp_url] = connection
+    return connection.channel()
+
+
+def _declare_counts(amqp_url: str, name: str) -> tuple[int, int] | None:
+    """Return (ready messages, consumers) of a queue, or None if it does not exist."""
+    try:
+        channel = _channel(amqp_url)
+    except CONNECTION_ERRORS:
+        return None
+    try:
+        ok = channel.queue_declare(name, passive=True)
+        return ok.method.message_count, ok.method.consumer_count
+    except pika.exceptions.ChannelClosedByBroker:
+        return None  # 404: not declared (yet), or already deleted
+    except CONNECTION_ERRORS:
+        _connections.pop(amqp_url, None)
+        return None
+    finally:
+        if channel.is_open:
+            channel.close()
+
+
+def queue_gauges(
+    *,
+    amqp_url: str,
+    redis_url: str,
+    sandbox_id: str,
+    prefix: str,
+    queues: Iterable[str],
+    streams: Iterable[str] = (),
+) -> dict:
+    """Return ``{"queues": {short: {depth, unacked, consumers, publish_rate, deliver_rate}}}``.
+
+    For a stream, depth is the number of messages appended (a stream keeps what it
+    delivered, so its ready count says nothing).
+    """
+    client = redis.Redis.from_url(redis_url)
+    now = time.time()
+    totals = {k.decode(): int(v) for k, v in client.hgetall(counts_key(sandbox_id)).items()}
+    unacked: dict[str, int] = {}
+    for key in client.scan_iter(match=inflight_pattern(sandbox_id), count=200):
+        queue = key.decode().split(":")[4]
+        value = client.get(key)
+        unacked[queue] = unacked.get(queue, 0) + int(value or 0)
+    last = json.loads(client.get(last_sample_key(sandbox_id)) or "{}")
+    client.set(last_sample_key(sandbox_id), json.dumps({"t": now, "totals": totals}), ex=60)
+    elapsed = now - last.get("t", now)
+
+    def rate(queue: str, field: str) -> float:
+        if elapsed <= 0:
+            return 0.0
+        before = last.get("totals", {}).get(f"{queue}|{field}", 0)
+        return round(max(0, totals.get(f"{queue}|{field}", 0) - before) / elapsed, 2)
+
+    out: dict[str, dict] = {}
+    stream_names = set(streams)
+    for short in [*queues, *stream_names]:
+        counts = _declare_counts(amqp_url, f"{prefix}{short}")
+        depth, consumers = counts if counts else (0, 0)
+        if short in stream_names:
+            depth = totals.get(f"{short}|published", 0)
+        out[short] = {
+            "depth": int(depth),
+            "unacked": unacked.get(short, 0),
+            "consumers": int(consumers),
+            "publish_rate": rate(short, "published"),
+            "deliver_rate": rate(short, "delivered"),
+        }
+    return {"queues": out}
+
+
+def forget_gauges(redis_url: str, sandbox_id: str) -> None:
+    """Delete a sandbox's gauge keys from Redis."""
+    client = redis.Redis.from_url(redis_url)
+    keys = [counts_key(sandbox_id), last_sample_key(sandbox_id)]
+    keys += list(client.scan_iter(match=inflight_pattern(sandbox_id), count=200))
+    client.delete(*keys)
