@@ -1,0 +1,201 @@
+"""Run daphne, the Celery worker and Celery beat together in the foreground.
+
+`make run` calls this after preflight, migrations and checks. Each process's
+output is printed with its name in front. Ctrl-C (SIGINT) or SIGTERM stops all
+three; so does any one of them exiting, since the lab is useless without it.
+
+Each child runs in its own session, so a Ctrl-C reaches only this script, which
+then stops the children in order and waits for them (a Celery worker finishes
+its running tasks on SIGTERM); whatever is still alive after the grace period
+is killed with its whole process group. The children also get SIGTERM if this
+script dies without a chance to clean up (PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+GRACE_SECONDS = 15.0
+PR_SET_PDEATHSIG = 1
+COLOURS = ["\033[36m", "\033[33m", "\033[35m"]
+RESET = "\033[0m"
+
+
+@dataclass
+class Child:
+    """One supervised process: its name, command and, once started, its Popen."""
+
+    name: str
+    command: list[str]
+    process: subprocess.Popen[bytes] | None = field(default=None)
+
+
+def lab_commands(*, host: str, port: int) -> list[Child]:
+    """Return the three processes of a running lab."""
+    python = sys.executable
+    return [
+        Child("web", [python, "-m", "daphne", "-b", host, "-p", str(port), "lab.asgi:application"]),
+        Child(
+            "worker",
+            [python, "-m", "celery", "-A", "lab", "worker", "-l", "info"]
+            + ["-n", "worker1@%h", "--concurrency", "2"],
+        ),
+        Child(
+            "beat",
+            [python, "-m", "celery", "-A", "lab", "beat", "-l", "info"]
+            + ["-s", str(PROJECT_ROOT / "var" / "celerybeat-schedule")],
+        ),
+    ]
+
+
+def die_with_parent() -> None:
+    """Ask the kernel to send SIGTERM to this child when its parent dies (Linux only)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+class Supervisor:
+    """Start the children, relay their output, and stop them all together."""
+
+    def __init__(self, children: list[Child]) -> None:
+        self.children = children
+        self.stop_requested = threading.Event()
+        self.print_lock = threading.Lock()
+        self.width = max(len(child.name) for child in children)
+        self.colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        self.relays: list[threading.Thread] = []
+
+    def say(self, name: str, line: str, index: int | None = None) -> None:
+        prefix = f"{name:<{self.width}} | "
+        if self.colour and index is not None:
+            prefix = f"{COLOURS[index % len(COLOURS)]}{prefix}{RESET}"
+        with self.print_lock:
+            sys.stdout.write(prefix + line + "\n")
+            sys.stdout.flush()
+
+    def relay(self, index: int, child: Child) -> None:
+        assert child.process is not None and child.process.stdout is not None
+        for raw in iter(child.process.stdout.readline, b""):
+            self.say(child.name, raw.decode("utf-8", "replace").rstrip("\n"), index)
+
+    def start(self) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        for index, child in enumerate(self.children):
+            child.process = subprocess.Popen(
+                child.command,
+                cwd=PROJECT_ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
+            relay = threading.Thread(target=self.relay, args=(index, child), daemon=True)
+            relay.start()
+            self.relays.append(relay)
+            self.say("lab", f"started {child.name} (pid {child.process.pid})")
+
+    def wait(self) -> int:
+        """Block until a signal arrives or a child exits; return that child's code or 0."""
+        while not self.stop_requested.wait(0.2):
+            for child in self.children:
+                assert child.process is not None
+                code = child.process.poll()
+                if code is not None:
+                    self.say("lab", f"{child.name} exited with code {code}; stopping the others")
+                    return code or 1
+        return 0
+
+    def stop(self) -> None:
+        """SIGTERM every child, wait up to GRACE_SECONDS, then SIGKILL their groups."""
+        running = [c for c in self.children if c.process and c.process.poll() is None]
+        for child in running:
+            self.say("lab", f"stopping {child.name}")
+            signal_group(child, signal.SIGTERM)
+        deadline = time.monotonic() + GRACE_SECONDS
+        for child in running:
+            assert child.process is not None
+            try:
+                child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.say("lab", f"{child.name} did not stop in {GRACE_SECONDS:.0f} s; killing it")
+        for child in self.children:
+            # Kill the whole group: stragglers a child left behind go with it.
+            signal_group(child, signal.SIGKILL)
+            if child.process:
+                child.process.wait()
+        for relay in self.relays:
+            relay.join(timeout=2.0)
+
+    def announce_when_listening(self, *, host: str, port: int, url: str) -> None:
+        """Print the lab's URL once daphne accepts connections."""
+        deadline = time.monotonic() + 60.0
+        while not self.stop_requested.is_set() and time.monotonic() < deadline:
+            try:
+                socket.create_connection((host, port), timeout=0.5).close()
+            except OSError:
+                time.sleep(0.2)
+                continue
+            self.say("lab", f"The lab is ready at {url} (Ctrl-C stops it)")
+            return
+        if not self.stop_requested.is_set():
+            self.say("lab", f"daphne is not listening on {host}:{port} after 60 s; see web's output")
+
+
+def signal_group(child: Child, signum: int) -> None:
+    """Send signum to the child's process group, ignoring a group that is gone."""
+    if child.process is None:
+        return
+    try:
+        os.killpg(child.process.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1", help="address daphne binds")
+    parser.add_argument("--port", type=int, default=8000, help="port daphne listens on")
+    arguments = parser.parse_args(argv)
+
+    (PROJECT_ROOT / "var").mkdir(exist_ok=True)
+    supervisor = Supervisor(lab_commands(host=arguments.host, port=arguments.port))
+
+    def request_stop(signum: int, _frame: object) -> None:
+        supervisor.stop_requested.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+
+    supervisor.start()
+    local_host = "127.0.0.1" if arguments.host in {"0.0.0.0", "::"} else arguments.host
+    url = f"http://{local_host}:{arguments.port}/"
+    supervisor.say("lab", f"starting; the lab will be at {url}")
+    threading.Thread(
+        target=supervisor.announce_when_listening,
+        kwargs={"host": local_host, "port": arguments.port, "url": url},
+        daemon=True,
+    ).start()
+    code = supervisor.wait()
+    supervisor.stop()
+    supervisor.say("lab", "stopped")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
