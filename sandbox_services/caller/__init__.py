@@ -1,0 +1,1 @@
+"""The caller: a service that calls the catalog both ways, so traces show caller -> catalog-rest / catalog-grpc."""
