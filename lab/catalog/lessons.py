@@ -1,0 +1,386 @@
+"""Lessons as the site sees them: read from lessons/<slug>/lesson.md and validated.
+
+A lesson file is YAML front matter and Markdown (see docs/architecture.md).
+Every problem is reported as a ``LessonProblem`` naming the file and the field,
+so ``manage.py check`` can say exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import markdown
+import yaml
+
+PARAMETER_TYPES = ("int", "float", "choice", "bool")
+CHECKPOINT_KINDS = ("run", "quiz", "read")
+SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,48}$")
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,48}$")
+STEP_MARKER = re.compile(r"<!--\s*step:\s*([A-Za-z0-9_-]+)\s*-->")
+EXPERIMENT_MARKER = re.compile(r"<!--\s*experiment:\s*([A-Za-z0-9_-]+)\s*-->")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    type: str
+    default: Any
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[Any, ...] = ()
+    help: str = ""
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "default": self.default,
+            "min": self.min,
+            "max": self.max,
+            "choices": list(self.choices),
+            "help": self.help,
+        }
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    title: str
+    step: str
+    parameters: tuple[Parameter, ...]
+    summary: str = ""
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "step": self.step,
+            "summary": self.summary,
+            "parameters": [parameter.as_dict() for parameter in self.parameters],
+        }
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    id: str
+    step: str
+    kind: str
+    experiment: str = ""
+    question: str = ""
+    choices: tuple[str, ...] = ()
+    answer: int | None = None
+    explanation: str = ""
+
+    def as_dict(self) -> dict:
+        # The answer stays on the server: a quiz that ships its answer teaches nothing.
+        return {
+            "id": self.id,
+            "step": self.step,
+            "kind": self.kind,
+            "experiment": self.experiment,
+            "question": self.question,
+            "choices": list(self.choices),
+        }
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    title: str
+    html: str
+
+
+@dataclass(frozen=True)
+class Lesson:
+    slug: str
+    title: str
+    summary: str
+    order: int
+    steps: tuple[Step, ...]
+    experiments: tuple[Experiment, ...]
+    checkpoints: tuple[Checkpoint, ...]
+    path: Path = field(compare=False)
+
+    def experiment(self, name: str) -> Experiment | None:
+        return next((item for item in self.experiments if item.name == name), None)
+
+    def checkpoint(self, checkpoint_id: str) -> Checkpoint | None:
+        return next((item for item in self.checkpoints if item.id == checkpoint_id), None)
+
+    def step(self, step_id: str) -> Step | None:
+        return next((item for item in self.steps if item.id == step_id), None)
+
+    def as_dict(self) -> dict:
+        return {
+            "slug": self.slug,
+            "title": self.title,
+            "summary": self.summary,
+            "order": self.order,
+            "steps": [{"id": step.id, "title": step.title} for step in self.steps],
+            "experiments": [experiment.as_dict() for experiment in self.experiments],
+            "checkpoints": [checkpoint.as_dict() for checkpoint in self.checkpoints],
+        }
+
+
+@dataclass(frozen=True)
+class LessonProblem:
+    path: Path
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.field}: {self.message}"
+
+
+class LessonInvalid(Exception):
+    def __init__(self, problems: list[LessonProblem]):
+        self.problems = problems
+        super().__init__("; ".join(str(problem) for problem in problems))
+
+
+def lab_module_name(slug: str) -> str:
+    """Return the Python package holding a lesson's LabSpec."""
+    return "sandbox_services.labs." + slug.replace("-", "_")
+
+
+def load_lesson(path: Path) -> Lesson:
+    """Parse and validate one lesson.md; raise LessonInvalid listing every problem."""
+    problems: list[LessonProblem] = []
+
+    def problem(field_name: str, message: str) -> None:
+        problems.append(LessonProblem(path, field_name, message))
+
+    text = path.read_text(encoding="utf-8")
+    front, body = _split_front_matter(text)
+    if front is None:
+        raise LessonInvalid([LessonProblem(path, "front matter", "missing '---' YAML block")])
+    try:
+        meta = yaml.safe_load(front) or {}
+    except yaml.YAMLError as error:
+        raise LessonInvalid([LessonProblem(path, "front matter", f"invalid YAML: {error}")])
+    if not isinstance(meta, dict):
+        raise LessonInvalid([LessonProblem(path, "front matter", "must be a mapping")])
+
+    slug = path.parent.name
+    if not SLUG_PATTERN.match(slug):
+        problem("slug", f"folder name {slug!r} must be lowercase letters, digits and dashes")
+    for required in ("title", "summary"):
+        if not isinstance(meta.get(required), str) or not meta[required].strip():
+            problem(required, "is required and must be text")
+    order = meta.get("order", 100)
+    if not isinstance(order, int):
+        problem("order", "must be an integer")
+        order = 100
+
+    steps_meta = _list_of_mappings(meta.get("steps"), "steps", problem)
+    step_titles: dict[str, str] = {}
+    for index, item in enumerate(steps_meta):
+        step_id, title = item.get("id"), item.get("title")
+        if not isinstance(step_id, str) or not NAME_PATTERN.match(step_id):
+            problem(f"steps[{index}].id", "must be a short lowercase name")
+            continue
+        if step_id in step_titles:
+            problem(f"steps[{index}].id", f"duplicate step {step_id!r}")
+        if not isinstance(title, str) or not title.strip():
+            problem(f"steps[{index}].title", "is required")
+        step_titles[step_id] = str(title)
+    if not step_titles:
+        problem("steps", "a lesson needs at least one step")
+
+    experiments = []
+    for index, item in enumerate(_list_of_mappings(meta.get("experiments"), "experiments", problem)):
+        experiment = _experiment(item, f"experiments[{index}]", step_titles, problem)
+        if experiment:
+            if any(existing.name == experiment.name for existing in experiments):
+                problem(f"experiments[{index}].name", f"duplicate experiment {experiment.name!r}")
+            experiments.append(experiment)
+
+    checkpoints = []
+    experiment_names = {experiment.name for experiment in experiments}
+    for index, item in enumerate(_list_of_mappings(meta.get("checkpoints"), "checkpoints", problem)):
+        checkpoint = _checkpoint(item, f"checkpoints[{index}]", step_titles, experiment_names, problem)
+        if checkpoint:
+            checkpoints.append(checkpoint)
+
+    steps = _steps(body, step_titles, experiment_names, problem)
+    _check_lab(slug, experiments, problem)
+    if problems:
+        raise LessonInvalid(problems)
+    return Lesson(
+        slug=slug,
+        title=meta["title"].strip(),
+        summary=meta["summary"].strip(),
+        order=order,
+        steps=tuple(steps),
+        experiments=tuple(experiments),
+        checkpoints=tuple(checkpoints),
+        path=path,
+    )
+
+
+def load_all(lessons_dir: Path) -> tuple[list[Lesson], list[LessonProblem]]:
+    """Load every lesson under ``lessons_dir``; return the good ones and all problems."""
+    lessons, problems = [], []
+    for path in sorted(lessons_dir.glob("*/lesson.md")):
+        try:
+            lessons.append(load_lesson(path))
+        except LessonInvalid as invalid:
+            problems.extend(invalid.problems)
+    lessons.sort(key=lambda lesson: (lesson.order, lesson.title))
+    return lessons, problems
+
+
+def _split_front_matter(text: str) -> tuple[str | None, str]:
+    if not text.startswith("---"):
+        return None, text
+    parts = text.split("\n---", 2)
+    if len(parts) < 2:
+        return None, text
+    front = parts[0][3:]
+    body = parts[1].split("\n", 1)[1] if "\n" in parts[1] else ""
+    if len(parts) == 3:
+        body = body + "\n---" + parts[2]
+    return front, body
+
+
+def _list_of_mappings(value: Any, name: str, problem) -> list[dict]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        problem(name, "must be a list of mappings")
+        return []
+    return value
+
+
+def _experiment(item: dict, where: str, step_titles: dict, problem) -> Experiment | None:
+    name = item.get("name")
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        problem(f"{where}.name", "must be a short lowercase name")
+        return None
+    step = item.get("step")
+    if step not in step_titles:
+        problem(f"{where}.step", f"names no step of this lesson: {step!r}")
+    parameters = []
+    for index, raw in enumerate(_list_of_mappings(item.get("parameters"), f"{where}.parameters", problem)):
+        parameter = _parameter(raw, f"{where}.parameters[{index}]", problem)
+        if parameter:
+            parameters.append(parameter)
+    return Experiment(
+        name=name,
+        title=str(item.get("title") or name),
+        step=str(step),
+        parameters=tuple(parameters),
+        summary=str(item.get("summary") or ""),
+    )
+
+
+def _parameter(raw: dict, where: str, problem) -> Parameter | None:
+    name, kind = raw.get("name"), raw.get("type")
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        problem(f"{where}.name", "must be a short lowercase name")
+        return None
+    if kind not in PARAMETER_TYPES:
+        problem(f"{where}.type", f"must be one of {', '.join(PARAMETER_TYPES)}")
+        return None
+    default = raw.get("default")
+    low, high, choices = raw.get("min"), raw.get("max"), tuple(raw.get("choices") or ())
+    if kind in ("int", "float"):
+        number = int if kind == "int" else (int, float)
+        for label, value in (("min", low), ("max", high), ("default", default)):
+            if not isinstance(value, number) or isinstance(value, bool):
+                problem(f"{where}.{label}", f"a {kind} parameter needs a numeric {label}")
+                return None
+        if not low <= default <= high:
+            problem(f"{where}.default", f"{default} is outside [{low}, {high}]")
+    elif kind == "choice":
+        if not choices:
+            problem(f"{where}.choices", "a choice parameter needs choices")
+            return None
+        if default not in choices:
+            problem(f"{where}.default", f"{default!r} is not one of the choices")
+    elif not isinstance(default, bool):
+        problem(f"{where}.default", "a bool parameter needs true or false")
+    return Parameter(
+        name=name, type=kind, default=default, min=low, max=high, choices=choices,
+        help=str(raw.get("help") or ""),
+    )
+
+
+def _checkpoint(item: dict, where: str, step_titles: dict, experiments: set, problem) -> Checkpoint | None:
+    checkpoint_id, kind = item.get("id"), item.get("kind", "read")
+    if not isinstance(checkpoint_id, str) or not NAME_PATTERN.match(checkpoint_id):
+        problem(f"{where}.id", "must be a short lowercase name")
+        return None
+    if item.get("step") not in step_titles:
+        problem(f"{where}.step", f"names no step of this lesson: {item.get('step')!r}")
+    if kind not in CHECKPOINT_KINDS:
+        problem(f"{where}.kind", f"must be one of {', '.join(CHECKPOINT_KINDS)}")
+        return None
+    if kind == "run" and item.get("experiment") not in experiments:
+        problem(f"{where}.experiment", f"names no experiment of this lesson: {item.get('experiment')!r}")
+    choices = tuple(str(choice) for choice in item.get("choices") or ())
+    answer = item.get("answer")
+    if kind == "quiz":
+        if not item.get("question") or len(choices) < 2:
+            problem(f"{where}.question", "a quiz needs a question and at least two choices")
+        if not isinstance(answer, int) or not 0 <= answer < len(choices):
+            problem(f"{where}.answer", "must be the index of the right choice")
+    return Checkpoint(
+        id=checkpoint_id, step=str(item.get("step")), kind=kind,
+        experiment=str(item.get("experiment") or ""), question=str(item.get("question") or ""),
+        choices=choices, answer=answer if isinstance(answer, int) else None,
+        explanation=str(item.get("explanation") or ""),
+    )
+
+
+def _steps(body: str, step_titles: dict, experiments: set, problem) -> list[Step]:
+    """Split the body at step markers and render each part to HTML."""
+    pieces = STEP_MARKER.split(body)
+    found: dict[str, str] = {}
+    for index in range(1, len(pieces), 2):
+        step_id, text = pieces[index], pieces[index + 1]
+        if step_id not in step_titles:
+            problem("body", f"marker names an undeclared step {step_id!r}")
+            continue
+        found[step_id] = text
+    for step_id in step_titles:
+        if step_id not in found:
+            problem("body", f"no '<!-- step: {step_id} -->' marker for a declared step")
+    placed = set(EXPERIMENT_MARKER.findall(body))
+    for name in placed - experiments:
+        problem("body", f"marker places an undeclared experiment {name!r}")
+    steps = []
+    for step_id, title in step_titles.items():
+        if step_id in found:
+            steps.append(Step(id=step_id, title=title, html=_render(found[step_id])))
+    return steps
+
+
+def _render(text: str) -> str:
+    text = EXPERIMENT_MARKER.sub(
+        lambda match: f'\n<div class="experiment-slot" data-experiment="{match.group(1)}"></div>\n',
+        text,
+    )
+    return markdown.markdown(text, extensions=["fenced_code", "tables", "attr_list", "sane_lists"])
+
+
+def _check_lab(slug: str, experiments: list[Experiment], problem) -> None:
+    """Check that the sandbox side implements every experiment the lesson declares."""
+    module_name = lab_module_name(slug)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        problem("lab", f"cannot import {module_name}: {error}")
+        return
+    lab = getattr(module, "LAB", None)
+    if lab is None:
+        problem("lab", f"{module_name} defines no LAB")
+        return
+    implemented = {spec.name for spec in lab.experiments}
+    for experiment in experiments:
+        if experiment.name not in implemented:
+            problem("experiments", f"{experiment.name!r} has no ExperimentSpec in {module_name}")

@@ -1,0 +1,126 @@
+"""The JSON API of sandboxes, runs and faults: parse, call one service, shape the output."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from lab.accounts.services import user_for_request
+
+from . import selectors, services
+from .serializers import FaultInput, RunCreateInput, RunOutput, SandboxCreateInput, SandboxOutput
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The sandbox can't do that now."
+
+
+class QuotaRefused(APIException):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_detail = "The lab is full."
+
+
+def _invalid(error: services.InputInvalid) -> ValidationError:
+    return ValidationError(error.errors)
+
+
+def _visible_sandbox(request, sandbox_id: str):
+    sandbox = selectors.sandbox_get_visible(user=request.user, sandbox_id=sandbox_id)
+    if sandbox is None:
+        raise NotFound("No such sandbox.")
+    return sandbox
+
+
+def _controlled_sandbox(request, sandbox_id: str):
+    sandbox = _visible_sandbox(request, sandbox_id)
+    if not selectors.can_control(user=request.user, sandbox=sandbox):
+        raise PermissionDenied("Instructors watch a learner's sandbox read-only.")
+    return sandbox
+
+
+class SandboxListCreateApi(APIView):
+    @extend_schema(responses=SandboxOutput(many=True))
+    def get(self, request):
+        if not request.user.is_authenticated:
+            return Response([])
+        sandboxes = selectors.sandbox_list_mine(user=request.user, lesson=request.query_params.get("lesson"))
+        return Response(SandboxOutput(sandboxes[:50], many=True).data)
+
+    @extend_schema(request=SandboxCreateInput, responses={201: SandboxOutput})
+    def post(self, request):
+        data = SandboxCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = user_for_request(request)
+        try:
+            sandbox = services.sandbox_start(user=user, lesson=data.validated_data["lesson"])
+        except services.InputInvalid as error:
+            raise _invalid(error) from None
+        except services.QuotaExceeded as error:
+            raise QuotaRefused(str(error)) from None
+        return Response(SandboxOutput(sandbox).data, status=status.HTTP_201_CREATED)
+
+
+class SandboxDetailApi(APIView):
+    @extend_schema(responses=SandboxOutput)
+    def get(self, request, sandbox_id: str):
+        sandbox = _visible_sandbox(request, sandbox_id)
+        if selectors.can_control(user=request.user, sandbox=sandbox):
+            services.sandbox_touch(sandbox=sandbox)
+        return Response(SandboxOutput(sandbox).data)
+
+    @extend_schema(request=None, responses={202: SandboxOutput})
+    def delete(self, request, sandbox_id: str):
+        sandbox = services.sandbox_stop(sandbox=_controlled_sandbox(request, sandbox_id))
+        return Response(SandboxOutput(sandbox).data, status=status.HTTP_202_ACCEPTED)
+
+
+class RunListCreateApi(APIView):
+    @extend_schema(responses=RunOutput(many=True))
+    def get(self, request, sandbox_id: str):
+        sandbox = _visible_sandbox(request, sandbox_id)
+        runs = selectors.runs_of_user(
+            user=sandbox.owner, lesson=sandbox.lesson, experiment=request.query_params.get("experiment")
+        )
+        return Response(RunOutput(runs, many=True).data)
+
+    @extend_schema(request=RunCreateInput, responses={202: RunOutput})
+    def post(self, request, sandbox_id: str):
+        sandbox = _controlled_sandbox(request, sandbox_id)
+        data = RunCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            run = services.run_create(
+                sandbox=sandbox, experiment=data.validated_data["experiment"],
+                params=request.data.get("params", {}),
+            )
+        except services.InputInvalid as error:
+            raise _invalid(error) from None
+        except services.SandboxNotRunning as error:
+            raise Conflict(str(error)) from None
+        return Response(RunOutput(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class RunDetailApi(APIView):
+    @extend_schema(responses=RunOutput)
+    def get(self, request, run_id: str):
+        run = selectors.run_get_visible(user=request.user, run_id=run_id)
+        if run is None:
+            raise NotFound("No such run.")
+        return Response(RunOutput(run).data)
+
+
+class FaultApi(APIView):
+    @extend_schema(request=FaultInput, responses={200: dict})
+    def post(self, request, sandbox_id: str):
+        sandbox = _controlled_sandbox(request, sandbox_id)
+        data = FaultInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            states = services.fault_apply(sandbox=sandbox, **data.validated_data)
+        except services.InputInvalid as error:
+            raise _invalid(error) from None
+        except services.SandboxNotRunning as error:
+            raise Conflict(str(error)) from None
+        return Response({"services": states})

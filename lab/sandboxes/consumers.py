@@ -1,0 +1,100 @@
+"""The WebSocket a browser watches a sandbox through: spans, state, runs, metrics.
+
+Owners and instructors only. On connect it joins the sandbox's group first and
+replays kept spans second, so nothing published in between is lost; a span
+that arrives both ways is sent once.
+"""
+
+import time
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from sandbox_services.runtime import client
+
+from . import selectors
+from .events import sandbox_payload
+
+REPLAY_CHUNK = 500
+TOUCH_EVERY_S = 10.0
+
+
+def _since(query_string: bytes) -> int:
+    values = parse_qs(query_string.decode("latin-1")).get("since", ["0"])
+    try:
+        return max(0, int(values[0]))
+    except ValueError:
+        return 0
+
+
+class SandboxConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self):
+        sandbox_id = self.scope["url_route"]["kwargs"]["sandbox_id"]
+        user = self.scope.get("user")
+        sandbox = await database_sync_to_async(selectors.sandbox_get_visible)(
+            user=user, sandbox_id=sandbox_id
+        ) if user is not None else None
+        if sandbox is None:
+            await self.close()  # Before accept: the client gets HTTP 403.
+            return
+        self.sandbox_id = sandbox.id
+        self.group = sandbox.group_name
+        self.is_owner = user.pk == sandbox.owner_id
+        self.last_touch = 0.0
+        self.replayed: set[int] = set()
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await self.send_json({"type": "sandbox", "sandbox": await self._snapshot(sandbox)})
+        items = await client.areplay(self.sandbox_id, _since(self.scope.get("query_string", b"")))
+        self.replayed = {item["seq"] for item in items}
+        for start in range(0, len(items), REPLAY_CHUNK):
+            await self.send_json({"type": "spans", "items": items[start:start + REPLAY_CHUNK], "replay": True})
+
+    async def disconnect(self, code):
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content, **kwargs):
+        if not isinstance(content, dict) or content.get("type") != "ping":
+            return
+        now = time.monotonic()
+        if self.is_owner and now - self.last_touch > TOUCH_EVERY_S:
+            self.last_touch = now
+            await database_sync_to_async(self._touch)()
+        await self.send_json({"type": "pong"})
+
+    async def sandbox_spans(self, event):
+        items = event.get("items", [])
+        if self.replayed:
+            items = [item for item in items if item.get("seq") not in self.replayed]
+            if items and min(item["seq"] for item in items) > max(self.replayed):
+                self.replayed = set()  # Past the replay: no more duplicates possible.
+        if items:
+            await self.send_json({"type": "spans", "items": items})
+
+    async def sandbox_state(self, event):
+        await self.send_json({"type": "sandbox", "sandbox": event.get("sandbox", {})})
+
+    async def sandbox_run(self, event):
+        await self.send_json({"type": "run", "run": event.get("run", {})})
+
+    async def sandbox_metrics(self, event):
+        await self.send_json({"type": "metrics", "metrics": event.get("metrics", {})})
+
+    async def _snapshot(self, sandbox) -> dict:
+        payload = sandbox_payload(sandbox)
+        if sandbox.is_active:
+            status = await database_sync_to_async(client.status)(sandbox.id)
+            if status and isinstance(status.get("services"), dict):
+                payload["services"] = status["services"]
+        return payload
+
+    def _touch(self) -> None:
+        client.touch(self.sandbox_id, _idle_timeout())
+
+
+def _idle_timeout() -> float:
+    from django.conf import settings
+
+    return settings.LAB_SANDBOX_IDLE_TIMEOUT

@@ -1,0 +1,72 @@
+"""Sandboxes (a learner's live services for one lesson) and the experiment runs in them."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class SandboxState(models.TextChoices):
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+ACTIVE_STATES = (SandboxState.STARTING, SandboxState.RUNNING, SandboxState.STOPPING)
+ENDED_STATES = (SandboxState.STOPPED, SandboxState.FAILED, SandboxState.EXPIRED)
+
+
+class Sandbox(models.Model):
+    id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sandboxes")
+    lesson = models.SlugField(max_length=50)
+    state = models.CharField(max_length=16, choices=SandboxState.choices, default=SandboxState.STARTING)
+    reason = models.TextField(blank=True, default="")
+    worker = models.CharField(max_length=200, blank=True, default="")
+    services = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["state"]), models.Index(fields=["owner", "lesson"])]
+        ordering = ["-created_at"]
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def group_name(self) -> str:
+        return f"sandbox.{self.id}"
+
+
+class RunState(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class Run(models.Model):
+    id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
+    sandbox = models.ForeignKey(Sandbox, on_delete=models.CASCADE, related_name="runs")
+    experiment = models.CharField(max_length=50)
+    params = models.JSONField(default=dict)
+    state = models.CharField(max_length=16, choices=RunState.choices, default=RunState.QUEUED)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]

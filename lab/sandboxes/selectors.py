@@ -1,0 +1,74 @@
+"""Reads of sandboxes and runs, always through who is asking."""
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
+
+from lab.accounts.selectors import can_watch, is_instructor
+
+from .models import ACTIVE_STATES, Run, Sandbox
+
+
+def sandbox_get_visible(*, user: AbstractBaseUser | AnonymousUser, sandbox_id: str) -> Sandbox | None:
+    """Return the sandbox if ``user`` owns it or teaches; None otherwise (as if absent)."""
+    sandbox = Sandbox.objects.filter(id=str(sandbox_id)[:32]).first()
+    if sandbox is None or not can_watch(user, sandbox.owner_id):
+        return None
+    return sandbox
+
+
+def sandbox_list_mine(*, user: AbstractBaseUser, lesson: str | None = None) -> QuerySet[Sandbox]:
+    sandboxes = Sandbox.objects.filter(owner=user)
+    if lesson:
+        sandboxes = sandboxes.filter(lesson=lesson)
+    return sandboxes
+
+
+def sandbox_current(*, user: AbstractBaseUser | AnonymousUser, lesson: str) -> Sandbox | None:
+    """Return the user's newest sandbox of a lesson that is still active, if any."""
+    if not user.is_authenticated:
+        return None
+    return Sandbox.objects.filter(owner=user, lesson=lesson, state__in=ACTIVE_STATES).first()
+
+
+def sandbox_list_active() -> QuerySet[Sandbox]:
+    return Sandbox.objects.filter(state__in=ACTIVE_STATES).select_related("owner")
+
+
+def run_get_visible(*, user: AbstractBaseUser | AnonymousUser, run_id: str) -> Run | None:
+    run = Run.objects.select_related("sandbox").filter(id=str(run_id)[:32]).first()
+    if run is None or not can_watch(user, run.sandbox.owner_id):
+        return None
+    return run
+
+
+def run_list(*, sandbox: Sandbox, experiment: str | None = None, limit: int = 50) -> list[Run]:
+    runs = sandbox.runs.all()
+    if experiment:
+        runs = runs.filter(experiment=experiment)
+    return list(runs[:limit])
+
+
+def runs_of_user(*, user: AbstractBaseUser, lesson: str, experiment: str | None = None, limit: int = 50) -> list[Run]:
+    """Return a learner's kept runs of a lesson across their sandboxes, newest first."""
+    runs = Run.objects.filter(sandbox__owner=user, sandbox__lesson=lesson)
+    if experiment:
+        runs = runs.filter(experiment=experiment)
+    return list(runs.order_by("-created_at")[:limit])
+
+
+def can_control(*, user: AbstractBaseUser | AnonymousUser, sandbox: Sandbox) -> bool:
+    """Only the owner drives a sandbox; instructors watch read-only."""
+    return user.is_authenticated and user.pk == sandbox.owner_id
+
+
+__all__ = [
+    "can_control",
+    "is_instructor",
+    "run_get_visible",
+    "run_list",
+    "runs_of_user",
+    "sandbox_current",
+    "sandbox_get_visible",
+    "sandbox_list_active",
+    "sandbox_list_mine",
+]

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from . import api
+
+urlpatterns = [
+    path("sandboxes/", api.SandboxListCreateApi.as_view(), name="api-sandboxes"),
+    path("sandboxes/<str:sandbox_id>/", api.SandboxDetailApi.as_view(), name="api-sandbox"),
+    path("sandboxes/<str:sandbox_id>/runs/", api.RunListCreateApi.as_view(), name="api-runs"),
+    path("sandboxes/<str:sandbox_id>/faults/", api.FaultApi.as_view(), name="api-faults"),
+    path("runs/<str:run_id>/", api.RunDetailApi.as_view(), name="api-run"),
+]
