@@ -71,7 +71,7 @@ run: $(INSTALL_STAMP) $(PROTOS_STAMP) | var
 
 # pytest exits 5 when it collected no test: that is a failure here, never a pass.
 test: $(INSTALL_STAMP) $(PROTOS_STAMP) | var
-	@$(TEST_ENV) $(VENV)/bin/pytest -q tests/ $(PYTEST_ARGS); code=$$?; \
+	@$(TEST_ENV) $(PY) -m pytest -q tests/ $(PYTEST_ARGS); code=$$?; \
 	if [ $$code -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$code
 
@@ -79,8 +79,8 @@ bench: $(INSTALL_STAMP) $(PROTOS_STAMP) | var
 	$(PY) bench/run.py $(if $(BENCH),-k $(BENCH))
 
 lint: $(INSTALL_STAMP)
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 clean:
 	rm -rf $(PROTOS_GEN) bench/out test-artifacts .pytest_cache .ruff_cache *.egg-info \

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Run every benchmark in bench/bench_*.py and print its figures (`make bench`).
 
 A benchmark is a module with a main() that prints figures as lines of the form
@@ -28,8 +29,10 @@ OUT_DIR = BENCH_DIR / "out"
 DEFAULT_TIME_LIMIT_SECONDS = float(os.environ.get("BENCH_TIME_LIMIT", "300"))
 
 # "name: value unit", value a number; the unit is optional.
-FIGURE = re.compile(r"^\s*(?P<name>[^:]+?)\s*:\s*(?P<value>[-+]?\d[\d_]*(?:\.\d+)?(?:[eE][-+]?\d+)?)"
-                    r"\s*(?P<unit>\S.*?)?\s*$")
+FIGURE = re.compile(
+    r"^\s*(?P<name>[^:]+?)\s*:\s*(?P<value>[-+]?\d[\d_]*(?:\.\d+)?(?:[eE][-+]?\d+)?)"
+    r"\s*(?P<unit>\S.*?)?\s*$"
+)
 
 # Import the module by path and call its main(); `__name__` is not "__main__",
 # so a module's own command-line guard does not run it twice.
@@ -64,9 +67,9 @@ def parse_figure(line: str) -> Figure | None:
     )
 
 
-def discover(patterns: list[str]) -> list[Path]:
+def discover(directory: Path, patterns: list[str]) -> list[Path]:
     """Return the benchmark modules, narrowed to those whose name holds a pattern."""
-    modules = sorted(BENCH_DIR.glob("bench_*.py"))
+    modules = sorted(directory.glob("bench_*.py"))
     if patterns:
         modules = [m for m in modules if any(p in m.stem for p in patterns)]
     return modules
@@ -74,7 +77,7 @@ def discover(patterns: list[str]) -> list[Path]:
 
 def run_one(module: Path, *, time_limit: float) -> BenchResult:
     """Run one benchmark module in a subprocess, echoing its output; return its result."""
-    print(f"\n=== {module.stem} ({module.relative_to(PROJECT_ROOT)}) ===", flush=True)
+    print(f"\n=== {module.stem} ({module}) ===", flush=True)
     started = time.monotonic()
     process = subprocess.Popen(
         [sys.executable, "-c", RUNNER, str(module)],
@@ -91,6 +94,7 @@ def run_one(module: Path, *, time_limit: float) -> BenchResult:
     timed_out = False
     try:
         assert process.stdout is not None
+
         # Read line by line so output shows as it comes; the deadline is checked
         # by a timer that kills the group, which also ends the read.
         def kill_at_deadline() -> None:
@@ -149,16 +153,25 @@ def print_summary(results: list[BenchResult]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "-k", dest="patterns", action="append", default=[],
+        "-k",
+        dest="patterns",
+        action="append",
+        default=[],
         help="run only modules whose name contains this text (repeatable)",
     )
     parser.add_argument(
-        "--time-limit", type=float, default=DEFAULT_TIME_LIMIT_SECONDS, metavar="SECONDS",
+        "--time-limit",
+        type=float,
+        default=DEFAULT_TIME_LIMIT_SECONDS,
+        metavar="SECONDS",
         help="per-benchmark limit (default: $BENCH_TIME_LIMIT or 300)",
+    )
+    parser.add_argument(
+        "--directory", type=Path, default=BENCH_DIR, help="where to look for bench_*.py"
     )
     arguments = parser.parse_args(argv)
 
-    modules = discover(arguments.patterns)
+    modules = discover(arguments.directory, arguments.patterns)
     if not modules:
         print("no benchmarks found (bench/bench_*.py)")
         return 0

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Check that the services the lab needs answer, before anything starts.
 
 Run by `make run` (and by .ci/run with --wait). Redis and RabbitMQ are always
@@ -23,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from lab import settings  # noqa: E402  (needs PROJECT_ROOT on sys.path)
+from lab import settings  # (needs PROJECT_ROOT on sys.path)
 
 # Short timeouts: a service that is up answers on loopback in milliseconds.
 CONNECT_TIMEOUT_SECONDS = 2.0
@@ -164,7 +165,7 @@ def run_checks(checks: list[Check], *, wait_seconds: float) -> list[str]:
         for check in pending:
             try:
                 check.probe(check.url)
-            except Exception as error:  # any failure to connect is the same answer
+            except Exception as error:  # noqa: BLE001 (any failure means: not reachable)
                 failures.append((check, error))
         if not failures or time.monotonic() >= deadline:
             return [failure_message(check, error) for check, error in failures]
@@ -188,10 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     checks = checks_to_run()
     failures = run_checks(checks, wait_seconds=arguments.wait)
     if failures:
-        print("", file=sys.stderr)
+        print(file=sys.stderr)
         for message in failures:
             print(message, file=sys.stderr)
-            print("", file=sys.stderr)
+            print(file=sys.stderr)
         return 1
     if not arguments.quiet:
         names = ", ".join(f"{check.name} ({redact(check.url)})" for check in checks)

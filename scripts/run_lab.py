@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Run daphne, the Celery worker and Celery beat together in the foreground.
 
 `make run` calls this after preflight, migrations and checks. Each process's
@@ -93,8 +94,11 @@ class Supervisor:
             self.say(child.name, raw.decode("utf-8", "replace").rstrip("\n"), index)
 
     def start(self) -> None:
+        """Start every child, then one thread per child to relay its output."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        for index, child in enumerate(self.children):
+        # All children are forked before any thread exists, which keeps
+        # preexec_fn safe (a fork while another thread holds a lock is not).
+        for child in self.children:
             child.process = subprocess.Popen(
                 child.command,
                 cwd=PROJECT_ROOT,
@@ -103,8 +107,9 @@ class Supervisor:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=die_with_parent,
+                preexec_fn=die_with_parent,  # noqa: PLW1509 (no threads yet, see above)
             )
+        for index, child in enumerate(self.children):
             relay = threading.Thread(target=self.relay, args=(index, child), daemon=True)
             relay.start()
             self.relays.append(relay)
@@ -154,7 +159,9 @@ class Supervisor:
             self.say("lab", f"The lab is ready at {url} (Ctrl-C stops it)")
             return
         if not self.stop_requested.is_set():
-            self.say("lab", f"daphne is not listening on {host}:{port} after 60 s; see web's output")
+            self.say(
+                "lab", f"daphne is not listening on {host}:{port} after 60 s; see web's output"
+            )
 
 
 def signal_group(child: Child, signum: int) -> None:
