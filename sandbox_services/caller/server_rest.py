@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from sandbox_services.caller import scenarios
 from sandbox_services.catalog.interface import CallFailed
+from sandbox_services.runtime.serve import http_app, serve_http
+from sandbox_services.runtime.spec import ServiceContext
 
 ADDRESSES_KEY = web.AppKey("addresses", dict)
 SYMBOL_KEY = web.AppKey("symbol", str)
@@ -82,26 +84,22 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def make_app(
-    addresses: dict[str, str], symbol: str, middlewares: Iterable[Callable] = ()
-) -> web.Application:
-    """Return the caller's application; ``addresses`` maps "rest"/"grpc" to catalog addresses."""
-    app = web.Application(middlewares=list(middlewares))
+def add_routes(app: web.Application, addresses: dict[str, str], symbol: str) -> None:
+    """Add the scenario routes; ``addresses`` maps "rest"/"grpc" to the catalog's addresses."""
     app[ADDRESSES_KEY] = addresses
     app[SYMBOL_KEY] = symbol
-    app.router.add_get("/healthz", healthz)
     app.router.add_post("/v1/one-call", _route(one_call))
     app.router.add_post("/v1/streaming", _route(streaming))
     app.router.add_post("/v1/contract", _route(contract))
     app.router.add_post("/v1/multiplexing", _route(multiplexing))
-    return app
 
 
-async def serve(
-    addresses: dict[str, str], symbol: str, port: int, middlewares: Iterable[Callable] = ()
-) -> None:
-    """Serve on 127.0.0.1:port until cancelled."""
-    runner = web.AppRunner(make_app(addresses, symbol, middlewares), access_log=None)
+async def serve(addresses: dict[str, str], symbol: str, port: int) -> None:
+    """Serve on 127.0.0.1:port until cancelled, outside a sandbox (tests, benchmarks)."""
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    add_routes(app, addresses, symbol)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
@@ -110,10 +108,9 @@ async def serve(
         await runner.cleanup()
 
 
-async def main(ctx: Any) -> None:
+async def main(ctx: ServiceContext) -> None:
     """Run the caller service of a sandbox (a ServiceSpec main)."""
-    from sandbox_services.catalog.runtime_hooks import rest_middlewares
-
     addresses = {"rest": ctx.address("catalog-rest"), "grpc": ctx.address("catalog-grpc")}
-    symbol = str(ctx.settings.get("ticker_symbol", "LAB"))
-    await serve(addresses, symbol, ctx.port, rest_middlewares(ctx))
+    app = http_app(ctx)  # /healthz and the learner's faults come with it
+    add_routes(app, addresses, str(ctx.settings.get("ticker_symbol", "LAB")))
+    await serve_http(ctx, app)

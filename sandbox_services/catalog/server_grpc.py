@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -21,6 +21,8 @@ from sandbox_services.catalog.backend import CatalogBackend, backend_from_settin
 from sandbox_services.catalog.interface import InvalidArgument, NotFound
 from sandbox_services.protos_gen.labapi.catalog.v1 import catalog_pb2 as pb
 from sandbox_services.protos_gen.labapi.catalog.v1 import catalog_pb2_grpc as pb_grpc
+from sandbox_services.runtime.serve import grpc_server, serve_grpc
+from sandbox_services.runtime.spec import ServiceContext
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Catalog"].full_name
 Reply = TypeVar("Reply")
@@ -101,11 +103,9 @@ class CatalogServicer(pb_grpc.CatalogServicer):
         return codec_proto.stats_to_proto(self._backend.server_stats(request.window))
 
 
-async def start_server(
-    backend: CatalogBackend, port: int, interceptors: Iterable[Any] = ()
-) -> grpc.aio.Server:
-    """Start the gRPC server with the health service on 127.0.0.1:port."""
-    server = grpc.aio.server(interceptors=list(interceptors))
+async def start_server(backend: CatalogBackend, port: int) -> grpc.aio.Server:
+    """Start the gRPC server with the health service on 127.0.0.1:port, outside a sandbox."""
+    server = grpc.aio.server()
     pb_grpc.add_CatalogServicer_to_server(CatalogServicer(backend), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -117,9 +117,9 @@ async def start_server(
     return server
 
 
-async def serve(backend: CatalogBackend, port: int, interceptors: Iterable[Any] = ()) -> None:
-    """Serve until cancelled."""
-    server = await start_server(backend, port, interceptors)
+async def serve(backend: CatalogBackend, port: int) -> None:
+    """Serve until cancelled, outside a sandbox (tests, benchmarks)."""
+    server = await start_server(backend, port)
     ticker = asyncio.create_task(backend.ticker.run())
     try:
         await server.wait_for_termination()
@@ -128,8 +128,14 @@ async def serve(backend: CatalogBackend, port: int, interceptors: Iterable[Any] 
         await server.stop(grace=0.5)
 
 
-async def main(ctx: Any) -> None:
+async def main(ctx: ServiceContext) -> None:
     """Run the catalog-grpc service of a sandbox (a ServiceSpec main)."""
-    from sandbox_services.catalog.runtime_hooks import grpc_interceptors
-
-    await serve(backend_from_settings(dict(ctx.settings)), ctx.port, grpc_interceptors(ctx))
+    backend = backend_from_settings(dict(ctx.settings))
+    # The runtime's server brings the health service and the learner's faults.
+    server = grpc_server(ctx)
+    pb_grpc.add_CatalogServicer_to_server(CatalogServicer(backend), server)
+    ticker = asyncio.create_task(backend.ticker.run())
+    try:
+        await serve_grpc(ctx, server)
+    finally:
+        ticker.cancel()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -19,6 +19,8 @@ from opentelemetry import trace
 from sandbox_services.catalog import codec_json
 from sandbox_services.catalog.backend import CatalogBackend, backend_from_settings
 from sandbox_services.catalog.interface import InvalidArgument, NotFound
+from sandbox_services.runtime.serve import http_app, serve_http
+from sandbox_services.runtime.spec import ServiceContext
 
 BACKEND_KEY = web.AppKey("backend", CatalogBackend)
 
@@ -47,7 +49,7 @@ def _query_int(request: web.Request, name: str, default: int) -> int:
 
 
 @web.middleware
-async def _errors_as_json(request: web.Request, handler: Callable) -> web.StreamResponse:
+async def errors_as_json(request: web.Request, handler: Callable) -> web.StreamResponse:
     """Turn the backend's refusals into 4xx answers with a reason, as the API promises."""
     try:
         return await handler(request)
@@ -108,22 +110,27 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def make_app(backend: CatalogBackend, middlewares: Iterable[Callable] = ()) -> web.Application:
-    """Return the REST application; ``middlewares`` run outside ours (the runtime's faults)."""
-    app = web.Application(middlewares=[*middlewares, _errors_as_json])
+def add_routes(app: web.Application, backend: CatalogBackend) -> None:
+    """Add the catalog's resources to ``app``."""
     app[BACKEND_KEY] = backend
-    app.router.add_get("/healthz", healthz)
     app.router.add_get("/v1/products", list_products)
     app.router.add_post("/v1/reservations", create_reservation)
     app.router.add_get("/v1/prices/{symbol}", get_price)
     app.router.add_get("/v1/hold", hold)
     app.router.add_get("/v1/stats", server_stats)
+
+
+def make_app(backend: CatalogBackend) -> web.Application:
+    """Return the REST application on its own, for a process outside a sandbox."""
+    app = web.Application(middlewares=[errors_as_json])
+    app.router.add_get("/healthz", healthz)
+    add_routes(app, backend)
     return app
 
 
-async def serve(backend: CatalogBackend, port: int, middlewares: Iterable[Callable] = ()) -> None:
-    """Serve on 127.0.0.1:port until cancelled."""
-    runner = web.AppRunner(make_app(backend, middlewares), access_log=None)
+async def serve(backend: CatalogBackend, port: int) -> None:
+    """Serve on 127.0.0.1:port until cancelled, outside a sandbox (tests, benchmarks)."""
+    runner = web.AppRunner(make_app(backend), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     ticker = asyncio.create_task(backend.ticker.run())
@@ -134,8 +141,14 @@ async def serve(backend: CatalogBackend, port: int, middlewares: Iterable[Callab
         await runner.cleanup()
 
 
-async def main(ctx: Any) -> None:
+async def main(ctx: ServiceContext) -> None:
     """Run the catalog-rest service of a sandbox (a ServiceSpec main)."""
-    from sandbox_services.catalog.runtime_hooks import rest_middlewares
-
-    await serve(backend_from_settings(dict(ctx.settings)), ctx.port, rest_middlewares(ctx))
+    backend = backend_from_settings(dict(ctx.settings))
+    # The runtime's app brings /healthz and the learner's faults (delay, errors).
+    app = http_app(ctx, middlewares=[errors_as_json])
+    add_routes(app, backend)
+    ticker = asyncio.create_task(backend.ticker.run())
+    try:
+        await serve_http(ctx, app)
+    finally:
+        ticker.cancel()
