@@ -52,6 +52,11 @@ class GaugeReporter:
         with self._lock:
             self._pending[f"{queue}|{field}"] = self._pending.get(f"{queue}|{field}", 0) + n
 
+    def add_many(self, queues, field: str, n: int = 1) -> None:
+        """Add ``n`` to the same total of several queues (one publish routed to each)."""
+        for queue in queues:
+            self.add(queue, field, n)
+
     def inflight(self, queue: str, delta: int) -> None:
         """Move this process's count of delivered but unacked messages on a queue."""
         with self._lock:

@@ -1,0 +1,34 @@
+"""The "Async messaging" lesson: an order service and three consumers over RabbitMQ."""
+
+from sandbox_services.runtime.spec import ExperimentSpec, LabSpec, ServiceSpec
+
+from . import config
+
+_EXPERIMENTS = "sandbox_services.labs.async_messaging.experiments"
+
+LAB = LabSpec(
+    slug="async-messaging",
+    services=(
+        ServiceSpec(
+            "orders", "sandbox_services.orders_async.server_http:main", "http",
+            title="Order service", depends_on=config.CONSUMERS,
+        ),
+        *(
+            ServiceSpec(
+                name, "sandbox_services.order_consumers.service:main", "http",
+                title=f"{name.capitalize()} consumer", max_replicas=config.MAX_REPLICAS,
+            )
+            for name in config.CONSUMERS
+        ),
+    ),
+    experiments=(
+        ExperimentSpec("sync-vs-async", f"{_EXPERIMENTS}:sync_vs_async", timeout_s=90),
+        ExperimentSpec("temporal-decoupling", f"{_EXPERIMENTS}:temporal_decoupling", timeout_s=120),
+        ExperimentSpec("at-least-once", f"{_EXPERIMENTS}:at_least_once", timeout_s=120),
+        ExperimentSpec("poison-messages", f"{_EXPERIMENTS}:poison_messages", timeout_s=60),
+        ExperimentSpec("competing-consumers", f"{_EXPERIMENTS}:competing_consumers", timeout_s=120),
+    ),
+    teardown="sandbox_services.labs.async_messaging.hooks:teardown",
+    metrics="sandbox_services.labs.async_messaging.hooks:metrics",
+    settings={"parameters": {k: [p.as_dict() for p in v] for k, v in config.PARAMETERS.items()}},
+)

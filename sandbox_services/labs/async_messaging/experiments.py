@@ -1,0 +1,424 @@
+"""The five experiments of the async messaging lesson.
+
+Each takes the learner's parameters (validated against ``config.PARAMETERS``),
+drives the live services through their clients and ``ctx.control``, and returns
+a result in the shape of ``runtime.spec.RESULT_SHAPE``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+import uuid
+
+import pika
+
+from sandbox_services.messaging.connection import connect
+from sandbox_services.messaging.params import validate
+from sandbox_services.messaging.probes import DepthSampler, percentile, wait_until
+from sandbox_services.messaging.tracing import extract_context, inject_headers
+from sandbox_services.order_consumers.client import ConsumerClient
+from sandbox_services.orders_async.client import OrdersClient
+from sandbox_services.orders_async.interface import Order
+from sandbox_services.runtime.spec import ExperimentContext
+
+from . import config
+
+
+class Lab:
+    """The experiment's handles on the sandbox: the order service and the consumers."""
+
+    def __init__(self, ctx: ExperimentContext) -> None:
+        self.ctx = ctx
+        self.orders = OrdersClient(ctx.address("orders"))
+        self.consumers = {
+            name: ConsumerClient(lambda name=name: ctx.address(name)) for name in config.CONSUMERS
+        }
+
+    async def counts(self) -> dict[str, dict]:
+        """Return each consumer's counts from its own store."""
+        return {name: await client.stats() for name, client in self.consumers.items()}
+
+    async def ensure_running(self, name: str) -> bool:
+        """Start a consumer again if it is down (after a crash); return True if it was down."""
+        try:
+            await self.consumers[name].stats()
+            return False
+        except Exception:  # noqa: BLE001 - down or restarting
+            await self.ctx.control("start", name)
+            return True
+
+    async def close(self) -> None:
+        await self.orders.close()
+        for client in self.consumers.values():
+            await client.close()
+
+
+def new_order(**fields) -> Order:
+    return Order(uuid.uuid4().hex, fields.pop("customer_email", "learner@example.com"),
+                 fields.pop("amount_cents", random.randint(100, 50_000)), **fields)
+
+
+def latency_row(name: str, values: list[float]) -> dict:
+    return {"name": name, "values": [percentile(values, 0.5), percentile(values, 0.99), max(values or [0])]}
+
+
+async def sync_vs_async(ctx: ExperimentContext, params: dict) -> dict:
+    """Place orders both ways; then break email and place one more of each."""
+    p = validate(config.PARAMETERS["sync-vs-async"], params)
+    lab = Lab(ctx)
+    try:
+        latencies: dict[str, list[float]] = {"sync": [], "async": []}
+        for i in range(p["orders"]):
+            for mode in ("sync", "async"):
+                elapsed, error = await lab.orders.timed_order(new_order(), mode=mode)
+                if error is None:
+                    latencies[mode].append(elapsed)
+            await ctx.progress(0.5 * (i + 1) / p["orders"], "healthy orders")
+        rows = []
+        before = (await lab.consumers["email"].stats())["distinct"]
+        fault = p["email_fault"]
+        if fault == "stop":
+            await ctx.control("stop", "email")
+        elif fault == "slow":
+            await ctx.control("delay", "email", delay_ms=p["slow_ms"])
+        for mode in ("sync", "async"):
+            elapsed, error = await lab.orders.timed_order(new_order(), mode=mode)
+            rows.append([mode, f"email {fault}", round(elapsed, 1), error or "accepted"])
+        await ctx.progress(0.75, "fault phase done; restoring email")
+        if fault == "stop":
+            await ctx.control("start", "email")
+        elif fault == "slow":
+            await ctx.control("clear", "email")
+        # The async order's email goes out once email is back: its queue kept the event.
+        expected = before + (1 if fault == "stop" else 2)
+        delivered = await wait_until(
+            lambda: _distinct_at_least(lab.consumers["email"], expected), timeout_s=20
+        )
+        sync_p50, async_p50 = percentile(latencies["sync"], 0.5), percentile(latencies["async"], 0.5)
+        sync_failed = fault == "stop" and rows[0][3] != "accepted"
+        return {
+            "headline": (
+                f"Sync orders took {sync_p50} ms at p50, async {async_p50} ms; with email {fault}, "
+                + ("the sync order failed and the async one was accepted."
+                   if sync_failed else "both were accepted, at the latencies below.")
+            ),
+            "summary": [
+                {"label": "sync p50", "value": sync_p50, "unit": "ms"},
+                {"label": "async p50", "value": async_p50, "unit": "ms"},
+                {"label": "email caught up", "value": delivered, "unit": ""},
+            ],
+            "charts": [{
+                "title": "Caller's latency, healthy services", "type": "bar",
+                "x_label": "percentile", "y_label": "ms", "categories": ["p50", "p99", "max"],
+                "series": [latency_row("sync", latencies["sync"]), latency_row("async", latencies["async"])],
+            }],
+            "table": {"columns": ["mode", "condition", "latency ms", "outcome"], "rows": rows},
+            "notes": ["The async order's email was sent after email came back."
+                      if delivered else "Email had not caught up within 20 s."],
+            "ok": delivered and (fault != "stop" or sync_failed),
+        }
+    finally:
+        await lab.close()
+
+
+async def _distinct_at_least(client: ConsumerClient, expected: int) -> bool:
+    return (await client.stats())["distinct"] >= expected
+
+
+async def temporal_decoupling(ctx: ExperimentContext, params: dict) -> dict:
+    """Keep orders flowing while one consumer is stopped or slow; watch its queue."""
+    p = validate(config.PARAMETERS["temporal-decoupling"], params)
+    lab = Lab(ctx)
+    victim = p["consumer"]
+    sampler = DepthSampler(ctx.amqp_url, {victim: ctx.prefix + victim})
+    try:
+        before = {name: stats["distinct"] for name, stats in (await lab.counts()).items()}
+        sampler.start()
+        healthy = [(await lab.orders.timed_order(new_order(), mode="async"))[0] for _ in range(5)]
+        if p["fault"] == "stop":
+            await ctx.control("stop", victim)
+        else:
+            await ctx.control("delay", victim, delay_ms=p["slow_ms"])
+        during: list[float] = []
+        errors = 0
+        interval = 1 / p["rate"]
+        started = time.monotonic()
+        for i in range(p["orders"]):
+            elapsed, error = await lab.orders.timed_order(new_order(), mode="async")
+            during.append(elapsed)
+            errors += error is not None
+            await asyncio.sleep(max(0.0, started + (i + 1) * interval - time.monotonic()))
+            if i % 10 == 0:
+                await ctx.progress(0.6 * i / p["orders"], f"{victim} {p['fault']}: {i} orders placed")
+        peak = max((point[1] for point in sampler.points[victim]), default=0)
+        await ctx.progress(0.6, f"restoring {victim}; watch its queue drain")
+        await ctx.control("start" if p["fault"] == "stop" else "clear", victim)
+        total = 5 + p["orders"]
+        caught_up = await wait_until(lambda: _all_caught_up(lab, before, total), timeout_s=60, every_s=0.25)
+        await asyncio.sleep(0.5)  # one more depth sample at zero for the chart
+        await sampler.stop()
+        seen = {name: stats["distinct"] - before[name] for name, stats in (await lab.counts()).items()}
+        return {
+            "headline": (
+                f"{victim}'s queue rose to {peak} while the producer's p50 stayed at "
+                f"{percentile(during, 0.5)} ms; after the restart every consumer saw all {total} orders."
+                if caught_up else f"Not every consumer caught up: {seen} of {total}."
+            ),
+            "summary": [
+                {"label": "peak depth", "value": peak, "unit": "messages"},
+                {"label": "producer p50 before", "value": percentile(healthy, 0.5), "unit": "ms"},
+                {"label": "producer p50 during", "value": percentile(during, 0.5), "unit": "ms"},
+                {"label": "orders refused", "value": errors, "unit": ""},
+            ],
+            "charts": [
+                {"title": f"{victim} queue depth", "type": "line", "x_label": "s", "y_label": "messages",
+                 "series": [{"name": victim, "points": sampler.points[victim]}]},
+                {"title": "Producer latency", "type": "bar", "x_label": "percentile", "y_label": "ms",
+                 "categories": ["p50", "p99", "max"],
+                 "series": [latency_row("before", healthy), latency_row(f"{victim} {p['fault']}", during)]},
+            ],
+            "table": {"columns": ["consumer", "orders seen", "orders placed"],
+                      "rows": [[name, seen[name], total] for name in config.CONSUMERS]},
+            "ok": caught_up and errors == 0,
+        }
+    finally:
+        await sampler.stop()
+        await ctx.control("clear", victim)
+        await lab.close()
+
+
+async def _all_caught_up(lab: Lab, before: dict[str, int], total: int) -> bool:
+    counts = await lab.counts()
+    return all(counts[name]["distinct"] - before[name] >= total for name in config.CONSUMERS)
+
+
+async def at_least_once(ctx: ExperimentContext, params: dict) -> dict:
+    """Crash a consumer after its work and before its ack; count what happens twice."""
+    p = validate(config.PARAMETERS["at-least-once"], params)
+    if p["crashes"] > p["orders"]:
+        from sandbox_services.messaging.params import ParameterError
+        raise ParameterError("crashes", f"must not exceed orders ({p['orders']})")
+    lab = Lab(ctx)
+    name = p["consumer"]
+    client = lab.consumers[name]
+    try:
+        previous = await client.configure()
+        # Prefetch 1: only the crashing message is unacked when the process dies.
+        await client.configure(idempotent=p["idempotent"], prefetch=1)
+        before = await client.stats()
+        crash_at = set(random.sample(range(p["orders"]), p["crashes"]))
+        for i in range(p["orders"]):
+            order = new_order(crash_in=[name] if i in crash_at else [])
+            await lab.orders.place_order(order, mode="async")
+        restarts = 0
+
+        async def drained() -> bool:
+            nonlocal restarts
+            restarts += await lab.ensure_running(name)
+            return (await client.stats())["distinct"] - before["distinct"] >= p["orders"]
+
+        done = await wait_until(drained, timeout_s=60, every_s=0.2)
+        after = await client.stats()
+        await client.configure(prefetch=previous["prefetch"])
+        effects = after["effects"] - before["effects"]
+        distinct = after["distinct"] - before["distinct"]
+        crashes = after["counters"].get("crashes", 0) - before["counters"].get("crashes", 0)
+        duplicates = effects - distinct
+        expected_effects = p["orders"] if p["idempotent"] else p["orders"] + crashes
+        return {
+            "headline": (
+                f"{crashes} crashes before the ack; {name} did its work {effects} times for "
+                f"{distinct} orders: " + ("exactly once each, thanks to deduplication."
+                                          if p["idempotent"] else f"{duplicates} duplicates.")
+            ),
+            "summary": [
+                {"label": "orders", "value": p["orders"], "unit": ""},
+                {"label": "crashes", "value": crashes, "unit": ""},
+                {"label": "effects", "value": effects, "unit": ""},
+                {"label": "duplicates", "value": duplicates, "unit": ""},
+                {"label": "restarts", "value": restarts, "unit": ""},
+            ],
+            "table": {"columns": ["", "count"], "rows": [
+                ["orders placed", p["orders"]], ["distinct orders handled", distinct],
+                ["effects (emails sent)", effects], ["duplicates", duplicates], ["crashes", crashes],
+            ]},
+            "notes": ["Prefetch was 1 during the run, so each crash left exactly one message unacked."],
+            "ok": done and distinct == p["orders"] and effects == expected_effects,
+        }
+    finally:
+        await lab.ensure_running(name)
+        await lab.close()
+
+
+def _dead_letter_peek(amqp_url: str, dead_queue: str) -> dict | None:
+    """Read the first dead letter without removing it (basic_get, then nack with requeue)."""
+    connection = connect(amqp_url, name="dead-letter-inspector", deadline_s=5)
+    try:
+        channel = connection.channel()
+        method, properties, body = channel.basic_get(dead_queue, auto_ack=False)
+        if method is None:
+            return None
+        channel.basic_nack(method.delivery_tag, requeue=True)
+        headers = properties.headers or {}
+        death = (headers.get("x-death") or [{}])[0]
+        return {
+            "message_id": properties.message_id,
+            "body": json.loads(body),
+            "attempts": int(headers.get("x-attempts", 0)) + 1,
+            "reason": death.get("reason", b"").decode() if isinstance(death.get("reason"), bytes)
+            else death.get("reason"),
+            "from_queue": death.get("queue"),
+        }
+    finally:
+        connection.close()
+
+
+def _dead_letter_send_back(amqp_url: str, dead_queue: str, queue: str, repair: bool) -> str | None:
+    """Move the first dead letter back to its queue with a fresh attempt count."""
+    connection = connect(amqp_url, name="dead-letter-mover", deadline_s=5)
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        method, properties, body = channel.basic_get(dead_queue, auto_ack=False)
+        if method is None:
+            return None
+        order = json.loads(body)
+        if repair:
+            order["customer_email"] = "fixed@example.com"
+        headers = {k: v for k, v in (properties.headers or {}).items()
+                   if k not in ("x-attempts", "x-death", "x-first-death-queue",
+                                "x-first-death-reason", "x-first-death-exchange")}
+        # basic_get is outside the pika instrumentation: carry the original trace by hand,
+        # so the send-back joins the order's trace.
+        from opentelemetry import context as otel_context
+        token = otel_context.attach(extract_context(properties.headers))
+        try:
+            channel.basic_publish("", queue, json.dumps(order).encode(), pika.BasicProperties(
+                content_type="application/json", delivery_mode=pika.DeliveryMode.Persistent,
+                message_id=properties.message_id, headers=inject_headers(headers)))
+        finally:
+            otel_context.detach(token)
+        channel.basic_ack(method.delivery_tag)
+        return properties.message_id
+    finally:
+        connection.close()
+
+
+async def poison_messages(ctx: ExperimentContext, params: dict) -> dict:
+    """Send one order email can never handle; watch it retried, dead-lettered, sent back."""
+    p = validate(config.PARAMETERS["poison-messages"], params)
+    lab = Lab(ctx)
+    email = lab.consumers["email"]
+    dead, queue = ctx.prefix + "email" + config.DEAD_SUFFIX, ctx.prefix + "email"
+    try:
+        before = await email.stats()
+        for _ in range(p["good_orders"]):
+            await lab.orders.place_order(new_order(), mode="async")
+        poison = new_order(customer_email=config.POISON_EMAIL)
+        await lab.orders.place_order(poison, mode="async")
+        await ctx.progress(0.3, "poison order placed; email retries it")
+        letter = None
+
+        async def landed() -> bool:
+            nonlocal letter
+            letter = await asyncio.to_thread(_dead_letter_peek, ctx.amqp_url, dead)
+            return letter is not None and letter["message_id"] == poison.order_id
+
+        in_dead_queue = await wait_until(landed, timeout_s=20, every_s=0.2)
+        good_done = await wait_until(
+            lambda: _distinct_at_least(email, before["distinct"] + p["good_orders"]), timeout_s=20
+        )
+        mid = await email.stats()
+        rows = [["good orders handled", mid["distinct"] - before["distinct"]],
+                ["retries", mid["counters"].get("retried", 0) - before["counters"].get("retried", 0)],
+                ["dead-lettered", mid["counters"].get("dead_lettered", 0)
+                 - before["counters"].get("dead_lettered", 0)]]
+        outcome = "left in the dead-letter queue"
+        if in_dead_queue and p["send_back"]:
+            await ctx.progress(0.7, "sending the repaired message back")
+            await asyncio.to_thread(_dead_letter_send_back, ctx.amqp_url, dead, queue, True)
+            handled = await wait_until(
+                lambda: _distinct_at_least(email, mid["distinct"] + 1), timeout_s=20
+            )
+            outcome = "repaired, sent back and handled" if handled else "sent back, not handled yet"
+        rows.append(["poison message", outcome])
+        return {
+            "headline": (
+                f"The poison order was tried {letter['attempts'] if letter else '?'} times, then "
+                f"parked in email.dead ({letter['reason'] if letter else '?'}); the other "
+                f"{p['good_orders']} orders went through; it was {outcome}."
+            ),
+            "summary": [{"label": "attempts", "value": letter["attempts"] if letter else 0, "unit": ""}],
+            "table": {"columns": ["", "value"], "rows": rows},
+            "dead_letter": letter,
+            "notes": [
+                (f"The consumer gives up after {config.MAX_ATTEMPTS} attempts (config.MAX_ATTEMPTS); "
+                "the broker's dead-letter exchange moves it.")
+            ],
+            "ok": in_dead_queue and good_done,
+        }
+    finally:
+        await lab.close()
+
+
+async def competing_consumers(ctx: ExperimentContext, params: dict) -> dict:
+    """Scale analytics to N replicas with a prefetch; measure throughput and each one's share."""
+    p = validate(config.PARAMETERS["competing-consumers"], params)
+    lab = Lab(ctx)
+    analytics = lab.consumers["analytics"]
+    try:
+        await analytics.configure(prefetch=p["prefetch"], work_ms=p["work_ms"])
+        await ctx.control("scale", "analytics", replicas=p["replicas"])
+        before = await analytics.stats()
+        # Tracing every one of hundreds of orders would measure the tracer: sample.
+        ctx.set_sample_ratio(0.02)
+        started = time.monotonic()
+        pending = [new_order() for _ in range(p["orders"])]
+
+        async def place_some() -> None:
+            while pending:
+                await lab.orders.place_order(pending.pop(), mode="async")
+
+        await asyncio.gather(*(place_some() for _ in range(8)))
+        published_s = time.monotonic() - started
+        await ctx.progress(0.5, "all orders published; analytics is draining")
+        done = await wait_until(
+            lambda: _distinct_at_least(analytics, before["distinct"] + p["orders"]),
+            timeout_s=90, every_s=0.1,
+        )
+        elapsed = time.monotonic() - started
+        after = await analytics.stats()
+        shares = {
+            replica: count - before["by_replica"].get(replica, 0)
+            for replica, count in after["by_replica"].items()
+        }
+        throughput = round(p["orders"] / elapsed, 1)
+        return {
+            "headline": (
+                f"{p['replicas']} analytics replica(s) with prefetch {p['prefetch']} handled "
+                f"{p['orders']} orders at {throughput} orders/s."
+            ),
+            "summary": [
+                {"label": "throughput", "value": throughput, "unit": "orders/s"},
+                {"label": "publishing took", "value": round(published_s, 2), "unit": "s"},
+                {"label": "draining took", "value": round(elapsed, 2), "unit": "s"},
+            ],
+            "charts": [{
+                "title": "Share of the orders per replica", "type": "bar", "x_label": "replica",
+                "y_label": "orders", "categories": [f"replica {r}" for r in sorted(shares)],
+                "series": [{"name": "orders", "values": [shares[r] for r in sorted(shares)]}],
+            }],
+            "table": {"columns": ["replica", "orders", "share %"], "rows": [
+                [r, n, round(100 * n / max(1, p["orders"]), 1)] for r, n in sorted(shares.items())
+            ]},
+            "notes": ["Traces were sampled at 2% during the load."],
+            "ok": done,
+        }
+    finally:
+        ctx.set_sample_ratio(1.0)
+        await analytics.configure(prefetch=config.DEFAULT_PREFETCH, work_ms=None)
+        await ctx.control("scale", "analytics", replicas=1)
+        await lab.close()

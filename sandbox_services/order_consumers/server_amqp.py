@@ -1,0 +1,89 @@
+"""The consumer's queue side: deliveries from RabbitMQ, acked only after the work is done."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from functools import partial
+
+from opentelemetry import context as otel_context
+
+from sandbox_services.labs.async_messaging import config
+from sandbox_services.messaging.consumer import ConsumerLoop, Delivery, Outcome, start_thread
+from sandbox_services.messaging.gauges import GaugeReporter
+from sandbox_services.runtime.spec import InjectedFault, ServiceContext
+
+from .backend import ConsumerBackend
+from .interface import PoisonMessage
+
+log = logging.getLogger(__name__)
+
+# Exit status of a simulated crash between the work and the ack.
+CRASH_EXIT_CODE = 70
+
+
+class QueueConsumer:
+    """Bridge the consuming thread to the backend, which runs on the service's event loop."""
+
+    def __init__(self, ctx: ServiceContext, backend: ConsumerBackend, gauges: GaugeReporter) -> None:
+        self._ctx = ctx
+        self._backend = backend
+        self._gauges = gauges
+        self._loop = asyncio.get_running_loop()
+        self.stop = threading.Event()
+        self.loop = ConsumerLoop(
+            ctx.amqp_url,
+            ctx.prefix + backend.name,
+            self.on_delivery,
+            prefetch=lambda: backend.store.settings().prefetch,
+            declare=partial(config.declare_consumer_queue, prefix=ctx.prefix, consumer=backend.name),
+            stop=self.stop,
+            name=f"{ctx.prefix}{backend.name}-{ctx.replica}",
+            on_delivery=self._count,
+        )
+
+    def _count(self, event: str, delta: int) -> None:
+        name = self._backend.name
+        self._gauges.inflight(name, delta)
+        if event == "delivered":
+            self._gauges.add(name, "delivered")
+        elif event == "retried":
+            self._gauges.add(name, "published")
+        elif event == "dead_lettered":
+            self._gauges.add(name + config.DEAD_SUFFIX, "published")
+
+    def on_delivery(self, delivery: Delivery) -> Outcome:
+        """Handle one delivery (on the consuming thread) and say whether to ack it."""
+        order = delivery.json()
+        # The pika instrumentation made the CONSUMER span current on this thread; carry it.
+        trace_context = otel_context.get_current()
+        future = asyncio.run_coroutine_threadsafe(self._handle(order, delivery, trace_context), self._loop)
+        try:
+            future.result()
+        except (PoisonMessage, InjectedFault, Exception) as error:  # noqa: BLE001
+            if delivery.attempts + 1 >= config.MAX_ATTEMPTS:
+                log.warning("dead-lettering %s after %d attempts: %s",
+                            delivery.message_id, delivery.attempts + 1, error)
+                self._backend.store.bump("dead_lettered")
+                return Outcome.DEAD_LETTER
+            self._backend.store.bump("retried")
+            return Outcome.RETRY
+        first_time = not delivery.redelivered and delivery.attempts == 0
+        if self._backend.name in order.get("crash_in", ()) and first_time:
+            # The at-least-once experiment: the work is done and recorded, the ack is
+            # not sent. The broker will deliver this message again to whoever is next.
+            self._backend.store.bump("crashes")
+            os._exit(CRASH_EXIT_CODE)
+        return Outcome.ACK
+
+    async def _handle(self, order: dict, delivery: Delivery, trace_context) -> None:
+        token = otel_context.attach(trace_context)
+        try:
+            await self._backend.handle(order, message_id=delivery.message_id)
+        finally:
+            otel_context.detach(token)
+
+    def start(self) -> threading.Thread:
+        return start_thread(self.loop)
