@@ -23,13 +23,14 @@ PORT ?= 8000
 # The tests use Redis database 1, so a lab running on database 0 is never disturbed.
 TEST_ENV := REDIS_URL=redis://127.0.0.1:6379/1 CELERY_BROKER_URL=redis://127.0.0.1:6379/1 \
 	LAB_KEEPALIVE_SECONDS=3
+TESTS ?= tests/
 PYTEST_ARGS ?=
 
 .PHONY: help run test install protos preflight migrate bench lint clean
 
 help:
 	@echo "make run     install, build protos, check Redis/RabbitMQ, migrate, start the lab on http://$(HOST):$(PORT)/"
-	@echo "make test    install, build protos, run the test suite (PYTEST_ARGS='-k name' to narrow it)"
+	@echo "make test    install, build protos, run the test suite (TESTS=tests/test_x.py or PYTEST_ARGS='-k name' to narrow it)"
 	@echo "make bench   run the benchmarks in bench/bench_*.py (BENCH=name to pick some)"
 	@echo "make protos  compile protos/ into $(PROTOS_GEN)/"
 	@echo "make lint    ruff check and ruff format --check"
@@ -71,7 +72,7 @@ run: $(INSTALL_STAMP) $(PROTOS_STAMP) | var
 
 # pytest exits 5 when it collected no test: that is a failure here, never a pass.
 test: $(INSTALL_STAMP) $(PROTOS_STAMP) | var
-	@$(TEST_ENV) $(PY) -m pytest -q tests/ $(PYTEST_ARGS); code=$$?; \
+	@$(TEST_ENV) $(PY) -m pytest -q $(TESTS) $(PYTEST_ARGS); code=$$?; \
 	if [ $$code -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$code
 
@@ -84,7 +85,7 @@ lint: $(INSTALL_STAMP)
 
 clean:
 	rm -rf $(PROTOS_GEN) bench/out test-artifacts .pytest_cache .ruff_cache *.egg-info \
-		var/staticfiles var/celerybeat-schedule* var/test.sqlite3* var/sandboxes $(INSTALL_STAMP)
+		var/staticfiles var/celerybeat-schedule* var/test*.sqlite3* var/sandboxes* $(INSTALL_STAMP)
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 clean-all: clean

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,6 +116,21 @@ class Supervisor:
             self.relays.append(relay)
             self.say("lab", f"started {child.name} (pid {child.process.pid})")
 
+    def run(self, after_start: Callable[[], None] = lambda: None) -> int:
+        """Start the children and supervise them until a signal or an exit; return the code."""
+
+        def request_stop(signum: int, _frame: object) -> None:
+            self.stop_requested.set()
+
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
+        self.start()
+        after_start()
+        code = self.wait()
+        self.stop()
+        self.say("lab", "stopped")
+        return code
+
     def wait(self) -> int:
         """Block until a signal arrives or a child exits; return that child's code or 0."""
         while not self.stop_requested.wait(0.2):
@@ -182,26 +198,18 @@ def main(argv: list[str] | None = None) -> int:
 
     (PROJECT_ROOT / "var").mkdir(exist_ok=True)
     supervisor = Supervisor(lab_commands(host=arguments.host, port=arguments.port))
-
-    def request_stop(signum: int, _frame: object) -> None:
-        supervisor.stop_requested.set()
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-
-    supervisor.start()
     local_host = "127.0.0.1" if arguments.host in {"0.0.0.0", "::"} else arguments.host
     url = f"http://{local_host}:{arguments.port}/"
-    supervisor.say("lab", f"starting; the lab will be at {url}")
-    threading.Thread(
-        target=supervisor.announce_when_listening,
-        kwargs={"host": local_host, "port": arguments.port, "url": url},
-        daemon=True,
-    ).start()
-    code = supervisor.wait()
-    supervisor.stop()
-    supervisor.say("lab", "stopped")
-    return code
+
+    def announce() -> None:
+        supervisor.say("lab", f"starting; the lab will be at {url}")
+        threading.Thread(
+            target=supervisor.announce_when_listening,
+            kwargs={"host": local_host, "port": arguments.port, "url": url},
+            daemon=True,
+        ).start()
+
+    return supervisor.run(after_start=announce)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,220 @@
+"""What a self-hoster and a new user run: the compose file, preflight, make and the bench driver."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+PREFLIGHT = ROOT / "scripts" / "preflight.py"
+BENCH_RUNNER = ROOT / "bench" / "run.py"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+CLOSED_PORT = 1  # nothing listens on 127.0.0.1:1
+
+
+def run_preflight(**environment: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(PREFLIGHT)],
+        env={**os.environ, **environment},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+# --- docker-compose.yml
+
+
+def test_compose_file_is_valid_for_debian_docker_compose() -> None:
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        if IN_CI:
+            pytest.fail("docker-compose is not installed: .ci/run should have installed it")
+        pytest.skip("docker-compose is not installed (apt-get install docker-compose)")
+    for profile in ([], ["--profile", "jaeger"]):
+        result = subprocess.run(
+            [binary, "-f", str(COMPOSE_FILE), *profile, "config", "-q"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+
+
+def test_compose_services_wait_for_healthy_dependencies() -> None:
+    compose = yaml.safe_load(COMPOSE_FILE.read_text())
+    services = compose["services"]
+    assert {"web", "worker", "beat", "redis", "rabbitmq", "postgres", "jaeger"} <= set(services)
+    for backing in ("redis", "rabbitmq", "postgres"):
+        assert "healthcheck" in services[backing], backing
+    for name, service in services.items():
+        for dependency, rule in (service.get("depends_on") or {}).items():
+            assert rule == {"condition": "service_healthy"}, (name, dependency)
+            assert "healthcheck" in services[dependency], (name, dependency)
+    assert services["jaeger"]["profiles"] == ["jaeger"]
+    assert "rabbitmq:3-management" in services["rabbitmq"]["image"]
+
+
+def test_compose_runs_the_lab_from_one_image_against_postgresql() -> None:
+    services = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+    lab_services = [services[name] for name in ("web", "worker", "beat")]
+    assert len({service["image"] for service in lab_services}) == 1
+    for service in lab_services:
+        assert service["environment"]["DATABASE_URL"].startswith("postgres://")
+        assert "@postgres:" in service["environment"]["DATABASE_URL"]
+    web_command = services["web"]["command"]
+    # Migrations before daphne, and daphne reachable from outside its container.
+    assert web_command.index("migrate") < web_command.index("daphne")
+    assert "-b 0.0.0.0" in web_command
+
+
+def test_compose_file_avoids_keys_docker_compose_1_29_rejects() -> None:
+    compose = yaml.safe_load(COMPOSE_FILE.read_text())
+    assert not {"name", "include"} & set(compose)
+    for service in compose["services"].values():
+        assert "start_interval" not in (service.get("healthcheck") or {})
+        assert "develop" not in service
+        for rule in (service.get("depends_on") or {}).values():
+            assert "required" not in rule
+
+
+# --- scripts/preflight.py
+
+
+def test_preflight_passes_against_the_running_services() -> None:
+    result = run_preflight()
+    assert result.returncode == 0, result.stderr
+    assert "Redis" in result.stdout and "RabbitMQ" in result.stdout
+
+
+def test_preflight_names_redis_when_redis_does_not_answer() -> None:
+    url = f"redis://127.0.0.1:{CLOSED_PORT}/0"
+    result = run_preflight(REDIS_URL=url, CELERY_BROKER_URL=url)
+    assert result.returncode != 0
+    assert "Redis is not reachable" in result.stderr
+    assert "redis-server" in result.stderr  # how to start it
+    assert "RabbitMQ is not reachable" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_preflight_names_rabbitmq_when_rabbitmq_does_not_answer() -> None:
+    result = run_preflight(AMQP_URL=f"amqp://guest:guest@127.0.0.1:{CLOSED_PORT}/%2F")
+    assert result.returncode != 0
+    assert "RabbitMQ is not reachable" in result.stderr
+    assert "rabbitmq-server -detached" in result.stderr
+    assert "guest:guest@" not in result.stderr  # the password is not printed
+    assert "Redis is not reachable" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_preflight_checks_postgresql_only_when_database_url_names_it() -> None:
+    result = run_preflight(DATABASE_URL=f"postgres://postgres@127.0.0.1:{CLOSED_PORT}/test")
+    assert result.returncode != 0
+    assert "PostgreSQL is not reachable" in result.stderr
+    assert "PostgreSQL" not in run_preflight().stdout
+
+
+# --- Makefile
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_run_checks_services_and_migrates_before_starting_the_lab() -> None:
+    result = subprocess.run(
+        ["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
+    lines = result.stdout.splitlines()
+
+    def first(text: str) -> int:
+        return next(i for i, line in enumerate(lines) if text in line)
+
+    assert first("scripts/preflight.py") < first("manage.py migrate") < first("run_lab.py")
+    assert first("manage.py check") < first("run_lab.py")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_test_uses_redis_database_1() -> None:
+    result = subprocess.run(
+        ["make", "-n", "test"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "REDIS_URL=redis://127.0.0.1:6379/1" in result.stdout
+    assert "CELERY_BROKER_URL=redis://127.0.0.1:6379/1" in result.stdout
+
+
+# --- scripts/run_lab.py
+
+
+def test_run_lab_stops_every_process_on_sigint() -> None:
+    """Ctrl-C reaches the supervisor only (children have their own sessions): it ends them all."""
+    harness = textwrap.dedent(
+        f"""
+        import runpy, sys
+        module = runpy.run_path({str(ROOT / "scripts" / "run_lab.py")!r})
+        sleeper = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(120)"]
+        supervisor = module["Supervisor"]([module["Child"]("one", sleeper),
+                                           module["Child"]("two", sleeper)])
+        sys.exit(supervisor.run())
+        """
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", harness],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    seen: list[str] = []
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:  # bounded by the test's timeout
+            seen.append(line)
+            if sum(line.endswith("| up\n") for line in seen) == 2:
+                break
+        child_pids = [
+            int(line.rsplit("pid ", 1)[1].rstrip(")\n")) for line in seen if "(pid " in line
+        ]
+        assert len(child_pids) == 2, seen
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert "stopping one" in rest and "stopping two" in rest
+    assert process.returncode == 0
+    for pid in child_pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+# --- bench/run.py
+
+
+def test_bench_runner_reports_figures_and_fails_only_on_a_crash(tmp_path: Path) -> None:
+    (tmp_path / "bench_good.py").write_text(
+        "def main():\n    print('warming up')\n    print('rest p50: 1.5 ms')\n"
+    )
+    run = [sys.executable, str(BENCH_RUNNER), "--directory", str(tmp_path)]
+    good = subprocess.run(run, capture_output=True, text=True, timeout=60, check=False)
+    assert good.returncode == 0, good.stdout
+    summary = good.stdout.split("=== summary ===")[1]
+    assert "bench_good: ok" in summary and "rest p50: 1.5 ms" in summary
+    assert "warming up" not in summary
+
+    (tmp_path / "bench_broken.py").write_text("def main():\n    raise RuntimeError('boom')\n")
+    broken = subprocess.run(run, capture_output=True, text=True, timeout=60, check=False)
+    assert broken.returncode != 0
+    assert "bench_broken: failed" in broken.stdout
+    assert "bench_good: ok" in broken.stdout
