@@ -17,7 +17,7 @@ class _Validator(OriginValidator):
         return self.validate_origin(parsed_origin)
 
 
-def BrowserOriginValidator(application):  # noqa: N802  (reads like the middleware it wraps)
+def BrowserOriginValidator(application):
     allowed = list(settings.ALLOWED_HOSTS)
     if settings.DEBUG and not allowed:
         allowed = ["localhost", "127.0.0.1", "[::1]"]

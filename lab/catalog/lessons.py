@@ -161,7 +161,7 @@ def load_lesson(path: Path) -> Lesson:
     try:
         meta = yaml.safe_load(front) or {}
     except yaml.YAMLError as error:
-        raise LessonInvalid([LessonProblem(path, "front matter", f"invalid YAML: {error}")])
+        raise LessonInvalid([LessonProblem(path, "front matter", f"invalid YAML: {error}")]) from None
     if not isinstance(meta, dict):
         raise LessonInvalid([LessonProblem(path, "front matter", "must be a mapping")])
 

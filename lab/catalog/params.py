@@ -1,5 +1,6 @@
 """Validate a learner's experiment parameters against the lesson's declaration."""
 
+import math
 from typing import Any
 
 from .lessons import Experiment
@@ -52,7 +53,7 @@ def _coerce(parameter, value):
         raise ValueError(f"must be a number ({kind})") from None
     if kind == "int" and isinstance(value, float) and not value.is_integer():
         raise ValueError("must be a whole number")
-    if number != number or number in (float("inf"), float("-inf")):
+    if math.isnan(number) or math.isinf(number):
         raise ValueError("must be a finite number")
     if not parameter.min <= number <= parameter.max:
         raise ValueError(f"must be between {parameter.min} and {parameter.max}")

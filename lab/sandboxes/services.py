@@ -1,5 +1,6 @@
 """Writes of sandboxes, runs and faults. Side effects wait for the commit."""
 
+import math
 from datetime import timedelta
 
 from django.conf import settings
@@ -11,7 +12,7 @@ from lab.catalog.params import ParamsInvalid, params_clean
 from lab.catalog.selectors import LessonNotFound, lesson_get
 from sandbox_services.runtime import client
 
-from .models import ACTIVE_STATES, Run, RunState, Sandbox, SandboxState
+from .models import ACTIVE_STATES, Run, Sandbox, SandboxState
 
 FAULT_ACTIONS = ("stop", "start", "delay", "error", "clear")
 MAX_DELAY_MS = 10_000
@@ -157,4 +158,4 @@ def fault_apply(*, sandbox: Sandbox, service: str, action: str, delay_ms=None, e
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
