@@ -10,7 +10,11 @@ def _flatten(errors, prefix: str = "") -> dict[str, list[str]]:
         for key, value in errors.items():
             name = f"{prefix}.{key}" if prefix else str(key)
             flat.update(_flatten(value, name))
-    elif isinstance(errors, list) and errors and all(not isinstance(item, (dict, list)) for item in errors):
+    elif (
+        isinstance(errors, list)
+        and errors
+        and all(not isinstance(item, (dict, list)) for item in errors)
+    ):
         flat[prefix or "non_field_errors"] = [str(item) for item in errors]
     elif isinstance(errors, list):
         for index, value in enumerate(errors):
@@ -30,7 +34,11 @@ def exception_handler(exc, context):
         detail = f"{first[0]}: {first[1][0]}" if first else "Invalid input."
         response.data = {"detail": detail, "errors": errors}
     else:
-        detail = response.data.get("detail", "Error.") if isinstance(response.data, dict) else str(response.data)
+        detail = (
+            response.data.get("detail", "Error.")
+            if isinstance(response.data, dict)
+            else str(response.data)
+        )
         errors = getattr(exc, "field_errors", {}) or {}
         response.data = {"detail": str(detail), "errors": errors}
     return response

@@ -98,16 +98,37 @@ class LabProcesses:
         hostname = f"{name}@{socket.gethostname()}"
         log = open(self.log_dir / f"{name}.log", "ab")
         process = subprocess.Popen(
-            [str(BIN / "celery"), "-A", "lab", "worker", "-n", hostname, "-Q",
-             os.environ["LAB_CELERY_QUEUE"], "-c", "2", "-l", "info",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=lab_env(self.database_name), stdout=log, stderr=subprocess.STDOUT,
+            [
+                str(BIN / "celery"),
+                "-A",
+                "lab",
+                "worker",
+                "-n",
+                hostname,
+                "-Q",
+                os.environ["LAB_CELERY_QUEUE"],
+                "-c",
+                "2",
+                "-l",
+                "info",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env=lab_env(self.database_name),
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.workers[name] = process
         connection = redis.Redis.from_url(os.environ["REDIS_URL"])
-        wait_for(lambda: connection.exists(f"lab:worker:{hostname}:alive"), 60,
-                 f"worker {name} heartbeat", process)
+        wait_for(
+            lambda: connection.exists(f"lab:worker:{hostname}:alive"),
+            60,
+            f"worker {name} heartbeat",
+            process,
+        )
         return process
 
     def start_daphne(self) -> None:
@@ -115,7 +136,10 @@ class LabProcesses:
         log = open(self.log_dir / "daphne.log", "ab")
         self.daphne = subprocess.Popen(
             [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port), "lab.asgi:application"],
-            cwd=ROOT, env=lab_env(self.database_name), stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=lab_env(self.database_name),
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         wait_for(lambda: port_open(self.port), 60, "daphne", self.daphne)

@@ -25,9 +25,7 @@ class Cohort(models.Model):
 
     name = models.CharField(max_length=120, unique=True)
     instructors = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="cohorts_taught")
-    learners = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, related_name="cohorts", blank=True
-    )
+    learners = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="cohorts", blank=True)
 
     def __str__(self) -> str:
         return self.name

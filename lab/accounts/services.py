@@ -44,7 +44,9 @@ def learner_create(*, username: str, password: str) -> AbstractBaseUser:
     return user
 
 
-def labuser_upsert(*, username: str, role: str, password: str | None = None) -> tuple[AbstractBaseUser, str]:
+def labuser_upsert(
+    *, username: str, role: str, password: str | None = None
+) -> tuple[AbstractBaseUser, str]:
     """Create or update a user with ``role``; return it and its API token key."""
     if role not in (Role.LEARNER, Role.INSTRUCTOR):
         raise ValueError(f"role must be learner or instructor, not {role!r}")

@@ -40,7 +40,9 @@ class LessonDetailApi(APIView):
     @extend_schema(responses={200: dict})
     def get(self, request, slug: str):
         lesson = _lesson(slug)
-        return Response({**lesson.as_dict(), "progress": progress_for(user=request.user, lesson=lesson)})
+        return Response(
+            {**lesson.as_dict(), "progress": progress_for(user=request.user, lesson=lesson)}
+        )
 
 
 class ProgressApi(APIView):

@@ -161,7 +161,9 @@ def load_lesson(path: Path) -> Lesson:
     try:
         meta = yaml.safe_load(front) or {}
     except yaml.YAMLError as error:
-        raise LessonInvalid([LessonProblem(path, "front matter", f"invalid YAML: {error}")]) from None
+        raise LessonInvalid(
+            [LessonProblem(path, "front matter", f"invalid YAML: {error}")]
+        ) from None
     if not isinstance(meta, dict):
         raise LessonInvalid([LessonProblem(path, "front matter", "must be a mapping")])
 
@@ -192,7 +194,9 @@ def load_lesson(path: Path) -> Lesson:
         problem("steps", "a lesson needs at least one step")
 
     experiments = []
-    for index, item in enumerate(_list_of_mappings(meta.get("experiments"), "experiments", problem)):
+    for index, item in enumerate(
+        _list_of_mappings(meta.get("experiments"), "experiments", problem)
+    ):
         experiment = _experiment(item, f"experiments[{index}]", step_titles, problem)
         if experiment:
             if any(existing.name == experiment.name for existing in experiments):
@@ -201,8 +205,12 @@ def load_lesson(path: Path) -> Lesson:
 
     checkpoints = []
     experiment_names = {experiment.name for experiment in experiments}
-    for index, item in enumerate(_list_of_mappings(meta.get("checkpoints"), "checkpoints", problem)):
-        checkpoint = _checkpoint(item, f"checkpoints[{index}]", step_titles, experiment_names, problem)
+    for index, item in enumerate(
+        _list_of_mappings(meta.get("checkpoints"), "checkpoints", problem)
+    ):
+        checkpoint = _checkpoint(
+            item, f"checkpoints[{index}]", step_titles, experiment_names, problem
+        )
         if checkpoint:
             checkpoints.append(checkpoint)
 
@@ -265,7 +273,9 @@ def _experiment(item: dict, where: str, step_titles: dict, problem) -> Experimen
     if step not in step_titles:
         problem(f"{where}.step", f"names no step of this lesson: {step!r}")
     parameters = []
-    for index, raw in enumerate(_list_of_mappings(item.get("parameters"), f"{where}.parameters", problem)):
+    for index, raw in enumerate(
+        _list_of_mappings(item.get("parameters"), f"{where}.parameters", problem)
+    ):
         parameter = _parameter(raw, f"{where}.parameters[{index}]", problem)
         if parameter:
             parameters.append(parameter)
@@ -305,12 +315,19 @@ def _parameter(raw: dict, where: str, problem) -> Parameter | None:
     elif not isinstance(default, bool):
         problem(f"{where}.default", "a bool parameter needs true or false")
     return Parameter(
-        name=name, type=kind, default=default, min=low, max=high, choices=choices,
+        name=name,
+        type=kind,
+        default=default,
+        min=low,
+        max=high,
+        choices=choices,
         help=str(raw.get("help") or ""),
     )
 
 
-def _checkpoint(item: dict, where: str, step_titles: dict, experiments: set, problem) -> Checkpoint | None:
+def _checkpoint(
+    item: dict, where: str, step_titles: dict, experiments: set, problem
+) -> Checkpoint | None:
     checkpoint_id, kind = item.get("id"), item.get("kind", "read")
     if not isinstance(checkpoint_id, str) or not NAME_PATTERN.match(checkpoint_id):
         problem(f"{where}.id", "must be a short lowercase name")
@@ -321,7 +338,9 @@ def _checkpoint(item: dict, where: str, step_titles: dict, experiments: set, pro
         problem(f"{where}.kind", f"must be one of {', '.join(CHECKPOINT_KINDS)}")
         return None
     if kind == "run" and item.get("experiment") not in experiments:
-        problem(f"{where}.experiment", f"names no experiment of this lesson: {item.get('experiment')!r}")
+        problem(
+            f"{where}.experiment", f"names no experiment of this lesson: {item.get('experiment')!r}"
+        )
     choices = tuple(str(choice) for choice in item.get("choices") or ())
     answer = item.get("answer")
     if kind == "quiz":
@@ -330,9 +349,13 @@ def _checkpoint(item: dict, where: str, step_titles: dict, experiments: set, pro
         if not isinstance(answer, int) or not 0 <= answer < len(choices):
             problem(f"{where}.answer", "must be the index of the right choice")
     return Checkpoint(
-        id=checkpoint_id, step=str(item.get("step")), kind=kind,
-        experiment=str(item.get("experiment") or ""), question=str(item.get("question") or ""),
-        choices=choices, answer=answer if isinstance(answer, int) else None,
+        id=checkpoint_id,
+        step=str(item.get("step")),
+        kind=kind,
+        experiment=str(item.get("experiment") or ""),
+        question=str(item.get("question") or ""),
+        choices=choices,
+        answer=answer if isinstance(answer, int) else None,
         explanation=str(item.get("explanation") or ""),
     )
 

@@ -7,7 +7,9 @@ from django.db import models
 class Progress(models.Model):
     """One finished step (checkpoint empty) or one passed checkpoint."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="progress")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="progress"
+    )
     lesson = models.SlugField(max_length=50)
     step = models.CharField(max_length=50)
     checkpoint = models.CharField(max_length=50, blank=True, default="")

@@ -22,7 +22,9 @@ def params_clean(experiment: Experiment, raw: Any) -> dict:
     declared = {parameter.name: parameter for parameter in experiment.parameters}
     for name in raw:
         if name not in declared:
-            errors[str(name)] = [f"unknown parameter; expected one of: {', '.join(declared) or 'none'}"]
+            errors[str(name)] = [
+                f"unknown parameter; expected one of: {', '.join(declared) or 'none'}"
+            ]
     cleaned = {}
     for name, parameter in declared.items():
         value = raw.get(name, parameter.default)

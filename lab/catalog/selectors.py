@@ -19,7 +19,9 @@ def _lessons() -> list[Lesson]:
     if "lessons" in _cache and not settings.DEBUG:
         return _cache["lessons"]  # type: ignore[return-value]
     directory = settings.LAB_LESSONS_DIR
-    stamp = tuple((str(path), path.stat().st_mtime_ns) for path in sorted(directory.glob("*/lesson.md")))
+    stamp = tuple(
+        (str(path), path.stat().st_mtime_ns) for path in sorted(directory.glob("*/lesson.md"))
+    )
     if _cache.get("stamp") != stamp:
         lessons, _problems = load_all(directory)
         _cache.update(lessons=lessons, stamp=stamp)

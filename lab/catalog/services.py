@@ -29,7 +29,9 @@ def progress_record(
             if not isinstance(answer, int) or isinstance(answer, bool):
                 raise ProgressInvalid({"answer": ["must be the index of a choice"]})
             if not 0 <= answer < len(found.choices):
-                raise ProgressInvalid({"answer": [f"must be between 0 and {len(found.choices) - 1}"]})
+                raise ProgressInvalid(
+                    {"answer": [f"must be between 0 and {len(found.choices) - 1}"]}
+                )
             passed = answer == found.answer
         elif found.kind == "run":
             # A run checkpoint passes only when a run really finished (see

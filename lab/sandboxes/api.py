@@ -45,7 +45,9 @@ class SandboxListCreateApi(APIView):
     def get(self, request):
         if not request.user.is_authenticated:
             return Response([])
-        sandboxes = selectors.sandbox_list_mine(user=request.user, lesson=request.query_params.get("lesson"))
+        sandboxes = selectors.sandbox_list_mine(
+            user=request.user, lesson=request.query_params.get("lesson")
+        )
         return Response(SandboxOutput(sandboxes[:50], many=True).data)
 
     @extend_schema(request=SandboxCreateInput, responses={201: SandboxOutput})
@@ -81,7 +83,9 @@ class RunListCreateApi(APIView):
     def get(self, request, sandbox_id: str):
         sandbox = _visible_sandbox(request, sandbox_id)
         runs = selectors.runs_of_user(
-            user=sandbox.owner, lesson=sandbox.lesson, experiment=request.query_params.get("experiment")
+            user=sandbox.owner,
+            lesson=sandbox.lesson,
+            experiment=request.query_params.get("experiment"),
         )
         return Response(RunOutput(runs, many=True).data)
 
@@ -92,7 +96,8 @@ class RunListCreateApi(APIView):
         data.is_valid(raise_exception=True)
         try:
             run = services.run_create(
-                sandbox=sandbox, experiment=data.validated_data["experiment"],
+                sandbox=sandbox,
+                experiment=data.validated_data["experiment"],
                 params=request.data.get("params", {}),
             )
         except services.InputInvalid as error:

@@ -32,9 +32,13 @@ class SandboxConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         sandbox_id = self.scope["url_route"]["kwargs"]["sandbox_id"]
         user = self.scope.get("user")
-        sandbox = await database_sync_to_async(selectors.sandbox_get_visible)(
-            user=user, sandbox_id=sandbox_id
-        ) if user is not None else None
+        sandbox = (
+            await database_sync_to_async(selectors.sandbox_get_visible)(
+                user=user, sandbox_id=sandbox_id
+            )
+            if user is not None
+            else None
+        )
         if sandbox is None:
             await self.close()  # Before accept: the client gets HTTP 403.
             return
@@ -49,7 +53,9 @@ class SandboxConsumer(AsyncJsonWebsocketConsumer):
         items = await client.areplay(self.sandbox_id, _since(self.scope.get("query_string", b"")))
         self.replayed = {item["seq"] for item in items}
         for start in range(0, len(items), REPLAY_CHUNK):
-            await self.send_json({"type": "spans", "items": items[start:start + REPLAY_CHUNK], "replay": True})
+            await self.send_json(
+                {"type": "spans", "items": items[start : start + REPLAY_CHUNK], "replay": True}
+            )
 
     async def disconnect(self, code):
         if hasattr(self, "group"):

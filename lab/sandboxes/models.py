@@ -25,9 +25,13 @@ ENDED_STATES = (SandboxState.STOPPED, SandboxState.FAILED, SandboxState.EXPIRED)
 
 class Sandbox(models.Model):
     id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sandboxes")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sandboxes"
+    )
     lesson = models.SlugField(max_length=50)
-    state = models.CharField(max_length=16, choices=SandboxState.choices, default=SandboxState.STARTING)
+    state = models.CharField(
+        max_length=16, choices=SandboxState.choices, default=SandboxState.STARTING
+    )
     reason = models.TextField(blank=True, default="")
     worker = models.CharField(max_length=200, blank=True, default="")
     services = models.JSONField(default=dict, blank=True)

@@ -8,7 +8,9 @@ from lab.accounts.selectors import can_watch, is_instructor
 from .models import ACTIVE_STATES, Run, Sandbox
 
 
-def sandbox_get_visible(*, user: AbstractBaseUser | AnonymousUser, sandbox_id: str) -> Sandbox | None:
+def sandbox_get_visible(
+    *, user: AbstractBaseUser | AnonymousUser, sandbox_id: str
+) -> Sandbox | None:
     """Return the sandbox if ``user`` owns it or teaches; None otherwise (as if absent)."""
     sandbox = Sandbox.objects.filter(id=str(sandbox_id)[:32]).first()
     if sandbox is None or not can_watch(user, sandbox.owner_id):
@@ -48,7 +50,9 @@ def run_list(*, sandbox: Sandbox, experiment: str | None = None, limit: int = 50
     return list(runs[:limit])
 
 
-def runs_of_user(*, user: AbstractBaseUser, lesson: str, experiment: str | None = None, limit: int = 50) -> list[Run]:
+def runs_of_user(
+    *, user: AbstractBaseUser, lesson: str, experiment: str | None = None, limit: int = 50
+) -> list[Run]:
     """Return a learner's kept runs of a lesson across their sandboxes, newest first."""
     runs = Run.objects.filter(sandbox__owner=user, sandbox__lesson=lesson)
     if experiment:

@@ -11,8 +11,16 @@ class SandboxOutput(serializers.ModelSerializer):
     class Meta:
         model = Sandbox
         fields = [
-            "id", "lesson", "state", "reason", "services", "worker",
-            "created_at", "started_at", "stopped_at", "expires_at",
+            "id",
+            "lesson",
+            "state",
+            "reason",
+            "services",
+            "worker",
+            "created_at",
+            "started_at",
+            "stopped_at",
+            "expires_at",
         ]
 
 
@@ -27,8 +35,16 @@ class RunOutput(serializers.ModelSerializer):
     class Meta:
         model = Run
         fields = [
-            "id", "sandbox", "experiment", "params", "state", "result", "error",
-            "created_at", "started_at", "finished_at",
+            "id",
+            "sandbox",
+            "experiment",
+            "params",
+            "state",
+            "result",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
         ]
 
 

@@ -53,13 +53,16 @@ def sandbox_start(*, user: AbstractBaseUser, lesson: str) -> Sandbox:
     with transaction.atomic():
         _quota_lock()
         mine = list(
-            Sandbox.objects.filter(owner=user, state__in=(SandboxState.STARTING, SandboxState.RUNNING))
-            .order_by("created_at")
+            Sandbox.objects.filter(
+                owner=user, state__in=(SandboxState.STARTING, SandboxState.RUNNING)
+            ).order_by("created_at")
         )
         to_stop = mine[: max(0, len(mine) - settings.LAB_SANDBOXES_PER_LEARNER + 1)]
-        active = Sandbox.objects.filter(state__in=ACTIVE_STATES).exclude(
-            id__in=[sandbox.id for sandbox in to_stop]
-        ).count()
+        active = (
+            Sandbox.objects.filter(state__in=ACTIVE_STATES)
+            .exclude(id__in=[sandbox.id for sandbox in to_stop])
+            .count()
+        )
         if active >= settings.LAB_SANDBOXES_PER_SITE:
             raise QuotaExceeded(
                 f"The lab is full: {active} of {settings.LAB_SANDBOXES_PER_SITE} sandboxes are "
@@ -106,11 +109,15 @@ def run_create(*, sandbox: Sandbox, experiment: str, params: object) -> Run:
     declared = lesson.experiment(str(experiment))
     if declared is None:
         names = ", ".join(item.name for item in lesson.experiments)
-        raise InputInvalid({"experiment": [f"no experiment {experiment!r}; this lesson has: {names}"]})
+        raise InputInvalid(
+            {"experiment": [f"no experiment {experiment!r}; this lesson has: {names}"]}
+        )
     try:
         cleaned = params_clean(declared, params)
     except ParamsInvalid as invalid:
-        raise InputInvalid({f"params.{key}": value for key, value in invalid.errors.items()}) from None
+        raise InputInvalid(
+            {f"params.{key}": value for key, value in invalid.errors.items()}
+        ) from None
     if sandbox.state != SandboxState.RUNNING:
         raise SandboxNotRunning(f"The sandbox is {sandbox.state}; start it to run experiments.")
     with transaction.atomic():
@@ -120,12 +127,16 @@ def run_create(*, sandbox: Sandbox, experiment: str, params: object) -> Run:
     return run
 
 
-def fault_apply(*, sandbox: Sandbox, service: str, action: str, delay_ms=None, error_rate=None) -> dict:
+def fault_apply(
+    *, sandbox: Sandbox, service: str, action: str, delay_ms=None, error_rate=None
+) -> dict:
     """Stop, start, slow or break one service of a running sandbox; return the services' states."""
     errors: dict[str, list[str]] = {}
     names = set(sandbox.services or {})
     if service not in names:
-        errors["service"] = [f"no service {service!r}; this sandbox has: {', '.join(sorted(names))}"]
+        errors["service"] = [
+            f"no service {service!r}; this sandbox has: {', '.join(sorted(names))}"
+        ]
     if action not in FAULT_ACTIONS:
         errors["action"] = [f"must be one of: {', '.join(FAULT_ACTIONS)}"]
     params: dict = {}
@@ -142,7 +153,9 @@ def fault_apply(*, sandbox: Sandbox, service: str, action: str, delay_ms=None, e
     if errors:
         raise InputInvalid(errors)
     if sandbox.state != SandboxState.RUNNING:
-        raise SandboxNotRunning(f"The sandbox is {sandbox.state}; faults apply to a running sandbox.")
+        raise SandboxNotRunning(
+            f"The sandbox is {sandbox.state}; faults apply to a running sandbox."
+        )
     try:
         reply = client.command(sandbox.id, "service", service=service, op=action, **params)
     except client.SandboxGone:

@@ -114,9 +114,15 @@ def sandboxes_reconcile() -> int:
         status = client.status(sandbox.id) or {}
         state = status.get("state")
         if state not in (SandboxState.STOPPED, SandboxState.FAILED, SandboxState.EXPIRED):
-            state = SandboxState.STOPPED if sandbox.state == SandboxState.STOPPING else SandboxState.FAILED
+            state = (
+                SandboxState.STOPPED
+                if sandbox.state == SandboxState.STOPPING
+                else SandboxState.FAILED
+            )
         reason = status.get("reason") or (
-            "" if state == SandboxState.STOPPED else "The sandbox's supervisor is gone (its worker stopped)."
+            ""
+            if state == SandboxState.STOPPED
+            else "The sandbox's supervisor is gone (its worker stopped)."
         )
         _end(sandbox.id, state, reason)
         ended += 1
@@ -139,7 +145,11 @@ def _end(sandbox_id: str, state: str, reason: str) -> None:
     )
     sandbox = Sandbox.objects.get(id=sandbox_id)
     for run in sandbox.runs.filter(state__in=(RunState.QUEUED, RunState.RUNNING)):
-        _run_end(run, RunState.FAILED, error=f"The sandbox {sandbox.state} while the run was in progress.")
+        _run_end(
+            run,
+            RunState.FAILED,
+            error=f"The sandbox {sandbox.state} while the run was in progress.",
+        )
     events.sandbox_changed(sandbox)
 
 

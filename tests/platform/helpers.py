@@ -24,7 +24,9 @@ def wait_state(api: APIClient, sandbox_id: str, states: set[str], timeout: float
         if body.get("state") in states:
             return body
         time.sleep(0.1)
-    raise AssertionError(f"sandbox stayed {body.get('state')!r} ({body.get('reason')!r}), wanted {states}")
+    raise AssertionError(
+        f"sandbox stayed {body.get('state')!r} ({body.get('reason')!r}), wanted {states}"
+    )
 
 
 def wait_run(api: APIClient, run_id: str, timeout: float = 90.0) -> dict:

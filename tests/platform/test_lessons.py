@@ -45,13 +45,19 @@ def problems_of(path: Path) -> list[str]:
 def test_a_lesson_without_its_lab_package_is_reported(tmp_path):
     path = write_lesson(tmp_path, "no-such-lab", GOOD_FRONT + "<!-- step: one -->\nText\n")
     problems = problems_of(path)
-    assert any(problem.startswith("lab: cannot import sandbox_services.labs.no_such_lab") for problem in problems)
+    assert any(
+        problem.startswith("lab: cannot import sandbox_services.labs.no_such_lab")
+        for problem in problems
+    )
 
 
 def test_bad_fields_are_named(tmp_path):
-    text = GOOD_FRONT.replace("default: 3, min: 1", "default: 30, min: 1").replace(
-        "kind: quiz", "kind: riddle"
-    ) + "<!-- step: two -->\n<!-- experiment: pong -->\n"
+    text = (
+        GOOD_FRONT.replace("default: 3, min: 1", "default: 30, min: 1").replace(
+            "kind: quiz", "kind: riddle"
+        )
+        + "<!-- step: two -->\n<!-- experiment: pong -->\n"
+    )
     problems = problems_of(write_lesson(tmp_path, "no-such-lab", text))
     joined = "\n".join(problems)
     assert "experiments[0].parameters[0].default: 30 is outside [1, 10]" in joined
@@ -85,7 +91,9 @@ def test_parameters_are_bounded_and_typed():
     experiment = _experiment_from(lesson_text)
     assert params_clean(experiment, {}) == {"count": 3, "ratio": 0.5, "mode": "a", "traced": True}
     with pytest.raises(ParamsInvalid) as caught:
-        params_clean(experiment, {"count": 11, "ratio": "x", "mode": "c", "traced": "yes", "extra": 1})
+        params_clean(
+            experiment, {"count": 11, "ratio": "x", "mode": "c", "traced": "yes", "extra": 1}
+        )
     errors = caught.value.errors
     assert errors["count"] == ["must be between 1 and 10"]
     assert errors["ratio"] == ["must be a number (float)"]
@@ -105,6 +113,8 @@ def _experiment_from(front: str):
 
     meta = yaml.safe_load(front.strip().strip("-"))
     problems = []
-    experiment = _experiment(meta["experiments"][0], "experiments[0]", {"one": "First"}, lambda *a: problems.append(a))
+    experiment = _experiment(
+        meta["experiments"][0], "experiments[0]", {"one": "First"}, lambda *a: problems.append(a)
+    )
     assert problems == []
     return experiment

@@ -24,7 +24,11 @@ def test_sandbox_starts_runs_an_experiment_and_stops(live_lab, learner):
     pids = service_pids(running["services"])
     assert pids and all(pid_alive(pid) for pid in pids)
 
-    queued = api.post(f"/api/sandboxes/{body['id']}/runs/", {"experiment": "one-call", "params": {}}, format="json")
+    queued = api.post(
+        f"/api/sandboxes/{body['id']}/runs/",
+        {"experiment": "one-call", "params": {}},
+        format="json",
+    )
     assert queued.status_code == 202, queued.content
     run = wait_run(api, queued.json()["id"])
     assert run["state"] == "done", run["error"]
@@ -59,16 +63,22 @@ def test_bad_input_gets_a_4xx_naming_the_field(live_lab, learner):
     runs = f"/api/sandboxes/{sandbox_id}/runs/"
     response = api.post(runs, {"experiment": "nope"}, format="json")
     assert response.status_code == 400 and "experiment" in response.json()["errors"]
-    response = api.post(runs, {"experiment": "load", "params": {"concurrency": 100000}}, format="json")
+    response = api.post(
+        runs, {"experiment": "load", "params": {"concurrency": 100000}}, format="json"
+    )
     assert response.status_code == 400 and "params.concurrency" in response.json()["errors"]
-    response = api.post(runs, {"experiment": "load", "params": {"concurrency": "many"}}, format="json")
+    response = api.post(
+        runs, {"experiment": "load", "params": {"concurrency": "many"}}, format="json"
+    )
     assert response.status_code == 400 and "params.concurrency" in response.json()["errors"]
     faults = f"/api/sandboxes/{sandbox_id}/faults/"
     response = api.post(faults, {"service": "caller", "action": "explode"}, format="json")
     assert response.status_code == 400 and "action" in response.json()["errors"]
     response = api.post(faults, {"service": "nobody", "action": "stop"}, format="json")
     assert response.status_code == 400 and "service" in response.json()["errors"]
-    response = api.post(faults, {"service": "caller", "action": "delay", "delay_ms": -5}, format="json")
+    response = api.post(
+        faults, {"service": "caller", "action": "delay", "delay_ms": -5}, format="json"
+    )
     assert response.status_code == 400 and "delay_ms" in response.json()["errors"]
     api.delete(f"/api/sandboxes/{sandbox_id}/")
 
@@ -86,11 +96,21 @@ def test_another_learners_sandbox_is_refused_and_an_instructor_watches_read_only
     assert other.get(base).status_code == 404
     assert other.delete(base).status_code == 404
     assert other.post(base + "runs/", {"experiment": "one-call"}, format="json").status_code == 404
-    assert other.post(base + "faults/", {"service": "caller", "action": "stop"}, format="json").status_code == 404
+    assert (
+        other.post(
+            base + "faults/", {"service": "caller", "action": "stop"}, format="json"
+        ).status_code
+        == 404
+    )
     assert sandbox_id not in [item["id"] for item in other.get("/api/sandboxes/").json()]
     assert teacher.get(base).status_code == 200
     assert teacher.delete(base).status_code == 403
-    assert teacher.post(base + "faults/", {"service": "caller", "action": "stop"}, format="json").status_code == 403
+    assert (
+        teacher.post(
+            base + "faults/", {"service": "caller", "action": "stop"}, format="json"
+        ).status_code
+        == 403
+    )
     assert api.get(base).json()["state"] == "running"
     api.delete(base)
 
@@ -118,13 +138,17 @@ def test_a_fault_shows_in_the_service_state(live_lab, learner):
     _user, api = learner
     sandbox_id = api.post("/api/sandboxes/", {"lesson": LESSON}, format="json").json()["id"]
     running = wait_state(api, sandbox_id, {"running"})
-    service = "catalog-rest" if "catalog-rest" in running["services"] else next(iter(running["services"]))
+    service = (
+        "catalog-rest" if "catalog-rest" in running["services"] else next(iter(running["services"]))
+    )
     faults = f"/api/sandboxes/{sandbox_id}/faults/"
     stopped = api.post(faults, {"service": service, "action": "stop"}, format="json")
     assert stopped.status_code == 200, stopped.content
     assert stopped.json()["services"][service]["state"] == "stopped"
     started = api.post(faults, {"service": service, "action": "start"}, format="json")
     assert started.json()["services"][service]["state"] == "running"
-    slowed = api.post(faults, {"service": service, "action": "delay", "delay_ms": 50}, format="json")
+    slowed = api.post(
+        faults, {"service": service, "action": "delay", "delay_ms": 50}, format="json"
+    )
     assert slowed.status_code == 200
     api.delete(f"/api/sandboxes/{sandbox_id}/")

@@ -25,13 +25,17 @@ async def receive_until(communicator, predicate, timeout: float = 30.0) -> list[
     while not predicate(messages):
         remaining = deadline - loop.time()
         if remaining <= 0:
-            raise AssertionError(f"gave up after {len(messages)} messages: {[m.get('type') for m in messages][-10:]}")
+            raise AssertionError(
+                f"gave up after {len(messages)} messages: {[m.get('type') for m in messages][-10:]}"
+            )
         messages.append(await communicator.receive_json_from(timeout=remaining))
     return messages
 
 
 def spans_in(messages: list[dict]) -> list[dict]:
-    return [span for message in messages if message.get("type") == "spans" for span in message["items"]]
+    return [
+        span for message in messages if message.get("type") == "spans" for span in message["items"]
+    ]
 
 
 @pytest.fixture
@@ -54,7 +58,9 @@ async def test_spans_of_a_run_stream_live_and_a_reconnect_gets_what_it_missed(ru
     assert first["type"] == "sandbox" and first["sandbox"]["state"] == "running"
 
     def one_call():
-        run = api.post(f"/api/sandboxes/{sandbox_id}/runs/", {"experiment": "one-call"}, format="json")
+        run = api.post(
+            f"/api/sandboxes/{sandbox_id}/runs/", {"experiment": "one-call"}, format="json"
+        )
         return wait_run(api, run.json()["id"])
 
     run = await sync_to_async(one_call)()
@@ -65,7 +71,17 @@ async def test_spans_of_a_run_stream_live_and_a_reconnect_gets_what_it_missed(ru
     )
     seen = spans_in(live)
     for span in seen:
-        assert {"seq", "trace_id", "span_id", "service", "name", "kind", "start_ns", "end_ns", "status"} <= set(span)
+        assert {
+            "seq",
+            "trace_id",
+            "span_id",
+            "service",
+            "name",
+            "kind",
+            "start_ns",
+            "end_ns",
+            "status",
+        } <= set(span)
     last_seq = max(span["seq"] for span in seen)
     await communicator.disconnect()
 
@@ -77,7 +93,8 @@ async def test_spans_of_a_run_stream_live_and_a_reconnect_gets_what_it_missed(ru
     connected, _ = await again.connect()
     assert connected
     replayed = await receive_until(
-        again, lambda messages: {"http", "grpc"} <= {span["protocol"] for span in spans_in(messages)}
+        again,
+        lambda messages: {"http", "grpc"} <= {span["protocol"] for span in spans_in(messages)},
     )
     seqs = sorted(span["seq"] for span in spans_in(replayed))
     assert seqs[0] == last_seq + 1, "the first missed span must come first"

@@ -16,7 +16,9 @@ from .helpers import LESSON, descendants, is_zombie, pid_alive, service_pids
 
 
 @pytest.mark.django_db(transaction=True)
-def test_killing_the_worker_ends_its_sandboxes_within_the_keepalive(lab_processes, make_user, settings):
+def test_killing_the_worker_ends_its_sandboxes_within_the_keepalive(
+    lab_processes, make_user, settings
+):
     user, _token = make_user(role="learner")
     doomed = LabProcesses(lab_processes.database_name, lab_processes.log_dir)
     queue = f"doomed-{os.getpid()}"
@@ -30,7 +32,9 @@ def test_killing_the_worker_ends_its_sandboxes_within_the_keepalive(lab_processe
             owner=user, lesson=LESSON, expires_at=timezone.now() + timezone.timedelta(minutes=10)
         )
         sandbox_start_task.apply_async(args=[sandbox.id], queue=queue)
-        wait_for(lambda: Sandbox.objects.get(id=sandbox.id).state != "starting", 40, "sandbox start")
+        wait_for(
+            lambda: Sandbox.objects.get(id=sandbox.id).state != "starting", 40, "sandbox start"
+        )
         assert Sandbox.objects.get(id=sandbox.id).state == "running"
         status = client.status(sandbox.id)
         pids = descendants([status["pid"], *service_pids(status["services"])])

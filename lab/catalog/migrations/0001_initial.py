@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,18 +14,36 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Progress',
+            name="Progress",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('lesson', models.SlugField()),
-                ('step', models.CharField(max_length=50)),
-                ('checkpoint', models.CharField(blank=True, default='', max_length=50)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='progress', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("lesson", models.SlugField()),
+                ("step", models.CharField(max_length=50)),
+                ("checkpoint", models.CharField(blank=True, default="", max_length=50)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="progress",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['user', 'lesson'], name='catalog_pro_user_id_ce4937_idx')],
-                'constraints': [models.UniqueConstraint(fields=('user', 'lesson', 'step', 'checkpoint'), name='progress_once')],
+                "indexes": [
+                    models.Index(fields=["user", "lesson"], name="catalog_pro_user_id_ce4937_idx")
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("user", "lesson", "step", "checkpoint"), name="progress_once"
+                    )
+                ],
             },
         ),
     ]
