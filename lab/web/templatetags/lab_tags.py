@@ -1,0 +1,27 @@
+"""Template filters about the viewer's role, so templates need no role logic of their own."""
+
+from django import template
+
+from lab.accounts.selectors import is_guest as _is_guest
+from lab.accounts.selectors import is_instructor as _is_instructor
+
+register = template.Library()
+
+
+@register.filter
+def is_instructor(user) -> bool:
+    return _is_instructor(user)
+
+
+@register.filter
+def is_guest(user) -> bool:
+    return _is_guest(user)
+
+
+@register.filter
+def get_item(mapping, key):
+    """Look up ``mapping[key]`` (templates can't index by a variable)."""
+    try:
+        return mapping.get(key)
+    except AttributeError:
+        return None

@@ -1,0 +1,208 @@
+"""Pages: the lesson list, a lesson with its live panel, sign-up, the instructor's class.
+
+Views stay thin: they read through the catalog, sandboxes and accounts
+selectors, write through their services, and hand the live panel what it needs
+as one JSON object (``lab_config``) that the page embeds with json_script.
+"""
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from lab.accounts.selectors import is_guest, is_instructor
+from lab.accounts.services import MODEL_BACKEND, guest_convert, learner_create, user_for_request
+from lab.catalog.selectors import (
+    LessonNotFound,
+    lesson_get,
+    lesson_list,
+    progress_for,
+    progress_summary,
+)
+from lab.catalog.services import ProgressInvalid, progress_record
+from lab.sandboxes.selectors import sandbox_current, sandbox_get_visible
+from lab.sandboxes.serializers import SandboxOutput
+
+from .forms import QuizAnswerForm, SignUpForm
+from .selectors import learners_for_instructor
+
+
+def _lesson_or_404(slug: str):
+    try:
+        return lesson_get(slug=slug)
+    except LessonNotFound:
+        raise Http404("No such lesson.") from None
+
+
+def _lab_config(*, lesson, sandbox, read_only: bool) -> dict:
+    return {
+        "lesson": lesson.as_dict(),
+        "sandbox": dict(SandboxOutput(sandbox).data) if sandbox else None,
+        "readOnly": read_only,
+    }
+
+
+def _steps_context(lesson, progress: dict) -> list[dict]:
+    checkpoints_by_step: dict[str, list] = {}
+    for checkpoint in lesson.checkpoints:
+        checkpoints_by_step.setdefault(checkpoint.step, []).append(
+            {"checkpoint": checkpoint, "passed": progress["checkpoints"].get(checkpoint.id, False)}
+        )
+    return [
+        {
+            "step": step,
+            "done": progress["steps"].get(step.id, False),
+            "checkpoints": checkpoints_by_step.get(step.id, []),
+        }
+        for step in lesson.steps
+    ]
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    # Browsing the list makes no guest; the first lesson opened does.
+    percents = progress_summary(user=request.user) if request.user.is_authenticated else {}
+    lessons = [{"lesson": lesson, "percent": percents.get(lesson.slug, 0)} for lesson in lesson_list()]
+    return render(request, "web/home.html", {"lessons": lessons})
+
+
+@require_GET
+@ensure_csrf_cookie
+def lesson_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    lesson = _lesson_or_404(slug)
+    user = user_for_request(request)
+    progress = progress_for(user=user, lesson=lesson)
+    sandbox = sandbox_current(user=user, lesson=lesson.slug)
+    context = {
+        "lesson": lesson,
+        "progress": progress,
+        "steps": _steps_context(lesson, progress),
+        "lab_config": _lab_config(lesson=lesson, sandbox=sandbox, read_only=False),
+        "read_only": False,
+    }
+    return render(request, "web/lesson.html", context)
+
+
+@require_POST
+def step_done(request: HttpRequest, slug: str, step_id: str) -> HttpResponse:
+    """Mark a step read (htmx swaps the step's status; without htmx, back to the step)."""
+    lesson = _lesson_or_404(slug)
+    user = user_for_request(request)
+    try:
+        progress_record(user=user, lesson=lesson, step=step_id)
+    except ProgressInvalid:
+        raise Http404("No such step.") from None
+    progress = progress_for(user=user, lesson=lesson)
+    if not request.headers.get("HX-Request"):
+        return redirect(f"{request.path.rsplit('/steps/', 1)[0]}/#step-{step_id}")
+    context = {
+        "lesson": lesson,
+        "step": lesson.step(step_id),
+        "done": True,
+        "progress": progress,
+        "oob_progress": True,
+    }
+    return render(request, "web/_step_status.html", context)
+
+
+@require_POST
+def checkpoint_answer(request: HttpRequest, slug: str, checkpoint_id: str) -> HttpResponse:
+    """Check a quiz answer, or mark a reading checkpoint, and return the checkpoint (an htmx partial)."""
+    lesson = _lesson_or_404(slug)
+    checkpoint = lesson.checkpoint(checkpoint_id)
+    if checkpoint is None or checkpoint.kind == "run":
+        # A run checkpoint passes only when the server sees the run finish.
+        raise Http404("No such checkpoint to answer.")
+    user = user_for_request(request)
+    verdict, chosen, error = None, None, ""
+    if checkpoint.kind == "quiz":
+        form = QuizAnswerForm(request.POST)
+        if form.is_valid():
+            chosen = form.cleaned_data["answer"]
+        else:
+            error = " ".join(form.errors.get("answer", ["Pick an answer."]))
+    if not error:
+        try:
+            verdict = progress_record(user=user, lesson=lesson, checkpoint=checkpoint.id, answer=chosen)
+        except ProgressInvalid as invalid:
+            error = " ".join(message for field_messages in invalid.errors.values() for message in field_messages)
+    if not request.headers.get("HX-Request"):
+        return redirect(f"/lessons/{lesson.slug}/#checkpoint-{checkpoint.id}")
+    progress = progress_for(user=user, lesson=lesson)
+    context = {
+        "lesson": lesson,
+        "item": {"checkpoint": checkpoint, "passed": progress["checkpoints"].get(checkpoint.id, False)},
+        "verdict": verdict,
+        "chosen": chosen,
+        "error": error,
+        "progress": progress,
+        "oob_progress": True,
+    }
+    return render(request, "web/_checkpoint.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    """Give the current guest a name and password (keeping their progress), or make a learner."""
+    if request.user.is_authenticated and not is_guest(request.user):
+        return redirect("/")
+    form = SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        username, password = form.cleaned_data["username"], form.cleaned_data["password"]
+        if request.user.is_authenticated:
+            user = guest_convert(user=request.user, username=username, password=password)
+        else:
+            user = learner_create(username=username, password=password)
+        # Logging in again rotates the session key and keeps the session's data.
+        login(request, user, backend=MODEL_BACKEND)
+        messages.success(request, f"Welcome, {user.username}. Your progress is kept.")
+        return redirect(request.GET.get("next") or "/")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+def _instructor_only(request: HttpRequest) -> None:
+    if not is_instructor(request.user):
+        raise PermissionDenied("Instructors only.")
+
+
+@require_GET
+def instructor_dashboard(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_authenticated:
+        return redirect(f"/accounts/login/?next={request.path}")
+    _instructor_only(request)
+    rows = learners_for_instructor(instructor=request.user)
+    return render(request, "web/instructor.html", {"rows": rows, "lessons": lesson_list()})
+
+
+@require_GET
+def instructor_learners(request: HttpRequest) -> HttpResponse:
+    """The learners table alone: htmx polls it to keep the dashboard fresh."""
+    _instructor_only(request)
+    rows = learners_for_instructor(instructor=request.user)
+    return render(request, "web/_learner_rows.html", {"rows": rows, "lessons": lesson_list()})
+
+
+@require_GET
+@ensure_csrf_cookie
+def instructor_sandbox(request: HttpRequest, sandbox_id: str) -> HttpResponse:
+    """A learner's sandbox through the same live panel, read-only."""
+    if not request.user.is_authenticated:
+        return redirect(f"/accounts/login/?next={request.path}")
+    _instructor_only(request)
+    sandbox = sandbox_get_visible(user=request.user, sandbox_id=sandbox_id)
+    if sandbox is None:
+        raise Http404("No such sandbox.")
+    lesson = _lesson_or_404(sandbox.lesson)
+    progress = progress_for(user=sandbox.owner, lesson=lesson)
+    context = {
+        "lesson": lesson,
+        "progress": progress,
+        "steps": _steps_context(lesson, progress),
+        "lab_config": _lab_config(lesson=lesson, sandbox=sandbox, read_only=True),
+        "read_only": True,
+        "watched": sandbox.owner,
+    }
+    return render(request, "web/lesson.html", context)

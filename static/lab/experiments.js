@@ -1,0 +1,278 @@
+// One experiment's panel: a form generated from its declared parameters
+// (int / float / choice / bool, with min, max and help), the run's progress,
+// and its kept runs, any of which can be shown side by side for comparison.
+// Bounds are checked in the browser first; the server's errors are shown next
+// to the field they name ("params.items" or "items").
+
+import { api } from "./api.js";
+import { renderResult } from "./result.js";
+
+const MAX_COMPARED = 3;
+
+function html(tag, attributes = {}, text) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === true) node.setAttribute(name, "");
+    else if (value != null && value !== false) node.setAttribute(name, value);
+  }
+  if (text != null) node.textContent = text;
+  return node;
+}
+
+function describeParams(params) {
+  return Object.entries(params || {}).map(([key, value]) => `${key}=${value}`).join(" ");
+}
+
+export class ExperimentPanel {
+  /**
+   * @param {HTMLElement} root - the lesson's experiment slot (or a fallback box)
+   * @param {{name, title, summary, parameters}} experiment
+   * @param {{readOnly: boolean}} options
+   */
+  constructor(root, experiment, { readOnly }) {
+    this.root = root;
+    this.experiment = experiment;
+    this.readOnly = readOnly;
+    this.sandbox = null;
+    this.runs = []; // newest first
+    this.compared = new Set();
+    this.activeRun = null;
+    this.fields = new Map();
+    this.#build();
+  }
+
+  #build() {
+    const { name, title, summary } = this.experiment;
+    this.root.classList.add("experiment");
+    this.root.dataset.experiment = name;
+    const heading = html("h3", {}, `Experiment: ${title || name}`);
+    this.root.replaceChildren(heading);
+    if (summary) this.root.append(html("p", { class: "muted" }, summary));
+    if (!this.readOnly) {
+      this.form = this.#form();
+      this.root.append(this.form);
+    }
+    this.status = html("div", { class: "run-status", "aria-live": "polite" });
+    this.progress = html("progress", { max: "1", class: "run-progress", "aria-label": `${title || name} progress` });
+    this.progress.hidden = true;
+    this.history = html("fieldset", { class: "run-history" });
+    this.history.hidden = true;
+    this.compare = html("div", { class: "run-compare" });
+    this.root.append(this.status, this.progress, this.history, this.compare);
+    this.setSandbox(null);
+  }
+
+  #form() {
+    const form = html("form", { class: "experiment-form", novalidate: true });
+    for (const parameter of this.experiment.parameters || []) form.append(this.#field(parameter));
+    this.submit = html("button", { type: "submit" }, "Run");
+    const actions = html("div", { class: "field" });
+    actions.append(this.submit);
+    this.formError = html("p", { class: "field-error", role: "alert" });
+    form.append(actions, this.formError);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.#run();
+    });
+    return form;
+  }
+
+  #field(parameter) {
+    const id = `param-${this.experiment.name}-${parameter.name}`;
+    const wrapper = html("div", { class: "field", "data-param": parameter.name });
+    const label = html("label", { for: id }, parameter.name.replaceAll("_", " "));
+    let input;
+    if (parameter.type === "choice") {
+      input = html("select", { id, name: parameter.name });
+      for (const choice of parameter.choices || []) {
+        input.append(html("option", { value: String(choice), selected: choice === parameter.default }, String(choice)));
+      }
+    } else if (parameter.type === "bool") {
+      input = html("input", { id, name: parameter.name, type: "checkbox", checked: Boolean(parameter.default) });
+    } else {
+      input = html("input", {
+        id,
+        name: parameter.name,
+        type: "number",
+        required: true,
+        min: parameter.min,
+        max: parameter.max,
+        step: parameter.type === "int" ? "1" : "any",
+        value: parameter.default,
+        inputmode: parameter.type === "int" ? "numeric" : "decimal",
+      });
+    }
+    const helpText = [parameter.help, parameter.min != null && parameter.max != null ? `${parameter.min}–${parameter.max}` : ""]
+      .filter(Boolean)
+      .join(" · ");
+    const help = html("span", { class: "help", id: `${id}-help` }, helpText);
+    const error = html("p", { class: "field-error", id: `${id}-error`, role: "alert" });
+    input.setAttribute("aria-describedby", `${id}-help ${id}-error`);
+    if (parameter.type === "bool") wrapper.append(input, " ", label, help, error);
+    else wrapper.append(label, input, help, error);
+    this.fields.set(parameter.name, { parameter, input, error });
+    return wrapper;
+  }
+
+  /** Read the form into typed params; mark fields the browser can already tell are wrong. */
+  #values() {
+    const params = {};
+    let valid = true;
+    for (const [name, { parameter, input, error }] of this.fields) {
+      error.textContent = "";
+      input.removeAttribute("aria-invalid");
+      if (parameter.type === "bool") {
+        params[name] = input.checked;
+        continue;
+      }
+      if (parameter.type === "choice") {
+        const match = (parameter.choices || []).find((choice) => String(choice) === input.value);
+        params[name] = match ?? input.value;
+        continue;
+      }
+      const number = Number(input.value);
+      let message = "";
+      if (input.value.trim() === "" || !Number.isFinite(number)) message = "Enter a number.";
+      else if (parameter.type === "int" && !Number.isInteger(number)) message = "Enter a whole number.";
+      else if (parameter.min != null && number < parameter.min) message = `At least ${parameter.min}.`;
+      else if (parameter.max != null && number > parameter.max) message = `At most ${parameter.max}.`;
+      if (message) {
+        valid = false;
+        error.textContent = message;
+        input.setAttribute("aria-invalid", "true");
+      }
+      params[name] = number;
+    }
+    return valid ? params : null;
+  }
+
+  #showServerErrors(apiError) {
+    let placed = false;
+    for (const [key, messages] of Object.entries(apiError.errors || {})) {
+      const name = key.replace(/^params\./, "");
+      const field = this.fields.get(name);
+      const text = [].concat(messages).join(" ");
+      if (field) {
+        field.error.textContent = text;
+        field.input.setAttribute("aria-invalid", "true");
+        placed = true;
+      } else {
+        this.formError.textContent += `${key}: ${text} `;
+      }
+    }
+    if (!placed && !this.formError.textContent) this.formError.textContent = apiError.message;
+  }
+
+  async #run() {
+    this.formError.textContent = "";
+    const params = this.#values();
+    if (!params || !this.sandbox) return;
+    this.submit.disabled = true;
+    try {
+      const run = await api("POST", `/api/sandboxes/${this.sandbox.id}/runs/`, {
+        experiment: this.experiment.name,
+        params,
+      });
+      this.activeRun = run.id;
+      this.handleRun({ ...run, experiment: this.experiment.name, progress: 0, params });
+    } catch (error) {
+      this.#showServerErrors(error);
+      this.submit.disabled = !this.#canRun();
+    }
+  }
+
+  #canRun() {
+    return Boolean(this.sandbox && this.sandbox.state === "running");
+  }
+
+  /** The sandbox changed (started, running, ended): enable the form and load kept runs. */
+  setSandbox(sandbox) {
+    const previous = this.sandbox?.id;
+    this.sandbox = sandbox;
+    if (this.submit) {
+      const running = this.activeRun && !["done", "failed"].includes(this.runState);
+      this.submit.disabled = !this.#canRun() || running;
+      this.submit.title = this.#canRun() ? "" : "Start the sandbox first.";
+    }
+    if (!this.activeRun && !this.runs.length) {
+      this.status.textContent = this.#canRun() || this.readOnly ? "" : "Start the sandbox to run this experiment.";
+    }
+    if (sandbox && sandbox.id !== previous) this.loadRuns();
+  }
+
+  async loadRuns() {
+    if (!this.sandbox) return;
+    try {
+      const runs = await api("GET", `/api/sandboxes/${this.sandbox.id}/runs/?experiment=${encodeURIComponent(this.experiment.name)}`);
+      this.runs = (runs || []).filter((run) => run.state === "done" || run.state === "failed");
+      if (!this.compared.size && this.runs.length) this.compared.add(this.runs[0].id);
+      this.#drawHistory();
+    } catch {
+      // Kept runs are a convenience; the live run still shows.
+    }
+  }
+
+  /** A `run` message (or our own POST's answer) for this experiment. */
+  handleRun(run) {
+    if (!run || run.experiment !== this.experiment.name) return;
+    this.runState = run.state;
+    const finished = run.state === "done" || run.state === "failed";
+    this.root.dataset.runState = run.state;
+    this.progress.hidden = finished;
+    if (!finished) {
+      if (run.progress > 0) this.progress.value = run.progress;
+      else this.progress.removeAttribute("value");
+      this.status.textContent = `Run ${run.state}${run.message ? `: ${run.message}` : "…"}`;
+      if (this.submit) this.submit.disabled = true;
+      return;
+    }
+    this.status.textContent = run.state === "failed" ? `Run failed: ${run.error || run.message || "no reason given"}` : "";
+    if (this.submit) this.submit.disabled = !this.#canRun();
+    if (run.result || run.state === "failed") {
+      const kept = this.runs.find((item) => item.id === run.id);
+      if (kept) Object.assign(kept, run);
+      else this.runs.unshift(run);
+      // A fresh result replaces the oldest compared one, keeping the learner's picks.
+      this.compared.add(run.id);
+      while (this.compared.size > MAX_COMPARED) this.compared.delete([...this.compared].find((id) => id !== run.id));
+      this.#drawHistory();
+    }
+    this.loadRuns();
+  }
+
+  #drawHistory() {
+    this.history.hidden = !this.runs.length;
+    const legend = html("legend", {}, "Runs (pick up to 3 to compare)");
+    const items = this.runs.map((run, index) => {
+      const number = this.runs.length - index;
+      const id = `run-${run.id}`;
+      const label = html("label", { for: id });
+      const box = html("input", { type: "checkbox", id, checked: this.compared.has(run.id) });
+      box.addEventListener("change", () => {
+        if (box.checked) this.compared.add(run.id);
+        else this.compared.delete(run.id);
+        while (this.compared.size > MAX_COMPARED) this.compared.delete(this.compared.values().next().value);
+        this.#drawHistory();
+      });
+      const when = run.finished_at || run.created_at;
+      label.append(box, ` #${number} ${when ? new Date(when).toLocaleTimeString() : ""} ${describeParams(run.params)}${run.state === "failed" ? " (failed)" : ""}`);
+      return label;
+    });
+    this.history.replaceChildren(legend, ...items);
+    const shown = this.runs.filter((run) => this.compared.has(run.id));
+    this.compare.replaceChildren(
+      ...shown.map((run) => {
+        const number = this.runs.length - this.runs.indexOf(run);
+        const title = `Run #${number} · ${describeParams(run.params)}`;
+        if (run.state === "failed" && !run.result) {
+          const article = html("article", { class: "result is-failed", "data-ok": "false" });
+          article.append(html("h4", { class: "result-title" }, title), html("p", { class: "result-headline" }, run.error || "The run failed."));
+          return article;
+        }
+        const article = renderResult(run.result, { title });
+        article.dataset.runId = run.id;
+        return article;
+      }),
+    );
+  }
+}

@@ -1,0 +1,96 @@
+// The lesson page's live panel: wires the sandbox controls, the experiment
+// panels, the metrics gauges and the trace view to the sandbox's WebSocket.
+// Everything the server knows at render time comes in the #lab-config
+// json_script; everything after that comes over the socket.
+
+import { ExperimentPanel } from "./experiments.js";
+import { MetricsView } from "./metrics.js";
+import { SandboxPanel, isEnded } from "./sandbox.js";
+import { SandboxSocket } from "./socket.js";
+import { TraceView } from "./trace.js";
+
+function start() {
+  const configElement = document.getElementById("lab-config");
+  if (!configElement) return;
+  const config = JSON.parse(configElement.textContent);
+  const readOnly = Boolean(config.readOnly);
+
+  const trace = new TraceView(document.getElementById("trace-view"));
+  const metrics = new MetricsView(document.getElementById("metrics-view"));
+  const connection = document.getElementById("connection-status");
+  const experiments = (config.lesson.experiments || []).map((experiment) => {
+    // The lesson text places an experiment with a slot; one without a slot goes to the panel.
+    let slot = document.querySelector(`.experiment-slot[data-experiment="${CSS.escape(experiment.name)}"]`);
+    if (!slot) {
+      slot = document.createElement("div");
+      document.getElementById("unplaced-experiments")?.append(slot);
+    }
+    return new ExperimentPanel(slot, experiment, { readOnly });
+  });
+
+  let socket = null;
+  let watchedId = null;
+
+  const sandboxPanel = new SandboxPanel(document.getElementById("sandbox-panel"), {
+    lesson: config.lesson.slug,
+    readOnly,
+    onSandbox: (sandbox) => watch(sandbox),
+  });
+
+  function setConnection(status) {
+    if (!connection) return;
+    connection.textContent = status === "live" ? "live" : status;
+    connection.className = `state-badge state-${status === "live" ? "running" : status === "closed" ? "stopped" : "starting"}`;
+    document.body.dataset.socket = status;
+  }
+
+  function onMessage(message) {
+    switch (message.type) {
+      case "spans":
+        trace.addSpans(message.items || []);
+        break;
+      case "sandbox":
+        sandboxPanel.update(message.sandbox);
+        for (const panel of experiments) panel.setSandbox(sandboxPanel.sandbox);
+        if (isEnded(sandboxPanel.sandbox)) {
+          socket?.close();
+          socket = null;
+        }
+        break;
+      case "run":
+        for (const panel of experiments) panel.handleRun(message.run);
+        break;
+      case "metrics":
+        metrics.update(message.metrics || {});
+        break;
+      default:
+        break; // pong and future types
+    }
+  }
+
+  /** Follow one sandbox over the socket (a new sandbox starts a fresh trace). */
+  function watch(sandbox) {
+    for (const panel of experiments) panel.setSandbox(sandbox);
+    if (!sandbox || isEnded(sandbox)) return;
+    if (sandbox.id !== watchedId) {
+      socket?.close();
+      trace.clear();
+      watchedId = sandbox.id;
+      socket = null;
+    }
+    if (!socket) {
+      socket = new SandboxSocket(sandbox.id, { onMessage, lastSeq: () => trace.lastSeq, onStatus: setConnection });
+    }
+  }
+
+  sandboxPanel.update(config.sandbox);
+  watch(config.sandbox);
+  if (config.sandbox && isEnded(config.sandbox)) {
+    // An ended sandbox still has its kept runs to look at.
+    for (const panel of experiments) panel.loadRuns();
+  }
+  // A hook for browser tests and for curious learners in the console.
+  window.lab = { trace, metrics, sandboxPanel, experiments };
+}
+
+start();

@@ -1,0 +1,89 @@
+// The one generic renderer for experiment results (RESULT_SHAPE in
+// sandbox_services/runtime/spec.py): headline, summary tiles, charts, table,
+// notes, ok=false marked; a `saga` key adds the saga drawing. Keys it does not
+// know are shown as JSON so nothing an experiment returns is hidden.
+
+import { formatNumber, renderChart } from "./charts.js";
+import { renderSaga } from "./saga.js";
+
+const KNOWN = new Set(["headline", "summary", "charts", "table", "notes", "ok", "saga"]);
+
+function html(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text != null) node.textContent = text;
+  return node;
+}
+
+function tiles(summary) {
+  const list = html("dl", "summary-tiles");
+  for (const item of summary) {
+    const tile = html("div", "tile");
+    const value = html("dd", "tile-value", formatNumber(item.value));
+    if (item.unit) value.append(html("span", "tile-unit", ` ${item.unit}`));
+    tile.append(html("dt", "tile-label", item.label ?? ""), value);
+    list.append(tile);
+  }
+  return list;
+}
+
+function table(data) {
+  const wrapper = html("div", "table-scroll");
+  const element = html("table", "result-table");
+  const head = html("tr");
+  for (const column of data.columns || []) {
+    const cell = html("th", null, String(column));
+    cell.scope = "col";
+    head.append(cell);
+  }
+  const thead = html("thead");
+  thead.append(head);
+  const tbody = html("tbody");
+  for (const row of data.rows || []) {
+    const tr = html("tr");
+    for (const value of row) {
+      tr.append(html("td", typeof value === "number" ? "num" : null, typeof value === "number" ? formatNumber(value) : String(value ?? "")));
+    }
+    tbody.append(tr);
+  }
+  element.append(thead, tbody);
+  wrapper.append(element);
+  return wrapper;
+}
+
+/** Return an <article> drawing one run's result. */
+export function renderResult(result, { title } = {}) {
+  const article = html("article", "result");
+  if (!result || typeof result !== "object") {
+    article.append(html("p", "muted", "No result."));
+    return article;
+  }
+  const failed = result.ok === false;
+  if (failed) article.classList.add("is-failed");
+  article.dataset.ok = failed ? "false" : "true";
+  if (title) article.append(html("h4", "result-title", title));
+  const headline = html("p", "result-headline", result.headline ?? "");
+  if (failed) headline.prepend(html("span", "badge badge-error", "expectation failed"), " ");
+  article.append(headline);
+  if (Array.isArray(result.summary) && result.summary.length) article.append(tiles(result.summary));
+  if (Array.isArray(result.charts)) {
+    const charts = html("div", "result-charts");
+    for (const chart of result.charts) charts.append(renderChart(chart));
+    article.append(charts);
+  }
+  const saga = renderSaga(result.saga);
+  if (saga) article.append(saga);
+  if (result.table && Array.isArray(result.table.rows)) article.append(table(result.table));
+  if (Array.isArray(result.notes) && result.notes.length) {
+    const notes = html("ul", "result-notes");
+    for (const note of result.notes) notes.append(html("li", null, String(note)));
+    article.append(notes);
+  }
+  const extra = Object.fromEntries(Object.entries(result).filter(([key]) => !KNOWN.has(key)));
+  if (Object.keys(extra).length) {
+    const details = html("details", "result-extra");
+    details.append(html("summary", null, "More data"), html("pre", null, JSON.stringify(extra, null, 2)));
+    article.append(details);
+  }
+  return article;
+}

@@ -1,0 +1,202 @@
+// The trace model: turns spans (in any order, possibly repeated) into traces,
+// the hops of a sequence diagram and the rows of a waterfall.
+// It knows nothing about drawing, so it can be tested and reused on its own.
+
+export const LEARNER = "learner";
+export const BROKER = "rabbitmq";
+
+/** Span duration in milliseconds (end may be missing while a span is open). */
+export function durationMs(span) {
+  const start = Number(span.start_ns);
+  const end = Number(span.end_ns ?? span.start_ns);
+  return Math.max(0, (end - start) / 1e6);
+}
+
+export function formatMs(ms) {
+  if (ms == null || Number.isNaN(ms)) return "";
+  if (ms < 1) return `${(ms * 1000).toFixed(0)} µs`;
+  if (ms < 10) return `${ms.toFixed(2)} ms`;
+  if (ms < 1000) return `${ms.toFixed(1)} ms`;
+  return `${(ms / 1000).toFixed(2)} s`;
+}
+
+/**
+ * Holds every span kept so far, grouped by trace.
+ *
+ * Spans are deduplicated by `seq` (the server's per-sandbox sequence number),
+ * because a reconnect replays from `since` and batches may overlap. A trace is
+ * re-derived whenever one of its spans arrives, since a parent may come after
+ * its child.
+ */
+export class TraceStore {
+  constructor({ maxKeptTraces = 2000 } = {}) {
+    this.maxKeptTraces = maxKeptTraces;
+    this.clear();
+  }
+
+  clear() {
+    this.seen = new Set();
+    this.traces = new Map(); // trace_id -> Trace
+    this.lifelineOrder = new Map(); // service -> first appearance index
+    this.spanCount = 0;
+    this.maxSeq = -1;
+    this.evictedTraces = 0;
+  }
+
+  /** Add spans; return the number actually new. */
+  add(items) {
+    let added = 0;
+    const dirty = new Set();
+    for (const span of items) {
+      if (!span || !span.trace_id) continue;
+      const key = span.seq != null ? `q${span.seq}` : `s${span.trace_id}:${span.span_id}`;
+      if (this.seen.has(key)) continue;
+      this.seen.add(key);
+      if (span.seq != null && span.seq > this.maxSeq) this.maxSeq = span.seq;
+      let trace = this.traces.get(span.trace_id);
+      if (!trace) {
+        trace = { id: span.trace_id, spans: new Map(), start: Infinity, end: -Infinity };
+        this.traces.set(span.trace_id, trace);
+      }
+      if (!trace.spans.has(span.span_id)) this.spanCount += 1;
+      trace.spans.set(span.span_id, span);
+      trace.start = Math.min(trace.start, Number(span.start_ns));
+      trace.end = Math.max(trace.end, Number(span.end_ns ?? span.start_ns));
+      dirty.add(trace);
+      added += 1;
+    }
+    for (const trace of dirty) derive(trace);
+    // Lifelines in order of first appearance, walking new hops in time order.
+    const hops = [...dirty].flatMap((trace) => trace.hops).sort((a, b) => a.start - b.start);
+    for (const hop of hops) {
+      this.#noteLifeline(hop.from);
+      this.#noteLifeline(hop.to);
+    }
+    this.#evict();
+    return added;
+  }
+
+  #noteLifeline(name) {
+    if (!this.lifelineOrder.has(name)) this.lifelineOrder.set(name, this.lifelineOrder.size);
+  }
+
+  #evict() {
+    if (this.traces.size <= this.maxKeptTraces) return;
+    const oldest = [...this.traces.values()].sort((a, b) => a.start - b.start);
+    for (const trace of oldest.slice(0, this.traces.size - this.maxKeptTraces)) {
+      this.spanCount -= trace.spans.size;
+      this.traces.delete(trace.id);
+      this.evictedTraces += 1;
+    }
+  }
+
+  /** Traces oldest first. */
+  tracesByStart() {
+    return [...this.traces.values()].sort((a, b) => a.start - b.start);
+  }
+
+  /** Lifelines for these hops: learner first, then first appearance; the broker where it first appears. */
+  lifelinesFor(hops) {
+    const names = new Set();
+    for (const hop of hops) {
+      names.add(hop.from);
+      names.add(hop.to);
+    }
+    const order = (name) => (name === LEARNER ? -1 : (this.lifelineOrder.get(name) ?? 1e9));
+    return [...names].sort((a, b) => order(a) - order(b));
+  }
+
+  findSpan(spanId) {
+    for (const trace of this.traces.values()) {
+      const span = trace.spans.get(spanId);
+      if (span) return span;
+    }
+    return null;
+  }
+}
+
+/** Compute a trace's hops (diagram arrows) and waterfall rows from its spans. */
+export function derive(trace) {
+  const spans = [...trace.spans.values()].sort((a, b) => Number(a.start_ns) - Number(b.start_ns));
+  const children = new Map();
+  for (const span of spans) {
+    if (!span.parent_id) continue;
+    if (!children.has(span.parent_id)) children.set(span.parent_id, []);
+    children.get(span.parent_id).push(span);
+  }
+  trace.hops = [];
+  for (const span of spans) {
+    const hop = hopFor(span, trace.spans.get(span.parent_id), children.get(span.span_id) || []);
+    if (hop) trace.hops.push(hop);
+  }
+  trace.rows = waterfallRows(spans, trace.spans, children);
+  const root = spans.find((span) => !span.parent_id || !trace.spans.has(span.parent_id));
+  trace.title = root ? `${root.service}: ${root.name}` : "";
+  trace.errors = spans.filter((span) => span.status === "error").length;
+}
+
+/**
+ * One arrow of the sequence diagram, or null for a span that is not a hop.
+ *
+ * A synchronous call is drawn once, from its client span (the caller's view,
+ * which includes the network); the server span becomes its `paired` span. A
+ * server span with no client parent (an uninstrumented caller) is drawn from
+ * its peer, or from the learner when it starts a trace. Messaging is two hops
+ * through the broker: producer -> broker, broker -> consumer, both async.
+ */
+function hopFor(span, parent, childSpans) {
+  const protocol = span.protocol || "internal";
+  const base = { span, protocol, start: Number(span.start_ns), ms: durationMs(span) };
+  switch (span.kind) {
+    case "client": {
+      const server = childSpans.find((child) => child.kind === "server");
+      const to = server?.service || span.peer || "?";
+      return hopWith(base, { from: span.service, to, paired: server, async: false });
+    }
+    case "server": {
+      if (parent && parent.kind === "client") return null;
+      const from = span.peer || (parent ? parent.service : LEARNER);
+      return hopWith(base, { from, to: span.service, async: false });
+    }
+    case "producer": {
+      // pika's instrumentation nests two PRODUCER spans per publish: draw the outer one.
+      if (parent && parent.kind === "producer" && parent.service === span.service) return null;
+      return hopWith(base, { from: span.service, to: BROKER, async: true });
+    }
+    case "consumer": {
+      const publisher = parent && parent.kind === "producer" ? parent : null;
+      // The interesting number on a delivery is how long the message waited.
+      const waitMs = publisher ? (Number(span.start_ns) - Number(publisher.start_ns)) / 1e6 : null;
+      return hopWith(base, {
+        from: BROKER,
+        to: span.service,
+        async: true,
+        paired: publisher,
+        label: waitMs != null ? `waited ${formatMs(Math.max(0, waitMs))}` : undefined,
+      });
+    }
+    default:
+      return null;
+  }
+}
+
+function hopWith(base, extra) {
+  const hop = { ...base, ...extra };
+  hop.protocol = hop.async ? "amqp" : base.protocol;
+  hop.error = base.span.status === "error" || extra.paired?.status === "error";
+  hop.label = extra.label || `${base.span.name} · ${formatMs(base.ms)}`;
+  return hop;
+}
+
+/** Depth-first rows: each root, then its children by start time, indented by depth. */
+function waterfallRows(spans, byId, children) {
+  const rows = [];
+  const visit = (span, depth) => {
+    rows.push({ span, depth });
+    for (const child of children.get(span.span_id) || []) visit(child, depth + 1);
+  };
+  for (const span of spans) {
+    if (!span.parent_id || !byId.has(span.parent_id)) visit(span, 0);
+  }
+  return rows;
+}

@@ -1,0 +1,521 @@
+// The trace view: a sequence diagram and a waterfall of a sandbox's spans,
+// and the attributes of the span the learner clicks.
+//
+// It must stay responsive with thousands of spans, so:
+// - addSpans() only queues; the model and the drawing update once per animation frame;
+// - both drawings are virtualised SVG: only the rows in the visible window exist in the DOM;
+// - the diagram shows the most recent `maxTraces` traces, with a picker for the others.
+// Drawn hops carry data-protocol / data-span-id, and the root element carries
+// counts (data-spans, data-hops-http, ...) so tests can check what is drawn.
+
+import { TraceStore, durationMs, formatMs } from "./trace-model.js";
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+const SEQ_ROW = 30;
+const WATERFALL_ROW = 22;
+const OVERSCAN = 6;
+const MIN_LIFELINE_GAP = 104;
+const PICKER_LIMIT = 300;
+let instances = 0;
+
+function svg(tag, attributes = {}, text) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+  if (text != null) node.textContent = text;
+  return node;
+}
+
+function html(tag, attributes = {}, text) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+  if (text != null) node.textContent = text;
+  return node;
+}
+
+function clip(text, maxChars) {
+  return text.length > maxChars ? `${text.slice(0, Math.max(1, maxChars - 1))}…` : text;
+}
+
+function clockTime(ns) {
+  const date = new Date(Number(ns) / 1e6);
+  return date.toISOString().slice(11, 23);
+}
+
+export class TraceView {
+  /**
+   * @param {HTMLElement} root - element to draw into (emptied)
+   * @param {{maxTraces?: number, maxKeptTraces?: number}} options
+   */
+  constructor(root, { maxTraces = 40, maxKeptTraces = 2000 } = {}) {
+    this.root = root;
+    this.maxTraces = maxTraces;
+    this.store = new TraceStore({ maxKeptTraces });
+    this.pending = [];
+    this.frameRequested = false;
+    this.pickedTrace = "";
+    this.selectedSpanId = null;
+    this.follow = true; // keep the newest hop in view until the learner scrolls up
+    this.drawnWaiters = [];
+    this.id = `trace${++instances}`;
+    this.#build();
+    this.#layout();
+  }
+
+  /** Queue spans (any order, duplicates allowed); they are drawn on the next frame. */
+  addSpans(items) {
+    if (!items || !items.length) return;
+    for (const item of items) this.pending.push(item);
+    this.#requestFrame();
+  }
+
+  clear() {
+    this.pending = [];
+    this.store.clear();
+    this.pickedTrace = "";
+    this.selectedSpanId = null;
+    this.details.replaceChildren(html("p", { class: "muted" }, "Click an arrow or a bar to see its span."));
+    this.#requestFrame();
+  }
+
+  /** The highest sequence number seen: what a reconnecting socket asks to resume after. */
+  get lastSeq() {
+    return this.store.maxSeq;
+  }
+
+  /** Resolve after the next drawing frame (a hook for tests and callers). */
+  drawn() {
+    return new Promise((resolve) => {
+      this.drawnWaiters.push(resolve);
+      this.#requestFrame();
+    });
+  }
+
+  selectSpan(spanId) {
+    this.selectedSpanId = spanId;
+    const span = this.store.findSpan(spanId);
+    this.#showDetails(span);
+    this.#markSelection();
+  }
+
+  // --- building ---------------------------------------------------------
+
+  #build() {
+    this.root.classList.add("trace-view");
+    this.root.replaceChildren();
+    const toolbar = html("div", { class: "trace-toolbar" });
+    this.note = html("span", { class: "trace-note", "aria-live": "polite" }, "No spans yet.");
+    const pickerLabel = html("label", { class: "trace-picker-label" }, "Trace ");
+    this.picker = html("select", { class: "trace-picker" });
+    pickerLabel.append(this.picker);
+    toolbar.append(this.note, pickerLabel, this.#legend());
+    this.picker.addEventListener("change", () => {
+      this.pickedTrace = this.picker.value;
+      this.follow = true;
+      this.#requestFrame(true);
+    });
+
+    this.seqScroll = html("div", { class: "seq-scroll", tabindex: "0", "aria-label": "Sequence diagram" });
+    this.seqHeader = html("div", { class: "seq-header" });
+    this.seqSpacer = html("div", { class: "seq-spacer" });
+    this.seqSvg = svg("svg", { class: "seq-window", role: "list" });
+    this.seqSpacer.append(this.seqSvg);
+    this.seqScroll.append(this.seqHeader, this.seqSpacer);
+
+    this.wfScroll = html("div", { class: "wf-scroll", tabindex: "0", "aria-label": "Waterfall" });
+    this.wfSpacer = html("div", { class: "wf-spacer" });
+    this.wfSvg = svg("svg", { class: "wf-window", role: "list" });
+    this.wfSpacer.append(this.wfSvg);
+    this.wfScroll.append(this.wfSpacer);
+
+    this.details = html("section", { class: "span-details", "aria-live": "polite" });
+    this.details.append(html("p", { class: "muted" }, "Click an arrow or a bar to see its span."));
+
+    const seqTitle = html("h3", { class: "trace-heading" }, "Sequence");
+    const wfTitle = html("h3", { class: "trace-heading" }, "Waterfall");
+    this.root.append(toolbar, seqTitle, this.seqScroll, wfTitle, this.wfScroll, this.details);
+
+    for (const scroller of [this.seqScroll, this.wfScroll]) {
+      scroller.addEventListener("scroll", () => this.#onScroll(scroller), { passive: true });
+    }
+    for (const drawing of [this.seqSvg, this.wfSvg]) {
+      drawing.addEventListener("click", (event) => this.#onPick(event));
+      drawing.addEventListener("keydown", (event) => {
+        if (event.key === "Enter" || event.key === " ") {
+          event.preventDefault();
+          this.#onPick(event);
+        }
+      });
+    }
+    if (typeof ResizeObserver !== "undefined") {
+      new ResizeObserver(() => this.#requestFrame(true)).observe(this.root);
+    }
+  }
+
+  #legend() {
+    const legend = html("span", { class: "trace-legend", "aria-hidden": "true" });
+    for (const [name, text] of [["http", "HTTP"], ["grpc", "gRPC"], ["amqp", "AMQP (async)"], ["error", "error"]]) {
+      legend.append(html("span", { class: `legend-item proto-${name}` }, text));
+    }
+    return legend;
+  }
+
+  // --- frame loop -------------------------------------------------------
+
+  #requestFrame(relayout = false) {
+    if (relayout) this.needsLayout = true;
+    if (this.frameRequested) return;
+    this.frameRequested = true;
+    requestAnimationFrame(() => this.#frame());
+  }
+
+  #frame() {
+    this.frameRequested = false;
+    if (this.pending.length) {
+      const batch = this.pending;
+      this.pending = [];
+      this.store.add(batch);
+      this.needsLayout = true;
+    }
+    if (this.needsLayout) {
+      this.needsLayout = false;
+      this.#layout();
+    }
+    this.#drawWindows();
+    const waiters = this.drawnWaiters;
+    this.drawnWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  #onScroll(scroller) {
+    if (scroller === this.seqScroll) {
+      const atBottom = scroller.scrollTop + scroller.clientHeight >= scroller.scrollHeight - SEQ_ROW;
+      this.follow = atBottom;
+    }
+    this.#requestFrame();
+  }
+
+  // --- layout: which traces, rows and lifelines are shown ---------------
+
+  #layout() {
+    this.version = (this.version || 0) + 1;
+    const all = this.store.tracesByStart();
+    const picked = this.pickedTrace && this.store.traces.get(this.pickedTrace);
+    this.shown = picked ? [picked] : all.slice(-this.maxTraces);
+    this.seqRows = [];
+    this.wfRows = [];
+    const counts = { http: 0, grpc: 0, amqp: 0, error: 0 };
+    for (const trace of this.shown) {
+      this.seqRows.push({ trace });
+      for (const hop of trace.hops) {
+        this.seqRows.push({ hop });
+        counts[hop.protocol] = (counts[hop.protocol] || 0) + 1;
+        if (hop.error) counts.error += 1;
+      }
+      this.wfRows.push({ trace });
+      for (const row of trace.rows) this.wfRows.push({ ...row, trace });
+    }
+    this.lifelines = this.store.lifelinesFor(this.shown.flatMap((trace) => trace.hops));
+    const width = Math.max(this.seqScroll.clientWidth - 2, 200);
+    this.gap = Math.max(MIN_LIFELINE_GAP, width / Math.max(1, this.lifelines.length));
+    this.seqWidth = Math.max(width, this.gap * this.lifelines.length);
+    this.lifelineX = new Map(this.lifelines.map((name, index) => [name, this.gap * (index + 0.5)]));
+
+    this.#drawHeader();
+    this.seqSpacer.style.height = `${this.seqRows.length * SEQ_ROW}px`;
+    this.seqSpacer.style.width = `${this.seqWidth}px`;
+    this.wfSpacer.style.height = `${this.wfRows.length * WATERFALL_ROW}px`;
+    if (this.follow) this.seqScroll.scrollTop = this.seqScroll.scrollHeight;
+
+    this.#updateNote(all.length);
+    this.#updatePicker(all);
+    Object.assign(this.root.dataset, {
+      spans: String(this.store.spanCount),
+      traces: String(all.length),
+      shownTraces: String(this.shown.length),
+      hopsHttp: String(counts.http),
+      hopsGrpc: String(counts.grpc),
+      hopsAmqp: String(counts.amqp),
+      hopsError: String(counts.error),
+      lastSeq: String(this.store.maxSeq),
+    });
+  }
+
+  #updateNote(total) {
+    if (!total) {
+      this.note.textContent = "No spans yet.";
+    } else if (this.pickedTrace) {
+      this.note.textContent = `Showing 1 picked trace of ${total}.`;
+    } else {
+      this.note.textContent = `Showing last ${this.shown.length} of ${total} traces · ${this.store.spanCount} spans.`;
+    }
+  }
+
+  #updatePicker(all) {
+    // Rebuilding hundreds of <option>s each frame would cost more than the drawing: throttle.
+    const now = performance.now();
+    if (this.pickerBuiltAt && now - this.pickerBuiltAt < 750 && this.pickerSize === all.length) return;
+    if (this.pickerBuiltAt && now - this.pickerBuiltAt < 750) {
+      this.#requestFrameLater();
+      return;
+    }
+    this.pickerBuiltAt = now;
+    this.pickerSize = all.length;
+    const options = [html("option", { value: "" }, `Most recent ${Math.min(this.maxTraces, all.length)}`)];
+    for (const trace of all.slice(-PICKER_LIMIT).reverse()) {
+      const label = `${clockTime(trace.start)} ${clip(trace.title, 40)}${trace.errors ? " ✕" : ""}`;
+      options.push(html("option", { value: trace.id }, label));
+    }
+    this.picker.replaceChildren(...options);
+    this.picker.value = this.pickedTrace;
+  }
+
+  #requestFrameLater() {
+    if (this.laterTimer) return;
+    this.laterTimer = setTimeout(() => {
+      this.laterTimer = null;
+      this.#requestFrame(true);
+    }, 800);
+  }
+
+  #drawHeader() {
+    const labels = this.lifelines.map((name) => {
+      const label = html("span", { class: "lifeline-label", title: name }, clip(name, 18));
+      label.style.left = `${this.lifelineX.get(name)}px`;
+      return label;
+    });
+    this.seqHeader.style.width = `${this.seqWidth}px`;
+    this.seqHeader.replaceChildren(...labels);
+  }
+
+  // --- drawing the visible windows --------------------------------------
+
+  #drawWindows() {
+    if (!this.seqRows) return;
+    this.#drawSequenceWindow();
+    this.#drawWaterfallWindow();
+  }
+
+  /**
+   * Decide whether a window needs drawing, and which rows.
+   *
+   * A window is redrawn only when the data changed or the rows on screen leave
+   * the rows drawn (which include an overscan margin). Small scrolls, such as a
+   * click that scrolls its target into view, keep the same elements.
+   */
+  #windowToDraw(name, scroller, rowHeight, rowCount, headerHeight, width) {
+    const top = Math.max(0, scroller.scrollTop - headerHeight);
+    const visibleFirst = Math.floor(top / rowHeight);
+    const visibleLast = Math.min(rowCount, visibleFirst + Math.ceil((scroller.clientHeight || 300) / rowHeight) + 1);
+    this.drawn = this.drawn || {};
+    const previous = this.drawn[name];
+    if (
+      previous &&
+      previous.version === this.version &&
+      previous.width === width &&
+      previous.first <= visibleFirst &&
+      previous.last >= Math.min(visibleLast, rowCount)
+    ) {
+      return null;
+    }
+    const first = Math.max(0, visibleFirst - OVERSCAN);
+    const last = Math.min(rowCount, visibleLast + OVERSCAN);
+    this.drawn[name] = { version: this.version, width, first, last };
+    return [first, last];
+  }
+
+  /** Mark the selected span in place, without redrawing. */
+  #markSelection() {
+    for (const node of this.root.querySelectorAll(".is-selected")) node.classList.remove("is-selected");
+    if (!this.selectedSpanId) return;
+    for (const node of this.root.querySelectorAll(`[data-span-id="${CSS.escape(this.selectedSpanId)}"]`)) {
+      node.classList.add("is-selected");
+    }
+  }
+
+  #drawSequenceWindow() {
+    const headerHeight = this.seqHeader.offsetHeight;
+    const range = this.#windowToDraw("seq", this.seqScroll, SEQ_ROW, this.seqRows.length, headerHeight, this.seqWidth);
+    if (!range) return;
+    const [first, last] = range;
+    const height = Math.max(0, (last - first) * SEQ_ROW);
+    this.seqSvg.setAttribute("width", this.seqWidth);
+    this.seqSvg.setAttribute("height", height);
+    this.seqSvg.setAttribute("viewBox", `0 ${first * SEQ_ROW} ${this.seqWidth} ${height}`);
+    this.seqSvg.style.top = `${first * SEQ_ROW}px`;
+
+    const nodes = [this.#markers()];
+    for (const name of this.lifelines) {
+      const x = this.lifelineX.get(name);
+      nodes.push(svg("line", { class: "lifeline", x1: x, x2: x, y1: first * SEQ_ROW, y2: last * SEQ_ROW }));
+    }
+    for (let index = first; index < last; index += 1) {
+      const row = this.seqRows[index];
+      const y = index * SEQ_ROW;
+      nodes.push(row.trace ? this.#traceSeparator(row.trace, y) : this.#hop(row.hop, y));
+    }
+    this.seqSvg.replaceChildren(...nodes);
+  }
+
+  #markers() {
+    const defs = svg("defs");
+    for (const name of ["http", "grpc", "amqp", "internal", "error"]) {
+      const marker = svg("marker", {
+        id: `${this.id}-arrow-${name}`,
+        viewBox: "0 0 10 10",
+        refX: "9",
+        refY: "5",
+        markerWidth: "7",
+        markerHeight: "7",
+        orient: "auto-start-reverse",
+      });
+      marker.append(svg("path", { d: "M0,0 L10,5 L0,10 z", class: `head proto-${name}` }));
+      defs.append(marker);
+    }
+    return defs;
+  }
+
+  #traceSeparator(trace, y) {
+    const group = svg("g", { class: "trace-separator", "data-trace-id": trace.id });
+    group.append(svg("line", { x1: 0, x2: this.seqWidth, y1: y + SEQ_ROW - 6, y2: y + SEQ_ROW - 6 }));
+    const text = `${clockTime(trace.start)}  ${trace.title}  · trace ${trace.id.slice(0, 8)}`;
+    group.append(svg("text", { x: 4, y: y + SEQ_ROW - 10 }, clip(text, Math.floor(this.seqWidth / 7))));
+    return group;
+  }
+
+  #hop(hop, y) {
+    const x1 = this.lifelineX.get(hop.from);
+    const x2 = this.lifelineX.get(hop.to);
+    const lineY = y + SEQ_ROW - 8;
+    const style = hop.error ? "error" : hop.protocol;
+    const group = svg("g", {
+      class: `hop proto-${hop.protocol}${hop.error ? " is-error" : ""}${hop.async ? " is-async" : ""}${
+        hop.span.span_id === this.selectedSpanId ? " is-selected" : ""
+      }`,
+      "data-protocol": hop.protocol,
+      "data-span-id": hop.span.span_id,
+      "data-status": hop.error ? "error" : "ok",
+      role: "listitem",
+      tabindex: "0",
+      "aria-label": `${hop.from} to ${hop.to}, ${hop.protocol}, ${hop.label}${hop.error ? ", error" : ""}`,
+    });
+    // A wide transparent band makes a thin arrow easy to click.
+    const left = Math.min(x1, x2);
+    const width = Math.max(Math.abs(x2 - x1), 40);
+    group.append(svg("rect", { class: "hit", x: left, y, width, height: SEQ_ROW }));
+    const marker = `url(#${this.id}-arrow-${style})`;
+    if (hop.from === hop.to) {
+      const loop = `M${x1},${lineY - 8} h24 v10 h-22`;
+      group.append(svg("path", { class: "hop-line", d: loop, "marker-end": marker, fill: "none" }));
+    } else {
+      group.append(svg("line", { class: "hop-line", x1, x2: x2 + (x2 > x1 ? -2 : 2), y1: lineY, y2: lineY, "marker-end": marker }));
+    }
+    const labelChars = Math.max(8, Math.floor((Math.abs(x2 - x1) || 140) / 6.2));
+    const labelX = hop.from === hop.to ? x1 + 30 : (x1 + x2) / 2;
+    const anchor = hop.from === hop.to ? "start" : "middle";
+    group.append(svg("text", { class: "hop-label", x: labelX, y: lineY - 5, "text-anchor": anchor }, clip(hop.label, labelChars)));
+    if (hop.error) {
+      group.append(svg("text", { class: "hop-cross", x: x2 + (x2 >= x1 ? -16 : 8), y: lineY + 5 }, "✕"));
+    }
+    return group;
+  }
+
+  #drawWaterfallWindow() {
+    const width = Math.max(this.wfScroll.clientWidth - 2, 300);
+    const labelWidth = Math.min(260, Math.max(150, width * 0.38));
+    const barWidth = width - labelWidth - 70;
+    const range = this.#windowToDraw("wf", this.wfScroll, WATERFALL_ROW, this.wfRows.length, 0, width);
+    if (!range) return;
+    const [first, last] = range;
+    const height = Math.max(0, (last - first) * WATERFALL_ROW);
+    this.wfSvg.setAttribute("width", width);
+    this.wfSvg.setAttribute("height", height);
+    this.wfSvg.setAttribute("viewBox", `0 ${first * WATERFALL_ROW} ${width} ${height}`);
+    this.wfSvg.style.top = `${first * WATERFALL_ROW}px`;
+    const nodes = [];
+    for (let index = first; index < last; index += 1) {
+      const row = this.wfRows[index];
+      const y = index * WATERFALL_ROW;
+      if (!row.span) {
+        const total = formatMs((row.trace.end - row.trace.start) / 1e6);
+        const text = `${clockTime(row.trace.start)} ${row.trace.title} · ${total}`;
+        nodes.push(svg("text", { class: "wf-trace", x: 2, y: y + 15 }, clip(text, Math.floor(width / 7))));
+        continue;
+      }
+      const { span, depth, trace } = row;
+      const span_ns = Math.max(1, trace.end - trace.start);
+      const x = labelWidth + ((Number(span.start_ns) - trace.start) / span_ns) * barWidth;
+      const w = Math.max(2, (durationMs(span) * 1e6 / span_ns) * barWidth);
+      const error = span.status === "error";
+      const group = svg("g", {
+        class: `wf-row proto-${span.protocol || "internal"}${error ? " is-error" : ""}${
+          span.span_id === this.selectedSpanId ? " is-selected" : ""
+        }`,
+        "data-span-id": span.span_id,
+        "data-protocol": span.protocol || "internal",
+        role: "listitem",
+        tabindex: "0",
+        "aria-label": `${span.service} ${span.name}, ${formatMs(durationMs(span))}${error ? ", error" : ""}`,
+      });
+      group.append(svg("rect", { class: "hit", x: 0, y, width, height: WATERFALL_ROW }));
+      const labelChars = Math.floor((labelWidth - 8 - depth * 12) / 6.2);
+      group.append(svg("text", { class: "wf-label", x: 6 + depth * 12, y: y + 15 }, clip(`${span.service}: ${span.name}`, labelChars)));
+      group.append(svg("rect", { class: "wf-bar", x, y: y + 5, width: w, height: WATERFALL_ROW - 10, rx: 2 }));
+      group.append(svg("text", { class: "wf-duration", x: Math.min(x + w + 4, width - 66), y: y + 15 }, `${error ? "✕ " : ""}${formatMs(durationMs(span))}`));
+      nodes.push(group);
+    }
+    this.wfSvg.replaceChildren(...nodes);
+  }
+
+  // --- details ----------------------------------------------------------
+
+  #onPick(event) {
+    const target = event.target.closest?.("[data-span-id]");
+    if (target) this.selectSpan(target.getAttribute("data-span-id"));
+  }
+
+  #showDetails(span) {
+    if (!span) {
+      this.details.replaceChildren(html("p", { class: "muted" }, "That span is no longer kept."));
+      return;
+    }
+    const attributes = span.attributes || {};
+    const first = (...keys) => keys.map((key) => attributes[key]).find((value) => value != null);
+    const bytes = Object.entries(attributes)
+      .filter(([key]) => /bytes|size|content_length/i.test(key))
+      .map(([key, value]) => `${value} (${key})`)
+      .join(", ");
+    const summary = [
+      ["span", `${span.service}: ${span.name}`],
+      ["method", first("http.request.method", "http.method", "rpc.method", "messaging.operation", "messaging.operation.name") ?? span.name],
+      ["status", `${span.status}${(() => {
+        const code = first("http.response.status_code", "http.status_code", "rpc.grpc.status_code");
+        return code != null ? ` (${code})` : "";
+      })()}`],
+      ["bytes", bytes || "—"],
+      ["peer", span.peer || first("net.peer.name", "server.address", "net.peer.ip") || "—"],
+      ["kind / protocol", `${span.kind} / ${span.protocol}`],
+      ["duration", formatMs(durationMs(span))],
+      ["started", clockTime(span.start_ns)],
+      ["trace", span.trace_id],
+      ["span id", span.span_id],
+      ["parent", span.parent_id || "—"],
+      ["seq", span.seq ?? "—"],
+    ];
+    const heading = html("h3", {}, `Span ${span.name}`);
+    if (span.status === "error") heading.append(html("span", { class: "badge badge-error" }, "error"));
+    const list = html("dl", { class: "span-summary" });
+    for (const [term, value] of summary) list.append(html("dt", {}, term), html("dd", {}, String(value)));
+    const table = html("table", { class: "span-attributes" });
+    table.append(html("caption", {}, "All attributes"));
+    const keys = Object.keys(attributes).sort();
+    for (const key of keys) {
+      const row = html("tr");
+      const value = attributes[key];
+      row.append(html("th", { scope: "row" }, key), html("td", {}, typeof value === "object" ? JSON.stringify(value) : String(value)));
+      table.append(row);
+    }
+    if (!keys.length) table.append(html("tr", {}, "No attributes."));
+    this.details.replaceChildren(heading, list, table);
+    this.details.dataset.spanId = span.span_id;
+  }
+}
