@@ -1,0 +1,83 @@
+"""Build the saga view the browser draws: lanes of steps, the state machine, the invariants.
+
+The shape (also documented in the lesson's README section of the report)::
+
+    {
+      "mode": "choreography" | "orchestration",
+      "saga_id": str,                       # the saga this timeline shows
+      "timeline": [                         # sorted by start_ns
+        {"service": "orders"|"payments"|"inventory"|"shipping"|"coordinator",
+         "step": "create"|"charge"|...|"reject",
+         "kind": "forward"|"compensation"|"failure",
+         "status": "done"|"duplicate"|"noop"|"refused"|"error"|"timeout"|"gave-up",
+         "detail": str,
+         "start_ns": int, "end_ns": int,    # Unix epoch nanoseconds, as spans
+         "trace_id": str|None, "span_id": str|None,   # the span that did it
+         "saga_id": str}
+      ],
+      "lanes": [service, ...],              # lane order, top to bottom
+      "state_machine": [state, ...],        # every coordinator state, in drawing order
+      "states": [state, ...],               # states this saga went through, in order
+      "current_state": str|None,            # the lit one (None in choreography)
+      "invariants": [{"name": str, "ok": bool, "detail": str}]
+    }
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sandbox_services.saga.interface import SERVICES, STATES
+
+from . import invariants
+from .stores import read_only, rows_for
+
+LANES = ("coordinator", *SERVICES)
+# Transitions say where the coordinator is; its command rows are the timeline entries.
+COMMAND_KINDS = ("forward", "compensation", "failure")
+
+
+def saga_view(workdir: Path, saga_id: str, *, mode: str, checked: list[str] | None = None
+              ) -> dict:
+    """Return the saga view of one saga; invariants cover ``checked`` (default: this saga)."""
+    workdir = Path(workdir)
+    items = []
+    for service in SERVICES:
+        with read_only(workdir, service) as conn:
+            for row in rows_for(conn, "SELECT * FROM step_log", [saga_id]):
+                items.append(_item(row, service))
+    states: list[str] = []
+    if mode == "orchestration":
+        with read_only(workdir, "coordinator") as conn:
+            for row in rows_for(conn, "SELECT * FROM saga_log", [saga_id]):
+                if row["kind"] == "transition":
+                    if not states or states[-1] != row["state"]:
+                        states.append(row["state"])
+                elif row["kind"] in COMMAND_KINDS:
+                    items.append(_item(row, "coordinator"))
+    items.sort(key=lambda item: (item["start_ns"], item["end_ns"]))
+    return {
+        "mode": mode,
+        "saga_id": saga_id,
+        "timeline": items,
+        "lanes": list(LANES if mode == "orchestration" else SERVICES),
+        "state_machine": list(STATES),
+        "states": states,
+        "current_state": states[-1] if states else None,
+        "invariants": invariants.check(workdir, checked or [saga_id], mode=mode),
+    }
+
+
+def _item(row, service: str) -> dict:
+    return {
+        "service": service,
+        "step": row["step"],
+        "kind": row["kind"],
+        "status": row["status"],
+        "detail": row["detail"],
+        "start_ns": row["start_ns"],
+        "end_ns": row["end_ns"],
+        "trace_id": row["trace_id"],
+        "span_id": row["span_id"],
+        "saga_id": row["saga_id"],
+    }

@@ -1,0 +1,211 @@
+"""The orchestrator: drive each saga through its steps, and back through compensations.
+
+Every decision is written to the saga log before it is acted on. That is what
+makes a crash harmless: a restarted coordinator reads where each saga stood and
+sends the last command again; the participant's idempotency turns the repeat
+into "duplicate" instead of a second charge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+from opentelemetry import trace
+
+from sandbox_services.labs.saga.config import SagaConfig
+
+from .interface import STEPS, Order, Participant, StepError, StepResult, StepTimeout
+from .saga_log import SagaLog, SagaRecord
+from .store import now_ns
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("sandbox_services.saga.coordinator")
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class SagaCoordinator:
+    """Run sagas against participants, recording every transition in a durable log."""
+
+    def __init__(
+        self, saga_log: SagaLog, participants: Mapping[str, Participant], config: SagaConfig,
+        *, sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.log = saga_log
+        self.participants = participants
+        self.config = config
+        self.sleep = sleep
+        self.tasks: dict[str, asyncio.Task] = {}
+        self.slots = asyncio.Semaphore(config.coordinator_max_in_flight)
+
+    async def start(self, order: Order) -> SagaRecord:
+        """Log a new saga as STARTED, then drive it in the background."""
+        record = self.log.start(order)
+        if not record.finished:
+            self._spawn(record.saga_id)
+        return record
+
+    def resume_all(self) -> int:
+        """Pick up every unfinished saga from the log (after a restart); return how many."""
+        records = self.log.unfinished()
+        for record in records:
+            self._spawn(record.saga_id, resumed=True)
+        return len(records)
+
+    async def drain(self) -> None:
+        """Wait until every saga this coordinator drives has finished (or failed)."""
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks.values()), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop driving sagas; the log keeps where each one stands."""
+        for task in self.tasks.values():
+            task.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+
+    def _spawn(self, saga_id: str, *, resumed: bool = False) -> None:
+        if saga_id in self.tasks:
+            return
+        task = asyncio.create_task(self._run(saga_id, resumed))
+        self.tasks[saga_id] = task
+        task.add_done_callback(lambda _: self.tasks.pop(saga_id, None))
+
+    async def _run(self, saga_id: str, resumed: bool) -> None:
+        async with self.slots:
+            name = "saga resumed from log" if resumed else "saga"
+            with tracer.start_as_current_span(name) as span:
+                span.set_attribute("saga.id", saga_id)
+                record = self.log.load(saga_id)
+                while not record.finished:
+                    if record.phase == "forward":
+                        record = await self._forward(record)
+                    else:
+                        record = await self._compensate(record)
+                span.set_attribute("saga.state", record.state)
+
+    async def _forward(self, record: SagaRecord) -> SagaRecord:
+        index = record.step_index
+        step = STEPS[index]
+        if record.state != step.state:
+            # Intent first: if we die after this line, the restart resends this step.
+            self.log.transition(record.saga_id, state=step.state, phase="forward",
+                                step_index=index)
+        started = now_ns()
+        outcome, detail = await self._attempt_forward(step.service, step.action, record.order,
+                                                      retry_forever=step.compensation is None)
+        if outcome == "ok":
+            self.log.record(record.saga_id, state=step.state, service=step.service,
+                            step=step.action, kind="forward", status=detail, start_ns=started)
+            return await self._advance(record, index)
+        self.log.record(record.saga_id, state=step.state, service=step.service, step=step.action,
+                        kind="failure", status=outcome, start_ns=started, detail=detail)
+        # A refusal is a definite "not applied". An error or a timeout is not:
+        # the step may have applied before the reply was lost, so undo it too.
+        first_to_undo = index if outcome in ("error", "timeout") else index - 1
+        return self._begin_compensation(record, first_to_undo, failed_index=index)
+
+    async def _advance(self, record: SagaRecord, index: int) -> SagaRecord:
+        following = index + 1
+        if following == len(STEPS):
+            self.log.transition(record.saga_id, state="APPROVED", phase="finished",
+                                step_index=following)
+            return self.log.load(record.saga_id)
+        pause = record.order.plan.pause_after == STEPS[index].service and not record.paused
+        self.log.transition(record.saga_id, state=STEPS[following].state, phase="forward",
+                            step_index=following, paused=pause or None)
+        if pause:
+            # Teaching hook: the saga sits between two steps, logged, so the
+            # crash experiment can SIGKILL us here and watch the restart resume.
+            await self.sleep(self.config.crash_pause_s)
+            self.log.transition(record.saga_id, state=STEPS[following].state, phase="forward",
+                                step_index=following, paused=False)
+        return self.log.load(record.saga_id)
+
+    def _begin_compensation(self, record: SagaRecord, first: int, *, failed_index: int
+                            ) -> SagaRecord:
+        first = _previous_compensatable(first)
+        if first < 0:
+            self.log.transition(record.saga_id, state="REJECTED", phase="finished",
+                                step_index=-1, failed_index=failed_index)
+        else:
+            self.log.transition(record.saga_id, state=STEPS[first].compensation_state or "",
+                                phase="compensating", step_index=first,
+                                failed_index=failed_index)
+        return self.log.load(record.saga_id)
+
+    async def _compensate(self, record: SagaRecord) -> SagaRecord:
+        index = _previous_compensatable(record.step_index)
+        if index < 0:
+            self.log.transition(record.saga_id, state="REJECTED", phase="finished", step_index=-1)
+            return self.log.load(record.saga_id)
+        step = STEPS[index]
+        state = step.compensation_state or ""
+        if record.state != state:
+            self.log.transition(record.saga_id, state=state, phase="compensating",
+                                step_index=index)
+        started = now_ns()
+        result = await self._until_done(step.service, step.compensation or "", record.order)
+        self.log.record(record.saga_id, state=state, service=step.service,
+                        step=step.compensation or "", kind="compensation", status=result.status,
+                        start_ns=started, detail=result.detail)
+        following = _previous_compensatable(index - 1)
+        if following < 0:
+            self.log.transition(record.saga_id, state="REJECTED", phase="finished", step_index=-1)
+        else:
+            self.log.transition(record.saga_id, state=STEPS[following].compensation_state or "",
+                                phase="compensating", step_index=following)
+        return self.log.load(record.saga_id)
+
+    async def _attempt_forward(
+        self, service: str, action: str, order: Order, *, retry_forever: bool
+    ) -> tuple[str, str]:
+        """Send a forward command with retries on errors; return (outcome, detail)."""
+        attempt = 0
+        backoff = self.config.retry_backoff_s
+        while True:
+            attempt += 1
+            try:
+                result = await self._send(service, action, order, attempt)
+            except StepTimeout as error:
+                if not retry_forever:
+                    return "timeout", str(error)
+            except StepError as error:
+                if not retry_forever and attempt >= self.config.step_attempts:
+                    return "error", str(error)
+            else:
+                if result.succeeded:
+                    return "ok", result.status
+                return "refused", result.detail
+            await self.sleep(backoff)
+            backoff = min(backoff * 2, self.config.retry_backoff_max_s)
+
+    async def _until_done(self, service: str, action: str, order: Order) -> StepResult:
+        """Send a compensation until the participant confirms it: undoing must not give up."""
+        attempt = 0
+        backoff = self.config.retry_backoff_s
+        while True:
+            attempt += 1
+            try:
+                return await self._send(service, action, order, attempt)
+            except StepError as error:
+                log.info("%s %s for %s failed (%s); retrying", service, action, order.saga_id,
+                         error)
+            await self.sleep(backoff)
+            backoff = min(backoff * 2, self.config.retry_backoff_max_s)
+
+    async def _send(self, service: str, action: str, order: Order, attempt: int) -> StepResult:
+        participant = self.participants[service]
+        result = await participant.execute(action, order, attempt=attempt)
+        if order.plan.duplicate:
+            # Experiment 4: the same command again, as after a lost reply.
+            await participant.execute(action, order, attempt=attempt)
+        return result
+
+
+def _previous_compensatable(index: int) -> int:
+    """Return the nearest step at or before ``index`` that has a compensation, or -1."""
+    while index >= 0 and STEPS[index].compensation is None:
+        index -= 1
+    return index
