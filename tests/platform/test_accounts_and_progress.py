@@ -53,7 +53,10 @@ def test_quiz_answers_are_checked_on_the_server(db, lesson, make_user):
     detail = api.get(f"/api/lessons/{LESSON}/").json()
     assert all("answer" not in checkpoint for checkpoint in detail["checkpoints"])
     wrong = (quiz.answer + 1) % len(quiz.choices)
-    assert api.post(url, {"checkpoint": quiz.id, "answer": wrong}, format="json").json()["passed"] is False
+    assert (
+        api.post(url, {"checkpoint": quiz.id, "answer": wrong}, format="json").json()["passed"]
+        is False
+    )
     right = api.post(url, {"checkpoint": quiz.id, "answer": quiz.answer}, format="json").json()
     assert right["passed"] is True and right["progress"]["checkpoints"][quiz.id] is True
     bad = api.post(url, {"checkpoint": quiz.id, "answer": 99}, format="json")

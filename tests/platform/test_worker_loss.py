@@ -11,7 +11,7 @@ from lab.sandboxes.models import Sandbox
 from lab.sandboxes.tasks import sandbox_start_task
 from sandbox_services.runtime import client
 
-from ..conftest import LabProcesses, wait_for
+from lab.harness import LabProcesses, wait_for
 from .helpers import LESSON, descendants, is_zombie, pid_alive, service_pids
 
 
@@ -22,11 +22,7 @@ def test_killing_the_worker_ends_its_sandboxes_within_the_keepalive(
     user, _token = make_user(role="learner")
     doomed = LabProcesses(lab_processes.database_name, lab_processes.log_dir)
     queue = f"doomed-{os.getpid()}"
-    os.environ["LAB_CELERY_QUEUE"], saved = queue, os.environ["LAB_CELERY_QUEUE"]
-    try:
-        worker = doomed.start_worker("doomed")
-    finally:
-        os.environ["LAB_CELERY_QUEUE"] = saved
+    worker = doomed.start_worker("doomed", queue=queue)
     try:
         sandbox = Sandbox.objects.create(
             owner=user, lesson=LESSON, expires_at=timezone.now() + timezone.timedelta(minutes=10)
