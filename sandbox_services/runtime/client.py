@@ -7,7 +7,29 @@ tasks, Django views); the WebSocket consumer uses ``replay`` through
 
 from __future__ import annotations
 
+import json
+import time
+import uuid
 from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+
+from . import keys
+from .config import load_config
+
+# States in which a supervisor should be alive; if its heartbeat is gone, it died.
+_LIVE_STATES = {"starting", "running", "stopping"}
+_clients: dict[str, redis.Redis] = {}
+
+
+def _redis() -> redis.Redis:
+    url = load_config().redis_url
+    client = _clients.get(url)
+    if client is None:
+        # redis-py's pool notices a fork and reconnects, so one client per URL is safe.
+        client = _clients[url] = redis.Redis.from_url(url)
+    return client
 
 
 def spawn(
@@ -27,7 +49,26 @@ def spawn(
     ``hard_deadline`` is a Unix time; the supervisor expires the sandbox after
     ``idle_timeout_s`` without ``touch``.
     """
-    raise NotImplementedError
+    client = _redis()
+    if not client.exists(keys.worker_alive(host)):
+        raise SandboxError(f"no sandbox host is running for worker {host!r}")
+    reply_key = keys.sandbox_reply(sandbox_id, "spawn")
+    client.delete(reply_key)
+    request = {
+        "sandbox_id": sandbox_id,
+        "lesson": lesson,
+        "hard_deadline": hard_deadline,
+        "idle_timeout_s": idle_timeout_s,
+        "requested_at": time.time(),
+    }
+    client.rpush(keys.host_spawn(host), json.dumps(request))
+    item = client.blpop([reply_key], timeout=timeout_s)
+    if item is None:
+        raise SandboxError(f"the sandbox did not start within {timeout_s:g} s")
+    reply = json.loads(item[1])
+    if reply.get("state") != "running":
+        raise SandboxError(reply.get("reason") or "the sandbox failed to start")
+    return reply
 
 
 def command(sandbox_id: str, action: str, *, timeout_s: float = 10.0, **params: Any) -> dict:
@@ -38,32 +79,86 @@ def command(sandbox_id: str, action: str, *, timeout_s: float = 10.0, **params: 
     error_rate / replicas), "run" (params: run_id, experiment, params; the
     reply comes when the run ends, so pass a timeout above the experiment's).
     Raises ``SandboxGone`` if no supervisor answers.
+
+    Replies: "stop" -> ``{"state": "stopped"|..., "reason"}`` once the sandbox
+    has ended; "service" -> ``{"state": "ok", "services": {...}}`` (a refused
+    operation raises ``SandboxError`` with the reason); "run" ->
+    ``{"state": "done", "result": {...}}`` or ``{"state": "failed", "error": "..."}``
+    (returned, not raised).
     """
-    raise NotImplementedError
+    client = _redis()
+    if not client.exists(keys.sandbox_alive(sandbox_id)):
+        raise SandboxGone(f"sandbox {sandbox_id} is not running")
+    command_id = uuid.uuid4().hex
+    client.rpush(
+        keys.sandbox_commands(sandbox_id),
+        json.dumps({**params, "id": command_id, "action": action}),
+    )
+    item = client.blpop([keys.sandbox_reply(sandbox_id, command_id)], timeout=timeout_s)
+    if item is None:
+        if not client.exists(keys.sandbox_alive(sandbox_id)):
+            raise SandboxGone(f"sandbox {sandbox_id} ended before it answered")
+        raise SandboxError(f"sandbox {sandbox_id} did not answer {action!r} within {timeout_s:g} s")
+    reply = json.loads(item[1])
+    if action != "run" and reply.get("state") == "failed":
+        raise SandboxError(reply.get("error") or f"{action} failed")
+    return reply
 
 
 def touch(sandbox_id: str, idle_timeout_s: float) -> None:
     """Record activity so the idle deadline moves forward."""
-    raise NotImplementedError
+    # xx: never resurrect the key of a sandbox that has already ended.
+    _redis().set(keys.sandbox_touch(sandbox_id), 1, px=max(1, int(idle_timeout_s * 1000)), xx=True)
 
 
 def is_alive(sandbox_id: str) -> bool:
     """Tell whether the sandbox's supervisor is alive (its heartbeat key exists)."""
-    raise NotImplementedError
+    return bool(_redis().exists(keys.sandbox_alive(sandbox_id)))
 
 
 def status(sandbox_id: str) -> dict:
-    """Return the supervisor's last published status: state, reason, services."""
-    raise NotImplementedError
+    """Return the supervisor's last published status: state, reason, services.
+
+    A status that still says starting/running/stopping while the heartbeat is
+    gone means the supervisor died without a word: it is reported as "lost".
+    A sandbox Redis no longer knows is ``{"state": "unknown"}``.
+    """
+    client = _redis()
+    raw, alive = (
+        client.get(keys.sandbox_status(sandbox_id)),
+        client.exists(keys.sandbox_alive(sandbox_id)),
+    )
+    if raw is None:
+        return {
+            "id": sandbox_id,
+            "state": "unknown",
+            "reason": "no status recorded",
+            "services": {},
+        }
+    current = json.loads(raw)
+    if current.get("state") in _LIVE_STATES and not alive:
+        current["state"], current["reason"] = "lost", "the sandbox's supervisor is gone"
+    return current
 
 
 def replay(sandbox_id: str, since: int = 0, limit: int = 5000) -> list[dict]:
     """Return kept spans with seq > since, oldest first."""
-    raise NotImplementedError
+    raw = _redis().zrangebyscore(
+        keys.sandbox_spans(sandbox_id), f"({int(since)}", "+inf", start=0, num=int(limit)
+    )
+    return [json.loads(item) for item in raw]
 
 
 async def areplay(sandbox_id: str, since: int = 0, limit: int = 5000) -> list[dict]:
-    raise NotImplementedError
+    """Return kept spans with seq > since, oldest first (asyncio twin of ``replay``)."""
+    client = aioredis.Redis.from_url(load_config().redis_url)
+    try:
+        raw = await client.zrangebyscore(
+            keys.sandbox_spans(sandbox_id), f"({int(since)}", "+inf", start=0, num=int(limit)
+        )
+    finally:
+        await client.aclose()
+    return [json.loads(item) for item in raw]
 
 
 class SandboxError(Exception):

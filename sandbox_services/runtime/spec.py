@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Literal, Mapping, Protocol
+from typing import Any, Literal, Protocol
+from collections.abc import Awaitable, Callable, Mapping
 
 Protocol_ = Literal["http", "grpc", "amqp"]
 
@@ -101,13 +102,13 @@ class Faults(Protocol):
 
 class ServiceContext(Protocol):
     sandbox_id: str
-    name: str          # service name, as in ServiceSpec
-    replica: int       # 0..max_replicas-1
-    port: int | None   # pre-allocated 127.0.0.1 port (None for protocol "amqp")
+    name: str  # service name, as in ServiceSpec
+    replica: int  # 0..max_replicas-1
+    port: int | None  # pre-allocated 127.0.0.1 port (None for protocol "amqp")
     amqp_url: str
     redis_url: str
-    prefix: str        # prefix for every RabbitMQ name: f"lab.{sandbox_id}."
-    workdir: Path      # private directory of this sandbox (SQLite files etc.)
+    prefix: str  # prefix for every RabbitMQ name: f"lab.{sandbox_id}."
+    workdir: Path  # private directory of this sandbox (SQLite files etc.)
     settings: Mapping[str, Any]
     faults: Faults
 

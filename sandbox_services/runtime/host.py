@@ -1,0 +1,186 @@
+"""The sandbox host: a warm parent that forks one supervisor per sandbox.
+
+``python -m sandbox_services.runtime.host --name WORKER`` imports the whole
+service stack once (about half a second), so that every later fork starts warm
+in milliseconds. It must never create a gRPC channel or server: a forked child
+of a process that used gRPC hangs (FIELD-NOTES.md). It never imports Django.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import pkgutil
+import signal
+import sys
+import time
+
+import redis
+
+from . import keys
+from .config import RuntimeConfig, load_config
+from .forking import exit_code, fork_child
+
+log = logging.getLogger("sandbox_services.host")
+
+STACK = (
+    "asyncio",
+    "json",
+    "sqlite3",
+    "grpc",
+    "grpc.aio",
+    "grpc_health.v1.health",
+    "grpc_health.v1.health_pb2_grpc",
+    "aiohttp",
+    "aiohttp.web",
+    "pika",
+    "redis.asyncio",
+    "channels_redis.core",
+    "opentelemetry.sdk.trace",
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "sandbox_services.runtime.tracing",
+    "sandbox_services.runtime.supervisor",
+    "sandbox_services.runtime.serve",
+)
+STOP_GRACE_S = 5.0
+
+
+def warm_imports() -> None:
+    """Import the service stack and every lab module, so forks start with them loaded."""
+    for name in STACK:
+        importlib.import_module(name)
+    import sandbox_services.labs as labs
+
+    for module in pkgutil.walk_packages(
+        labs.__path__, prefix="sandbox_services.labs.", onerror=lambda name: None
+    ):
+        try:
+            importlib.import_module(module.name)
+        except Exception as error:  # a broken lab must not take the other labs down
+            log.warning("cannot import %s: %s", module.name, error)
+    # channels_redis imports django.conf as a library; what must never happen
+    # here is Django being configured (settings loaded, apps set up).
+    if "django.conf" in sys.modules and sys.modules["django.conf"].settings.configured:
+        log.warning("a lab module configured Django; the host should stay free of it")
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    raise _Stop()
+
+
+class Host:
+    """Wait for spawn requests; fork a supervisor for each; reap them."""
+
+    def __init__(self, name: str, config: RuntimeConfig) -> None:
+        self.name = name
+        self.config = config
+        self.redis = redis.Redis.from_url(config.redis_url)
+        self.supervisors: dict[int, str] = {}
+
+    def serve(self) -> None:
+        """Serve spawn requests until the worker heartbeat is missing for the keep-alive time."""
+        spawn_key = keys.host_spawn(self.name)
+        missing_since: float | None = None
+        while True:
+            item = self.redis.blpop([spawn_key], timeout=0.5)
+            if item is not None:
+                self._spawn(json.loads(item[1]))
+            self.reap()
+            if self.redis.exists(keys.worker_alive(self.name)):
+                missing_since = None
+            else:
+                missing_since = missing_since or time.monotonic()
+                if time.monotonic() - missing_since >= self.config.keepalive_s:
+                    log.info(
+                        "worker %s heartbeat silent for %s s; host exits",
+                        self.name,
+                        self.config.keepalive_s,
+                    )
+                    return
+
+    def _spawn(self, request: dict) -> None:
+        from .supervisor import run_supervisor
+
+        sandbox_id = str(request.get("sandbox_id", ""))
+        if len(sandbox_id) != 32 or any(c not in "0123456789abcdef" for c in sandbox_id):
+            log.warning("ignoring a spawn request with a bad sandbox id %r", sandbox_id)
+            return
+        # SIGTERM, not SIGKILL: a supervisor whose host died still stops its
+        # services, runs teardown and publishes its final state.
+        pid = fork_child(
+            lambda: run_supervisor(request, self.config, self.name), death_signal=signal.SIGTERM
+        )
+        self.supervisors[pid] = sandbox_id
+        log.info("sandbox %s: supervisor %d", sandbox_id, pid)
+
+    def reap(self) -> None:
+        """Collect every exited supervisor so none stays a zombie."""
+        for pid in list(self.supervisors):
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done, status = pid, 0
+            if done:
+                sandbox_id = self.supervisors.pop(pid)
+                log.info(
+                    "sandbox %s: supervisor %d exited (%d)", sandbox_id, pid, exit_code(status)
+                )
+
+    def stop_supervisors(self) -> None:
+        """SIGTERM every supervisor, wait for them a little, SIGKILL the rest."""
+        for pid in self.supervisors:
+            _signal(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        while self.supervisors and time.monotonic() < deadline:
+            self.reap()
+            time.sleep(0.05)
+        for pid in self.supervisors:
+            _signal(pid, signal.SIGKILL)
+        while self.supervisors:
+            self.reap()
+            time.sleep(0.01)
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the host for one worker until its heartbeat is gone or it is told to stop."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--name", required=True, help="the Celery worker's name")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s host %(levelname)s %(message)s")
+    config = load_config()
+    # Inherited from the Celery worker; without it nothing here can load Django settings.
+    os.environ.pop("DJANGO_SETTINGS_MODULE", None)
+    started = time.monotonic()
+    warm_imports()
+    log.info(
+        "host for %s warm in %.2f s (pid %d)", args.name, time.monotonic() - started, os.getpid()
+    )
+    host = Host(args.name, config)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGINT, _raise_stop)
+    try:
+        host.serve()
+    except _Stop:
+        log.info("host for %s told to stop", args.name)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        host.stop_supervisors()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Experiment runs: a fresh forked runner per run, talking to the supervisor over a socketpair."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import traceback
+from typing import Any
+from collections.abc import Awaitable, Callable
+
+from opentelemetry.sdk.trace.sampling import ParentBased
+
+from .context import AdjustableRatioSampler, ControlChannel, ExperimentCtx, SandboxPlan
+from .forking import fork_child, wait_exit
+from .services import ServiceManager, load_callable
+from .spec import ExperimentSpec
+from .tracing import init_tracing, shutdown_tracing
+
+# How long a runner that has answered may take to flush and exit before SIGKILL.
+EXIT_GRACE_S = 2.0
+
+
+async def _run_in_child(ctx: ExperimentCtx, spec: ExperimentSpec, params: dict) -> None:
+    assert ctx.control_channel is not None
+    try:
+        result = await load_callable(spec.main)(ctx, params)
+        json.dumps(result)  # a result the browser cannot receive is the experiment's bug
+        message = {"type": "result", "result": result}
+    except Exception as error:
+        traceback.print_exc()
+        message = {"type": "error", "error": f"{type(error).__name__}: {error}"}
+    # Spans reach the outbox before the answer, so a replay after the run sees them.
+    shutdown_tracing()
+    await ctx.control_channel.send(message)
+
+
+def _runner_process(
+    plan: SandboxPlan, spec: ExperimentSpec, run_id: str, params: dict, sock: socket.socket
+) -> int:
+    """Run one experiment; this is the whole life of the forked runner."""
+    sampler = AdjustableRatioSampler(1.0)
+    init_tracing(
+        "learner",
+        sandbox_id=plan.sandbox_id,
+        redis_url=plan.redis_url,
+        sampler=ParentBased(sampler),
+    )
+    ctx = ExperimentCtx(
+        plan,
+        run_id=run_id,
+        experiment=spec.name,
+        control_channel=ControlChannel(sock),
+        sampler=sampler,
+    )
+    asyncio.run(_run_in_child(ctx, spec, params))
+    return 0
+
+
+class RunManager:
+    """Start runners, relay their control requests and progress, enforce their timeouts."""
+
+    def __init__(
+        self,
+        plan: SandboxPlan,
+        services: ServiceManager,
+        publish: Callable[[dict], Awaitable[None]],
+    ) -> None:
+        self.plan = plan
+        self.services = services
+        self._publish = publish
+        self.active: dict[str, int] = {}
+
+    async def run(self, run_id: str, experiment: str, params: dict[str, Any]) -> dict:
+        """Run one experiment to its end; return ``{"state": "done"|"failed", ...}``."""
+        try:
+            spec = self.plan.lab.experiment(experiment)
+        except KeyError:
+            return {"state": "failed", "error": f"this lab has no experiment named {experiment!r}"}
+        ours, theirs = socket.socketpair()
+        pid = fork_child(
+            lambda: _runner_process(self.plan, spec, run_id, dict(params or {}), theirs),
+            log_path=self.plan.workdir / "logs" / f"run-{run_id}.log",
+        )
+        theirs.close()
+        self.active[run_id] = pid
+        exited = asyncio.ensure_future(wait_exit(pid))
+        await self._progress(run_id, experiment, 0.0, "started")
+        try:
+            async with asyncio.timeout(spec.timeout_s):
+                outcome = await self._converse(ours, run_id, experiment)
+        except TimeoutError:
+            outcome = {
+                "state": "failed",
+                "error": f"the experiment did not finish within {spec.timeout_s:g} s",
+            }
+        finally:
+            ours.close()
+            done, _ = await asyncio.wait({exited}, timeout=EXIT_GRACE_S)
+            if not done:
+                _kill(pid)
+            code = await exited
+            self.active.pop(run_id, None)
+        if outcome is None:
+            outcome = {
+                "state": "failed",
+                "error": f"the experiment's process ended (code {code}) without a result",
+            }
+        return outcome
+
+    async def _converse(self, sock: socket.socket, run_id: str, experiment: str) -> dict | None:
+        reader, writer = await asyncio.open_unix_connection(sock=sock)
+        try:
+            while line := await reader.readline():
+                message = json.loads(line)
+                kind = message.get("type")
+                if kind == "progress":
+                    await self._progress(
+                        run_id, experiment, message.get("progress", 0.0), message.get("message", "")
+                    )
+                elif kind == "control":
+                    answer = await self._control(message)
+                    writer.write(json.dumps(answer).encode() + b"\n")
+                    await writer.drain()
+                elif kind == "result":
+                    return {"state": "done", "result": message.get("result")}
+                elif kind == "error":
+                    return {"state": "failed", "error": message.get("error", "unknown error")}
+            return None
+        finally:
+            writer.close()
+
+    async def _control(self, message: dict) -> dict:
+        try:
+            await self.services.operate(
+                message.get("op", ""), message.get("service", ""), message.get("params") or {}
+            )
+        except Exception as error:  # the experiment gets the reason, the supervisor goes on
+            return {
+                "id": message.get("id"),
+                "error": str(error),
+                "services": self.services.states(),
+            }
+        return {"id": message.get("id"), "services": self.services.states()}
+
+    async def _progress(self, run_id: str, experiment: str, fraction: float, text: str) -> None:
+        await self._publish(
+            {
+                "id": run_id,
+                "experiment": experiment,
+                "state": "running",
+                "progress": fraction,
+                "message": text,
+            }
+        )
+
+    def kill_all(self) -> None:
+        """SIGKILL every runner (the sandbox is going away)."""
+        for pid in list(self.active.values()):
+            _kill(pid)
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

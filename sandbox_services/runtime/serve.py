@@ -1,0 +1,85 @@
+"""Helpers for a lab service's ``main``: an aiohttp app or a grpc.aio server wired for the lab.
+
+Both come with the health endpoint the supervisor probes and the learner's
+faults applied (health excepted), and bind 127.0.0.1 only::
+
+    async def main(ctx):
+        app = http_app(ctx)
+        app.router.add_get("/items", list_items)
+        await serve_http(ctx, app)
+
+    async def main(ctx):
+        server = grpc_server(ctx)
+        add_MyServicer_to_server(MyServicer(), server)
+        await serve_grpc(ctx, server)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from collections.abc import Iterable
+
+import grpc
+from aiohttp import web
+from grpc_health.v1 import health_pb2_grpc
+from grpc_health.v1.health import aio as aio_health
+
+from .faults import FaultInterceptor, fault_middleware
+from .spec import ServiceContext
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+def add_health_route(app: web.Application) -> None:
+    """Add GET /healthz (never delayed nor failed by faults) to an aiohttp app."""
+    app.router.add_get("/healthz", _healthz)
+
+
+def http_app(
+    ctx: ServiceContext, *, middlewares: Iterable[Any] = (), **kwargs: Any
+) -> web.Application:
+    """Return an aiohttp app (traced) with /healthz and the service's fault middleware."""
+    # web.Application is looked up now, after init_tracing swapped in the traced class.
+    app = web.Application(middlewares=[fault_middleware(ctx.faults), *middlewares], **kwargs)
+    add_health_route(app)
+    return app
+
+
+async def serve_http(ctx: ServiceContext, app: web.Application) -> None:
+    """Serve ``app`` on 127.0.0.1:ctx.port until cancelled."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", ctx.port).start()
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def add_health_servicer(server: grpc.aio.Server) -> aio_health.HealthServicer:
+    """Add the standard grpc.health.v1 service, SERVING for "" (the whole server)."""
+    health = aio_health.HealthServicer()  # starts SERVING for ""
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    return health
+
+
+def grpc_server(
+    ctx: ServiceContext, *, interceptors: Iterable[Any] = (), **kwargs: Any
+) -> grpc.aio.Server:
+    """Return a grpc.aio server (traced) with the health service and fault interceptor, bound."""
+    server = grpc.aio.server(interceptors=[FaultInterceptor(ctx.faults), *interceptors], **kwargs)
+    add_health_servicer(server)
+    server.add_insecure_port(f"127.0.0.1:{ctx.port}")
+    return server
+
+
+async def serve_grpc(ctx: ServiceContext, server: grpc.aio.Server) -> None:
+    """Start ``server`` and serve until cancelled."""
+    await server.start()
+    try:
+        await server.wait_for_termination()
+    finally:
+        await server.stop(grace=0.5)

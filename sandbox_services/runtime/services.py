@@ -1,0 +1,322 @@
+"""The supervisor's view of its service processes: fork, probe, stop, kill, scale, reap."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+from collections.abc import Callable
+
+from .context import SandboxPlan, ServiceCtx
+from .forking import fork_child, read_until_eof, wait_exit
+from .probe import grpc_health_once, http_health_once
+from .spec import ServiceSpec
+from .tracing import init_tracing
+
+STOP_GRACE_S = 2.0
+PROBE_INTERVAL_S = 0.005
+
+
+class ServiceFailed(Exception):
+    """A service process did not become ready; the message says why."""
+
+
+def load_callable(dotted: str) -> Callable[..., Any]:
+    """Return the function named by "package.module:function"."""
+    module_name, _, attribute = dotted.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+async def _serve(main: Callable[..., Any], ctx: ServiceCtx) -> int:
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        await main(ctx)
+    except asyncio.CancelledError:
+        pass
+    return 0
+
+
+def _service_process(plan: SandboxPlan, spec: ServiceSpec, replica: int, ready_fd: int) -> int:
+    """Run one replica of a service; this is the whole life of the forked child."""
+    init_tracing(spec.name, sandbox_id=plan.sandbox_id, redis_url=plan.redis_url)
+    ctx = ServiceCtx(plan, spec.name, replica, ready_fd)
+    return asyncio.run(_serve(load_callable(spec.main), ctx))
+
+
+@dataclass
+class Instance:
+    """One replica's process as the supervisor tracks it."""
+
+    replica: int
+    pid: int | None = None
+    state: str = "stopped"  # starting, running, stopping, stopped, crashed, failed
+    exit_code: int | None = None
+    reason: str = ""
+    exited: asyncio.Future | None = field(default=None, repr=False)
+
+
+class ServiceManager:
+    """Start and change the services of one sandbox; report their states."""
+
+    def __init__(self, plan: SandboxPlan, on_change: Callable[[], None]) -> None:
+        self.plan = plan
+        self._on_change = on_change
+        self._start_timeout_s = float(plan.lab.settings.get("start_timeout_s", 10.0))
+        self.specs = {spec.name: spec for spec in plan.lab.services}
+        self.desired = {name: 1 for name in self.specs}
+        self.instances: dict[str, dict[int, Instance]] = {name: {} for name in self.specs}
+        self._locks = {name: asyncio.Lock() for name in self.specs}
+
+    # -- processes ---------------------------------------------------------
+
+    def _fork(self, spec: ServiceSpec, instance: Instance) -> int:
+        read_end, write_end = os.pipe()
+        log_path = self.plan.workdir / "logs" / f"{spec.name}-{instance.replica}.log"
+        pid = fork_child(
+            lambda: _service_process(self.plan, spec, instance.replica, write_end),
+            log_path=log_path,
+        )
+        os.close(write_end)
+        instance.pid, instance.state, instance.exit_code, instance.reason = (
+            pid,
+            "starting",
+            None,
+            "",
+        )
+        instance.exited = asyncio.ensure_future(self._watch(spec.name, instance, pid))
+        return read_end
+
+    async def _watch(self, name: str, instance: Instance, pid: int) -> int:
+        code = await wait_exit(pid)
+        if instance.pid == pid:
+            self.plan.table.set_running(name, instance.replica, False)
+            instance.exit_code = code
+            if instance.state == "stopping":
+                instance.state = "stopped"
+            elif instance.state != "failed":
+                instance.state = "crashed"
+                instance.reason = f"exited with code {code}"
+            instance.pid = None
+            self._on_change()
+        return code
+
+    async def _ready(self, spec: ServiceSpec, instance: Instance, ready_fd: int) -> None:
+        assert instance.exited is not None
+        port = self.plan.ports[spec.name][instance.replica] if spec.protocol != "amqp" else None
+        if spec.protocol == "amqp":
+            probe = asyncio.ensure_future(read_until_eof(ready_fd))
+        else:
+            os.close(ready_fd)
+            probe = asyncio.ensure_future(self._probe(spec.protocol, port))
+        done, _ = await asyncio.wait(
+            {probe, instance.exited},
+            timeout=self._start_timeout_s,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        if probe in done and probe.result():
+            return
+        probe.cancel()
+        if instance.exited in done:
+            raise ServiceFailed(
+                f"{spec.name} exited with code {instance.exited.result()} before it was ready"
+            )
+        if probe in done:
+            raise ServiceFailed(f"{spec.name} closed its ready pipe without calling ctx.ready()")
+        raise ServiceFailed(f"{spec.name} was not ready after {self._start_timeout_s:g} s")
+
+    @staticmethod
+    async def _probe(protocol: str, port: int) -> bool:
+        check = http_health_once if protocol == "http" else grpc_health_once
+        while not await check(port, 1.0):
+            await asyncio.sleep(PROBE_INTERVAL_S)
+        return True
+
+    async def _start_replica(self, name: str, replica: int) -> None:
+        spec = self.specs[name]
+        instance = self.instances[name].setdefault(replica, Instance(replica))
+        if instance.pid is not None:
+            return
+        ready_fd = self._fork(spec, instance)
+        self._on_change()
+        try:
+            await self._ready(spec, instance, ready_fd)
+        except ServiceFailed as failure:
+            instance.state, instance.reason = "failed", str(failure)
+            await self._terminate(instance, grace_s=0)
+            self._on_change()
+            raise
+        instance.state = "running"
+        self.plan.table.set_running(name, replica, True)
+        self._on_change()
+
+    async def _terminate(self, instance: Instance, *, grace_s: float = STOP_GRACE_S) -> None:
+        if instance.pid is None or instance.exited is None:
+            return
+        if instance.state != "failed":
+            instance.state = "stopping"
+        self._on_change()
+        try:
+            os.kill(instance.pid, signal.SIGTERM if grace_s > 0 else signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        done, _ = await asyncio.wait({instance.exited}, timeout=grace_s or None)
+        if not done:
+            try:
+                os.kill(instance.pid, signal.SIGKILL)
+            except (ProcessLookupError, TypeError):
+                pass
+            await instance.exited
+
+    # -- operations ----------------------------------------------------------
+
+    async def start(self, name: str) -> None:
+        """Start every desired replica of a service that is not running; wait until ready."""
+        async with self._locks[name]:
+            await asyncio.gather(
+                *(self._start_replica(name, replica) for replica in range(self.desired[name]))
+            )
+
+    async def start_all(self) -> None:
+        """Start every service at once; raise ServiceFailed naming the first that failed."""
+        results = await asyncio.gather(
+            *(self.start(name) for name in self.specs), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def stop(self, name: str, *, grace_s: float = STOP_GRACE_S) -> None:
+        """Stop every replica of a service (SIGTERM, then SIGKILL after the grace)."""
+        async with self._locks[name]:
+            await asyncio.gather(
+                *(
+                    self._terminate(instance, grace_s=grace_s)
+                    for instance in self.instances[name].values()
+                )
+            )
+
+    async def stop_all(self, *, grace_s: float = STOP_GRACE_S) -> None:
+        """Stop every service."""
+        await asyncio.gather(*(self.stop(name, grace_s=grace_s) for name in self.specs))
+
+    async def kill(self, name: str) -> None:
+        """SIGKILL every replica, as a crash would; the service shows "crashed"."""
+        waits = []
+        for instance in self.instances[name].values():
+            if instance.pid is not None and instance.exited is not None:
+                os.kill(instance.pid, signal.SIGKILL)
+                waits.append(instance.exited)
+        await asyncio.gather(*waits)
+
+    async def scale(self, name: str, replicas: int) -> None:
+        """Run ``replicas`` instances of a service, each on its own pre-allocated port."""
+        spec = self.specs[name]
+        if not 1 <= replicas <= spec.max_replicas:
+            raise ValueError(f"{name} takes 1 to {spec.max_replicas} replicas, not {replicas}")
+        self.desired[name] = replicas
+        async with self._locks[name]:
+            extra = [
+                instance for number, instance in self.instances[name].items() if number >= replicas
+            ]
+            await asyncio.gather(*(self._terminate(instance) for instance in extra))
+            await asyncio.gather(*(self._start_replica(name, number) for number in range(replicas)))
+
+    async def operate(self, op: str, name: str, params: dict[str, Any]) -> None:
+        """Apply one learner operation (stop, start, restart, delay, error, clear, kill, scale)."""
+        if name not in self.specs:
+            raise ValueError(f"no service named {name!r}")
+        table = self.plan.table
+        if op == "stop":
+            await self.stop(name)
+        elif op == "start":
+            await self.start(name)
+        elif op == "restart":
+            await self.stop(name)
+            await self.start(name)
+        elif op == "kill":
+            await self.kill(name)
+        elif op == "scale":
+            await self.scale(name, int(params.get("replicas", 1)))
+        elif op == "delay":
+            delay_ms = float(params.get("delay_ms", 0))
+            if not 0 <= delay_ms <= 60_000:
+                raise ValueError("delay_ms must be between 0 and 60000")
+            table.set_faults(name, delay_ms=delay_ms)
+        elif op == "error":
+            error_rate = float(params.get("error_rate", 0))
+            if not 0 <= error_rate <= 1:
+                raise ValueError("error_rate must be between 0 and 1")
+            table.set_faults(name, error_rate=error_rate)
+        elif op == "clear":
+            table.set_faults(name, delay_ms=0, error_rate=0)
+        else:
+            raise ValueError(f"unknown operation {op!r}")
+        self._on_change()
+
+    # -- reporting -----------------------------------------------------------
+
+    def states(self) -> dict[str, dict[str, Any]]:
+        """Return each service's state, ports, pids and faults (the shape ``spawn`` documents)."""
+        result = {}
+        for name, spec in self.specs.items():
+            instances = [
+                self.instances[name].get(number, Instance(number))
+                for number in range(max(self.desired[name], len(self.instances[name])))
+            ]
+            states = [instance.state for instance in instances[: self.desired[name]]]
+            state = _overall(states)
+            first = instances[0]
+            delay_ms, error_rate = self.plan.table.faults(name)
+            ports = self.plan.ports[name]
+            result[name] = {
+                "state": state,
+                "protocol": spec.protocol,
+                "title": spec.title,
+                "port": ports[0] if ports else None,
+                "pid": first.pid,
+                "replicas": self.desired[name],
+                "max_replicas": spec.max_replicas,
+                "exit_code": first.exit_code,
+                "reason": next((i.reason for i in instances if i.reason), ""),
+                "delay_ms": delay_ms,
+                "error_rate": error_rate,
+                "instances": [
+                    {
+                        "replica": i.replica,
+                        "state": i.state,
+                        "pid": i.pid,
+                        "port": ports[i.replica] if ports else None,
+                        "exit_code": i.exit_code,
+                    }
+                    for i in instances
+                ],
+            }
+        return result
+
+    def pids(self) -> list[int]:
+        """Return the pids of every live service process."""
+        return [
+            instance.pid
+            for by_replica in self.instances.values()
+            for instance in by_replica.values()
+            if instance.pid is not None
+        ]
+
+
+def _overall(states: list[str]) -> str:
+    for transient in ("starting", "stopping"):
+        if transient in states:
+            return transient
+    if states and all(state == "running" for state in states):
+        return "running"
+    if "running" in states:
+        return "degraded"  # some replicas up, some not
+    for down in ("failed", "crashed"):
+        if down in states:
+            return down
+    return "stopped"

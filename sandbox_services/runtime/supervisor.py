@@ -1,0 +1,438 @@
+"""One sandbox's supervisor: forked by the host, it owns the sandbox's processes and events.
+
+It forks the lab's services, answers commands from Redis, sequences every span
+the sandbox's processes send (the only sequencer, so seqs are strictly
+increasing and gap-free), keeps them for replay and fans them out to the
+channel layer, and ends everything at the hard deadline, after the idle
+timeout, when the worker's heartbeat goes silent, or on stop. It never touches
+gRPC itself: it forks for its whole life (see FIELD-NOTES.md, the fork trap).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import logging
+import os
+import signal
+import socket
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis.asyncio as aioredis
+from channels_redis.core import RedisChannelLayer
+
+from . import keys
+from .config import RuntimeConfig
+from .context import SandboxPlan
+from .faults import ServiceTable
+from .hooks import run_teardown, start_metrics
+from .runs import RunManager
+from .services import ServiceFailed, ServiceManager
+from .spec import LabSpec
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_INTERVAL_S = 0.5
+ALIVE_TTL_S = 5
+SPANS_KEPT = 20_000
+SPANS_TTL_S = 3600  # replay stays possible for an hour after the sandbox ends
+STATUS_TTL_S = 3600
+REPLY_TTL_S = 60
+SEND_CHUNK = 200  # spans per channel-layer message
+SHUTDOWN_BACKSTOP_S = 30  # SIGALRM ends a supervisor whose cleanup hangs
+
+
+def load_lab(slug: str) -> LabSpec:
+    """Import ``sandbox_services.labs.<slug with underscores>`` and return its LAB."""
+    module = importlib.import_module(f"sandbox_services.labs.{slug.replace('-', '_')}")
+    lab = getattr(module, "LAB", None)
+    if not isinstance(lab, LabSpec):
+        raise LookupError(f"sandbox_services.labs.{slug.replace('-', '_')} defines no LAB")
+    return lab
+
+
+def allocate_ports(lab: LabSpec) -> dict[str, list[int]]:
+    """Reserve a free 127.0.0.1 port for every possible replica of every listening service."""
+    sockets: list[socket.socket] = []
+    ports: dict[str, list[int]] = {}
+    try:
+        for spec in lab.services:
+            ports[spec.name] = []
+            if spec.protocol == "amqp":
+                continue
+            for _ in range(spec.max_replicas):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.bind(("127.0.0.1", 0))
+                sockets.append(sock)  # held until all are chosen, so no two coincide
+                ports[spec.name].append(sock.getsockname()[1])
+    finally:
+        for sock in sockets:
+            sock.close()
+    return ports
+
+
+def _port_of_url(url: str) -> int | None:
+    try:
+        return urlsplit(url).port
+    except ValueError:
+        return None
+
+
+class Supervisor:
+    """Run one sandbox from spawn to its final state."""
+
+    def __init__(self, request: dict[str, Any], config: RuntimeConfig, worker: str) -> None:
+        self.sandbox_id: str = request["sandbox_id"]
+        self.lesson: str = request["lesson"]
+        self.hard_deadline = float(request["hard_deadline"])
+        self.idle_timeout_s = float(request["idle_timeout_s"])
+        self.config = config
+        self.worker = worker
+        self.state = "starting"
+        self.reason = ""
+        self.seq = 0
+        self.plan: SandboxPlan | None = None
+        self.services: ServiceManager | None = None
+        self.runs: RunManager | None = None
+        self._metrics_pid: int | None = None
+        self._stop = asyncio.Event()
+        self._final: tuple[str, str] = ("stopped", "")
+        self._stop_replies: list[str] = []
+        self._state_dirty = asyncio.Event()
+        self._port_names: dict[int, str] = {}
+        self._tasks: list[asyncio.Task] = []
+        self._spawn_answered = False
+        self._handlers: set[asyncio.Task] = set()
+
+    # -- life ------------------------------------------------------------------
+
+    async def main(self) -> None:
+        """Start the sandbox, serve it until it must end, then end it."""
+        self.redis = aioredis.Redis.from_url(self.config.redis_url)
+        self.layer = RedisChannelLayer(hosts=[self.config.redis_url])
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(
+            signal.SIGTERM, self.request_stop, "stopped", "the sandbox host stopped"
+        )
+        alive = keys.sandbox_alive(self.sandbox_id)
+        if not await self.redis.set(alive, os.getpid(), ex=ALIVE_TTL_S, nx=True):
+            await self._reply(
+                "spawn", {"state": "failed", "reason": "this sandbox is already running"}
+            )
+            return
+        await self.redis.set(
+            keys.sandbox_touch(self.sandbox_id), 1, px=max(1, int(self.idle_timeout_s * 1000))
+        )
+        try:
+            self._prepare()
+        except Exception as error:
+            log.exception("sandbox %s cannot start", self.sandbox_id)
+            await self._fail_to_start(f"cannot start lesson {self.lesson!r}: {error}")
+            return
+        await self._publish_state()
+        self._tasks = [
+            asyncio.ensure_future(coroutine)
+            for coroutine in (
+                self._heartbeat(),
+                self._commands(),
+                self._outbox(),
+                self._state_publisher(),
+            )
+        ]
+        assert self.services is not None and self.plan is not None
+        try:
+            await self.services.start_all()
+        except ServiceFailed as failure:
+            await self._end("failed", str(failure))
+            return
+        if not self._stop.is_set():
+            self.state = "running"
+            await self._publish_state()
+            await self._reply("spawn", {"state": "running", "services": self.services.states()})
+            self._metrics_pid = start_metrics(self.plan)
+            await self._stop.wait()
+        await self._end(*self._final)
+
+    def _prepare(self) -> None:
+        lab = load_lab(self.lesson)
+        workdir = self.config.workdir / self.sandbox_id
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.plan = SandboxPlan(
+            sandbox_id=self.sandbox_id,
+            lab=lab,
+            ports=allocate_ports(lab),
+            table=ServiceTable(spec.name for spec in lab.services),
+            amqp_url=self.config.amqp_url,
+            redis_url=self.config.redis_url,
+            workdir=workdir,
+        )
+        self._port_names = self.plan.service_of_port()
+        self.services = ServiceManager(self.plan, self._state_dirty.set)
+        self.runs = RunManager(self.plan, self.services, self._publish_run)
+
+    def request_stop(self, state: str, reason: str) -> None:
+        """End the sandbox soon with this final state, unless an end is already under way."""
+        if not self._stop.is_set():
+            self._final = (state, reason)
+            self._stop.set()
+
+    async def _fail_to_start(self, reason: str) -> None:
+        self.state, self.reason = "failed", reason
+        await self._publish_state()
+        await self._reply("spawn", {"state": "failed", "reason": reason})
+        await self._expire_keys()
+
+    async def _end(self, state: str, reason: str) -> None:
+        signal.alarm(SHUTDOWN_BACKSTOP_S)
+        self.state, self.reason = "stopping", reason
+        await self._publish_state()
+        if self.runs is not None:
+            self.runs.kill_all()
+        if self._metrics_pid is not None:
+            _kill(self._metrics_pid)
+        if self.services is not None:
+            await self.services.stop_all()
+        if self.plan is not None:
+            try:
+                await run_teardown(self.plan)
+            except Exception:
+                log.exception("teardown of %s failed", self.sandbox_id)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._drain_outbox()
+        self.state, self.reason = state, reason
+        await self._publish_state()
+        if not self._spawn_answered:  # ended before it was ever ready
+            await self._reply("spawn", {"state": "failed", "reason": reason})
+        await self._refuse_pending_commands()
+        for reply_key in self._stop_replies:
+            await self.redis.rpush(reply_key, json.dumps({"state": state, "reason": reason}))
+            await self.redis.expire(reply_key, REPLY_TTL_S)
+        await self._expire_keys()
+
+    async def _expire_keys(self) -> None:
+        sandbox = self.sandbox_id
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.expire(keys.sandbox_spans(sandbox), SPANS_TTL_S)
+            pipe.expire(keys.sandbox_status(sandbox), STATUS_TTL_S)
+            pipe.delete(
+                keys.sandbox_alive(sandbox),
+                keys.sandbox_touch(sandbox),
+                keys.sandbox_commands(sandbox),
+                keys.sandbox_outbox(sandbox),
+            )
+            await pipe.execute()
+
+    # -- loops -----------------------------------------------------------------
+
+    async def _heartbeat(self) -> None:
+        """Refresh our heartbeat; end the sandbox at its deadline, when idle, or when orphaned."""
+        sandbox = self.sandbox_id
+        worker_missing_since: float | None = None
+        while True:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(keys.sandbox_alive(sandbox), os.getpid(), ex=ALIVE_TTL_S)
+                pipe.exists(keys.sandbox_touch(sandbox))
+                pipe.exists(keys.worker_alive(self.worker))
+                pipe.expire(keys.sandbox_status(sandbox), STATUS_TTL_S)
+                _, touched, worker_alive, _ = await pipe.execute()
+            now = time.time()
+            if now >= self.hard_deadline:
+                self.request_stop("expired", "the sandbox reached its time limit")
+            elif not touched:
+                self.request_stop("expired", f"no activity for {self.idle_timeout_s:g} s")
+            if worker_alive:
+                worker_missing_since = None
+            else:
+                worker_missing_since = worker_missing_since or now
+                if now - worker_missing_since >= self.config.keepalive_s:
+                    self.request_stop("expired", "the worker running this sandbox went away")
+            await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+
+    async def _commands(self) -> None:
+        key = keys.sandbox_commands(self.sandbox_id)
+        while True:
+            item = await self.redis.blpop([key], timeout=1)
+            if item is not None:
+                # Commands run side by side (a long run must not block a fault);
+                # the set keeps each task referenced until it finishes.
+                task = asyncio.ensure_future(self._handle(json.loads(item[1])))
+                self._handlers.add(task)
+                task.add_done_callback(self._handlers.discard)
+
+    async def _handle(self, command: dict) -> None:
+        reply_key = keys.sandbox_reply(self.sandbox_id, str(command.get("id", "")))
+        action = command.get("action")
+        assert self.services is not None and self.runs is not None
+        try:
+            if action == "stop":
+                self._stop_replies.append(reply_key)
+                self.request_stop("stopped", command.get("reason") or "stopped on request")
+                return
+            if action == "service":
+                await self.services.operate(
+                    command.get("op", ""), command.get("service", ""), command
+                )
+                answer: dict = {"state": "ok", "services": self.services.states()}
+            elif action == "run":
+                answer = await self.runs.run(
+                    str(command.get("run_id", "")),
+                    str(command.get("experiment", "")),
+                    command.get("params") or {},
+                )
+            elif action == "status":
+                answer = self._status()
+            else:
+                answer = {"state": "failed", "error": f"unknown action {action!r}"}
+        except Exception as error:  # a bad command is the caller's problem, never our crash
+            log.exception("command %s failed", action)
+            answer = {"state": "failed", "error": str(error)}
+        await self._reply_to(reply_key, answer)
+
+    async def _outbox(self) -> None:
+        key = keys.sandbox_outbox(self.sandbox_id)
+        while True:
+            item = await self.redis.blpop([key], timeout=1)
+            if item is None:
+                continue
+            raw = [item[1]]
+            raw += await self.redis.lpop(key, 1000) or []
+            await self._dispatch(raw)
+
+    async def _drain_outbox(self) -> None:
+        key = keys.sandbox_outbox(self.sandbox_id)
+        while raw := await self.redis.lpop(key, 1000):
+            await self._dispatch(raw)
+
+    async def _state_publisher(self) -> None:
+        # Coalesce bursts of service changes into one state message.
+        while True:
+            await self._state_dirty.wait()
+            self._state_dirty.clear()
+            await self._publish_state()
+
+    # -- spans and messages ----------------------------------------------------
+
+    async def _dispatch(self, raw: list[bytes]) -> None:
+        spans: list[dict] = []
+        metrics: list[dict] = []
+        for payload in raw:
+            message = json.loads(payload)
+            if message.get("kind") == "spans":
+                spans.extend(message.get("items", ()))
+            elif message.get("kind") == "metrics":
+                metrics.append(message)
+        if spans:
+            await self._keep_and_send(spans)
+        for message in metrics:
+            await self._send(
+                {
+                    "type": "sandbox.metrics",
+                    "source": message.get("source"),
+                    "metrics": message.get("values", {}),
+                }
+            )
+
+    async def _keep_and_send(self, spans: list[dict]) -> None:
+        key = keys.sandbox_spans(self.sandbox_id)
+        members = {}
+        for span in spans:
+            self.seq += 1
+            span["seq"] = self.seq
+            span["peer"] = self._peer(span)
+            members[json.dumps(span, separators=(",", ":"))] = self.seq
+        # Kept before sent: a browser that hears of seq N can always replay up to N.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(key, members)
+            if self.seq > SPANS_KEPT:
+                pipe.zremrangebyrank(key, 0, -SPANS_KEPT - 1)
+            await pipe.execute()
+        for start in range(0, len(spans), SEND_CHUNK):
+            await self._send({"type": "sandbox.spans", "items": spans[start : start + SEND_CHUNK]})
+
+    def _peer(self, span: dict) -> str | None:
+        """Name the other side of a client or messaging span, when it is in this sandbox."""
+        if span.get("protocol") == "amqp":
+            return "rabbitmq"
+        if span.get("kind") != "client":
+            return None
+        attributes = span.get("attributes") or {}
+        port = attributes.get("server.port") or attributes.get("net.peer.port")
+        if port is None:
+            url = attributes.get("url.full") or attributes.get("http.url")
+            port = _port_of_url(url) if isinstance(url, str) else None
+        try:
+            return self._port_names.get(int(port)) if port is not None else None
+        except (TypeError, ValueError):
+            return None
+
+    async def _send(self, message: dict) -> None:
+        try:
+            await self.layer.group_send(keys.channel_group(self.sandbox_id), message)
+        except Exception:  # the browser misses a message; replay still has the spans
+            log.exception("group_send to sandbox %s failed", self.sandbox_id)
+
+    async def _publish_run(self, run: dict) -> None:
+        await self._send({"type": "sandbox.run", "run": run})
+
+    def _status(self) -> dict:
+        return {
+            "id": self.sandbox_id,
+            "lesson": self.lesson,
+            "state": self.state,
+            "reason": self.reason,
+            "services": self.services.states() if self.services else {},
+            "expires_at": self.hard_deadline,
+            "worker": self.worker,
+            "pid": os.getpid(),
+            "seq": self.seq,
+            "updated_at": time.time(),
+        }
+
+    async def _publish_state(self) -> None:
+        status = self._status()
+        await self.redis.set(
+            keys.sandbox_status(self.sandbox_id), json.dumps(status), ex=STATUS_TTL_S
+        )
+        await self._send({"type": "sandbox.state", "sandbox": status})
+
+    async def _reply(self, command_id: str, answer: dict) -> None:
+        if command_id == "spawn":
+            self._spawn_answered = True
+        await self._reply_to(keys.sandbox_reply(self.sandbox_id, command_id), answer)
+
+    async def _reply_to(self, reply_key: str, answer: dict) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.rpush(reply_key, json.dumps(answer, default=str))
+            pipe.expire(reply_key, REPLY_TTL_S)
+            await pipe.execute()
+
+    async def _refuse_pending_commands(self) -> None:
+        key = keys.sandbox_commands(self.sandbox_id)
+        while raw := await self.redis.lpop(key):
+            command = json.loads(raw)
+            await self._reply(
+                str(command.get("id", "")), {"state": "failed", "error": "the sandbox has ended"}
+            )
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def run_supervisor(request: dict[str, Any], config: RuntimeConfig, worker: str) -> int:
+    """Run a supervisor in this (freshly forked) process; return its exit code."""
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s supervisor {request.get('sandbox_id', '?')[:8]} "
+        "%(levelname)s %(message)s",
+    )
+    asyncio.run(Supervisor(request, config, worker).main())
+    return 0

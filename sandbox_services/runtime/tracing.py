@@ -1,0 +1,178 @@
+"""Start OpenTelemetry in one place for a sandbox process: propagators, exporter, instrumentation.
+
+Call ``init_tracing`` in the process that serves (after the fork, never in the
+host or the supervisor) and before any gRPC channel/server, aiohttp
+application/session or pika channel is created: the instrumentors patch
+``grpc.aio.server``, ``grpc.aio.insecure_channel``, ``aiohttp.web.Application``,
+``aiohttp.ClientSession`` and ``pika``'s ``channel()`` at that moment. Lesson
+code must therefore look them up at call time (``web.Application()``,
+``grpc.aio.server()``), not bind them with ``from ... import`` at import time.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+from typing import Any
+
+import grpc
+from opentelemetry import propagate, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
+from opentelemetry.instrumentation.grpc import (
+    GrpcAioInstrumentorClient,
+    GrpcAioInstrumentorServer,
+)
+from opentelemetry.instrumentation.grpc import filters as grpc_filters
+from opentelemetry.instrumentation.pika import PikaInstrumentor
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import Sampler
+from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from . import keys
+from .grpc_peer import add_peer_interceptors
+from .outbox import OutboxWriter
+
+_STATUS = {StatusCode.OK: "ok", StatusCode.ERROR: "error", StatusCode.UNSET: "unset"}
+_KIND = {
+    SpanKind.CLIENT: "client",
+    SpanKind.SERVER: "server",
+    SpanKind.PRODUCER: "producer",
+    SpanKind.CONSUMER: "consumer",
+    SpanKind.INTERNAL: "internal",
+}
+
+_provider: TracerProvider | None = None
+_writer: OutboxWriter | None = None
+
+
+def protocol_of(attributes: dict[str, Any]) -> str:
+    """Return http, grpc, amqp or internal from a span's semantic-convention attributes."""
+    if attributes.get("rpc.system") == "grpc":
+        return "grpc"
+    if "messaging.system" in attributes:
+        return "amqp"
+    if any(name.startswith(("http.", "url.")) for name in attributes):
+        return "http"
+    return "internal"
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, (str, bool, int, float)) or value is None:
+        return value
+    if isinstance(value, (tuple, list)):
+        return [_json_safe(item) for item in value]
+    return str(value)
+
+
+def span_to_wire(span: ReadableSpan) -> dict:
+    """Return the wire shape of a finished span, without ``seq`` and ``peer`` (the supervisor's)."""
+    context = span.get_span_context()
+    attributes = {name: _json_safe(value) for name, value in (span.attributes or {}).items()}
+    if span.status.description:
+        attributes["status.description"] = span.status.description
+    for event in span.events:
+        if event.name == "exception" and event.attributes:
+            attributes.setdefault(
+                "exception.message", str(event.attributes.get("exception.message"))
+            )
+    return {
+        "trace_id": format(context.trace_id, "032x"),
+        "span_id": format(context.span_id, "016x"),
+        "parent_id": format(span.parent.span_id, "016x") if span.parent else None,
+        "service": span.resource.attributes.get("service.name", "unknown"),
+        "name": span.name,
+        "kind": _KIND.get(span.kind, "internal"),
+        "protocol": protocol_of(attributes),
+        "start_ns": span.start_time,
+        "end_ns": span.end_time,
+        "status": _STATUS.get(span.status.status_code, "unset"),
+        "attributes": attributes,
+    }
+
+
+class OutboxSpanProcessor(SpanProcessor):
+    """Convert each finished span and queue it for the outbox thread (never blocks on I/O)."""
+
+    def __init__(self, writer: OutboxWriter) -> None:
+        self._writer = writer
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if span.context is not None and span.context.trace_flags.sampled:
+            self._writer.put_span(span_to_wire(span))
+
+    def shutdown(self) -> None:
+        self._writer.close()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        self._writer.flush()
+        return True
+
+
+def _otlp_processor() -> SpanProcessor | None:
+    if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return None
+    protocol = os.environ.get(
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "")
+    )
+    # HTTP by default: the gRPC exporter opens a channel, and a runner that
+    # later forks load generators (ctx.fork) would hang its children.
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    return BatchSpanProcessor(OTLPSpanExporter())
+
+
+def init_tracing(
+    service_name: str,
+    *,
+    sandbox_id: str,
+    redis_url: str,
+    sampler: Sampler | None = None,
+) -> TracerProvider:
+    """Trace this process as ``service_name`` of a sandbox; instrument gRPC, aiohttp and pika."""
+    global _provider, _writer
+    propagate.set_global_textmap(
+        CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
+    )
+    resource = Resource.create({"service.name": service_name, "lab.sandbox_id": sandbox_id})
+    provider = TracerProvider(resource=resource, sampler=sampler)
+    _writer = OutboxWriter(redis_url, keys.sandbox_outbox(sandbox_id))
+    provider.add_span_processor(OutboxSpanProcessor(_writer))
+    otlp = _otlp_processor()
+    if otlp is not None:
+        provider.add_span_processor(otlp)
+    trace.set_tracer_provider(provider)
+    _provider = provider
+
+    # Health probes are plumbing, not lesson traffic: keep them out of the diagrams.
+    os.environ.setdefault("OTEL_PYTHON_AIOHTTP_SERVER_EXCLUDED_URLS", "healthz")
+    not_health = grpc_filters.negate(grpc_filters.health_check())
+    GrpcAioInstrumentorServer(filter_=not_health).instrument(tracer_provider=provider)
+    GrpcAioInstrumentorClient(filter_=not_health).instrument(tracer_provider=provider)
+    # Ours wraps the instrumented channel factory so each client span learns its target.
+    add_peer_interceptors(grpc.aio)
+    AioHttpServerInstrumentor().instrument(tracer_provider=provider)
+    AioHttpClientInstrumentor().instrument(tracer_provider=provider)
+    PikaInstrumentor().instrument(tracer_provider=provider)
+    atexit.register(shutdown_tracing)
+    return provider
+
+
+def outbox_writer() -> OutboxWriter | None:
+    """Return this process's outbox writer (None before ``init_tracing``)."""
+    return _writer
+
+
+def shutdown_tracing() -> None:
+    """Flush every span still queued; call before a traced process exits."""
+    global _provider
+    if _provider is not None:
+        provider, _provider = _provider, None
+        provider.shutdown()
