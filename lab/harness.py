@@ -93,8 +93,12 @@ class LabProcesses:
                 hostname,
                 "-Q",
                 queue or os.environ.get("LAB_CELERY_QUEUE", "celery"),
+                # Every task waits on Redis for a sandbox's answer, so threads, not
+                # processes: a slow experiment must not hold up other learners.
+                "-P",
+                "threads",
                 "-c",
-                "2",
+                "8",
                 "-l",
                 "info",
                 "--without-gossip",
