@@ -27,8 +27,12 @@ def check(workdir: Path, saga_ids: list[str] | None, *, mode: str) -> list[dict]
     """Return ``[{"name", "ok", "detail"}]`` for the given sagas (None: every saga in the stores)."""
     workdir = Path(workdir)
     with read_only(workdir, "orders") as conn:
-        orders = {r["saga_id"]: r for r in rows_for(
-            conn, "SELECT saga_id, status, quantity, amount_cents FROM orders", saga_ids)}
+        orders = {
+            r["saga_id"]: r
+            for r in rows_for(
+                conn, "SELECT saga_id, status, quantity, amount_cents FROM orders", saga_ids
+            )
+        }
     ids = list(orders) if saga_ids is None else list(saga_ids)
     return [
         _ended(workdir, ids, orders, mode),
@@ -41,14 +45,18 @@ def check(workdir: Path, saga_ids: list[str] | None, *, mode: str) -> list[dict]
 def running(workdir: Path, saga_ids: list[str] | None, *, mode: str) -> list[str]:
     """Return the sagas not yet ended (order not final, or coordinator not final)."""
     with read_only(Path(workdir), "orders") as conn:
-        status = {r["saga_id"]: r["status"] for r in rows_for(
-            conn, "SELECT saga_id, status FROM orders", saga_ids)}
+        status = {
+            r["saga_id"]: r["status"]
+            for r in rows_for(conn, "SELECT saga_id, status FROM orders", saga_ids)
+        }
     ids = list(status) if saga_ids is None else saga_ids
     stuck = [s for s in ids if status.get(s) not in ("approved", "rejected")]
     if mode == "orchestration":
         with read_only(Path(workdir), "coordinator") as conn:
-            state = {r["saga_id"]: r["state"] for r in rows_for(
-                conn, "SELECT saga_id, state FROM sagas", saga_ids)}
+            state = {
+                r["saga_id"]: r["state"]
+                for r in rows_for(conn, "SELECT saga_id, state FROM sagas", saga_ids)
+            }
         stuck += [s for s in ids if state.get(s) not in FINAL_STATES and s not in stuck]
     return stuck
 
@@ -59,10 +67,13 @@ def _ended(workdir: Path, ids: list[str], orders: dict, mode: str) -> dict:
     unpublished = 0
     for service in ("orders", "payments", "inventory", "shipping"):
         with read_only(workdir, service) as conn:
-            unpublished += len(rows_for(
-                conn, "SELECT id FROM outbox WHERE published_ns IS NULL", ids))
-    detail = (f"{counts.get('approved', 0)} approved, {counts.get('rejected', 0)} rejected, "
-              f"{len(stuck)} still running")
+            unpublished += len(
+                rows_for(conn, "SELECT id FROM outbox WHERE published_ns IS NULL", ids)
+            )
+    detail = (
+        f"{counts.get('approved', 0)} approved, {counts.get('rejected', 0)} rejected, "
+        f"{len(stuck)} still running"
+    )
     if stuck:
         detail += f" (e.g. {', '.join(stuck[:SAMPLE])})"
     if unpublished:
@@ -76,7 +87,8 @@ def _money(workdir: Path, ids: list[str], orders: dict) -> dict:
     with read_only(workdir, "payments") as conn:
         for row in rows_for(conn, "SELECT saga_id, kind, amount_cents FROM ledger", ids):
             (charged if row["kind"] == "charge" else refunded)[row["saga_id"]] += row[
-                "amount_cents"]
+                "amount_cents"
+            ]
     wrong = []
     for saga_id in ids:
         order = orders.get(saga_id)
@@ -85,11 +97,14 @@ def _money(workdir: Path, ids: list[str], orders: dict) -> dict:
         if order and order["status"] in ("approved", "rejected") and kept != expected:
             wrong.append(f"{saga_id}: kept {kept} expected {expected}")
     total_charged, total_refunded = sum(charged.values()), sum(refunded.values())
-    approved = sum(o["amount_cents"] for s, o in orders.items()
-                   if s in set(ids) and o["status"] == "approved")
-    detail = (f"charged {_money_text(total_charged)}, refunded {_money_text(total_refunded)}, "
-              f"kept {_money_text(total_charged - total_refunded)}; approved orders total "
-              f"{_money_text(approved)}")
+    approved = sum(
+        o["amount_cents"] for s, o in orders.items() if s in set(ids) and o["status"] == "approved"
+    )
+    detail = (
+        f"charged {_money_text(total_charged)}, refunded {_money_text(total_refunded)}, "
+        f"kept {_money_text(total_charged - total_refunded)}; approved orders total "
+        f"{_money_text(approved)}"
+    )
     if wrong:
         detail += f"; wrong: {'; '.join(wrong[:SAMPLE])}"
     return {"name": NAMES["money"], "ok": not wrong, "detail": detail}
@@ -102,8 +117,12 @@ def _stock(workdir: Path, ids: list[str], orders: dict) -> dict:
             sign = 1 if row["kind"] == "reserve" else -1
             reserved[row["saga_id"]] += sign * row["quantity"]
     with read_only(workdir, "shipping") as conn:
-        shipped = {r["saga_id"]: r["quantity"] for r in rows_for(
-            conn, "SELECT saga_id, quantity FROM shipments WHERE status = 'scheduled'", ids)}
+        shipped = {
+            r["saga_id"]: r["quantity"]
+            for r in rows_for(
+                conn, "SELECT saga_id, quantity FROM shipments WHERE status = 'scheduled'", ids
+            )
+        }
     wrong = []
     for saga_id in ids:
         order = orders.get(saga_id)
@@ -111,10 +130,14 @@ def _stock(workdir: Path, ids: list[str], orders: dict) -> dict:
             continue
         expected = order["quantity"] if order["status"] == "approved" else 0
         if reserved[saga_id] != expected or shipped.get(saga_id, 0) != expected:
-            wrong.append(f"{saga_id}: reserved {reserved[saga_id]}, shipped "
-                         f"{shipped.get(saga_id, 0)}, expected {expected}")
-    detail = (f"{sum(reserved.values())} units held by reservations, "
-              f"{sum(shipped.values())} units in scheduled shipments")
+            wrong.append(
+                f"{saga_id}: reserved {reserved[saga_id]}, shipped "
+                f"{shipped.get(saga_id, 0)}, expected {expected}"
+            )
+    detail = (
+        f"{sum(reserved.values())} units held by reservations, "
+        f"{sum(shipped.values())} units in scheduled shipments"
+    )
     if wrong:
         detail += f"; wrong: {'; '.join(wrong[:SAMPLE])}"
     return {"name": NAMES["stock"], "ok": not wrong, "detail": detail}
@@ -136,9 +159,14 @@ def _once(workdir: Path, ids: list[str]) -> dict:
     with read_only(workdir, "inventory") as conn:
         for row in rows_for(conn, "SELECT saga_id, kind FROM movements", ids):
             applied[("inventory-movements", row["saga_id"], row["kind"])] += 1
-    twice = [f"{service} {step} of {saga_id} x{count}"
-             for (service, saga_id, step), count in applied.items() if count > 1]
-    detail = f"{sum(applied.values())} applications checked; {ignored} repeats recognised and ignored"
+    twice = [
+        f"{service} {step} of {saga_id} x{count}"
+        for (service, saga_id, step), count in applied.items()
+        if count > 1
+    ]
+    detail = (
+        f"{sum(applied.values())} applications checked; {ignored} repeats recognised and ignored"
+    )
     if twice:
         detail += f"; applied twice: {'; '.join(twice[:SAMPLE])}"
     return {"name": NAMES["once"], "ok": not twice, "detail": detail}

@@ -29,8 +29,9 @@ def read_only(workdir: Path, service: str) -> Iterator[sqlite3.Connection | None
         conn.close()
 
 
-def rows_for(conn: sqlite3.Connection | None, query: str, saga_ids: list[str] | None
-             ) -> list[sqlite3.Row]:
+def rows_for(
+    conn: sqlite3.Connection | None, query: str, saga_ids: list[str] | None
+) -> list[sqlite3.Row]:
     """Run ``query`` restricted to these sagas (all sagas when None)."""
     if conn is None:
         return []
@@ -39,7 +40,7 @@ def rows_for(conn: sqlite3.Connection | None, query: str, saga_ids: list[str] | 
     joiner = " AND" if " WHERE " in query else " WHERE"
     rows: list[sqlite3.Row] = []
     for i in range(0, len(saga_ids), 500):
-        chunk = saga_ids[i:i + 500]
+        chunk = saga_ids[i : i + 500]
         marks = ",".join("?" * len(chunk))
         rows.extend(conn.execute(f"{query}{joiner} saga_id IN ({marks})", chunk).fetchall())
     return rows

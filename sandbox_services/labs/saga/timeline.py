@@ -37,8 +37,7 @@ LANES = ("coordinator", *SERVICES)
 COMMAND_KINDS = ("forward", "compensation", "failure")
 
 
-def saga_view(workdir: Path, saga_id: str, *, mode: str, checked: list[str] | None = None
-              ) -> dict:
+def saga_view(workdir: Path, saga_id: str, *, mode: str, checked: list[str] | None = None) -> dict:
     """Return the saga view of one saga; invariants cover ``checked`` (default: this saga)."""
     workdir = Path(workdir)
     items = []
