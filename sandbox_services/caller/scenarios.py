@@ -109,6 +109,8 @@ async def _watch(
         "updates_emitted": emitted,
         "updates_missed": emitted - len(set(sequences)),
         "requests_made": client.calls_made - calls_before,
+        # Requests that brought nothing new: the price of polling faster than the data changes.
+        "empty_responses": max(0, client.calls_made - calls_before - len(sequences)),
         "staleness_mean_ms": round(sum(values) / len(values), 3) if values else None,
         "staleness_max_ms": round(max(values), 3) if values else None,
         "staleness": staleness,

@@ -371,7 +371,12 @@ async def streaming(ctx: ExperimentContext, params: dict) -> dict:
                 "type": "bar",
                 "x_label": "",
                 "y_label": "count",
-                "categories": ["updates delivered", "updates missed", "requests made"],
+                "categories": [
+                    "updates delivered",
+                    "updates missed",
+                    "requests made",
+                    "empty responses",
+                ],
                 "series": [
                     {
                         "name": LABELS[t],
@@ -379,6 +384,7 @@ async def streaming(ctx: ExperimentContext, params: dict) -> dict:
                             data[t]["updates_delivered"],
                             data[t]["updates_missed"],
                             data[t]["requests_made"],
+                            data[t]["empty_responses"],
                         ],
                     }
                     for t in ("rest", "grpc")
@@ -398,6 +404,7 @@ async def streaming(ctx: ExperimentContext, params: dict) -> dict:
             "columns": [
                 "transport",
                 "requests",
+                "empty responses",
                 "delivered",
                 "emitted",
                 "missed",
@@ -408,6 +415,7 @@ async def streaming(ctx: ExperimentContext, params: dict) -> dict:
                 [
                     LABELS[t],
                     data[t]["requests_made"],
+                    data[t]["empty_responses"],
                     data[t]["updates_delivered"],
                     data[t]["updates_emitted"],
                     data[t]["updates_missed"],
