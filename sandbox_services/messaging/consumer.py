@@ -154,7 +154,7 @@ class ConsumerLoop:
         )
         try:
             outcome = self._handler(delivery)
-        except Exception as error:  # noqa: BLE001 - a failing handler must not kill the loop
+        except Exception as error:
             log.warning("handler failed on %s: %r", delivery.message_id, error)
             outcome = Outcome.RETRY
         if outcome is Outcome.RETRY:

@@ -272,7 +272,7 @@ def _fork_child(function: Callable, args: tuple, conn) -> None:
         if asyncio.iscoroutine(result):
             result = asyncio.run(result)
         conn.send(("ok", result))
-    except BaseException as error:  # noqa: BLE001 - reported to the parent
+    except BaseException as error:
         conn.send(("error", repr(error)))
     finally:
         conn.close()

@@ -33,7 +33,7 @@ async def wait_until(
         try:
             if await check():
                 return True
-        except Exception as error:  # noqa: BLE001 - a service still restarting; try again
+        except Exception as error:
             log.debug("not yet: %r", error)
         await asyncio.sleep(every_s)
     return False

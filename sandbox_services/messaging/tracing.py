@@ -26,3 +26,14 @@ def extract_context(headers: Mapping[str, Any] | None) -> otel_context.Context:
     """Return the trace context carried by message headers (the current one if none)."""
     carrier = {k: v.decode() if isinstance(v, bytes) else v for k, v in (headers or {}).items()}
     return propagate.extract(carrier)
+
+
+def untraced_basic_consume(channel, queue: str, callback, **kwargs: Any) -> str:
+    """Consume without the instrumentation's span per message.
+
+    A replay of 100,000 events would put 100,000 spans in the learner's trace; the
+    caller makes one span per batch instead.
+    """
+    # wrapt keeps the original bound method as __wrapped__ on the instrumented channel.
+    consume = getattr(channel.basic_consume, "__wrapped__", channel.basic_consume)
+    return consume(queue, callback, **kwargs)

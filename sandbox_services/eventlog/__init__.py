@@ -1,0 +1,1 @@
+"""Event sourcing services: an account aggregate writing to a log, projections reading it."""

@@ -1,0 +1,1 @@
+"""The account service: the aggregate, the single writer of the event log."""

@@ -1,0 +1,57 @@
+"""Teardown and live gauges of the event sourcing lesson."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sandbox_services.eventlog.accounts.client import AccountsClient
+from sandbox_services.eventlog.projector.client import ProjectorClient
+from sandbox_services.messaging.gauges import forget_gauges, queue_gauges
+from sandbox_services.messaging.sweeper import delete_objects, forget_streams
+from sandbox_services.runtime.spec import ExperimentContext
+
+from . import config
+
+
+async def metrics(ctx: ExperimentContext) -> dict:
+    """Return {"queues": {...}} for the log and the compare queue, and each view's lag."""
+    gauges = await asyncio.to_thread(
+        queue_gauges,
+        amqp_url=ctx.amqp_url,
+        redis_url=ctx.redis_url,
+        sandbox_id=ctx.sandbox_id,
+        prefix=ctx.prefix,
+        queues=[config.COMPARE_QUEUE],
+        streams=[config.STREAM],
+    )
+    accounts = AccountsClient(ctx.address("accounts"), timeout_s=1.0)
+    client = ProjectorClient(ctx.address("projector"), timeout_s=1.0)
+    try:
+        # The aggregate knows the log's length exactly: a stream's ready count is always 0.
+        head = gauges["queues"][config.STREAM]["depth"] = await accounts.head()
+        views = await client.views()
+        # A stream's declare-ok reports no consumers; each view reads it with one.
+        gauges["queues"][config.STREAM]["consumers"] = len(views)
+        gauges["views"] = {
+            name: {"next_offset": v["next_offset"], "lag": max(0, head - v["next_offset"])}
+            for name, v in views.items()
+        }
+    except Exception:
+        gauges["views"] = {}
+    finally:
+        await client.close()
+        await accounts.close()
+    return gauges
+
+
+async def teardown(ctx: ExperimentContext) -> None:
+    """Delete the stream, the compare queue and the exchange; forget the stream and gauges."""
+    stream = ctx.prefix + config.STREAM
+    await asyncio.to_thread(
+        delete_objects,
+        ctx.amqp_url,
+        queues=[stream, ctx.prefix + config.COMPARE_QUEUE],
+        exchanges=[ctx.prefix + config.EXCHANGE],
+    )
+    await asyncio.to_thread(forget_streams, ctx.redis_url, [stream])
+    await asyncio.to_thread(forget_gauges, ctx.redis_url, ctx.sandbox_id)
