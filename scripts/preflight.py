@@ -24,12 +24,10 @@ from urllib.parse import urlsplit, urlunsplit
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from lab import settings  # (needs PROJECT_ROOT on sys.path)
+from lab import settings  # noqa: E402 (needs PROJECT_ROOT on sys.path)
 
 # Short timeouts: a service that is up answers on loopback in milliseconds.
 CONNECT_TIMEOUT_SECONDS = 2.0
-
-COMPOSE_HINT = "or, with Docker, `docker compose up -d redis rabbitmq postgres`"
 
 
 @dataclass(frozen=True)
@@ -41,6 +39,7 @@ class Check:
     probe: Callable[[str], None]
     start_hint: str
     url_variable: str
+    docker_hint: str = ""
 
 
 def redact(url: str) -> str:
@@ -100,6 +99,7 @@ def checks_to_run() -> list[Check]:
                 ' --save "" --appendonly no --dir /var/lib/redis'
                 " --logfile /var/log/redis/ci.log`"
             ),
+            docker_hint="`docker compose up -d redis`",
         ),
         Check(
             name="RabbitMQ",
@@ -107,6 +107,9 @@ def checks_to_run() -> list[Check]:
             probe=probe_rabbitmq,
             url_variable="AMQP_URL",
             start_hint="Start it with `rabbitmq-server -detached` (it takes a few seconds to boot)",
+            docker_hint=(
+                "`docker compose up -d rabbitmq` with AMQP_URL=amqp://lab:lab@127.0.0.1:5672/%2F"
+            ),
         ),
     ]
     broker = settings.CELERY_BROKER_URL
@@ -118,6 +121,7 @@ def checks_to_run() -> list[Check]:
                 probe=probe_redis,
                 url_variable="CELERY_BROKER_URL",
                 start_hint="Start that Redis server",
+                docker_hint="`docker compose up -d redis`",
             )
         )
     database_engine = settings.DATABASES["default"]["ENGINE"]
@@ -150,8 +154,10 @@ def failure_message(check: Check, error: BaseException) -> str:
     while error.args and isinstance(error.args[0], BaseException):
         error = error.args[0]
     reason = " ".join((str(error) or repr(error)).split())
+    with_docker = f", or with Docker {check.docker_hint}" if check.docker_hint else ""
     return (
-        f"{check.name} is not reachable at {redact(check.url)} ({reason}). The lab cannot start without it. {check.start_hint}, {COMPOSE_HINT}; "
+        f"{check.name} is not reachable at {redact(check.url)} ({reason}). "
+        f"The lab cannot start without it. {check.start_hint}{with_docker}; "
         f"or point {check.url_variable} at a {check.name.split()[0]} server that runs."
     )
 
@@ -165,7 +171,7 @@ def run_checks(checks: list[Check], *, wait_seconds: float) -> list[str]:
         for check in pending:
             try:
                 check.probe(check.url)
-            except Exception as error:  # noqa: BLE001 (any failure means: not reachable)
+            except Exception as error:  # any failure means: not reachable
                 failures.append((check, error))
         if not failures or time.monotonic() >= deadline:
             return [failure_message(check, error) for check, error in failures]

@@ -46,18 +46,12 @@ class Child:
 def lab_commands(*, host: str, port: int) -> list[Child]:
     """Return the three processes of a running lab."""
     python = sys.executable
+    celery = [python, "-m", "celery", "-A", "lab"]
+    schedule = str(PROJECT_ROOT / "var" / "celerybeat-schedule")
     return [
         Child("web", [python, "-m", "daphne", "-b", host, "-p", str(port), "lab.asgi:application"]),
-        Child(
-            "worker",
-            [python, "-m", "celery", "-A", "lab", "worker", "-l", "info"]
-            + ["-n", "worker1@%h", "--concurrency", "2"],
-        ),
-        Child(
-            "beat",
-            [python, "-m", "celery", "-A", "lab", "beat", "-l", "info"]
-            + ["-s", str(PROJECT_ROOT / "var" / "celerybeat-schedule")],
-        ),
+        Child("worker", [*celery, *"worker -l info -n worker1@%h --concurrency 2".split()]),
+        Child("beat", [*celery, "beat", "-l", "info", "-s", schedule]),
     ]
 
 
@@ -108,7 +102,7 @@ class Supervisor:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=die_with_parent,  # noqa: PLW1509 (no threads yet, see above)
+                preexec_fn=die_with_parent,  # safe: no threads yet, see above
             )
         for index, child in enumerate(self.children):
             relay = threading.Thread(target=self.relay, args=(index, child), daemon=True)
