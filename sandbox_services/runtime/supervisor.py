@@ -187,6 +187,10 @@ class Supervisor:
 
     async def _end(self, state: str, reason: str) -> None:
         signal.alarm(SHUTDOWN_BACKSTOP_S)
+        # Already ending: a further SIGTERM has nothing to add, and it could reach
+        # asyncio's handler after the loop closed its wakeup pipe.
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         self.state, self.reason = "stopping", reason
         await self._publish_state()
         if self.runs is not None:
@@ -209,10 +213,10 @@ class Supervisor:
         if not self._spawn_answered:  # ended before it was ever ready
             await self._reply("spawn", {"state": "failed", "reason": reason})
         await self._refuse_pending_commands()
-        for reply_key in self._stop_replies:
-            await self.redis.rpush(reply_key, json.dumps({"state": state, "reason": reason}))
-            await self.redis.expire(reply_key, REPLY_TTL_S)
+        # Keys first: whoever hears "stopped" must find the sandbox gone.
         await self._expire_keys()
+        for reply_key in self._stop_replies:
+            await self._reply_to(reply_key, {"state": state, "reason": reason})
 
     async def _expire_keys(self) -> None:
         sandbox = self.sandbox_id

@@ -1,0 +1,129 @@
+"""A sandbox of the selftest lab: start, services, learner operations, experiment runs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from sandbox_services.runtime import client
+from sandbox_services.runtime.probe import grpc_health_once, http_health_once
+
+from .conftest import wait_until
+
+
+def healthy(protocol: str, port: int) -> bool:
+    check = http_health_once if protocol == "http" else grpc_health_once
+    return asyncio.run(check(port, 1.0))
+
+
+def service(sandbox_id: str, name: str, op: str, **params) -> dict:
+    return client.command(sandbox_id, "service", service=name, op=op, **params)["services"][name]
+
+
+def run(sandbox_id: str, experiment: str, **params) -> dict:
+    return client.command(
+        sandbox_id,
+        "run",
+        run_id=os.urandom(4).hex(),
+        experiment=experiment,
+        params=params,
+        timeout_s=30,
+    )
+
+
+@pytest.fixture(scope="module")
+def sandbox(shared_host) -> str:
+    sandbox_id, _ = shared_host.spawn()
+    return sandbox_id
+
+
+def test_spawn_answers_running_with_every_service_healthy(shared_host):
+    sandbox_id, reply = shared_host.spawn()
+    services = reply["services"]
+    assert reply["state"] == "running"
+    assert set(services) == {"echo", "greeter", "listener"}
+    assert all(entry["state"] == "running" and entry["pid"] for entry in services.values())
+    assert healthy("http", services["echo"]["port"])
+    assert healthy("grpc", services["greeter"]["port"])
+    assert services["listener"]["port"] is None
+    assert client.is_alive(sandbox_id)
+    assert client.status(sandbox_id)["state"] == "running"
+
+
+def test_unknown_lesson_is_a_clear_spawn_error(shared_host):
+    with pytest.raises(client.SandboxError, match="no-such-lesson"):
+        shared_host.spawn(lesson="no-such-lesson")
+
+
+def test_stopped_service_keeps_its_port_when_started_again(sandbox):
+    before = client.status(sandbox)["services"]["echo"]
+    stopped = service(sandbox, "echo", "stop")
+    assert stopped["state"] == "stopped" and stopped["pid"] is None
+    assert not healthy("http", before["port"])
+    started = service(sandbox, "echo", "start")
+    assert started["state"] == "running"
+    assert started["port"] == before["port"] and started["pid"] != before["pid"]
+    assert healthy("http", started["port"])
+
+
+def test_killed_service_shows_crashed_with_its_exit_code(sandbox):
+    killed = service(sandbox, "greeter", "kill")
+    assert killed["state"] == "crashed" and killed["exit_code"] == -9
+    assert client.status(sandbox)["services"]["greeter"]["state"] == "crashed"
+    assert service(sandbox, "greeter", "restart")["state"] == "running"
+
+
+def test_scale_runs_each_replica_on_its_own_port(sandbox):
+    scaled = service(sandbox, "echo", "scale", replicas=2)
+    ports = [instance["port"] for instance in scaled["instances"]]
+    assert scaled["state"] == "running" and len(set(ports)) == 2
+    assert all(healthy("http", port) for port in ports)
+    shrunk = service(sandbox, "echo", "scale", replicas=1)
+    assert shrunk["instances"][1]["state"] == "stopped"
+    assert not healthy("http", ports[1])
+
+
+def test_refused_operation_raises_with_the_reason(sandbox):
+    with pytest.raises(client.SandboxError, match="1 to 3 replicas"):
+        service(sandbox, "echo", "scale", replicas=9)
+    with pytest.raises(client.SandboxError, match="no service named"):
+        service(sandbox, "nope", "stop")
+
+
+def test_experiment_exception_is_a_failed_run_not_a_crash(sandbox):
+    outcome = run(sandbox, "fail")
+    assert outcome == {"state": "failed", "error": "ValueError: this experiment fails on purpose"}
+    assert run(sandbox, "echo")["state"] == "done"
+
+
+def test_experiment_past_its_timeout_fails(sandbox):
+    outcome = run(sandbox, "sleep", seconds=30)
+    assert outcome["state"] == "failed" and "within 1 s" in outcome["error"]
+    assert client.is_alive(sandbox)
+
+
+def test_experiment_controls_services_through_the_supervisor(sandbox):
+    outcome = run(sandbox, "control")
+    assert outcome["result"]["after_stop"] == "stopped"
+    assert outcome["result"]["after_start"] == "running"
+
+
+def test_fork_runs_functions_in_other_processes(sandbox):
+    result = run(sandbox, "fork")["result"]
+    worker_pids = {worker["pid"] for worker in result["workers"]}
+    assert [worker["sum"] for worker in result["workers"]] == [499500, 45]
+    assert len(worker_pids) == 2 and result["runner_pid"] not in worker_pids
+
+
+def test_stop_ends_the_sandbox_and_its_processes(shared_host):
+    sandbox_id, reply = shared_host.spawn()
+    pids = [entry["pid"] for entry in reply["services"].values()]
+    supervisor = client.status(sandbox_id)["pid"]
+    assert client.command(sandbox_id, "stop")["state"] == "stopped"
+    assert not client.is_alive(sandbox_id)
+    assert client.status(sandbox_id)["state"] == "stopped"
+    wait_until(lambda: all(not os.path.exists(f"/proc/{pid}") for pid in [*pids, supervisor]), 5)
+    with pytest.raises(client.SandboxGone):
+        client.command(sandbox_id, "service", service="echo", op="stop")
