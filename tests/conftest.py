@@ -11,17 +11,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SESSION = uuid.uuid4().hex[:8]
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/1")
-os.environ.setdefault("CELERY_BROKER_URL", os.environ["REDIS_URL"])
-os.environ.setdefault("LAB_CELERY_QUEUE", f"test-{SESSION}")
-os.environ.setdefault("LAB_KEEPALIVE_SECONDS", "3")
-os.environ.setdefault("LAB_TEST_DATABASE", str(ROOT / "var" / f"test-{SESSION}.sqlite3"))
-os.environ.setdefault("LAB_WORKDIR", str(ROOT / "var" / f"sandboxes-test-{SESSION}"))
-os.environ["DJANGO_DEBUG"] = "0"
-
-from lab.harness import LabProcesses, wait_for  # noqa: E402
+from tests.lab_env import ROOT
+from lab.harness import LabProcesses, wait_for
 
 __all__ = ["LabProcesses", "wait_for"]
 
