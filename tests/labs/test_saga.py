@@ -1,0 +1,321 @@
+"""The Saga lesson: invariants under chaos, crashes of real processes, and the run results.
+
+Two layers, both on the real code paths. The property tests run the real
+backends, outbox, reactions, coordinator and saga log on real SQLite files in
+one process, with a scripted wire (duplicates, reordering, lost replies,
+crashes), so hundreds of sagas take seconds. The live tests run the five
+services as real processes over real gRPC and RabbitMQ and SIGKILL them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+import pika
+import pika.exceptions
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sandbox_services.labs.saga import LAB, experiments, invariants, scenario
+from sandbox_services.labs.saga.config import TIMEOUTS, SagaConfig
+from sandbox_services.labs.saga.local import DEFAULT_AMQP_URL, LocalSandbox
+from sandbox_services.labs.saga.timeline import saga_view
+from sandbox_services.messaging.params import ParameterError
+from sandbox_services.saga.client import CoordinatorClient
+from sandbox_services.saga.inprocess import Chaos, ChoreographyWorld, OrchestrationWorld
+from sandbox_services.saga.interface import FAIL_KINDS, STATES, FaultPlan, Order
+from sandbox_services.saga.participants import open_backend
+from sandbox_services.saga.topology import all_queue_names, exchange_name
+
+pytestmark = pytest.mark.timeout(300)
+
+# No simulated latency in-process: the property tests are about correctness.
+FAST = SagaConfig(step_work_s=0.0, participant_budget_s=0.0, retry_backoff_s=0.0,
+                  crash_pause_s=0.0)
+SAGAS_PER_EXAMPLE = 10
+EXAMPLES = 22  # x 10 sagas = 220 sagas per mode
+
+plans = st.builds(
+    FaultPlan,
+    fail_at=st.sampled_from([None, "payments", "inventory", "shipping"]),
+    fail_kind=st.sampled_from(FAIL_KINDS),
+    duplicate=st.booleans(),
+)
+orders_strategy = st.lists(
+    st.tuples(plans, st.integers(1, 5), st.integers(1, 100_000)),
+    min_size=SAGAS_PER_EXAMPLE, max_size=SAGAS_PER_EXAMPLE,
+)
+
+
+def make_orders(specs: list[tuple[FaultPlan, int, int]]) -> list[Order]:
+    return [Order(uuid.uuid4().hex, f"o{i}", "ada", FAST.skus[i % len(FAST.skus)], quantity,
+                  amount, plan) for i, (plan, quantity, amount) in enumerate(specs)]
+
+
+def assert_invariants(workdir: Path, orders: list[Order], mode: str) -> None:
+    results = invariants.check(workdir, [o.saga_id for o in orders], mode=mode)
+    assert [r for r in results if not r["ok"]] == [], results
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    specs=orders_strategy,
+    duplicate=st.floats(0.0, 0.5),
+    reorder=st.booleans(),
+    crash=st.floats(0.0, 0.2),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_choreography_invariants_hold_under_duplicates_reordering_and_crashes(
+    specs, duplicate, reorder, crash, seed
+):
+    orders = make_orders(specs)
+    with tempfile.TemporaryDirectory() as directory:
+        world = ChoreographyWorld(Path(directory), FAST,
+                                  Chaos(duplicate=duplicate, reorder=reorder, crash=crash), seed)
+        try:
+            for order in orders:
+                world.place(order)
+            world.run()
+        finally:
+            world.close()
+        assert_invariants(Path(directory), orders, "choreography")
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    specs=orders_strategy,
+    duplicate=st.floats(0.0, 0.5),
+    crash=st.floats(0.0, 0.1),
+    lost_reply=st.floats(0.0, 0.3),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_orchestration_invariants_hold_under_lost_replies_duplicates_and_coordinator_crashes(
+    specs, duplicate, crash, lost_reply, seed
+):
+    orders = make_orders(specs)
+    with tempfile.TemporaryDirectory() as directory:
+        world = OrchestrationWorld(Path(directory), FAST,
+                                   Chaos(duplicate=duplicate, crash=crash, lost_reply=lost_reply),
+                                   seed)
+        try:
+            asyncio.run(world.run(orders))
+        finally:
+            world.close()
+        assert_invariants(Path(directory), orders, "orchestration")
+
+
+def test_compensation_before_its_step_leaves_a_tombstone_that_refuses_the_late_step(tmp_path):
+    payments = open_backend("payments", tmp_path, FAST)
+    order = make_orders([(FaultPlan(), 1, 500)])[0]
+    try:
+        assert payments.execute("refund", order).status == "noop"
+        assert payments.execute("charge", order).status == "refused"
+        assert payments.execute("charge", order).status == "refused"
+        ledger = payments.conn.execute("SELECT COUNT(*) FROM ledger").fetchone()[0]
+    finally:
+        payments.close()
+    assert ledger == 0
+
+
+def test_a_redelivered_message_is_applied_once(tmp_path):
+    payments = open_backend("payments", tmp_path, FAST)
+    order = make_orders([(FaultPlan(), 1, 500)])[0]
+    try:
+        first = payments.execute("charge", order, message_id="m1", emit=True)
+        again = payments.execute("charge", order, message_id="m1", emit=True)
+        rows = payments.conn.execute("SELECT kind FROM ledger").fetchall()
+        events = payments.conn.execute("SELECT event FROM outbox").fetchall()
+    finally:
+        payments.close()
+    assert (first.status, again.status) == ("done", "duplicate")
+    assert [r[0] for r in rows] == ["charge"]
+    assert [e[0] for e in events] == ["PaymentCharged"]
+
+
+# -- the live sandbox: real processes, real gRPC, real RabbitMQ -------------------------------
+def broker_has(name: str, kind: str = "queue") -> bool:
+    connection = pika.BlockingConnection(pika.URLParameters(DEFAULT_AMQP_URL))
+    try:
+        channel = connection.channel()
+        if kind == "queue":
+            channel.queue_declare(name, passive=True)
+        else:
+            channel.exchange_declare(name, passive=True)
+        return True
+    except pika.exceptions.ChannelClosedByBroker:
+        return False
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory):
+    """Start the five services as processes; stop them and delete broker objects, always."""
+    box = LocalSandbox(tmp_path_factory.mktemp("saga"))
+    try:
+        asyncio.run(box.start_all())
+        yield box
+    finally:
+        box.close()
+    assert not any(broker_has(name) for name in all_queue_names(box.prefix))
+    assert not broker_has(exchange_name(box.prefix), "exchange")
+
+
+@pytest.fixture
+def ctx(sandbox):
+    return sandbox.experiment_context()
+
+
+async def test_sigkill_of_the_coordinator_mid_saga_then_start_completes_or_compensates(sandbox):
+    outcomes = {}
+    for then_fail in (None, "shipping"):
+        order = scenario.new_order(SagaConfig(), FaultPlan(fail_at=then_fail,
+                                                           pause_after="payments"))
+        async with grpc.aio.insecure_channel(sandbox.address("coordinator")) as channel:
+            await CoordinatorClient(channel).start_saga(order)
+            deadline = time.monotonic() + 20
+            while not (await CoordinatorClient(channel).states([order.saga_id]))[
+                    order.saga_id].paused:
+                assert time.monotonic() < deadline, "the saga never paused between two steps"
+                await asyncio.sleep(0.05)
+        pid = sandbox.processes["coordinator"].pid
+        os.kill(pid, signal.SIGKILL)
+        assert sandbox.processes["coordinator"].wait(10) == -signal.SIGKILL
+        await sandbox.start("coordinator")
+        async with grpc.aio.insecure_channel(sandbox.address("coordinator")) as channel:
+            deadline = time.monotonic() + 20
+            while True:
+                state = (await CoordinatorClient(channel).states([order.saga_id]))[order.saga_id]
+                if state.finished:
+                    break
+                assert time.monotonic() < deadline, f"saga stuck in {state.state}"
+                await asyncio.sleep(0.05)
+        outcomes[then_fail] = state.state
+        assert_invariants(sandbox.workdir, [order], "orchestration")
+    assert outcomes == {None: "APPROVED", "shipping": "REJECTED"}
+
+
+async def test_participant_crash_between_commit_and_publish_loses_nothing(ctx, sandbox):
+    result = await experiments.crash(ctx, {"target": "payments"})
+    assert result["ok"], result
+    timeline = result["saga"]["timeline"]
+    assert ("payments", "process", "killed") in {(i["service"], i["step"], i["status"])
+                                                 for i in timeline}
+    # The broker redelivered the unacked event; the inbox recognised it.
+    assert any(i["service"] == "payments" and i["step"] == "charge" and i["status"] == "duplicate"
+               for i in timeline)
+    assert sandbox.running("payments")
+
+
+async def test_live_random_sagas_with_duplicate_deliveries_keep_every_invariant(ctx):
+    rng = random.Random(7)
+    driver = scenario.SagaDriver(ctx, "batch")
+    try:
+        for mode in ("choreography", "orchestration"):
+            orders = [scenario.new_order(SagaConfig(), FaultPlan(
+                fail_at=rng.choice((None, "payments", "inventory", "shipping")),
+                fail_kind=rng.choice(("refusal", "error")), duplicate=rng.random() < 0.5),
+                rng=rng) for _ in range(30)]
+            assert await driver.run(mode, orders) == []
+            assert_invariants(ctx.workdir, orders, mode)
+    finally:
+        await driver.close()
+
+
+async def test_failure_run_result_carries_the_timeline_with_compensations_in_reverse(ctx):
+    result = await experiments.failure(ctx, {"fail_at": "shipping", "fail_kind": "refusal"})
+    assert result["ok"], result
+    assert [view["mode"] for view in result["sagas"]] == ["choreography", "orchestration"]
+    for view in result["sagas"]:
+        assert set(view) >= {"mode", "saga_id", "timeline", "lanes", "state_machine", "states",
+                             "current_state", "invariants"}
+        for item in view["timeline"]:
+            assert set(item) >= {"service", "step", "kind", "status", "start_ns", "end_ns",
+                                 "trace_id", "span_id", "saga_id"}
+            assert item["kind"] in ("forward", "compensation", "failure")
+        undone = [i["step"] for i in view["timeline"]
+                  if i["kind"] == "compensation" and i["service"] != "coordinator"]
+        assert undone == ["release", "refund", "reject"]
+        failure = [i for i in view["timeline"] if i["kind"] == "failure"]
+        assert failure and failure[0]["service"] in ("shipping", "coordinator")
+        assert all(i["trace_id"] for i in view["timeline"])
+    orchestration = result["sagas"][1]
+    assert orchestration["current_state"] == "REJECTED"
+    assert orchestration["states"] == [
+        "STARTED", "CREATING_ORDER", "CHARGING_PAYMENT", "RESERVING_STOCK",
+        "SCHEDULING_SHIPPING", "RELEASING_STOCK", "REFUNDING_PAYMENT", "REJECTING_ORDER",
+        "REJECTED"]
+    assert set(orchestration["states"]) <= set(STATES)
+
+
+async def test_duplicates_experiment_ignores_every_repeat_and_the_early_compensation(ctx):
+    result = await experiments.duplicates(ctx, {"sagas": 6})
+    assert result["ok"], result
+    assert result["summary"][0]["value"] > 0
+    for view in result["sagas"]:
+        assert view["current_state"] in (None, "REJECTED")
+        assert any(i["status"] == "noop" for i in view["timeline"])
+
+
+async def test_a_saga_still_running_at_the_deadline_is_reported_as_running(ctx, sandbox,
+                                                                            monkeypatch):
+    monkeypatch.setitem(TIMEOUTS, "happy-path", 3.0)
+    await ctx.control("stop", "shipping")
+    try:
+        result = await experiments.happy_path(ctx, {})
+    finally:
+        await ctx.control("start", "shipping")
+    assert result["ok"] is False
+    assert len(result["running"]["choreography"]) == 1
+    assert any("still running" in note for note in result["notes"])
+    ended = next(i for i in result["invariants"]["choreography"] if "stuck" in i["name"])
+    assert not ended["ok"] and "1 still running" in ended["detail"]
+    # Once shipping is back, the stalled choreography saga finishes on its own.
+    driver = scenario.SagaDriver(ctx, "batch")
+    try:
+        assert await driver.wait("choreography", result["running"]["choreography"]) == []
+    finally:
+        await driver.close()
+
+
+@pytest.mark.parametrize(("experiment", "params", "name"), [
+    ("batch", {"sagas": 0}, "sagas"),
+    ("batch", {"sagas": 10**6}, "sagas"),
+    ("batch", {"failure_probability": 1.5}, "failure_probability"),
+    ("failure", {"fail_at": "orders"}, "fail_at"),
+    ("failure", {"fail_kind": "explode"}, "fail_kind"),
+    ("crash", {"target": "coordinator", "after_step": "inventory", "then_fail_at": "payments"},
+     "then_fail_at"),
+    ("happy-path", {"quantity": -1}, "quantity"),
+    ("duplicates", {"bogus": 1}, "bogus"),
+])
+async def test_bad_parameters_are_refused_with_a_message_naming_them(ctx, experiment, params,
+                                                                     name):
+    function = getattr(experiments, experiment.replace("-", "_"))
+    with pytest.raises(ParameterError) as error:
+        await function(ctx, params)
+    assert str(error.value).startswith(f"{name}:")
+
+
+def test_lab_spec_names_every_experiment_and_exposes_grpc_services():
+    assert LAB.slug == "saga"
+    assert {e.name for e in LAB.experiments} == set(TIMEOUTS)
+    assert {s.name for s in LAB.services} == {"orders", "payments", "inventory", "shipping",
+                                              "coordinator"}
+    assert all(s.protocol == "grpc" for s in LAB.services)
+
+
+def test_saga_view_of_an_unknown_saga_is_empty_and_says_it_is_stuck(tmp_path):
+    view = saga_view(tmp_path, "nope", mode="orchestration")
+    assert view["timeline"] == [] and view["current_state"] is None
+    assert view["invariants"][0]["ok"] is False
