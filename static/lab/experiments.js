@@ -204,7 +204,12 @@ export class ExperimentPanel {
     if (!this.sandbox) return;
     try {
       const runs = await api("GET", `/api/sandboxes/${this.sandbox.id}/runs/?experiment=${encodeURIComponent(this.experiment.name)}`);
-      this.runs = (runs || []).filter((run) => run.state === "done" || run.state === "failed");
+      // Merge rather than replace: a run that just finished over the socket may
+      // not be in a list the server answered a moment earlier.
+      const finished = (runs || []).filter((run) => run.state === "done" || run.state === "failed");
+      const known = new Map(this.runs.map((run) => [run.id, run]));
+      for (const run of finished) known.set(run.id, { ...known.get(run.id), ...run });
+      this.runs = [...known.values()].sort((a, b) => String(b.created_at || "~").localeCompare(String(a.created_at || "~")));
       if (!this.compared.size && this.runs.length) this.compared.add(this.runs[0].id);
       this.#drawHistory();
     } catch {

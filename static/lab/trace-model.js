@@ -172,7 +172,7 @@ function hopFor(span, parent, childSpans) {
         to: span.service,
         async: true,
         paired: publisher,
-        label: waitMs != null ? `waited ${formatMs(Math.max(0, waitMs))}` : undefined,
+        metric: waitMs != null ? `waited ${formatMs(Math.max(0, waitMs))}` : undefined,
       });
     }
     default:
@@ -184,7 +184,10 @@ function hopWith(base, extra) {
   const hop = { ...base, ...extra };
   hop.protocol = hop.async ? "amqp" : base.protocol;
   hop.error = base.span.status === "error" || extra.paired?.status === "error";
-  hop.label = extra.label || `${base.span.name} · ${formatMs(base.ms)}`;
+  // The diagram shortens the name to fit, never the number: latency is the point.
+  hop.name = base.span.name || "";
+  hop.metric = extra.metric || formatMs(base.ms);
+  hop.label = `${hop.name} · ${hop.metric}`;
   return hop;
 }
 

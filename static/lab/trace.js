@@ -108,6 +108,11 @@ export class TraceView {
     this.picker = html("select", { class: "trace-picker" });
     pickerLabel.append(this.picker);
     toolbar.append(this.note, pickerLabel, this.#legend());
+    // The option list is rebuilt at most every 750 ms while spans pour in; make
+    // it current the moment the learner reaches for it.
+    for (const event of ["pointerdown", "focus", "keydown"]) {
+      this.picker.addEventListener(event, () => this.#updatePicker(this.store.tracesByStart(), true));
+    }
     this.picker.addEventListener("change", () => {
       this.pickedTrace = this.picker.value;
       this.follow = true;
@@ -250,16 +255,17 @@ export class TraceView {
     }
   }
 
-  #updatePicker(all) {
+  #updatePicker(all, immediately = false) {
     // Rebuilding hundreds of <option>s each frame would cost more than the drawing: throttle.
     const now = performance.now();
-    if (this.pickerBuiltAt && now - this.pickerBuiltAt < 750 && this.pickerSize === all.length) return;
-    if (this.pickerBuiltAt && now - this.pickerBuiltAt < 750) {
+    if (this.pickerSize === all.length && this.pickerNewest === all.at(-1)?.id) return;
+    if (!immediately && this.pickerBuiltAt && now - this.pickerBuiltAt < 750) {
       this.#requestFrameLater();
       return;
     }
     this.pickerBuiltAt = now;
     this.pickerSize = all.length;
+    this.pickerNewest = all.at(-1)?.id;
     const options = [html("option", { value: "" }, `Most recent ${Math.min(this.maxTraces, all.length)}`)];
     for (const trace of all.slice(-PICKER_LIMIT).reverse()) {
       const label = `${clockTime(trace.start)} ${clip(trace.title, 40)}${trace.errors ? " ✕" : ""}`;
@@ -412,7 +418,9 @@ export class TraceView {
     const labelChars = Math.max(8, Math.floor((Math.abs(x2 - x1) || 140) / 6.2));
     const labelX = hop.from === hop.to ? x1 + 30 : (x1 + x2) / 2;
     const anchor = hop.from === hop.to ? "start" : "middle";
-    group.append(svg("text", { class: "hop-label", x: labelX, y: lineY - 5, "text-anchor": anchor }, clip(hop.label, labelChars)));
+    const nameChars = labelChars - hop.metric.length - 3;
+    const label = nameChars >= 4 ? `${clip(hop.name, nameChars)} · ${hop.metric}` : hop.metric;
+    group.append(svg("text", { class: "hop-label", x: labelX, y: lineY - 5, "text-anchor": anchor }, label));
     if (hop.error) {
       group.append(svg("text", { class: "hop-cross", x: x2 + (x2 >= x1 ? -16 : 8), y: lineY + 5 }, "✕"));
     }
