@@ -55,6 +55,7 @@ export class TraceView {
     this.pickedTrace = "";
     this.selectedSpanId = null;
     this.follow = true; // keep the newest hop in view until the learner scrolls up
+    this.followWaterfall = true;
     this.drawnWaiters = [];
     this.id = `trace${++instances}`;
     this.#build();
@@ -116,6 +117,8 @@ export class TraceView {
     this.picker.addEventListener("change", () => {
       this.pickedTrace = this.picker.value;
       this.follow = true;
+      this.followWaterfall = !this.pickedTrace; // a picked trace reads from its root down
+      if (this.pickedTrace) this.wfScroll.scrollTop = 0;
       this.#requestFrame(true);
     });
 
@@ -192,10 +195,9 @@ export class TraceView {
   }
 
   #onScroll(scroller) {
-    if (scroller === this.seqScroll) {
-      const atBottom = scroller.scrollTop + scroller.clientHeight >= scroller.scrollHeight - SEQ_ROW;
-      this.follow = atBottom;
-    }
+    const atBottom = scroller.scrollTop + scroller.clientHeight >= scroller.scrollHeight - SEQ_ROW;
+    if (scroller === this.seqScroll) this.follow = atBottom;
+    else this.followWaterfall = atBottom;
     this.#requestFrame();
   }
 
@@ -230,6 +232,7 @@ export class TraceView {
     this.seqSpacer.style.width = `${this.seqWidth}px`;
     this.wfSpacer.style.height = `${this.wfRows.length * WATERFALL_ROW}px`;
     if (this.follow) this.seqScroll.scrollTop = this.seqScroll.scrollHeight;
+    if (this.followWaterfall) this.wfScroll.scrollTop = this.wfScroll.scrollHeight;
 
     this.#updateNote(all.length);
     this.#updatePicker(all);
@@ -422,7 +425,14 @@ export class TraceView {
     const label = nameChars >= 4 ? `${clip(hop.name, nameChars)} · ${hop.metric}` : hop.metric;
     group.append(svg("text", { class: "hop-label", x: labelX, y: lineY - 5, "text-anchor": anchor }, label));
     if (hop.error) {
-      group.append(svg("text", { class: "hop-cross", x: x2 + (x2 >= x1 ? -16 : 8), y: lineY + 5 }, "✕"));
+      // A drawn cross, not a glyph: it must not depend on the fonts installed.
+      const cx = x2 + (x2 >= x1 ? -18 : 18);
+      const cross = svg("g", { class: "hop-cross" });
+      cross.append(
+        svg("circle", { cx, cy: lineY, r: 7 }),
+        svg("path", { d: `M${cx - 4},${lineY - 4} L${cx + 4},${lineY + 4} M${cx - 4},${lineY + 4} L${cx + 4},${lineY - 4}` }),
+      );
+      group.append(cross);
     }
     return group;
   }
