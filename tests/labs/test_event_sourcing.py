@@ -1,0 +1,223 @@
+"""The event sourcing lesson against the real RabbitMQ stream, its services as processes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pika
+import pika.exceptions
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sandbox_services.eventlog.accounts.client import AccountsClient
+from sandbox_services.eventlog.domain import Command, DomainError
+from sandbox_services.eventlog.projections import project
+from sandbox_services.eventlog.projector.client import ProjectorClient
+from sandbox_services.labs.event_sourcing import LAB, config
+from sandbox_services.messaging.harness import LocalSandbox
+from sandbox_services.messaging.naming import stream_arguments
+from sandbox_services.messaging.params import ParameterError
+from sandbox_services.messaging.probes import wait_until
+from sandbox_services.messaging.stream import read_stream
+from sandbox_services.messaging.sweeper import (
+    STREAMS_KEY, delete_objects, forget_streams, record_stream, sweep_orphan_streams,
+)
+
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+pytestmark = pytest.mark.timeout(240)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def broker_has(name: str, kind: str = "queue") -> bool:
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        channel = connection.channel()
+        if kind == "queue":
+            channel.queue_declare(name, passive=True)
+        else:
+            channel.exchange_declare(name, passive=True)
+        return True
+    except pika.exceptions.ChannelClosedByBroker:
+        return False
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory):
+    box = LocalSandbox(LAB, workdir=tmp_path_factory.mktemp("event-sourcing"), redis_url=REDIS_URL)
+    try:
+        box.start()
+        yield box
+    finally:
+        box.stop()
+        asyncio.run(box.teardown())
+
+
+commands = st.lists(
+    st.tuples(st.sampled_from(["deposit", "deposit", "withdraw"]), st.integers(1, 400)),
+    min_size=1, max_size=25,
+)
+
+
+async def append_history(accounts: AccountsClient, account_id: str, history) -> list[int]:
+    """Apply a history of commands; return the expected balance after each version."""
+    await accounts.execute(Command(account_id, "open"))
+    balances = [0, 0]
+    for kind, amount in history:
+        try:
+            await accounts.execute(Command(account_id, kind, amount))
+        except DomainError:
+            continue  # overdraft refused: no event
+        balances.append(balances[-1] + (amount if kind == "deposit" else -amount))
+    return balances
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck))
+@given(history=commands, data=st.data())
+def test_state_as_of_any_version_equals_the_fold_of_its_first_events(sandbox, history, data):
+    async def scenario():
+        accounts = AccountsClient(sandbox.address("accounts"))
+        account_id = f"acct-{uuid.uuid4().hex[:8]}"
+        try:
+            balances = await append_history(accounts, account_id, history)
+            versions = data.draw(st.lists(st.integers(0, len(balances) - 1), min_size=1, max_size=4))
+            for version in versions:
+                state = await accounts.account(account_id, as_of=version)
+                assert (state.version, state.balance) == (version, balances[version])
+        finally:
+            await accounts.close()
+
+    run(scenario())
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
+@given(history=commands, view=st.sampled_from(["balances", "statistics"]))
+def test_replay_from_offset_zero_rebuilds_the_same_projection(sandbox, history, view):
+    async def scenario():
+        accounts = AccountsClient(sandbox.address("accounts"))
+        projector = ProjectorClient(sandbox.address("projector"))
+        try:
+            await append_history(accounts, f"acct-{uuid.uuid4().hex[:8]}", history)
+            head = await accounts.head()
+
+            async def at_head() -> bool:
+                return (await projector.view(view))["next_offset"] >= head
+
+            assert await wait_until(at_head, timeout_s=30)
+            before = (await projector.view(view))["state"]
+            await projector.rebuild(view)
+            assert await wait_until(at_head, timeout_s=30)
+            after = (await projector.view(view))["state"]
+            assert after == before
+            # And both equal the projection computed straight from the log.
+            log = await asyncio.to_thread(lambda: [e for _, e, _ in read_stream(
+                AMQP_URL, sandbox.prefix + config.STREAM, until=lambda o, _e: o >= head - 1)])
+            assert len(log) == head
+            assert after == project(view, log)
+        finally:
+            await accounts.close()
+            await projector.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(("experiment", "params"), [
+    ("replay", {"events": 200}),
+    ("state-as-of", {"history": 15, "points": 5}),
+    ("late-projection", {"events": 800, "kind": "activity"}),
+    ("log-vs-queue", {"events": 40}),
+    ("optimistic-concurrency", {"contenders": 4}),
+])
+def test_experiment_meets_its_expectation(sandbox, experiment, params):
+    result = run(sandbox.run(experiment, params))
+    assert result["ok"], result
+    assert result["headline"]
+
+
+def test_optimistic_concurrency_refuses_with_a_clear_error(sandbox):
+    result = run(sandbox.run("optimistic-concurrency", {"contenders": 2}))
+    outcomes = [row[1] for row in result["table"]["rows"]]
+    assert sorted(o.split(" ")[0] for o in outcomes) == ["appended", "refused"]
+    refused = next(row for row in result["table"]["rows"] if row[1].startswith("refused"))
+    assert "expected_version" in refused[2] and "is at version" in refused[2]
+
+
+def test_log_keeps_events_a_queue_forgets(sandbox):
+    result = run(sandbox.run("log-vs-queue", {"events": 20}))
+    rows = {row[0]: row[1:] for row in result["table"]["rows"]}
+    assert rows["left after reading"][0] == 0
+    assert rows["second read"] == [0, 20]
+
+
+def test_bad_commands_and_parameters_are_refused_naming_the_field(sandbox):
+    async def scenario():
+        accounts = AccountsClient(sandbox.address("accounts"))
+        account_id = f"acct-{uuid.uuid4().hex[:8]}"
+        try:
+            await accounts.execute(Command(account_id, "open"))
+            with pytest.raises(DomainError, match="amount"):
+                await accounts.execute(Command(account_id, "deposit", 0))
+            with pytest.raises(DomainError, match="type"):
+                await accounts.execute(Command(account_id, "steal", 5))
+            with pytest.raises(DomainError, match="as_of"):
+                await accounts.account(account_id, as_of=99)
+        finally:
+            await accounts.close()
+
+    run(scenario())
+    with pytest.raises(ParameterError, match="events"):
+        run(sandbox.run("replay", {"events": 10**9}))
+
+
+def test_metrics_hook_reports_the_log_and_each_views_lag(sandbox):
+    gauges = run(sandbox.metrics())
+    log = gauges["queues"][config.STREAM]
+    assert set(log) == {"depth", "unacked", "consumers", "publish_rate", "deliver_rate"}
+    assert log["depth"] > 0 and log["consumers"] == 2
+    assert set(gauges["views"]) == {"balances", "statistics"}
+
+
+def test_teardown_removes_stream_exchange_and_record(tmp_path):
+    box = LocalSandbox(LAB, workdir=tmp_path, redis_url=REDIS_URL)
+    try:
+        box.start()
+        run(box.run("log-vs-queue", {"events": 5}))
+    finally:
+        box.stop()
+        run(box.teardown())
+    assert not broker_has(box.prefix + config.STREAM)
+    assert not broker_has(box.prefix + config.COMPARE_QUEUE)
+    assert not broker_has(box.prefix + config.EXCHANGE, "exchange")
+    assert not redis.Redis.from_url(REDIS_URL).sismember(STREAMS_KEY, box.prefix + config.STREAM)
+
+
+def test_sweeper_deletes_streams_of_gone_sandboxes_only():
+    alive, dead = uuid.uuid4().hex, uuid.uuid4().hex
+    names = [f"lab.{alive}.log", f"lab.{dead}.log"]
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        channel = connection.channel()
+        for name in names:
+            channel.queue_declare(name, durable=True, arguments=stream_arguments())
+            record_stream(REDIS_URL, name)
+        # Only `dead` is gone: streams of other sandboxes in this Redis must not be touched.
+        deleted = sweep_orphan_streams(AMQP_URL, lambda sandbox_id: sandbox_id != dead,
+                                       redis_url=REDIS_URL)
+        assert f"lab.{dead}.log" in deleted and f"lab.{alive}.log" not in deleted
+        assert broker_has(f"lab.{alive}.log") and not broker_has(f"lab.{dead}.log")
+        members = redis.Redis.from_url(REDIS_URL).smembers(STREAMS_KEY)
+        assert f"lab.{dead}.log".encode() not in members
+    finally:
+        if connection.is_open:
+            connection.close()
+        delete_objects(AMQP_URL, queues=names)
+        forget_streams(REDIS_URL, names)
