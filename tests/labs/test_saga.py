@@ -319,3 +319,15 @@ def test_saga_view_of_an_unknown_saga_is_empty_and_says_it_is_stuck(tmp_path):
     view = saga_view(tmp_path, "nope", mode="orchestration")
     assert view["timeline"] == [] and view["current_state"] is None
     assert view["invariants"][0]["ok"] is False
+
+
+def test_lesson_front_matter_declares_the_parameters_the_experiments_enforce():
+    import yaml
+
+    from sandbox_services.labs.saga.config import PARAMETERS
+
+    text = (Path(__file__).resolve().parents[2] / "lessons" / "saga" / "lesson.md").read_text()
+    meta = yaml.safe_load(text.split("---")[1])
+    declared = {e["name"]: e["parameters"] for e in meta["experiments"]}
+    assert declared == {name: [p.as_dict() for p in params]
+                        for name, params in PARAMETERS.items()}
