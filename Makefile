@@ -38,6 +38,9 @@ help:
 	@echo "make clean-all  also remove .venv and all of var/"
 
 $(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 12))' || { \
+		echo "The lab needs Python 3.11 or 3.12; '$(PYTHON)' is $$($(PYTHON) --version 2>&1)." \
+		"Run make with PYTHON=/path/to/python3.11." >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
 $(INSTALL_STAMP): pyproject.toml | $(PY)
