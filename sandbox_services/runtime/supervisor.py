@@ -106,11 +106,19 @@ class Supervisor:
         self._tasks: list[asyncio.Task] = []
         self._spawn_answered = False
         self._handlers: set[asyncio.Task] = set()
+        self._requested_at = float(request.get("requested_at") or time.time())
+        self._timing = bool(os.environ.get("LAB_TIMING"))
+
+    def _mark(self, phase: str) -> None:
+        """Log how long after the spawn request a start-up phase ended (LAB_TIMING=1)."""
+        if self._timing:
+            log.info("%s +%.0f ms", phase, (time.time() - self._requested_at) * 1000)
 
     # -- life ------------------------------------------------------------------
 
     async def main(self) -> None:
         """Start the sandbox, serve it until it must end, then end it."""
+        self._mark("forked")
         self.redis = aioredis.Redis.from_url(self.config.redis_url)
         self.layer = RedisChannelLayer(hosts=[self.config.redis_url])
         loop = asyncio.get_running_loop()
@@ -132,7 +140,9 @@ class Supervisor:
             log.exception("sandbox %s cannot start", self.sandbox_id)
             await self._fail_to_start(f"cannot start lesson {self.lesson!r}: {error}")
             return
+        self._mark("prepared")
         await self._publish_state()
+        self._mark("published starting")
         self._tasks = [
             asyncio.ensure_future(coroutine)
             for coroutine in (
@@ -148,11 +158,14 @@ class Supervisor:
         except ServiceFailed as failure:
             await self._end("failed", str(failure))
             return
+        self._mark("services ready")
         if not self._stop.is_set():
             self.state = "running"
             await self._publish_state()
             await self._reply("spawn", {"state": "running", "services": self.services.states()})
+            self._mark("answered")
             self._metrics_pid = start_metrics(self.plan)
+            self._state_dirty.set()
             await self._stop.wait()
         await self._end(*self._final)
 
@@ -393,6 +406,9 @@ class Supervisor:
             "expires_at": self.hard_deadline,
             "worker": self.worker,
             "pid": os.getpid(),
+            # Every other process of the sandbox, for operators and the memory benchmark.
+            "metrics_pid": self._metrics_pid,
+            "runner_pids": sorted(self.runs.active.values()) if self.runs else [],
             "seq": self.seq,
             "updated_at": time.time(),
         }

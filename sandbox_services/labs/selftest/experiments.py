@@ -16,8 +16,9 @@ from .broker import QUEUE_ARGUMENTS, queue_name
 
 
 async def echo(ctx: ExperimentContext, params: dict) -> dict:
-    """Call the echo service ``calls`` times through a traced aiohttp client."""
+    """Call the echo service ``calls`` times, ``interval_ms`` apart, through a traced client."""
     calls = int(params.get("calls", 1))
+    interval_s = float(params.get("interval_ms", 0)) / 1000
     statuses = []
     started = time.perf_counter()
     async with aiohttp.ClientSession() as session:
@@ -26,6 +27,8 @@ async def echo(ctx: ExperimentContext, params: dict) -> dict:
             async with session.get(url, params={"message": f"m{number}"}) as response:
                 statuses.append(response.status)
             await ctx.progress((number + 1) / calls, f"call {number + 1} of {calls}")
+            if interval_s:
+                await asyncio.sleep(interval_s)
     elapsed_ms = (time.perf_counter() - started) * 1000
     return {
         "headline": f"{calls} calls, {statuses.count(200)} answered 200",

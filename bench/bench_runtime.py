@@ -1,0 +1,183 @@
+"""Measure the sandbox runtime: start time, memory per sandbox, span delivery latency.
+
+Run: ``.venv/bin/python bench/bench_runtime.py`` with Redis and RabbitMQ up.
+It starts its own sandbox host on Redis database 1 (or $REDIS_URL) and ends it.
+Prints plain lines "name: value unit".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/1")
+os.environ.setdefault("LAB_KEEPALIVE_SECONDS", "5")
+os.environ.setdefault("LAB_WORKDIR", str(ROOT / "var" / "sandboxes-bench"))
+
+import redis  # noqa: E402
+from channels_redis.core import RedisChannelLayer  # noqa: E402
+
+from sandbox_services.runtime import client, keys  # noqa: E402
+
+STARTS = 20
+STREAMING_SANDBOXES = 10
+CALLS_PER_SANDBOX = 60
+CALL_INTERVAL_MS = 40
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Return the nearest-rank percentile of ``values``."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
+class Host:
+    """A sandbox host and the worker heartbeat it needs, for the length of the benchmark."""
+
+    def __init__(self) -> None:
+        self.name = f"bench-{uuid.uuid4().hex[:8]}"
+        self.redis = redis.Redis.from_url(os.environ["REDIS_URL"])
+        self.keepalive_s = float(os.environ["LAB_KEEPALIVE_SECONDS"])
+        self._stop = threading.Event()
+
+    def __enter__(self) -> Host:
+        self._beat()
+        threading.Thread(target=self._heartbeat, daemon=True).start()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sandbox_services.runtime.host", "--name", self.name],
+            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True,
+            stderr=subprocess.DEVNULL,
+        )
+        return self
+
+    def _beat(self) -> None:
+        self.redis.set(keys.worker_alive(self.name), 1, px=int(self.keepalive_s * 1000))
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.keepalive_s / 3):
+            self._beat()
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+        self.redis.delete(keys.worker_alive(self.name))
+
+    def spawn(self) -> str:
+        sandbox_id = uuid.uuid4().hex
+        client.spawn(host=self.name, sandbox_id=sandbox_id, lesson="selftest",
+                     hard_deadline=time.time() + 600, idle_timeout_s=600, timeout_s=30)
+        return sandbox_id
+
+
+def bench_start(host: Host) -> None:
+    """Time spawn request to ready reply, STARTS times, one sandbox at a time."""
+    host.spawn()  # the first fork of a fresh host touches cold pages; not a learner's case
+    timings = []
+    for _ in range(STARTS):
+        started = time.perf_counter()
+        sandbox_id = host.spawn()
+        timings.append(time.perf_counter() - started)
+        client.command(sandbox_id, "stop", timeout_s=20)
+    print(f"sandbox_start_p50: {percentile(timings, 0.50):.3f} s")
+    print(f"sandbox_start_p95: {percentile(timings, 0.95):.3f} s")
+
+
+def _smaps_rollup(pid: int) -> dict[str, int]:
+    values = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, _, rest = line.partition(":")
+        values[name] = int(rest.split()[0])  # kB
+    return values
+
+
+def bench_memory(host: Host) -> None:
+    """Sum private and PSS memory of one running sandbox's processes."""
+    sandbox_id = host.spawn()
+    client.command(sandbox_id, "run", run_id="warm", experiment="echo",
+                   params={"calls": 5}, timeout_s=30)
+    current = client.status(sandbox_id)
+    pids = [current["pid"], current.get("metrics_pid")]
+    pids += [instance["pid"] for entry in current["services"].values()
+             for instance in entry["instances"] if instance["pid"]]
+    private_kb = pss_kb = 0
+    for pid in filter(None, pids):
+        rollup = _smaps_rollup(pid)
+        private_kb += rollup["Private_Clean"] + rollup["Private_Dirty"]
+        pss_kb += rollup["Pss"]
+    print(f"sandbox_processes: {len(list(filter(None, pids)))} count")
+    print(f"sandbox_private_memory: {private_kb / 1024:.1f} MB")
+    print(f"sandbox_pss_memory: {pss_kb / 1024:.1f} MB")
+    client.command(sandbox_id, "stop", timeout_s=20)
+
+
+async def _stream(sandbox_ids: list[str]) -> list[float]:
+    layer = RedisChannelLayer(hosts=[os.environ["REDIS_URL"]])
+    channel = await layer.new_channel()
+    for sandbox_id in sandbox_ids:
+        await layer.group_add(keys.channel_group(sandbox_id), channel)
+    runs = [
+        asyncio.to_thread(client.command, sandbox_id, "run", run_id=uuid.uuid4().hex,
+                          experiment="echo", timeout_s=60,
+                          params={"calls": CALLS_PER_SANDBOX, "interval_ms": CALL_INTERVAL_MS})
+        for sandbox_id in sandbox_ids
+    ]
+    expected = 2 * CALLS_PER_SANDBOX * len(sandbox_ids)
+    latencies_ms: list[float] = []
+
+    async def listen() -> None:
+        while len(latencies_ms) < expected:
+            message = await layer.receive(channel)
+            if message["type"] == "sandbox.spans":
+                now = time.time_ns()
+                latencies_ms.extend((now - span["end_ns"]) / 1e6 for span in message["items"])
+
+    listener = asyncio.ensure_future(listen())
+    await asyncio.gather(*runs)
+    try:
+        await asyncio.wait_for(listener, 10)
+    except TimeoutError:
+        pass
+    return latencies_ms
+
+
+def bench_latency(host: Host) -> None:
+    """Span end to channel-layer receipt, with STREAMING_SANDBOXES sandboxes calling at once."""
+    sandbox_ids = [host.spawn() for _ in range(STREAMING_SANDBOXES)]
+    latencies = asyncio.run(_stream(sandbox_ids))
+    print(f"span_latency_sandboxes: {STREAMING_SANDBOXES} count")
+    print(f"span_latency_spans: {len(latencies)} count")
+    print(f"span_latency_p50: {percentile(latencies, 0.50):.1f} ms")
+    print(f"span_latency_p99: {percentile(latencies, 0.99):.1f} ms")
+    for sandbox_id in sandbox_ids:
+        client.command(sandbox_id, "stop", timeout_s=20)
+
+
+def main() -> None:
+    """Run the three measurements against a fresh host."""
+    with Host() as host:
+        bench_start(host)
+        bench_memory(host)
+        bench_latency(host)
+
+
+if __name__ == "__main__":
+    main()
