@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import threading
@@ -55,7 +54,9 @@ class Host:
         threading.Thread(target=self._heartbeat, daemon=True).start()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "sandbox_services.runtime.host", "--name", self.name],
-            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            start_new_session=True,
             stderr=subprocess.DEVNULL,
         )
         return self
@@ -83,8 +84,14 @@ class Host:
 
     def spawn(self) -> str:
         sandbox_id = uuid.uuid4().hex
-        client.spawn(host=self.name, sandbox_id=sandbox_id, lesson="selftest",
-                     hard_deadline=time.time() + 600, idle_timeout_s=600, timeout_s=30)
+        client.spawn(
+            host=self.name,
+            sandbox_id=sandbox_id,
+            lesson="selftest",
+            hard_deadline=time.time() + 600,
+            idle_timeout_s=600,
+            timeout_s=30,
+        )
         return sandbox_id
 
 
@@ -112,12 +119,17 @@ def _smaps_rollup(pid: int) -> dict[str, int]:
 def bench_memory(host: Host) -> None:
     """Sum private and PSS memory of one running sandbox's processes."""
     sandbox_id = host.spawn()
-    client.command(sandbox_id, "run", run_id="warm", experiment="echo",
-                   params={"calls": 5}, timeout_s=30)
+    client.command(
+        sandbox_id, "run", run_id="warm", experiment="echo", params={"calls": 5}, timeout_s=30
+    )
     current = client.status(sandbox_id)
     pids = [current["pid"], current.get("metrics_pid")]
-    pids += [instance["pid"] for entry in current["services"].values()
-             for instance in entry["instances"] if instance["pid"]]
+    pids += [
+        instance["pid"]
+        for entry in current["services"].values()
+        for instance in entry["instances"]
+        if instance["pid"]
+    ]
     private_kb = pss_kb = 0
     for pid in filter(None, pids):
         rollup = _smaps_rollup(pid)
@@ -135,9 +147,15 @@ async def _stream(sandbox_ids: list[str]) -> list[float]:
     for sandbox_id in sandbox_ids:
         await layer.group_add(keys.channel_group(sandbox_id), channel)
     runs = [
-        asyncio.to_thread(client.command, sandbox_id, "run", run_id=uuid.uuid4().hex,
-                          experiment="echo", timeout_s=60,
-                          params={"calls": CALLS_PER_SANDBOX, "interval_ms": CALL_INTERVAL_MS})
+        asyncio.to_thread(
+            client.command,
+            sandbox_id,
+            "run",
+            run_id=uuid.uuid4().hex,
+            experiment="echo",
+            timeout_s=60,
+            params={"calls": CALLS_PER_SANDBOX, "interval_ms": CALL_INTERVAL_MS},
+        )
         for sandbox_id in sandbox_ids
     ]
     expected = 2 * CALLS_PER_SANDBOX * len(sandbox_ids)

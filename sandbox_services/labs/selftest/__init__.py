@@ -9,27 +9,46 @@ from sandbox_services.runtime.spec import ExperimentSpec, LabSpec, ServiceSpec
 LAB = LabSpec(
     slug="selftest",
     services=(
-        ServiceSpec(name="echo", main="sandbox_services.labs.selftest.services:echo",
-                    protocol="http", title="HTTP echo", max_replicas=3),
-        ServiceSpec(name="greeter", main="sandbox_services.labs.selftest.services:greeter",
-                    protocol="grpc", title="gRPC greeter"),
-        ServiceSpec(name="listener", main="sandbox_services.labs.selftest.services:listener",
-                    protocol="amqp", title="AMQP listener"),
+        ServiceSpec(
+            name="echo",
+            main="sandbox_services.labs.selftest.services:echo",
+            protocol="http",
+            title="HTTP echo",
+            max_replicas=3,
+        ),
+        ServiceSpec(
+            name="greeter",
+            main="sandbox_services.labs.selftest.services:greeter",
+            protocol="grpc",
+            title="gRPC greeter",
+        ),
+        ServiceSpec(
+            name="listener",
+            main="sandbox_services.labs.selftest.services:listener",
+            protocol="amqp",
+            title="AMQP listener",
+        ),
     ),
     experiments=(
-        ExperimentSpec(name="echo", main="sandbox_services.labs.selftest.experiments:echo",
-                       timeout_s=20),
-        ExperimentSpec(name="greet", main="sandbox_services.labs.selftest.experiments:greet",
-                       timeout_s=20),
-        ExperimentSpec(name="publish", main="sandbox_services.labs.selftest.experiments:publish",
-                       timeout_s=20),
-        ExperimentSpec(name="control", main="sandbox_services.labs.selftest.experiments:control",
-                       timeout_s=30),
-        ExperimentSpec(name="fork", main="sandbox_services.labs.selftest.experiments:fork",
-                       timeout_s=20),
+        ExperimentSpec(
+            name="echo", main="sandbox_services.labs.selftest.experiments:echo", timeout_s=20
+        ),
+        ExperimentSpec(
+            name="greet", main="sandbox_services.labs.selftest.experiments:greet", timeout_s=20
+        ),
+        ExperimentSpec(
+            name="publish", main="sandbox_services.labs.selftest.experiments:publish", timeout_s=20
+        ),
+        ExperimentSpec(
+            name="control", main="sandbox_services.labs.selftest.experiments:control", timeout_s=30
+        ),
+        ExperimentSpec(
+            name="fork", main="sandbox_services.labs.selftest.experiments:fork", timeout_s=20
+        ),
         ExperimentSpec(name="fail", main="sandbox_services.labs.selftest.experiments:fail"),
-        ExperimentSpec(name="sleep", main="sandbox_services.labs.selftest.experiments:sleep",
-                       timeout_s=1.0),
+        ExperimentSpec(
+            name="sleep", main="sandbox_services.labs.selftest.experiments:sleep", timeout_s=1.0
+        ),
     ),
     teardown="sandbox_services.labs.selftest.broker:teardown",
     metrics="sandbox_services.labs.selftest.broker:metrics",

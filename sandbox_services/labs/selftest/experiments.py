@@ -45,8 +45,11 @@ async def greet(ctx: ExperimentContext, params: dict) -> dict:
         try:
             answer = await hello(str(params.get("name", "lab")).encode(), timeout=5)
         except grpc.aio.AioRpcError as error:
-            return {"headline": f"gRPC failed: {error.code().name}", "code": error.code().name,
-                    "ok": False}
+            return {
+                "headline": f"gRPC failed: {error.code().name}",
+                "code": error.code().name,
+                "ok": False,
+            }
     return {"headline": answer.decode(), "code": "OK", "ok": True}
 
 
@@ -72,8 +75,11 @@ async def control(ctx: ExperimentContext, params: dict) -> dict:
     """Stop and start the echo service from inside an experiment."""
     stopped = await ctx.control("stop", "echo")
     started = await ctx.control("start", "echo")
-    return {"after_stop": stopped["echo"]["state"], "after_start": started["echo"]["state"],
-            "ok": True}
+    return {
+        "after_stop": stopped["echo"]["state"],
+        "after_start": started["echo"]["state"],
+        "ok": True,
+    }
 
 
 def _pid_and_sum(limit: int) -> dict:
