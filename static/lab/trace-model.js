@@ -37,7 +37,6 @@ export class TraceStore {
   clear() {
     this.seen = new Set();
     this.traces = new Map(); // trace_id -> Trace
-    this.lifelineOrder = new Map(); // service -> first appearance index
     this.spanCount = 0;
     this.maxSeq = -1;
     this.evictedTraces = 0;
@@ -66,18 +65,8 @@ export class TraceStore {
       added += 1;
     }
     for (const trace of dirty) derive(trace);
-    // Lifelines in order of first appearance, walking new hops in time order.
-    const hops = [...dirty].flatMap((trace) => trace.hops).sort((a, b) => a.start - b.start);
-    for (const hop of hops) {
-      this.#noteLifeline(hop.from);
-      this.#noteLifeline(hop.to);
-    }
     this.#evict();
     return added;
-  }
-
-  #noteLifeline(name) {
-    if (!this.lifelineOrder.has(name)) this.lifelineOrder.set(name, this.lifelineOrder.size);
   }
 
   #evict() {
@@ -95,15 +84,19 @@ export class TraceStore {
     return [...this.traces.values()].sort((a, b) => a.start - b.start);
   }
 
-  /** Lifelines for these hops: learner first, then first appearance; the broker where it first appears. */
+  /**
+   * Lifelines for these hops: the learner first, then each service in the
+   * order it first appears in time (the broker too). Computed from the hops
+   * shown, not from arrival order: a root span ends last, so it arrives last.
+   */
   lifelinesFor(hops) {
     const names = new Set();
-    for (const hop of hops) {
+    if (hops.some((hop) => hop.from === LEARNER || hop.to === LEARNER)) names.add(LEARNER);
+    for (const hop of [...hops].sort((a, b) => a.start - b.start)) {
       names.add(hop.from);
       names.add(hop.to);
     }
-    const order = (name) => (name === LEARNER ? -1 : (this.lifelineOrder.get(name) ?? 1e9));
-    return [...names].sort((a, b) => order(a) - order(b));
+    return [...names];
   }
 
   findSpan(spanId) {
@@ -131,7 +124,7 @@ export function derive(trace) {
   }
   trace.rows = waterfallRows(spans, trace.spans, children);
   const root = spans.find((span) => !span.parent_id || !trace.spans.has(span.parent_id));
-  trace.title = root ? `${root.service}: ${root.name}` : "";
+  trace.title = root ? `${root.service}: ${displayName(root)}` : "";
   trace.errors = spans.filter((span) => span.status === "error").length;
 }
 
@@ -180,12 +173,39 @@ function hopFor(span, parent, childSpans) {
   }
 }
 
+const HTTP_METHODS = new Set(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]);
+
+/**
+ * A short, telling name for a span. HTTP client spans are often named just
+ * "GET": add the path. gRPC names carry the package ("/pkg.v1.Service/Method"):
+ * keep "Service/Method", which is what a reader looks for.
+ */
+export function displayName(span) {
+  const name = span.name || "";
+  const attributes = span.attributes || {};
+  if (HTTP_METHODS.has(name.toUpperCase())) {
+    let path = attributes["url.path"] || attributes["http.route"] || attributes["http.target"];
+    const full = attributes["url.full"] || attributes["http.url"];
+    if (!path && full) {
+      try {
+        path = new URL(full).pathname;
+      } catch {
+        path = "";
+      }
+    }
+    return path ? `${name} ${path}` : name;
+  }
+  const grpc = name.match(/^\/?([\w.]+)\/(\w+)$/);
+  if (grpc && span.protocol === "grpc") return `${grpc[1].split(".").at(-1)}/${grpc[2]}`;
+  return name;
+}
+
 function hopWith(base, extra) {
   const hop = { ...base, ...extra };
   hop.protocol = hop.async ? "amqp" : base.protocol;
   hop.error = base.span.status === "error" || extra.paired?.status === "error";
   // The diagram shortens the name to fit, never the number: latency is the point.
-  hop.name = base.span.name || "";
+  hop.name = displayName(base.span);
   hop.metric = extra.metric || formatMs(base.ms);
   hop.label = `${hop.name} · ${hop.metric}`;
   return hop;

@@ -8,7 +8,7 @@
 // Drawn hops carry data-protocol / data-span-id, and the root element carries
 // counts (data-spans, data-hops-http, ...) so tests can check what is drawn.
 
-import { TraceStore, durationMs, formatMs } from "./trace-model.js";
+import { TraceStore, displayName, durationMs, formatMs } from "./trace-model.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const SEQ_ROW = 30;
@@ -472,11 +472,11 @@ export class TraceView {
         "data-protocol": span.protocol || "internal",
         role: "listitem",
         tabindex: "0",
-        "aria-label": `${span.service} ${span.name}, ${formatMs(durationMs(span))}${error ? ", error" : ""}`,
+        "aria-label": `${span.service} ${displayName(span)}, ${formatMs(durationMs(span))}${error ? ", error" : ""}`,
       });
       group.append(svg("rect", { class: "hit", x: 0, y, width, height: WATERFALL_ROW }));
       const labelChars = Math.floor((labelWidth - 8 - depth * 12) / 6.2);
-      group.append(svg("text", { class: "wf-label", x: 6 + depth * 12, y: y + 15 }, clip(`${span.service}: ${span.name}`, labelChars)));
+      group.append(svg("text", { class: "wf-label", x: 6 + depth * 12, y: y + 15 }, clip(`${span.service}: ${displayName(span)}`, labelChars)));
       group.append(svg("rect", { class: "wf-bar", x, y: y + 5, width: w, height: WATERFALL_ROW - 10, rx: 2 }));
       group.append(svg("text", { class: "wf-duration", x: Math.min(x + w + 4, width - 66), y: y + 15 }, `${error ? "✕ " : ""}${formatMs(durationMs(span))}`));
       nodes.push(group);
@@ -519,7 +519,7 @@ export class TraceView {
       ["parent", span.parent_id || "—"],
       ["seq", span.seq ?? "—"],
     ];
-    const heading = html("h3", {}, `Span ${span.name}`);
+    const heading = html("h3", {}, `Span ${displayName(span)}`);
     if (span.status === "error") heading.append(html("span", { class: "badge badge-error" }, "error"));
     const list = html("dl", { class: "span-summary" });
     for (const [term, value] of summary) list.append(html("dt", {}, term), html("dd", {}, String(value)));

@@ -57,5 +57,6 @@ def test_guest_starts_the_rest_vs_grpc_sandbox_runs_one_call_and_inspects_a_span
     expect(details.locator("dl")).to_contain_text(re.compile(r"trace\s*[0-9a-f]{32}"))
 
     assert page.js_errors == []
-    page.screenshot(path=str(artifacts / "lesson-rest-vs-grpc.png"), full_page=True)
+    experiment.scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts / "lesson-rest-vs-grpc.png"))
     page.locator(".live-panel").screenshot(path=str(artifacts / "lesson-rest-vs-grpc-panel.png"))
