@@ -62,7 +62,7 @@ class QueueConsumer:
         future = asyncio.run_coroutine_threadsafe(self._handle(order, delivery, trace_context), self._loop)
         try:
             future.result()
-        except (PoisonMessage, InjectedFault, Exception) as error:  # noqa: BLE001
+        except (PoisonMessage, InjectedFault, Exception) as error:
             if delivery.attempts + 1 >= config.MAX_ATTEMPTS:
                 log.warning("dead-lettering %s after %d attempts: %s",
                             delivery.message_id, delivery.attempts + 1, error)

@@ -13,6 +13,9 @@ from pathlib import Path
 
 from .interface import ConsumerSettings
 
+# Replicas share the store: a setting changed through one reaches the others this fast.
+SETTINGS_TTL_S = 0.5
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS effects (
     id INTEGER PRIMARY KEY, message_id TEXT NOT NULL, replica INTEGER NOT NULL, at REAL NOT NULL);
@@ -29,6 +32,8 @@ class ConsumerStore:
         # NORMAL in WAL mode survives a process crash (the lesson's fault), not a power cut.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        self._settings: ConsumerSettings | None = None
+        self._settings_read_at = 0.0
 
     def record_effect(self, message_id: str, replica: int, *, idempotent: bool) -> bool:
         """Record that the work was done; with idempotency, only the first time. Return done."""
@@ -53,8 +58,13 @@ class ConsumerStore:
         )
 
     def settings(self) -> ConsumerSettings:
-        rows = dict(self._db.execute("SELECT key, value FROM settings").fetchall())
-        return ConsumerSettings(**{k: json.loads(v) for k, v in rows.items()})
+        """Return the settings, re-read at most every SETTINGS_TTL_S (they are read per message)."""
+        now = time.monotonic()
+        if self._settings is None or now - self._settings_read_at > SETTINGS_TTL_S:
+            rows = dict(self._db.execute("SELECT key, value FROM settings").fetchall())
+            self._settings = ConsumerSettings(**{k: json.loads(v) for k, v in rows.items()})
+            self._settings_read_at = now
+        return self._settings
 
     def configure(self, **values: object) -> ConsumerSettings:
         with self._db:
@@ -62,6 +72,7 @@ class ConsumerStore:
                 self._db.execute(
                     "INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, json.dumps(value))
                 )
+        self._settings = None
         return self.settings()
 
     def stats(self) -> dict:

@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+"""Benchmark the messaging lessons against bare pika on the same broker, in the same run.
+
+1. Publish-to-consume latency and throughput: a confirmed publish per message to a
+   topic exchange with three bound queues (email, audit, analytics), each consumed
+   with manual acks and prefetch 10. "bare" is plain pika in the same topology;
+   "lab" is the lesson's Publisher feeding the real consumer service processes
+   (thread bridge to asyncio, SQLite effect store, gauges) with their work set to 0.
+   Latency is measured on the email queue: from before the publish to the commit
+   of the effect (lab) or to the callback (bare).
+2. Replay: 100,000 events in a stream, read from offset 0 by the lesson's projector
+   engine (balances view, batched SQLite commits) and by the bare stream reader.
+
+Prints lines "name: value unit". Traffic is bounded: a few thousand messages, one
+100k-event stream, all deleted at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import os
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pika
+
+from sandbox_services.eventlog.projector.backend import ProjectorEngine
+from sandbox_services.eventlog.projector.store import ProjectorStore
+from sandbox_services.labs.async_messaging import LAB, config
+from sandbox_services.messaging.harness import LocalSandbox
+from sandbox_services.messaging.naming import stream_arguments
+from sandbox_services.messaging.probes import percentile
+from sandbox_services.messaging.publisher import Publisher
+from sandbox_services.messaging.stream import read_stream
+from sandbox_services.messaging.sweeper import delete_objects
+
+AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+MESSAGES = int(os.environ.get("BENCH_MESSAGES", "1000"))
+# Bare and lab runs alternate this many times; the best run of each is compared, so a
+# burst of load from a neighbour on this shared machine hurts neither side alone.
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+REPLAY_EVENTS = int(os.environ.get("BENCH_REPLAY_EVENTS", "100000"))
+_fork = multiprocessing.get_context("fork")
+
+
+def order_body(i: int) -> dict:
+    return {
+        "order_id": f"o{i}",
+        "customer_email": "learner@example.com",
+        "amount_cents": 100 + i,
+        "crash_in": [],
+    }
+
+
+# --- bare pika -------------------------------------------------------------------------------
+def bare_consumer(queue: str, expected: int, ready, out) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    channel = connection.channel()
+    channel.basic_qos(prefetch_count=config.DEFAULT_PREFETCH)
+    received: dict[str, float] = {}
+
+    def on_message(ch, method, properties, body):
+        json.loads(body)
+        received[properties.message_id] = time.time()
+        ch.basic_ack(method.delivery_tag)
+        if len(received) >= expected:
+            ch.stop_consuming()
+
+    channel.basic_consume(queue, on_message)
+    ready.set()
+    channel.start_consuming()
+    connection.close()
+    out.send(received)
+
+
+def bare_run(n: int) -> tuple[dict[str, float], dict[str, float]]:
+    prefix = f"lab.bench{uuid.uuid4().hex[:8]}."
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    channel = connection.channel()
+    channel.exchange_declare(prefix + "orders", "topic", durable=True, auto_delete=True)
+    for name in config.CONSUMERS:
+        channel.queue_declare(prefix + name, durable=True, arguments={"x-expires": 600_000})
+        channel.queue_bind(prefix + name, prefix + "orders", config.ROUTING_KEY)
+    pipes, processes = [], []
+    for name in config.CONSUMERS:
+        ready = _fork.Event()
+        parent, child = _fork.Pipe(duplex=False)
+        process = _fork.Process(target=bare_consumer, args=(prefix + name, n, ready, child))
+        process.start()
+        ready.wait(10)
+        pipes.append(parent)
+        processes.append(process)
+    channel.confirm_delivery()
+    sent: dict[str, float] = {}
+    for i in range(n):
+        properties = pika.BasicProperties(
+            content_type="application/json", delivery_mode=2, message_id=f"o{i}", headers={}
+        )
+        sent[f"o{i}"] = time.time()
+        channel.basic_publish(
+            prefix + "orders",
+            config.ROUTING_KEY,
+            json.dumps(order_body(i)).encode(),
+            properties,
+            mandatory=True,
+        )
+    received = [pipe.recv() for pipe in pipes]
+    for process in processes:
+        process.join(10)
+    connection.close()
+    delete_objects(AMQP_URL, queues=[prefix + c for c in config.CONSUMERS])
+    return sent, received[0]
+
+
+# --- the lab ------------------------------------------------------------------------------
+def lab_run(n: int) -> tuple[dict[str, float], dict[str, float]]:
+    box = LocalSandbox(
+        LAB, workdir=Path(tempfile.mkdtemp(prefix="bench-lab-")), redis_url=REDIS_URL
+    )
+    try:
+        box.start()
+        for name in config.CONSUMERS:
+            with sqlite3.connect(box.workdir / f"{name}.sqlite3") as db:
+                db.execute("INSERT OR REPLACE INTO settings VALUES ('work_ms', '0')")
+        publisher = Publisher(AMQP_URL, declare=lambda ch: config.declare_all(ch, box.prefix))
+        sent: dict[str, float] = {}
+        for i in range(n):
+            sent[f"o{i}"] = time.time()
+            publisher.publish(
+                box.prefix + config.EXCHANGE, config.ROUTING_KEY, order_body(i), message_id=f"o{i}"
+            )
+        publisher.close()
+        email = box.workdir / "email.sqlite3"
+        give_up = time.monotonic() + 120
+        while time.monotonic() < give_up:
+            with sqlite3.connect(email) as db:
+                if db.execute("SELECT COUNT(*) FROM effects").fetchone()[0] >= n:
+                    break
+            time.sleep(0.1)
+        with sqlite3.connect(email) as db:
+            received = dict(
+                db.execute("SELECT message_id, MIN(at) FROM effects GROUP BY message_id")
+            )
+        return sent, received
+    finally:
+        box.stop()
+        asyncio.run(box.teardown())
+
+
+def figures_of(sent: dict[str, float], received: dict[str, float]) -> dict:
+    latencies = [(received[k] - sent[k]) * 1000 for k in sent if k in received]
+    elapsed = max(received.values()) - min(sent.values())
+    return {
+        "p50": percentile(latencies, 0.5),
+        "p99": percentile(latencies, 0.99),
+        "rate": round(len(received) / elapsed, 1),
+        "lost": len(sent) - len(received),
+    }
+
+
+def report(label: str, figures: dict) -> None:
+    print(f"{label}_publish_to_consume_p50: {figures['p50']} ms", flush=True)
+    print(f"{label}_publish_to_consume_p99: {figures['p99']} ms", flush=True)
+    print(f"{label}_throughput: {figures['rate']} msg/s", flush=True)
+    print(f"{label}_lost: {figures['lost']} messages", flush=True)
+
+
+# --- replay ---------------------------------------------------------------------------------
+def fill_stream(stream: str, n: int) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    channel = connection.channel()
+    channel.queue_declare(stream, durable=True, arguments=stream_arguments())
+    kinds = ("Deposited", "Deposited", "Withdrawn")
+    for i in range(n):
+        event = {
+            "account_id": f"acct-{i % 100}",
+            "type": kinds[i % 3],
+            "version": i // 100 + 1,
+            "amount": 1 + i % 50,
+            "meta": {"seq": i},
+        }
+        channel.basic_publish(
+            "", stream, json.dumps(event).encode(), pika.BasicProperties(message_id=str(i))
+        )
+    channel.confirm_delivery()  # one confirmed publish: everything before it is in the stream
+    channel.basic_publish("", stream, b'{"account_id": "end", "type": "End", "version": 1}')
+    connection.close()
+
+
+def replay_projector(stream: str, n: int) -> float:
+    store = ProjectorStore(Path(tempfile.mkdtemp(prefix="bench-proj-")) / "p.sqlite3")
+    engine = ProjectorEngine(
+        amqp_url=AMQP_URL, stream=stream, store=store, batch=500, prefetch=1000, max_views=1
+    )
+    started = time.monotonic()
+    thread = threading.Thread(target=engine.run, args=({"balances": "balances"},), daemon=True)
+    thread.start()
+    while engine.statuses() == [] or engine.statuses()[0].next_offset < n:
+        time.sleep(0.01)
+    elapsed = time.monotonic() - started
+    engine.stop.set()
+    thread.join(5)
+    return n / elapsed
+
+
+def replay_reader(stream: str, n: int) -> float:
+    started = time.monotonic()
+    count = sum(1 for _ in read_stream(AMQP_URL, stream, until=lambda o, _e: o >= n - 1))
+    assert count == n, count
+    return n / (time.monotonic() - started)
+
+
+def main() -> None:
+    print(f"messages: {MESSAGES} per run", flush=True)
+    print(f"loadavg_1m_before: {os.getloadavg()[0]:.1f} processes", flush=True)
+    runs: dict[str, list[dict]] = {"bare_pika": [], "lab": []}
+    for round_number in range(1, ROUNDS + 1):
+        for label, run in (("bare_pika", bare_run), ("lab", lab_run)):
+            figures = figures_of(*run(MESSAGES))
+            runs[label].append(figures)
+            report(f"{label}_round{round_number}", figures)
+    best = {label: {"p50": min(r["p50"] for r in rs), "p99": min(r["p99"] for r in rs),
+                    "rate": max(r["rate"] for r in rs), "lost": sum(r["lost"] for r in rs)}
+            for label, rs in runs.items()}
+    report("bare_pika_best", best["bare_pika"])
+    report("lab_best", best["lab"])
+    bare, lab = best["bare_pika"], best["lab"]
+    print(f"lab_vs_bare_throughput: {round(100 * lab['rate'] / bare['rate'], 1)} %", flush=True)
+    print(f"lab_vs_bare_p50: {round(100 * lab['p50'] / max(bare['p50'], 1e-9), 1)} %", flush=True)
+    stream = f"lab.bench{uuid.uuid4().hex[:8]}.log"
+    try:
+        started = time.monotonic()
+        fill_stream(stream, REPLAY_EVENTS)
+        print(
+            f"stream_fill_{REPLAY_EVENTS}: {round(REPLAY_EVENTS / (time.monotonic() - started))} events/s",
+            flush=True,
+        )
+        print(
+            f"replay_projector_{REPLAY_EVENTS}: {round(replay_projector(stream, REPLAY_EVENTS))} events/s",
+            flush=True,
+        )
+        print(
+            f"replay_reader_{REPLAY_EVENTS}: {round(replay_reader(stream, REPLAY_EVENTS))} events/s",
+            flush=True,
+        )
+    finally:
+        delete_objects(AMQP_URL, queues=[stream])
+    print(f"loadavg_1m_after: {os.getloadavg()[0]:.1f} processes", flush=True)
+
+
+if __name__ == "__main__":
+    main()
