@@ -41,6 +41,9 @@ PUBLISH_RETRY_DEADLINE_S = 15.0
 # An email address the email service can never deliver to: the poison message.
 POISON_EMAIL = "nobody@invalid"
 
+# A run's load phase may last this long at most (keeps runs inside their timeouts).
+MAX_LOAD_SECONDS = 60
+
 # --- experiment parameters (bounds shown to the learner and enforced) --------------------
 PARAMETERS = {
     "sync-vs-async": [
@@ -63,8 +66,7 @@ PARAMETERS = {
     ],
     "poison-messages": [
         Param("good_orders", "int", 5, 0, 100),
-        Param("max_attempts", "int", MAX_ATTEMPTS, 1, 10, help="Shown for reference; the consumer's is fixed"),
-        Param("send_back", "bool", True, help="Move the dead letter back to its queue afterwards"),
+        Param("send_back", "bool", True, help="Repair the dead letter and move it back to its queue"),
     ],
     "competing-consumers": [
         Param("orders", "int", 300, 10, 2000),

@@ -16,7 +16,7 @@ import uuid
 import pika
 
 from sandbox_services.messaging.connection import connect
-from sandbox_services.messaging.params import validate
+from sandbox_services.messaging.params import ParameterError, validate
 from sandbox_services.messaging.probes import DepthSampler, percentile, wait_until
 from sandbox_services.messaging.tracing import extract_context, inject_headers
 from sandbox_services.order_consumers.client import ConsumerClient
@@ -46,7 +46,7 @@ class Lab:
         try:
             await self.consumers[name].stats()
             return False
-        except Exception:  # noqa: BLE001 - down or restarting
+        except Exception:
             await self.ctx.control("start", name)
             return True
 
@@ -131,6 +131,8 @@ async def _distinct_at_least(client: ConsumerClient, expected: int) -> bool:
 async def temporal_decoupling(ctx: ExperimentContext, params: dict) -> dict:
     """Keep orders flowing while one consumer is stopped or slow; watch its queue."""
     p = validate(config.PARAMETERS["temporal-decoupling"], params)
+    if p["orders"] / p["rate"] > config.MAX_LOAD_SECONDS:
+        raise ParameterError("rate", f"orders / rate must be at most {config.MAX_LOAD_SECONDS} s")
     lab = Lab(ctx)
     victim = p["consumer"]
     sampler = DepthSampler(ctx.amqp_url, {victim: ctx.prefix + victim})
@@ -199,7 +201,6 @@ async def at_least_once(ctx: ExperimentContext, params: dict) -> dict:
     """Crash a consumer after its work and before its ack; count what happens twice."""
     p = validate(config.PARAMETERS["at-least-once"], params)
     if p["crashes"] > p["orders"]:
-        from sandbox_services.messaging.params import ParameterError
         raise ParameterError("crashes", f"must not exceed orders ({p['orders']})")
     lab = Lab(ctx)
     name = p["consumer"]
@@ -367,6 +368,10 @@ async def poison_messages(ctx: ExperimentContext, params: dict) -> dict:
 async def competing_consumers(ctx: ExperimentContext, params: dict) -> dict:
     """Scale analytics to N replicas with a prefetch; measure throughput and each one's share."""
     p = validate(config.PARAMETERS["competing-consumers"], params)
+    if p["orders"] * p["work_ms"] / 1000 / p["replicas"] > config.MAX_LOAD_SECONDS:
+        raise ParameterError(
+            "orders", f"orders x work_ms / replicas must be at most {config.MAX_LOAD_SECONDS} s of work"
+        )
     lab = Lab(ctx)
     analytics = lab.consumers["analytics"]
     try:
