@@ -19,6 +19,7 @@ from .faults import ServiceTable, SharedFaults
 from .forking import run_forked
 from .outbox import OutboxWriter
 from .spec import LabSpec
+from .zygote import Zygote
 
 
 @dataclass
@@ -114,7 +115,8 @@ class AdjustableRatioSampler(Sampler):
 
     def set_ratio(self, ratio: float) -> None:
         """Sample new root traces at ``ratio`` from now on."""
-        self._inner = TraceIdRatioBased(min(1.0, max(0.0, float(ratio))))
+        self.ratio = min(1.0, max(0.0, float(ratio)))
+        self._inner = TraceIdRatioBased(self.ratio)
 
     def should_sample(
         self,
@@ -184,6 +186,8 @@ class ExperimentCtx:
     sampler: AdjustableRatioSampler | None = None
     writer: OutboxWriter | None = None
     source: str = "learner"
+    # Set in a runner: returns its zygote once gRPC has been used, else None.
+    zygote: Callable[[], Zygote | None] | None = None
 
     def __post_init__(self) -> None:
         self.sandbox_id = self.plan.sandbox_id
@@ -221,8 +225,17 @@ class ExperimentCtx:
         return answer.get("services", {})
 
     async def fork(self, function: Callable[..., Any], *args: Any) -> Any:
-        """Run ``function(*args)`` in a fresh forked process; return its JSON result."""
-        return await run_forked(function, *args)
+        """Run ``function(*args)`` in a fresh forked process; return its JSON result.
+
+        Before this run has used gRPC the runner forks itself (any callable
+        works); after, a clean zygote forks the worker, and ``function`` must
+        be a module-level function with picklable arguments (see zygote.py).
+        """
+        zygote = self.zygote() if self.zygote is not None else None
+        if zygote is None:
+            return await run_forked(function, *args)
+        ratio = self.sampler.ratio if self.sampler is not None else 1.0
+        return await zygote.run(ratio, function, *args)
 
     def set_sample_ratio(self, ratio: float) -> None:
         """Sample new root traces of this runner at ``ratio`` (1.0 = trace every call)."""

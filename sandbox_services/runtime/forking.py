@@ -19,6 +19,8 @@ import sys
 import traceback
 from pathlib import Path
 from typing import Any
+
+from .tracing import shutdown_tracing
 from collections.abc import Callable
 
 _PR_SET_PDEATHSIG = 1
@@ -77,8 +79,6 @@ def fork_child(
         code = 1
     finally:
         try:
-            from .tracing import shutdown_tracing
-
             shutdown_tracing()
             sys.stdout.flush()
             sys.stderr.flush()
@@ -156,6 +156,7 @@ async def run_forked(function: Callable[..., Any], *args: Any) -> Any:
         except BaseException as error:  # the parent gets the message, not a hang
             traceback.print_exc()
             payload = json.dumps({"error": f"{type(error).__name__}: {error}"})
+        shutdown_tracing()  # spans first: they are in the outbox before the answer
         with os.fdopen(write_end, "w") as pipe:
             pipe.write(payload)
         return 0

@@ -11,6 +11,7 @@ import traceback
 from typing import Any
 from collections.abc import Awaitable, Callable
 
+import grpc
 from opentelemetry.sdk.trace.sampling import ParentBased
 
 from .context import AdjustableRatioSampler, ControlChannel, ExperimentCtx, SandboxPlan
@@ -18,6 +19,7 @@ from .forking import fork_child, wait_exit
 from .services import ServiceManager, load_callable
 from .spec import ExperimentSpec
 from .tracing import init_tracing, shutdown_tracing
+from .zygote import Zygote, fork_zygote_before_grpc
 
 # How long a runner that has answered may take to flush and exit before SIGKILL.
 EXIT_GRACE_S = 2.0
@@ -48,12 +50,19 @@ def _runner_process(
         redis_url=plan.redis_url,
         sampler=ParentBased(sampler),
     )
+    # A clean zygote is forked just before the first gRPC channel or server,
+    # so ctx.fork still works after the experiment has used gRPC.
+    zygotes: list[Zygote] = []
+    fork_zygote_before_grpc(
+        (grpc, grpc.aio), lambda: zygotes.append(Zygote(on_ratio=sampler.set_ratio))
+    )
     ctx = ExperimentCtx(
         plan,
         run_id=run_id,
         experiment=spec.name,
         control_channel=ControlChannel(sock),
         sampler=sampler,
+        zygote=lambda: zygotes[0] if zygotes else None,
     )
     asyncio.run(_run_in_child(ctx, spec, params))
     return 0

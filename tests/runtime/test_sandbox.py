@@ -127,3 +127,10 @@ def test_stop_ends_the_sandbox_and_its_processes(shared_host):
     wait_until(lambda: all(not os.path.exists(f"/proc/{pid}") for pid in [*pids, supervisor]), 5)
     with pytest.raises(client.SandboxGone):
         client.command(sandbox_id, "service", service="echo", op="stop")
+
+
+def test_fork_after_grpc_use_goes_through_a_clean_zygote(sandbox):
+    result = run(sandbox, "greet_then_fork")["result"]
+    assert result["first"] == "OK"
+    assert result["workers"][0]["answer"] == "hello, worker"
+    assert result["workers"][1]["sum"] == 45

@@ -45,6 +45,11 @@ LAB = LabSpec(
         ExperimentSpec(
             name="fork", main="sandbox_services.labs.selftest.experiments:fork", timeout_s=20
         ),
+        ExperimentSpec(
+            name="greet_then_fork",
+            main="sandbox_services.labs.selftest.experiments:greet_then_fork",
+            timeout_s=20,
+        ),
         ExperimentSpec(name="fail", main="sandbox_services.labs.selftest.experiments:fail"),
         ExperimentSpec(
             name="sleep", main="sandbox_services.labs.selftest.experiments:sleep", timeout_s=1.0

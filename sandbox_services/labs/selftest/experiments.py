@@ -101,3 +101,25 @@ async def sleep(ctx: ExperimentContext, params: dict) -> dict:
     """Sleep past the experiment's timeout."""
     await asyncio.sleep(float(params.get("seconds", 30)))
     return {"ok": True}
+
+
+async def greet_then_fork(ctx: ExperimentContext, params: dict) -> dict:
+    """Use gRPC in the runner, then fork workers that call the greeter themselves."""
+    first = await greet(ctx, params)
+    started = time.perf_counter()
+    workers = await asyncio.gather(
+        ctx.fork(_greet_in_worker, ctx.address("greeter")),
+        ctx.fork(_pid_and_sum, 10),
+    )
+    return {
+        "first": first["code"],
+        "workers": workers,
+        "fork_ms": round((time.perf_counter() - started) * 1000, 1),
+        "ok": True,
+    }
+
+
+async def _greet_in_worker(address: str) -> dict:
+    async with grpc.aio.insecure_channel(address) as channel:
+        answer = await channel.unary_unary("/selftest.Greeter/Hello")(b"worker", timeout=5)
+    return {"pid": os.getpid(), "answer": answer.decode()}
