@@ -160,7 +160,7 @@ class ParticipantBackend:
         forward_action = COMPENSATIONS[action].action
         with tracer.start_as_current_span(f"{self.service}.{action}") as span:
             span.set_attribute("saga.id", order.saga_id)
-            time.sleep(self.config.step_work_s)
+            _work(self.config.step_work_s)
             with self.lock, transaction(self.conn) as conn:
                 if message_id and not _first_delivery(conn, message_id):
                     return self._log(conn, order, action, "compensation", "duplicate", start,
@@ -202,7 +202,7 @@ class ParticipantBackend:
     # -- helpers -------------------------------------------------------------------------
     def _simulate_dependency(self, order: Order, budget_s: float | None) -> None:
         """Do the step's simulated outside work; the plan can make it error or hang."""
-        time.sleep(self.config.step_work_s)
+        _work(self.config.step_work_s)
         if order.plan.fail_at != self.service:
             return
         if order.plan.fail_kind == "error":
@@ -210,7 +210,7 @@ class ParticipantBackend:
         if order.plan.fail_kind == "timeout":
             budget = self.config.participant_budget_s if budget_s is None else budget_s
             # The dependency never answers; we wait out our budget and give up.
-            time.sleep(max(0.0, budget))
+            _work(budget)
             raise StepTimeout(f"{self.service}: dependency gave no answer in {budget:.2f}s")
 
     def _scripted_refusal(self, order: Order) -> str | None:
@@ -230,6 +230,12 @@ class ParticipantBackend:
         log_step(conn, saga_id=order.saga_id, service=self.service, step=step, kind=kind,
                  status=status, start_ns=start, detail=detail)
         return StepResult(result or status, detail)  # type: ignore[arg-type]
+
+
+def _work(seconds: float) -> None:
+    """Spend ``seconds`` on simulated work (none at all for 0: even sleep(0) yields the CPU)."""
+    if seconds > 0:
+        time.sleep(seconds)
 
 
 def _first_delivery(conn: sqlite3.Connection, message_id: str) -> bool:
