@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import threading
 from functools import partial
-
-from opentelemetry import context as otel_context
 
 from sandbox_services.labs.async_messaging import config
 from sandbox_services.messaging.consumer import ConsumerLoop, Delivery, Outcome, start_thread
@@ -25,13 +22,12 @@ CRASH_EXIT_CODE = 70
 
 
 class QueueConsumer:
-    """Bridge the consuming thread to the backend, which runs on the service's event loop."""
+    """Feed the queue's deliveries to the backend and turn its outcome into ack, retry or reject."""
 
     def __init__(self, ctx: ServiceContext, backend: ConsumerBackend, gauges: GaugeReporter) -> None:
         self._ctx = ctx
         self._backend = backend
         self._gauges = gauges
-        self._loop = asyncio.get_running_loop()
         self.stop = threading.Event()
         self.loop = ConsumerLoop(
             ctx.amqp_url,
@@ -57,11 +53,9 @@ class QueueConsumer:
     def on_delivery(self, delivery: Delivery) -> Outcome:
         """Handle one delivery (on the consuming thread) and say whether to ack it."""
         order = delivery.json()
-        # The pika instrumentation made the CONSUMER span current on this thread; carry it.
-        trace_context = otel_context.get_current()
-        future = asyncio.run_coroutine_threadsafe(self._handle(order, delivery, trace_context), self._loop)
         try:
-            future.result()
+            # Runs inside the pika instrumentation's CONSUMER span, current on this thread.
+            self._backend.handle_delivery(order, message_id=delivery.message_id)
         except (PoisonMessage, InjectedFault, Exception) as error:
             if delivery.attempts + 1 >= config.MAX_ATTEMPTS:
                 log.warning("dead-lettering %s after %d attempts: %s",
@@ -77,13 +71,6 @@ class QueueConsumer:
             self._backend.store.bump("crashes")
             os._exit(CRASH_EXIT_CODE)
         return Outcome.ACK
-
-    async def _handle(self, order: dict, delivery: Delivery, trace_context) -> None:
-        token = otel_context.attach(trace_context)
-        try:
-            await self._backend.handle(order, message_id=delivery.message_id)
-        finally:
-            otel_context.detach(token)
 
     def start(self) -> threading.Thread:
         return start_thread(self.loop)

@@ -73,6 +73,8 @@ PARAMETERS = {
         Param("replicas", "int", 3, 1, MAX_REPLICAS),
         Param("prefetch", "int", DEFAULT_PREFETCH, *PREFETCH_RANGE),
         Param("work_ms", "float", 5.0, 0.0, 50.0, help="Simulated work per message in analytics"),
+        Param("scale", "choice", "before", choices=("before", "after"),
+              help="Add the replicas before the orders arrive, or onto a backlog"),
     ],
 }
 

@@ -376,7 +376,8 @@ async def competing_consumers(ctx: ExperimentContext, params: dict) -> dict:
     analytics = lab.consumers["analytics"]
     try:
         await analytics.configure(prefetch=p["prefetch"], work_ms=p["work_ms"])
-        await ctx.control("scale", "analytics", replicas=p["replicas"])
+        if p["scale"] == "before":
+            await ctx.control("scale", "analytics", replicas=p["replicas"])
         before = await analytics.stats()
         # Tracing every one of hundreds of orders would measure the tracer: sample.
         ctx.set_sample_ratio(0.02)
@@ -389,6 +390,9 @@ async def competing_consumers(ctx: ExperimentContext, params: dict) -> dict:
 
         await asyncio.gather(*(place_some() for _ in range(8)))
         published_s = time.monotonic() - started
+        if p["scale"] == "after":
+            # Replica 0 has had a window of `prefetch` messages pushed to it already.
+            await ctx.control("scale", "analytics", replicas=p["replicas"])
         await ctx.progress(0.5, "all orders published; analytics is draining")
         done = await wait_until(
             lambda: _distinct_at_least(analytics, before["distinct"] + p["orders"]),
@@ -403,7 +407,8 @@ async def competing_consumers(ctx: ExperimentContext, params: dict) -> dict:
         throughput = round(p["orders"] / elapsed, 1)
         return {
             "headline": (
-                f"{p['replicas']} analytics replica(s) with prefetch {p['prefetch']} handled "
+                f"{p['replicas']} analytics replica(s) (added {p['scale']} the orders) with "
+                f"prefetch {p['prefetch']} handled "
                 f"{p['orders']} orders at {throughput} orders/s."
             ),
             "summary": [
