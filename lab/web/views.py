@@ -23,7 +23,7 @@ from lab.catalog.selectors import (
     progress_summary,
 )
 from lab.catalog.services import ProgressInvalid, progress_record
-from lab.sandboxes.selectors import sandbox_current, sandbox_get_visible
+from lab.sandboxes.selectors import sandbox_current, sandbox_get_visible, sandbox_list_mine
 from lab.sandboxes.serializers import SandboxOutput
 
 from .forms import QuizAnswerForm, SignUpForm
@@ -37,10 +37,12 @@ def _lesson_or_404(slug: str):
         raise Http404("No such lesson.") from None
 
 
-def _lab_config(*, lesson, sandbox, read_only: bool) -> dict:
+def _lab_config(*, lesson, sandbox, read_only: bool, history_sandbox=None) -> dict:
     return {
         "lesson": lesson.as_dict(),
         "sandbox": dict(SandboxOutput(sandbox).data) if sandbox else None,
+        # Kept runs are listed through a sandbox; with none running, the last one shows them.
+        "historySandbox": (history_sandbox or sandbox).id if (history_sandbox or sandbox) else None,
         "readOnly": read_only,
     }
 
@@ -76,11 +78,14 @@ def lesson_detail(request: HttpRequest, slug: str) -> HttpResponse:
     user = user_for_request(request)
     progress = progress_for(user=user, lesson=lesson)
     sandbox = sandbox_current(user=user, lesson=lesson.slug)
+    last_sandbox = sandbox or sandbox_list_mine(user=user, lesson=lesson.slug).first()
     context = {
         "lesson": lesson,
         "progress": progress,
         "steps": _steps_context(lesson, progress),
-        "lab_config": _lab_config(lesson=lesson, sandbox=sandbox, read_only=False),
+        "lab_config": _lab_config(
+            lesson=lesson, sandbox=sandbox, read_only=False, history_sandbox=last_sandbox
+        ),
         "read_only": False,
     }
     return render(request, "web/lesson.html", context)
@@ -108,15 +113,23 @@ def step_done(request: HttpRequest, slug: str, step_id: str) -> HttpResponse:
     return render(request, "web/_step_status.html", context)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def checkpoint_answer(request: HttpRequest, slug: str, checkpoint_id: str) -> HttpResponse:
-    """Check a quiz answer, or mark a reading checkpoint, and return the checkpoint (an htmx partial)."""
+    """Return a checkpoint as an htmx partial; on POST, first check the answer or mark it read.
+
+    GET refreshes a run checkpoint after an experiment's run finished: the
+    server passed it then, never because the browser said so.
+    """
     lesson = _lesson_or_404(slug)
     checkpoint = lesson.checkpoint(checkpoint_id)
-    if checkpoint is None or checkpoint.kind == "run":
-        # A run checkpoint passes only when the server sees the run finish.
+    if checkpoint is None or (request.method == "POST" and checkpoint.kind == "run"):
         raise Http404("No such checkpoint to answer.")
     user = user_for_request(request)
+    if request.method == "GET":
+        progress = progress_for(user=user, lesson=lesson)
+        item = {"checkpoint": checkpoint, "passed": progress["checkpoints"].get(checkpoint.id, False)}
+        context = {"lesson": lesson, "item": item, "progress": progress, "oob_progress": True}
+        return render(request, "web/_checkpoint.html", context)
     verdict, chosen, error = None, None, ""
     if checkpoint.kind == "quiz":
         form = QuizAnswerForm(request.POST)

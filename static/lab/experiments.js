@@ -200,10 +200,11 @@ export class ExperimentPanel {
     if (sandbox && sandbox.id !== previous) this.loadRuns();
   }
 
-  async loadRuns() {
-    if (!this.sandbox) return;
+  /** Load the kept runs (the API lists the owner's runs of this lesson through any of their sandboxes). */
+  async loadRuns(sandboxId = this.sandbox?.id) {
+    if (!sandboxId) return;
     try {
-      const runs = await api("GET", `/api/sandboxes/${this.sandbox.id}/runs/?experiment=${encodeURIComponent(this.experiment.name)}`);
+      const runs = await api("GET", `/api/sandboxes/${sandboxId}/runs/?experiment=${encodeURIComponent(this.experiment.name)}`);
       // Merge rather than replace: a run that just finished over the socket may
       // not be in a list the server answered a moment earlier.
       const finished = (runs || []).filter((run) => run.state === "done" || run.state === "failed");
@@ -232,6 +233,11 @@ export class ExperimentPanel {
       return;
     }
     this.status.textContent = run.state === "failed" ? `Run failed: ${run.error || run.message || "no reason given"}` : "";
+    if (run.state === "done" && run.id !== this.announced) {
+      // The lesson's run checkpoints listen for this and ask the server whether they passed.
+      this.announced = run.id;
+      document.body.dispatchEvent(new CustomEvent("lab:run-done", { detail: { experiment: run.experiment, run: run.id } }));
+    }
     if (this.submit) this.submit.disabled = !this.#canRun();
     if (run.result || run.state === "failed") {
       const kept = this.runs.find((item) => item.id === run.id);

@@ -85,9 +85,9 @@ function start() {
 
   sandboxPanel.update(config.sandbox);
   watch(config.sandbox);
-  if (config.sandbox && isEnded(config.sandbox)) {
-    // An ended sandbox still has its kept runs to look at.
-    for (const panel of experiments) panel.loadRuns();
+  if (!config.sandbox || isEnded(config.sandbox)) {
+    // With no sandbox running, the runs kept from the last one are still there to compare.
+    for (const panel of experiments) panel.loadRuns(config.historySandbox);
   }
   // A hook for browser tests and for curious learners in the console.
   window.lab = { trace, metrics, sandboxPanel, experiments };
