@@ -89,11 +89,21 @@ class Host:
         spawn_key = keys.host_spawn(self.name)
         missing_since: float | None = None
         while True:
-            item = self.redis.blpop([spawn_key], timeout=0.5)
-            if item is not None:
-                self._spawn(json.loads(item[1]))
+            try:
+                item = self.redis.blpop([spawn_key], timeout=0.5)
+                if item is not None:
+                    self._spawn(json.loads(item[1]))
+                worker_alive = self.redis.exists(keys.worker_alive(self.name))
+            except (redis.RedisError, OSError) as error:
+                # Unreachable Redis means an unheard worker: the same keep-alive applies.
+                log.warning("redis: %s", error)
+                worker_alive = False
+                time.sleep(0.5)
+            except ValueError as error:
+                log.warning("ignoring a malformed spawn request: %s", error)
+                continue
             self.reap()
-            if self.redis.exists(keys.worker_alive(self.name)):
+            if worker_alive:
                 missing_since = None
             else:
                 missing_since = missing_since or time.monotonic()

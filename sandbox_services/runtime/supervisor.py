@@ -15,19 +15,23 @@ import importlib
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from channels_redis.core import RedisChannelLayer
+from redis.exceptions import RedisError
 
 from . import keys
 from .config import RuntimeConfig
 from .context import SandboxPlan
 from .faults import ServiceTable
+from .forking import wait_exit
 from .hooks import run_teardown, start_metrics
 from .runs import RunManager
 from .services import ServiceFailed, ServiceManager
@@ -98,6 +102,8 @@ class Supervisor:
         self.services: ServiceManager | None = None
         self.runs: RunManager | None = None
         self._metrics_pid: int | None = None
+        self._metrics_exit: asyncio.Future | None = None
+        self._publishing = asyncio.Lock()
         self._stop = asyncio.Event()
         self._final: tuple[str, str] = ("stopped", "")
         self._stop_replies: list[str] = []
@@ -140,6 +146,15 @@ class Supervisor:
             log.exception("sandbox %s cannot start", self.sandbox_id)
             await self._fail_to_start(f"cannot start lesson {self.lesson!r}: {error}")
             return
+        try:
+            await self._serve()
+            state, reason = self._final
+        except Exception as error:  # our bug: still stop everything and say so
+            log.exception("supervisor of %s failed", self.sandbox_id)
+            state, reason = "failed", f"the sandbox supervisor failed: {error}"
+        await self._end(state, reason)
+
+    async def _serve(self) -> None:
         self._mark("prepared")
         await self._publish_state()
         self._mark("published starting")
@@ -147,27 +162,41 @@ class Supervisor:
             asyncio.ensure_future(coroutine)
             for coroutine in (
                 self._heartbeat(),
-                self._commands(),
-                self._outbox(),
-                self._state_publisher(),
+                self._resilient(self._commands),
+                self._resilient(self._outbox),
+                self._resilient(self._state_publisher),
             )
         ]
         assert self.services is not None and self.plan is not None
         try:
             await self.services.start_all()
         except ServiceFailed as failure:
-            await self._end("failed", str(failure))
+            self.request_stop("failed", str(failure))
             return
         self._mark("services ready")
-        if not self._stop.is_set():
-            self.state = "running"
-            await self._publish_state()
-            await self._reply("spawn", {"state": "running", "services": self.services.states()})
-            self._mark("answered")
-            self._metrics_pid = start_metrics(self.plan)
-            self._state_dirty.set()
-            await self._stop.wait()
-        await self._end(*self._final)
+        if self._stop.is_set():
+            return
+        self.state = "running"
+        await self._publish_state()
+        await self._reply("spawn", {"state": "running", "services": self.services.states()})
+        self._mark("answered")
+        self._metrics_pid = start_metrics(self.plan)
+        if self._metrics_pid is not None:
+            self._metrics_exit = asyncio.ensure_future(wait_exit(self._metrics_pid))
+        self._state_dirty.set()
+        await self._stop.wait()
+
+    async def _resilient(self, loop_body: Callable[[], Awaitable[None]]) -> None:
+        """Run a loop; if Redis hiccups, log it and start the loop again."""
+        while True:
+            try:
+                await loop_body()
+            except (RedisError, OSError) as error:
+                log.warning("%s: %s; retrying", loop_body.__name__, error)
+                await asyncio.sleep(0.5)
+            except Exception:
+                log.exception("%s failed; restarting it", loop_body.__name__)
+                await asyncio.sleep(0.5)
 
     def _prepare(self) -> None:
         lab = load_lab(self.lesson)
@@ -205,11 +234,12 @@ class Supervisor:
         asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         self.state, self.reason = "stopping", reason
-        await self._publish_state()
+        await _quietly(self._publish_state())
         if self.runs is not None:
             self.runs.kill_all()
         if self._metrics_pid is not None:
             _kill(self._metrics_pid)
+            await self._metrics_exit  # reaped, never a zombie
         if self.services is not None:
             await self.services.stop_all()
         if self.plan is not None:
@@ -220,16 +250,19 @@ class Supervisor:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._drain_outbox()
         self.state, self.reason = state, reason
-        await self._publish_state()
+        # Each step on its own: with Redis down, the processes must still end.
+        await _quietly(self._drain_outbox())
+        await _quietly(self._publish_state())
         if not self._spawn_answered:  # ended before it was ever ready
-            await self._reply("spawn", {"state": "failed", "reason": reason})
-        await self._refuse_pending_commands()
+            await _quietly(self._reply("spawn", {"state": "failed", "reason": reason}))
+        await _quietly(self._refuse_pending_commands())
         # Keys first: whoever hears "stopped" must find the sandbox gone.
-        await self._expire_keys()
+        await _quietly(self._expire_keys())
         for reply_key in self._stop_replies:
-            await self._reply_to(reply_key, {"state": state, "reason": reason})
+            await _quietly(self._reply_to(reply_key, {"state": state, "reason": reason}))
+        if state != "failed":  # a failed sandbox keeps its logs for whoever looks into it
+            shutil.rmtree(self.config.workdir / self.sandbox_id, ignore_errors=True)
 
     async def _expire_keys(self) -> None:
         sandbox = self.sandbox_id
@@ -251,16 +284,21 @@ class Supervisor:
         sandbox = self.sandbox_id
         worker_missing_since: float | None = None
         while True:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.set(keys.sandbox_alive(sandbox), os.getpid(), ex=ALIVE_TTL_S)
-                pipe.exists(keys.sandbox_touch(sandbox))
-                pipe.exists(keys.worker_alive(self.worker))
-                pipe.expire(keys.sandbox_status(sandbox), STATUS_TTL_S)
-                _, touched, worker_alive, _ = await pipe.execute()
             now = time.time()
-            if now >= self.hard_deadline:
+            if now >= self.hard_deadline:  # needs no Redis: enforced even when it is down
                 self.request_stop("expired", "the sandbox reached its time limit")
-            elif not touched:
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.set(keys.sandbox_alive(sandbox), os.getpid(), ex=ALIVE_TTL_S)
+                    pipe.exists(keys.sandbox_touch(sandbox))
+                    pipe.exists(keys.worker_alive(self.worker))
+                    pipe.expire(keys.sandbox_status(sandbox), STATUS_TTL_S)
+                    _, touched, worker_alive, _ = await pipe.execute()
+            except (RedisError, OSError) as error:
+                # Unreachable Redis means an unheard worker: the same keep-alive applies.
+                log.warning("heartbeat: %s", error)
+                touched, worker_alive = True, False
+            if not touched:
                 self.request_stop("expired", f"no activity for {self.idle_timeout_s:g} s")
             if worker_alive:
                 worker_missing_since = None
@@ -286,6 +324,8 @@ class Supervisor:
         action = command.get("action")
         assert self.services is not None and self.runs is not None
         try:
+            if self._stop.is_set() and action != "stop":
+                raise RuntimeError("the sandbox is ending")
             if action == "stop":
                 self._stop_replies.append(reply_key)
                 self.request_stop("stopped", command.get("reason") or "stopped on request")
@@ -414,6 +454,11 @@ class Supervisor:
         }
 
     async def _publish_state(self) -> None:
+        # One at a time, snapshot taken inside: messages never go out of order.
+        async with self._publishing:
+            await self._publish_state_now()
+
+    async def _publish_state_now(self) -> None:
         status = self._status()
         await self.redis.set(
             keys.sandbox_status(self.sandbox_id), json.dumps(status), ex=STATUS_TTL_S
@@ -438,6 +483,13 @@ class Supervisor:
             await self._reply(
                 str(command.get("id", "")), {"state": "failed", "error": "the sandbox has ended"}
             )
+
+
+async def _quietly(step: Awaitable[None]) -> None:
+    try:
+        await step
+    except Exception:
+        log.exception("while ending the sandbox")
 
 
 def _kill(pid: int) -> None:
