@@ -217,7 +217,11 @@ async def multiplexing(
         "rest_connection_limit": rest_connection_limit,
     }
     for transport in TRANSPORTS:
-        options = {"connection_limit": rest_connection_limit} if transport == "rest" else {}
+        options = (
+            {"connection_limit": rest_connection_limit, "count_connections": True}
+            if transport == "rest"
+            else {}
+        )
         client = make_client(transport, addresses[transport], **options)
         try:
             outcome = await _fan_out(client, uuid.uuid4().hex, calls, hold_ms)

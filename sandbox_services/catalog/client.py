@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -32,21 +32,36 @@ from sandbox_services.protos_gen.labapi.catalog.v1 import catalog_pb2_grpc as pb
 class RestCatalogClient:
     """The catalog over JSON and HTTP/1.1: one request per TCP connection at a time."""
 
-    def __init__(self, address: str, *, connection_limit: int = 100, timeout_s: float = 10) -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        connection_limit: int = 100,
+        timeout_s: float = 10,
+        count_connections: bool = False,
+        headers: Mapping[str, str] | None = None,
+        traced: bool = True,
+    ) -> None:
         self.base_url = f"http://{address}"
         self.calls_made = 0
         self.connections_opened = 0
         self.last_sizes = (0, 0)
-        tracing = aiohttp.TraceConfig()
-        tracing.on_connection_create_end.append(self._on_connection_created)
+        trace_configs = []
+        if count_connections:  # off by default: any trace config slows every request
+            counting = aiohttp.TraceConfig()
+            counting.on_connection_create_end.append(self._on_connection_created)
+            trace_configs.append(counting)
         # HTTP/1.1 carries one exchange at a time per connection, so the
         # connector's limit is how many calls can be in flight at once.
         connector = aiohttp.TCPConnector(limit=connection_limit, limit_per_host=connection_limit)
         self._session = aiohttp.ClientSession(
             connector=connector,
-            trace_configs=[tracing],
+            headers=headers,
+            trace_configs=trace_configs,
             timeout=aiohttp.ClientTimeout(total=timeout_s),
         )
+        if not traced:
+            _untrace_session(self._session)
 
     async def _on_connection_created(self, session: Any, context: Any, params: Any) -> None:
         self.connections_opened += 1
@@ -110,6 +125,15 @@ class RestCatalogClient:
         await self._session.close()
 
 
+def _untrace_session(session: aiohttp.ClientSession) -> None:
+    """Remove OpenTelemetry's hooks from a session, if the process was instrumented."""
+    try:
+        from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+    except ImportError:
+        return
+    AioHttpClientInstrumentor.uninstrument_session(session)
+
+
 def _detail(raw: bytes) -> str:
     try:
         return str(json.loads(raw).get("detail", raw[:200]))
@@ -120,10 +144,17 @@ def _detail(raw: bytes) -> str:
 class GrpcCatalogClient:
     """The catalog over protobuf and HTTP/2: every call is a stream on one shared connection."""
 
-    def __init__(self, address: str, *, timeout_s: float = 10) -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        timeout_s: float = 10,
+        metadata: Sequence[tuple[str, str]] | None = None,
+    ) -> None:
         self.calls_made = 0
         self.last_sizes = (0, 0)
         self._timeout_s = timeout_s
+        self._metadata = tuple(metadata) if metadata else None
         # One channel: calls are multiplexed as HTTP/2 streams on its connection.
         self._channel = grpc.aio.insecure_channel(address)
         self._stub = pb_grpc.CatalogStub(self._channel)
@@ -131,7 +162,7 @@ class GrpcCatalogClient:
     async def _call(self, method: Any, request: Any) -> Any:
         self.calls_made += 1
         try:
-            reply = await method(request, timeout=self._timeout_s)
+            reply = await method(request, timeout=self._timeout_s, metadata=self._metadata)
         except grpc.aio.AioRpcError as error:
             raise _translate(error) from error
         self.last_sizes = (request.ByteSize(), reply.ByteSize())
@@ -155,7 +186,7 @@ class GrpcCatalogClient:
         # One call; the server pushes each update as it happens. The poll
         # interval is not needed: nobody has to ask again.
         self.calls_made += 1
-        call = self._stub.WatchPrices(pb.WatchPricesRequest(symbol=symbol))
+        call = self._stub.WatchPrices(pb.WatchPricesRequest(symbol=symbol), metadata=self._metadata)
         try:
             async for message in call:
                 yield codec_proto.price_from_proto(message)

@@ -107,7 +107,7 @@ class ConsumerLoop:
                 if self.stop.is_set():
                     return
                 self.stats.reconnects += 1
-                self.stats.events.append(f"lost the broker: {error!r}")
+                self.stats.events = [*self.stats.events[-19:], f"lost the broker: {error!r}"]
                 log.warning("consumer of %s lost the broker (%r); reconnecting", self.queue, error)
                 self.stop.wait(delay)
                 delay = min(delay * 2, 2.0)

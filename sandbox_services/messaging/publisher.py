@@ -120,7 +120,7 @@ class Publisher:
                 except CONNECTION_ERRORS as error:
                     self._channel = None
                     self.stats.reconnects += 1
-                    self.stats.events.append(f"connection lost while publishing: {error!r}")
+                    self.stats.events = [*self.stats.events[-19:], f"connection lost: {error!r}"]
                     log.warning("publish of %s failed (%r); reconnecting", message_id, error)
                     if time.monotonic() > give_up:
                         raise PublishFailed(

@@ -26,7 +26,9 @@ async def handle(request: web.Request) -> web.Response:
 
 async def stats(request: web.Request) -> web.Response:
     backend: ConsumerBackend = request.app["backend"]
-    return web.json_response(await backend.stats())
+    loop_stats = request.app["loop_stats"]
+    # Reconnects are this replica's, since it started: how often it lost the broker.
+    return web.json_response({**await backend.stats(), "reconnects": loop_stats.reconnects})
 
 
 async def configure(request: web.Request) -> web.Response:
@@ -61,8 +63,9 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "subscribed": request.app["subscribed"].is_set()})
 
 
-def make_app(backend: ConsumerBackend, subscribed) -> web.Application:
+def make_app(backend: ConsumerBackend, subscribed, loop_stats) -> web.Application:
     app = web.Application()
+    app["loop_stats"] = loop_stats
     app["backend"] = backend
     app["subscribed"] = subscribed
     app.add_routes([

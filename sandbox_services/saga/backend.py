@@ -63,7 +63,12 @@ class ParticipantBackend:
 
     # -- the engine -------------------------------------------------------------------
     def execute(
-        self, action: str, order: Order, *, message_id: str | None = None, emit: bool = False,
+        self,
+        action: str,
+        order: Order,
+        *,
+        message_id: str | None = None,
+        emit: bool = False,
         budget_s: float | None = None,
     ) -> StepResult:
         """Run a forward step or a compensation; raise StepError/StepTimeout when unsure."""
@@ -74,7 +79,12 @@ class ParticipantBackend:
         raise ValueError(f"{self.service} has no action {action!r}")
 
     def forward(
-        self, action: str, order: Order, *, message_id: str | None, emit: bool,
+        self,
+        action: str,
+        order: Order,
+        *,
+        message_id: str | None,
+        emit: bool,
         budget_s: float | None,
     ) -> StepResult:
         """Apply a forward step at most once per saga."""
@@ -94,8 +104,16 @@ class ParticipantBackend:
                 kind = "timeout" if isinstance(error, StepTimeout) else "error"
                 span.set_status(trace.Status(trace.StatusCode.ERROR, str(error)))
                 with self.lock, transaction(self.conn) as conn:
-                    log_step(conn, saga_id=order.saga_id, service=self.service, step=action,
-                             kind="failure", status=kind, start_ns=start, detail=str(error))
+                    log_step(
+                        conn,
+                        saga_id=order.saga_id,
+                        service=self.service,
+                        step=action,
+                        kind="failure",
+                        status=kind,
+                        start_ns=start,
+                        detail=str(error),
+                    )
                 raise
             with self.lock, transaction(self.conn) as conn:
                 result = self._forward_locked(conn, action, order, message_id, emit, start)
@@ -103,57 +121,95 @@ class ParticipantBackend:
             return result
 
     def _repeat(
-        self, conn: sqlite3.Connection, action: str, order: Order, message_id: str | None,
+        self,
+        conn: sqlite3.Connection,
+        action: str,
+        order: Order,
+        message_id: str | None,
         start: int,
     ) -> StepResult | None:
-        seen = message_id and conn.execute(
-            "SELECT 1 FROM inbox WHERE message_id = ?", (message_id,)).fetchone()
+        seen = (
+            message_id
+            and conn.execute("SELECT 1 FROM inbox WHERE message_id = ?", (message_id,)).fetchone()
+        )
         if seen:
-            return self._log(conn, order, action, "forward", "duplicate", start,
-                             "message already handled")
+            return self._log(
+                conn, order, action, "forward", "duplicate", start, "message already handled"
+            )
         state = _state(conn, order.saga_id, action)
         if state == APPLIED:
-            return self._log(conn, order, action, "forward", "duplicate", start,
-                             "step already applied")
+            return self._log(
+                conn, order, action, "forward", "duplicate", start, "step already applied"
+            )
         if state == REFUSED:
-            return self._log(conn, order, action, "failure", "refused", start,
-                             "step already refused", result="refused")
+            return self._log(
+                conn,
+                order,
+                action,
+                "failure",
+                "refused",
+                start,
+                "step already refused",
+                result="refused",
+            )
         return None
 
     def _forward_locked(
-        self, conn: sqlite3.Connection, action: str, order: Order, message_id: str | None,
-        emit: bool, start: int,
+        self,
+        conn: sqlite3.Connection,
+        action: str,
+        order: Order,
+        message_id: str | None,
+        emit: bool,
+        start: int,
     ) -> StepResult:
         saga_id = order.saga_id
         if message_id and not _first_delivery(conn, message_id):
-            return self._log(conn, order, action, "forward", "duplicate", start,
-                             "message already handled")
+            return self._log(
+                conn, order, action, "forward", "duplicate", start, "message already handled"
+            )
         state = _state(conn, saga_id, action)
         if state == APPLIED:
             # The idempotent consumer at work: a resend or a redelivery of a step
             # that already happened answers as before and changes nothing.
-            return self._log(conn, order, action, "forward", "duplicate", start,
-                             "step already applied")
+            return self._log(
+                conn, order, action, "forward", "duplicate", start, "step already applied"
+            )
         if state == REFUSED:
-            return self._log(conn, order, action, "failure", "refused", start,
-                             "step already refused", result="refused")
+            return self._log(
+                conn,
+                order,
+                action,
+                "failure",
+                "refused",
+                start,
+                "step already refused",
+                result="refused",
+            )
         if state in (COMPENSATED, VOIDED):
             reason = "compensated before it arrived; refusing the late step"
             self._emit(conn, emit, action, "failed", order, reason)
-            return self._log(conn, order, action, "failure", "refused", start, reason,
-                             result="refused")
+            return self._log(
+                conn, order, action, "failure", "refused", start, reason, result="refused"
+            )
         reason = self._scripted_refusal(order) or self.apply(conn, action, order)
         if reason:
             _set_state(conn, saga_id, action, REFUSED)
             self._emit(conn, emit, action, "failed", order, reason)
-            return self._log(conn, order, action, "failure", "refused", start, reason,
-                             result="refused")
+            return self._log(
+                conn, order, action, "failure", "refused", start, reason, result="refused"
+            )
         _set_state(conn, saga_id, action, APPLIED)
         self._emit(conn, emit, action, "ok", order, "")
         return self._log(conn, order, action, "forward", "done", start, "")
 
     def compensate(
-        self, action: str, order: Order, *, message_id: str | None, emit: bool,
+        self,
+        action: str,
+        order: Order,
+        *,
+        message_id: str | None,
+        emit: bool,
     ) -> StepResult:
         """Undo this saga's forward step at most once; leave a tombstone if it never came."""
         start = now_ns()
@@ -163,12 +219,26 @@ class ParticipantBackend:
             _work(self.config.step_work_s)
             with self.lock, transaction(self.conn) as conn:
                 if message_id and not _first_delivery(conn, message_id):
-                    return self._log(conn, order, action, "compensation", "duplicate", start,
-                                     "message already handled")
+                    return self._log(
+                        conn,
+                        order,
+                        action,
+                        "compensation",
+                        "duplicate",
+                        start,
+                        "message already handled",
+                    )
                 state = _state(conn, order.saga_id, forward_action)
                 if state in (COMPENSATED, VOIDED):
-                    return self._log(conn, order, action, "compensation", "duplicate", start,
-                                     "already compensated")
+                    return self._log(
+                        conn,
+                        order,
+                        action,
+                        "compensation",
+                        "duplicate",
+                        start,
+                        "already compensated",
+                    )
                 if state == APPLIED:
                     self.undo(conn, forward_action, order)
                     _set_state(conn, order.saga_id, forward_action, COMPENSATED)
@@ -181,11 +251,18 @@ class ParticipantBackend:
                 else:
                     detail = "the step was refused, nothing to undo"
                 self._emit(conn, emit, action, "ok", order, detail)
-                return self._log(conn, order, action, "compensation", "noop", start, detail,
-                                 result="noop")
+                return self._log(
+                    conn, order, action, "compensation", "noop", start, detail, result="noop"
+                )
 
     def record_failure(
-        self, action: str, order: Order, *, reason: str, message_id: str | None, emit: bool,
+        self,
+        action: str,
+        order: Order,
+        *,
+        reason: str,
+        message_id: str | None,
+        emit: bool,
     ) -> StepResult:
         """Give up on a forward step that kept failing: mark it refused and tell the others."""
         start = now_ns()
@@ -196,8 +273,9 @@ class ParticipantBackend:
                 return StepResult("duplicate", "already decided")
             _set_state(conn, order.saga_id, action, REFUSED)
             self._emit(conn, emit, action, "failed", order, reason)
-            return self._log(conn, order, action, "failure", "gave-up", start, reason,
-                             result="refused")
+            return self._log(
+                conn, order, action, "failure", "gave-up", start, reason, result="refused"
+            )
 
     # -- helpers -------------------------------------------------------------------------
     def _simulate_dependency(self, order: Order, budget_s: float | None) -> None:
@@ -219,16 +297,47 @@ class ParticipantBackend:
             return f"{self.service} refused (injected refusal)"
         return None
 
-    def _emit(self, conn: sqlite3.Connection, emit: bool, action: str, outcome: str,
-              order: Order, detail: str) -> None:
+    def _emit(
+        self,
+        conn: sqlite3.Connection,
+        emit: bool,
+        action: str,
+        outcome: str,
+        order: Order,
+        detail: str,
+    ) -> None:
         if emit:
-            write_event(conn, service=self.service, action=action, outcome=outcome,
-                        order=order, detail=detail)
+            write_event(
+                conn,
+                service=self.service,
+                action=action,
+                outcome=outcome,
+                order=order,
+                detail=detail,
+            )
 
-    def _log(self, conn: sqlite3.Connection, order: Order, step: str, kind: str, status: str,
-             start: int, detail: str, *, result: str | None = None) -> StepResult:
-        log_step(conn, saga_id=order.saga_id, service=self.service, step=step, kind=kind,
-                 status=status, start_ns=start, detail=detail)
+    def _log(
+        self,
+        conn: sqlite3.Connection,
+        order: Order,
+        step: str,
+        kind: str,
+        status: str,
+        start: int,
+        detail: str,
+        *,
+        result: str | None = None,
+    ) -> StepResult:
+        log_step(
+            conn,
+            saga_id=order.saga_id,
+            service=self.service,
+            step=step,
+            kind=kind,
+            status=status,
+            start_ns=start,
+            detail=detail,
+        )
         return StepResult(result or status, detail)  # type: ignore[arg-type]
 
 

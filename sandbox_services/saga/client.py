@@ -54,8 +54,7 @@ class OrdersClient:
 
     async def statuses(self, saga_ids: list[str], timeout_s: float = 10.0) -> dict[str, str]:
         """Return each saga's order status (pending, approved, rejected or unknown)."""
-        reply = await self.stub.GetOrders(saga_pb2.OrderQuery(saga_ids=saga_ids),
-                                          timeout=timeout_s)
+        reply = await self.stub.GetOrders(saga_pb2.OrderQuery(saga_ids=saga_ids), timeout=timeout_s)
         return {item.saga_id: item.status for item in reply.orders}
 
 

@@ -30,8 +30,12 @@ class SagaCoordinator:
     """Run sagas against participants, recording every transition in a durable log."""
 
     def __init__(
-        self, saga_log: SagaLog, participants: Mapping[str, Participant], config: SagaConfig,
-        *, sleep: Sleep = asyncio.sleep,
+        self,
+        saga_log: SagaLog,
+        participants: Mapping[str, Participant],
+        config: SagaConfig,
+        *,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.log = saga_log
         self.participants = participants
@@ -90,17 +94,32 @@ class SagaCoordinator:
         step = STEPS[index]
         if record.state != step.state:
             # Intent first: if we die after this line, the restart resends this step.
-            self.log.transition(record.saga_id, state=step.state, phase="forward",
-                                step_index=index)
+            self.log.transition(record.saga_id, state=step.state, phase="forward", step_index=index)
         started = now_ns()
-        outcome, detail = await self._attempt_forward(step.service, step.action, record.order,
-                                                      retry_forever=step.compensation is None)
+        outcome, detail = await self._attempt_forward(
+            step.service, step.action, record.order, retry_forever=step.compensation is None
+        )
         if outcome == "ok":
-            self.log.record(record.saga_id, state=step.state, service=step.service,
-                            step=step.action, kind="forward", status=detail, start_ns=started)
+            self.log.record(
+                record.saga_id,
+                state=step.state,
+                service=step.service,
+                step=step.action,
+                kind="forward",
+                status=detail,
+                start_ns=started,
+            )
             return await self._advance(record, index)
-        self.log.record(record.saga_id, state=step.state, service=step.service, step=step.action,
-                        kind="failure", status=outcome, start_ns=started, detail=detail)
+        self.log.record(
+            record.saga_id,
+            state=step.state,
+            service=step.service,
+            step=step.action,
+            kind="failure",
+            status=outcome,
+            start_ns=started,
+            detail=detail,
+        )
         # A refusal is a definite "not applied". An error or a timeout is not:
         # the step may have applied before the reply was lost, so undo it too.
         first_to_undo = index if outcome in ("error", "timeout") else index - 1
@@ -109,30 +128,51 @@ class SagaCoordinator:
     async def _advance(self, record: SagaRecord, index: int) -> SagaRecord:
         following = index + 1
         if following == len(STEPS):
-            self.log.transition(record.saga_id, state="APPROVED", phase="finished",
-                                step_index=following)
+            self.log.transition(
+                record.saga_id, state="APPROVED", phase="finished", step_index=following
+            )
             return self.log.load(record.saga_id)
         pause = record.order.plan.pause_after == STEPS[index].service and not record.paused
-        self.log.transition(record.saga_id, state=STEPS[following].state, phase="forward",
-                            step_index=following, paused=pause or None)
+        self.log.transition(
+            record.saga_id,
+            state=STEPS[following].state,
+            phase="forward",
+            step_index=following,
+            paused=pause or None,
+        )
         if pause:
             # Teaching hook: the saga sits between two steps, logged, so the
             # crash experiment can SIGKILL us here and watch the restart resume.
             await self.sleep(self.config.crash_pause_s)
-            self.log.transition(record.saga_id, state=STEPS[following].state, phase="forward",
-                                step_index=following, paused=False)
+            self.log.transition(
+                record.saga_id,
+                state=STEPS[following].state,
+                phase="forward",
+                step_index=following,
+                paused=False,
+            )
         return self.log.load(record.saga_id)
 
-    def _begin_compensation(self, record: SagaRecord, first: int, *, failed_index: int
-                            ) -> SagaRecord:
+    def _begin_compensation(
+        self, record: SagaRecord, first: int, *, failed_index: int
+    ) -> SagaRecord:
         first = _previous_compensatable(first)
         if first < 0:
-            self.log.transition(record.saga_id, state="REJECTED", phase="finished",
-                                step_index=-1, failed_index=failed_index)
+            self.log.transition(
+                record.saga_id,
+                state="REJECTED",
+                phase="finished",
+                step_index=-1,
+                failed_index=failed_index,
+            )
         else:
-            self.log.transition(record.saga_id, state=STEPS[first].compensation_state or "",
-                                phase="compensating", step_index=first,
-                                failed_index=failed_index)
+            self.log.transition(
+                record.saga_id,
+                state=STEPS[first].compensation_state or "",
+                phase="compensating",
+                step_index=first,
+                failed_index=failed_index,
+            )
         return self.log.load(record.saga_id)
 
     async def _compensate(self, record: SagaRecord) -> SagaRecord:
@@ -143,19 +183,29 @@ class SagaCoordinator:
         step = STEPS[index]
         state = step.compensation_state or ""
         if record.state != state:
-            self.log.transition(record.saga_id, state=state, phase="compensating",
-                                step_index=index)
+            self.log.transition(record.saga_id, state=state, phase="compensating", step_index=index)
         started = now_ns()
         result = await self._until_done(step.service, step.compensation or "", record.order)
-        self.log.record(record.saga_id, state=state, service=step.service,
-                        step=step.compensation or "", kind="compensation", status=result.status,
-                        start_ns=started, detail=result.detail)
+        self.log.record(
+            record.saga_id,
+            state=state,
+            service=step.service,
+            step=step.compensation or "",
+            kind="compensation",
+            status=result.status,
+            start_ns=started,
+            detail=result.detail,
+        )
         following = _previous_compensatable(index - 1)
         if following < 0:
             self.log.transition(record.saga_id, state="REJECTED", phase="finished", step_index=-1)
         else:
-            self.log.transition(record.saga_id, state=STEPS[following].compensation_state or "",
-                                phase="compensating", step_index=following)
+            self.log.transition(
+                record.saga_id,
+                state=STEPS[following].compensation_state or "",
+                phase="compensating",
+                step_index=following,
+            )
         return self.log.load(record.saga_id)
 
     async def _attempt_forward(
@@ -190,8 +240,9 @@ class SagaCoordinator:
             try:
                 return await self._send(service, action, order, attempt)
             except StepError as error:
-                log.info("%s %s for %s failed (%s); retrying", service, action, order.saga_id,
-                         error)
+                log.info(
+                    "%s %s for %s failed (%s); retrying", service, action, order.saga_id, error
+                )
             await self.sleep(backoff)
             backoff = min(backoff * 2, self.config.retry_backoff_max_s)
 

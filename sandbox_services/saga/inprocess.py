@@ -33,10 +33,10 @@ from .store import database_path, transaction
 class Chaos:
     """What goes wrong on the simulated wire (each a probability per delivery or call)."""
 
-    duplicate: float = 0.0      # a delivery (or command) arrives twice
-    reorder: bool = False       # deliveries are taken in random order, not FIFO
-    crash: float = 0.0          # the process dies right after its commit (before ack/reply)
-    lost_reply: float = 0.0     # orchestration: the step applied, the reply never came
+    duplicate: float = 0.0  # a delivery (or command) arrives twice
+    reorder: bool = False  # deliveries are taken in random order, not FIFO
+    crash: float = 0.0  # the process dies right after its commit (before ack/reply)
+    lost_reply: float = 0.0  # orchestration: the step applied, the reply never came
     max_crashes: int = 50
 
 

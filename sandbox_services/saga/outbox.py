@@ -21,7 +21,12 @@ from .store import now_ns
 
 
 def write_event(
-    conn: sqlite3.Connection, *, service: str, action: str, outcome: str, order: Order,
+    conn: sqlite3.Connection,
+    *,
+    service: str,
+    action: str,
+    outcome: str,
+    order: Order,
     detail: str = "",
 ) -> str | None:
     """Add the event this outcome publishes to the outbox (inside the caller's transaction)."""
@@ -29,8 +34,13 @@ def write_event(
     if event is None:
         return None
     message_id = uuid.uuid4().hex
-    body = {"message_id": message_id, "event": event, "saga_id": order.saga_id,
-            "order": order.to_dict(), "detail": detail}
+    body = {
+        "message_id": message_id,
+        "event": event,
+        "saga_id": order.saga_id,
+        "order": order.to_dict(),
+        "detail": detail,
+    }
     # The row keeps the trace context of the step that wrote it, so the relay's
     # publish (later, on another thread) continues the same trace.
     carrier: dict[str, str] = {}
@@ -38,8 +48,15 @@ def write_event(
     conn.execute(
         "INSERT INTO outbox (message_id, event, saga_id, body, traceparent, duplicate, created_ns)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (message_id, event, order.saga_id, json.dumps(body), carrier.get("traceparent", ""),
-         int(order.plan.duplicate), now_ns()),
+        (
+            message_id,
+            event,
+            order.saga_id,
+            json.dumps(body),
+            carrier.get("traceparent", ""),
+            int(order.plan.duplicate),
+            now_ns(),
+        ),
     )
     return event
 
@@ -48,7 +65,8 @@ def pending(conn: sqlite3.Connection, limit: int) -> list[sqlite3.Row]:
     """Return the oldest unpublished outbox rows."""
     return conn.execute(
         "SELECT id, message_id, event, body, traceparent, duplicate FROM outbox"
-        " WHERE published_ns IS NULL ORDER BY id LIMIT ?", (limit,),
+        " WHERE published_ns IS NULL ORDER BY id LIMIT ?",
+        (limit,),
     ).fetchall()
 
 

@@ -31,27 +31,46 @@ class OrdersBackend(ParticipantBackend):
         if action == "create":
             conn.execute(
                 "INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
-                (order.saga_id, order.order_id, order.customer, order.sku, order.quantity,
-                 order.amount_cents, now_ns(), now_ns()),
+                (
+                    order.saga_id,
+                    order.order_id,
+                    order.customer,
+                    order.sku,
+                    order.quantity,
+                    order.amount_cents,
+                    now_ns(),
+                    now_ns(),
+                ),
             )
             return None
         # approve: the order must still be pending; anything else is a broken saga.
         changed = conn.execute(
             "UPDATE orders SET status = 'approved', updated_ns = ? WHERE saga_id = ?"
-            " AND status = 'pending'", (now_ns(), order.saga_id),
+            " AND status = 'pending'",
+            (now_ns(), order.saga_id),
         ).rowcount
         return None if changed else "order is not pending"
 
     def undo(self, conn: sqlite3.Connection, action: str, order: Order) -> None:
-        conn.execute("UPDATE orders SET status = 'rejected', updated_ns = ? WHERE saga_id = ?",
-                     (now_ns(), order.saga_id))
+        conn.execute(
+            "UPDATE orders SET status = 'rejected', updated_ns = ? WHERE saga_id = ?",
+            (now_ns(), order.saga_id),
+        )
 
     def on_tombstone(self, conn: sqlite3.Connection, action: str, order: Order) -> None:
         # Rejected before it was even created: keep a row so the saga reads as ended.
         conn.execute(
             "INSERT OR IGNORE INTO orders VALUES (?, ?, ?, ?, ?, ?, 'rejected', ?, ?)",
-            (order.saga_id, order.order_id, order.customer, order.sku, order.quantity,
-             order.amount_cents, now_ns(), now_ns()),
+            (
+                order.saga_id,
+                order.order_id,
+                order.customer,
+                order.sku,
+                order.quantity,
+                order.amount_cents,
+                now_ns(),
+                now_ns(),
+            ),
         )
 
     def statuses(self, saga_ids: list[str]) -> dict[str, str]:
@@ -72,13 +91,17 @@ class PaymentsBackend(ParticipantBackend):
     """
 
     def apply(self, conn: sqlite3.Connection, action: str, order: Order) -> str | None:
-        conn.execute("INSERT INTO ledger (saga_id, kind, amount_cents, at_ns)"
-                     " VALUES (?, 'charge', ?, ?)", (order.saga_id, order.amount_cents, now_ns()))
+        conn.execute(
+            "INSERT INTO ledger (saga_id, kind, amount_cents, at_ns) VALUES (?, 'charge', ?, ?)",
+            (order.saga_id, order.amount_cents, now_ns()),
+        )
         return None
 
     def undo(self, conn: sqlite3.Connection, action: str, order: Order) -> None:
-        conn.execute("INSERT INTO ledger (saga_id, kind, amount_cents, at_ns)"
-                     " VALUES (?, 'refund', ?, ?)", (order.saga_id, order.amount_cents, now_ns()))
+        conn.execute(
+            "INSERT INTO ledger (saga_id, kind, amount_cents, at_ns) VALUES (?, 'refund', ?, ?)",
+            (order.saga_id, order.amount_cents, now_ns()),
+        )
 
 
 class InventoryBackend(ParticipantBackend):
@@ -94,8 +117,10 @@ class InventoryBackend(ParticipantBackend):
 
     def seed(self) -> None:
         with self.lock, transaction(self.conn) as conn:
-            conn.executemany("INSERT OR IGNORE INTO stock VALUES (?, ?)",
-                             [(sku, self.config.initial_stock) for sku in self.config.skus])
+            conn.executemany(
+                "INSERT OR IGNORE INTO stock VALUES (?, ?)",
+                [(sku, self.config.initial_stock) for sku in self.config.skus],
+            )
 
     def apply(self, conn: sqlite3.Connection, action: str, order: Order) -> str | None:
         row = conn.execute("SELECT available FROM stock WHERE sku = ?", (order.sku,)).fetchone()
@@ -103,20 +128,23 @@ class InventoryBackend(ParticipantBackend):
             return f"unknown sku {order.sku}"
         if row[0] < order.quantity:
             return f"out of stock: {row[0]} {order.sku} left"
-        conn.execute("UPDATE stock SET available = available - ? WHERE sku = ?",
-                     (order.quantity, order.sku))
+        conn.execute(
+            "UPDATE stock SET available = available - ? WHERE sku = ?", (order.quantity, order.sku)
+        )
         self._move(conn, order, "reserve")
         return None
 
     def undo(self, conn: sqlite3.Connection, action: str, order: Order) -> None:
-        conn.execute("UPDATE stock SET available = available + ? WHERE sku = ?",
-                     (order.quantity, order.sku))
+        conn.execute(
+            "UPDATE stock SET available = available + ? WHERE sku = ?", (order.quantity, order.sku)
+        )
         self._move(conn, order, "release")
 
     def _move(self, conn: sqlite3.Connection, order: Order, kind: str) -> None:
-        conn.execute("INSERT INTO movements (saga_id, sku, kind, quantity, at_ns)"
-                     " VALUES (?, ?, ?, ?, ?)",
-                     (order.saga_id, order.sku, kind, order.quantity, now_ns()))
+        conn.execute(
+            "INSERT INTO movements (saga_id, sku, kind, quantity, at_ns) VALUES (?, ?, ?, ?, ?)",
+            (order.saga_id, order.sku, kind, order.quantity, now_ns()),
+        )
 
 
 class ShippingBackend(ParticipantBackend):
@@ -129,13 +157,17 @@ class ShippingBackend(ParticipantBackend):
     """
 
     def apply(self, conn: sqlite3.Connection, action: str, order: Order) -> str | None:
-        conn.execute("INSERT INTO shipments VALUES (?, ?, ?, ?, 'scheduled', ?)",
-                     (order.saga_id, order.order_id, order.sku, order.quantity, now_ns()))
+        conn.execute(
+            "INSERT INTO shipments VALUES (?, ?, ?, ?, 'scheduled', ?)",
+            (order.saga_id, order.order_id, order.sku, order.quantity, now_ns()),
+        )
         return None
 
     def undo(self, conn: sqlite3.Connection, action: str, order: Order) -> None:
-        conn.execute("UPDATE shipments SET status = 'cancelled', updated_ns = ? WHERE saga_id = ?",
-                     (now_ns(), order.saga_id))
+        conn.execute(
+            "UPDATE shipments SET status = 'cancelled', updated_ns = ? WHERE saga_id = ?",
+            (now_ns(), order.saga_id),
+        )
 
 
 BACKENDS: dict[str, type[ParticipantBackend]] = {
@@ -152,7 +184,7 @@ def _select_in(conn: sqlite3.Connection, query: str, saga_ids: list[str]) -> lis
     """Run ``query WHERE saga_id IN (...)`` in chunks small enough for SQLite."""
     rows: list[tuple] = []
     for i in range(0, len(saga_ids), 500):
-        chunk = saga_ids[i:i + 500]
+        chunk = saga_ids[i : i + 500]
         marks = ",".join("?" * len(chunk))
         rows.extend(tuple(r) for r in conn.execute(f"{query} WHERE saga_id IN ({marks})", chunk))
     return rows

@@ -50,12 +50,14 @@ def handle_event(
             return action, backend.execute(action, order, message_id=message_id, emit=True)
         except StepTimeout as error:
             if not must_succeed:
-                return action, backend.record_failure(action, order, reason=str(error),
-                                                      message_id=message_id, emit=True)
+                return action, backend.record_failure(
+                    action, order, reason=str(error), message_id=message_id, emit=True
+                )
         except StepError as error:
             if not must_succeed and attempt >= config.step_attempts:
-                return action, backend.record_failure(action, order, reason=str(error),
-                                                      message_id=message_id, emit=True)
+                return action, backend.record_failure(
+                    action, order, reason=str(error), message_id=message_id, emit=True
+                )
         if should_stop():
             raise StepError(f"{backend.service} stopping with {action} unfinished")
         time.sleep(backoff)

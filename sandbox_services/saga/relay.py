@@ -31,8 +31,15 @@ class Relay(threading.Thread):
     """Publish one service's outbox until told to stop."""
 
     def __init__(
-        self, *, service: str, db_path: Path, amqp_url: str, prefix: str, config: SagaConfig,
-        stop: threading.Event, wake: threading.Event,
+        self,
+        *,
+        service: str,
+        db_path: Path,
+        amqp_url: str,
+        prefix: str,
+        config: SagaConfig,
+        stop: threading.Event,
+        wake: threading.Event,
     ) -> None:
         super().__init__(name=f"{service}-relay", daemon=True)
         self.service = service
@@ -55,8 +62,9 @@ class Relay(threading.Thread):
         db.close()
 
     def _publish_until_stopped(self, db: sqlite3.Connection) -> None:
-        connection = connect(self.amqp_url, name=f"{self.prefix}{self.service}-relay",
-                             stop=self.stop)
+        connection = connect(
+            self.amqp_url, name=f"{self.prefix}{self.service}-relay", stop=self.stop
+        )
         try:
             channel = connection.channel()
             channel.confirm_delivery()
@@ -79,8 +87,12 @@ class Relay(threading.Thread):
             if connection.is_open:
                 connection.close()
 
-    def _publish(self, channel: pika.adapters.blocking_connection.BlockingChannel,
-                 exchange: str, row: sqlite3.Row) -> None:
+    def _publish(
+        self,
+        channel: pika.adapters.blocking_connection.BlockingChannel,
+        exchange: str,
+        row: sqlite3.Row,
+    ) -> None:
         # Continue the trace of the step that wrote the row, not a new one.
         parent = propagate.extract({"traceparent": row["traceparent"]})
         token = context.attach(parent)
@@ -90,8 +102,11 @@ class Relay(threading.Thread):
                 headers: dict[str, str] = {}
                 propagate.inject(headers)
                 properties = pika.BasicProperties(
-                    message_id=row["message_id"], content_type="application/json",
-                    delivery_mode=pika.DeliveryMode.Persistent, headers=headers, type=row["event"],
+                    message_id=row["message_id"],
+                    content_type="application/json",
+                    delivery_mode=pika.DeliveryMode.Persistent,
+                    headers=headers,
+                    type=row["event"],
                 )
                 copies = 2 if row["duplicate"] else 1
                 for _ in range(copies):

@@ -89,8 +89,14 @@ class SagaLog:
         return self.load(order.saga_id)
 
     def transition(
-        self, saga_id: str, *, state: str, phase: str, step_index: int,
-        failed_index: int | None = None, paused: bool | None = None,
+        self,
+        saga_id: str,
+        *,
+        state: str,
+        phase: str,
+        step_index: int,
+        failed_index: int | None = None,
+        paused: bool | None = None,
     ) -> None:
         """Move a saga to a new state, durably, and append the transition to the log."""
         with self.lock, transaction(self.conn) as conn:
@@ -98,19 +104,43 @@ class SagaLog:
                 "UPDATE sagas SET state = ?, phase = ?, step_index = ?,"
                 " failed_index = COALESCE(?, failed_index), paused = COALESCE(?, paused),"
                 " updated_ns = ? WHERE saga_id = ?",
-                (state, phase, step_index, failed_index,
-                 None if paused is None else int(paused), now_ns(), saga_id),
+                (
+                    state,
+                    phase,
+                    step_index,
+                    failed_index,
+                    None if paused is None else int(paused),
+                    now_ns(),
+                    saga_id,
+                ),
             )
             self._append(conn, saga_id, state, kind="transition", start_ns=now_ns())
 
     def record(
-        self, saga_id: str, *, state: str, service: str, step: str, kind: str, status: str,
-        start_ns: int, detail: str = "",
+        self,
+        saga_id: str,
+        *,
+        state: str,
+        service: str,
+        step: str,
+        kind: str,
+        status: str,
+        start_ns: int,
+        detail: str = "",
     ) -> None:
         """Append the outcome of one command (forward, compensation or failure) to the log."""
         with self.lock, transaction(self.conn) as conn:
-            self._append(conn, saga_id, state, service=service, step=step, kind=kind,
-                         status=status, detail=detail, start_ns=start_ns)
+            self._append(
+                conn,
+                saga_id,
+                state,
+                service=service,
+                step=step,
+                kind=kind,
+                status=status,
+                detail=detail,
+                start_ns=start_ns,
+            )
 
     def load(self, saga_id: str) -> SagaRecord:
         """Return one saga's record."""
@@ -133,7 +163,7 @@ class SagaLog:
         found: dict[str, tuple[str, bool]] = {}
         with self.lock:
             for i in range(0, len(saga_ids), 500):
-                chunk = saga_ids[i:i + 500]
+                chunk = saga_ids[i : i + 500]
                 marks = ",".join("?" * len(chunk))
                 for row in self.conn.execute(
                     f"SELECT saga_id, state, paused FROM sagas WHERE saga_id IN ({marks})", chunk
@@ -142,21 +172,45 @@ class SagaLog:
         return found
 
     def _append(
-        self, conn: sqlite3.Connection, saga_id: str, state: str, *, kind: str, start_ns: int,
-        service: str = "", step: str = "", status: str = "", detail: str = "",
+        self,
+        conn: sqlite3.Connection,
+        saga_id: str,
+        state: str,
+        *,
+        kind: str,
+        start_ns: int,
+        service: str = "",
+        step: str = "",
+        status: str = "",
+        detail: str = "",
     ) -> None:
         trace_id, span_id = current_span_ids()
         conn.execute(
             "INSERT INTO saga_log (saga_id, state, service, step, kind, status, detail,"
             " start_ns, end_ns, trace_id, span_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (saga_id, state, service, step, kind, status, detail, start_ns, now_ns(),
-             trace_id, span_id),
+            (
+                saga_id,
+                state,
+                service,
+                step,
+                kind,
+                status,
+                detail,
+                start_ns,
+                now_ns(),
+                trace_id,
+                span_id,
+            ),
         )
 
 
 def _record(row: sqlite3.Row) -> SagaRecord:
     return SagaRecord(
-        saga_id=row["saga_id"], order=Order.from_dict(json.loads(row["order_json"])),
-        state=row["state"], phase=row["phase"], step_index=row["step_index"],
-        failed_index=row["failed_index"], paused=bool(row["paused"]),
+        saga_id=row["saga_id"],
+        order=Order.from_dict(json.loads(row["order_json"])),
+        state=row["state"],
+        phase=row["phase"],
+        step_index=row["step_index"],
+        failed_index=row["failed_index"],
+        paused=bool(row["paused"]),
     )

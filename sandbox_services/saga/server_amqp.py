@@ -34,8 +34,14 @@ class ChoreographyConsumer(threading.Thread):
     """Consume one participant's queue until told to stop."""
 
     def __init__(
-        self, *, backend: ParticipantBackend, amqp_url: str, prefix: str, config: SagaConfig,
-        stop: threading.Event, relay_wake: threading.Event,
+        self,
+        *,
+        backend: ParticipantBackend,
+        amqp_url: str,
+        prefix: str,
+        config: SagaConfig,
+        stop: threading.Event,
+        relay_wake: threading.Event,
         before_attempt: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(name=f"{backend.service}-consumer", daemon=True)
@@ -53,17 +59,20 @@ class ChoreographyConsumer(threading.Thread):
             try:
                 self._consume_until_stopped()
             except CONNECTION_ERRORS as error:
-                log.warning("%s consumer lost the broker (%s); reconnecting",
-                            self.backend.service, error)
+                log.warning(
+                    "%s consumer lost the broker (%s); reconnecting", self.backend.service, error
+                )
                 self.stop.wait(0.5)
 
     def _consume_until_stopped(self) -> None:
-        connection = connect(self.amqp_url, name=f"{self.prefix}{self.backend.service}-consumer",
-                             stop=self.stop)
+        connection = connect(
+            self.amqp_url, name=f"{self.prefix}{self.backend.service}-consumer", stop=self.stop
+        )
         try:
             channel = connection.channel()
-            queue = declare_queue(channel, self.prefix, self.backend.service,
-                                  self.config.queue_expires_ms)
+            queue = declare_queue(
+                channel, self.prefix, self.backend.service, self.config.queue_expires_ms
+            )
             channel.basic_qos(prefetch_count=self.config.consumer_prefetch)
             channel.basic_consume(queue, self._on_message)
             self.ready.set()
@@ -80,17 +89,24 @@ class ChoreographyConsumer(threading.Thread):
             token = context.attach(propagate.extract(properties.headers or {}))
         try:
             event = json.loads(body)
-            outcome = handle_event(self.backend, event, config=self.config,
-                                   before_attempt=self.before_attempt,
-                                   should_stop=self.stop.is_set)
+            outcome = handle_event(
+                self.backend,
+                event,
+                config=self.config,
+                before_attempt=self.before_attempt,
+                should_stop=self.stop.is_set,
+            )
         finally:
             if token is not None:
                 context.detach(token)
         if outcome is not None:
             action, result = outcome
             order = Order.from_dict(event["order"])
-            if (order.plan.crash_after_commit == self.backend.service and result.status == "done"
-                    and action in FORWARD_ACTIONS):
+            if (
+                order.plan.crash_after_commit == self.backend.service
+                and result.status == "done"
+                and action in FORWARD_ACTIONS
+            ):
                 # Experiment 3: die after the commit, before the relay publishes and
                 # before the ack. On restart the relay publishes the outbox row and the
                 # broker redelivers this message, which the inbox then ignores.

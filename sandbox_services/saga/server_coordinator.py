@@ -24,16 +24,23 @@ class CoordinatorServicer(saga_pb2_grpc.CoordinatorServicer):
 
     async def StartSaga(self, request, context):
         record = await self.coordinator.start(order_from_proto(request))
-        return saga_pb2.SagaState(saga_id=record.saga_id, state=record.state,
-                                  finished=record.finished, paused=record.paused)
+        return saga_pb2.SagaState(
+            saga_id=record.saga_id,
+            state=record.state,
+            finished=record.finished,
+            paused=record.paused,
+        )
 
     async def GetSagas(self, request, context):
         states = self.coordinator.log.states(list(request.saga_ids))
-        return saga_pb2.SagaStates(sagas=[
-            saga_pb2.SagaState(saga_id=saga_id, state=state, finished=state in FINAL_STATES,
-                               paused=paused)
-            for saga_id, (state, paused) in states.items()
-        ])
+        return saga_pb2.SagaStates(
+            sagas=[
+                saga_pb2.SagaState(
+                    saga_id=saga_id, state=state, finished=state in FINAL_STATES, paused=paused
+                )
+                for saga_id, (state, paused) in states.items()
+            ]
+        )
 
 
 async def coordinator_main(ctx) -> None:

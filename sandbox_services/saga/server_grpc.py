@@ -36,14 +36,21 @@ class StepRunner:
         self.backend = backend
         self.relay_wake = relay_wake
 
-    async def run(self, action: str, request: saga_pb2.StepCommand,
-                  context: grpc.aio.ServicerContext, *, emit: bool = False) -> saga_pb2.StepReply:
+    async def run(
+        self,
+        action: str,
+        request: saga_pb2.StepCommand,
+        context: grpc.aio.ServicerContext,
+        *,
+        emit: bool = False,
+    ) -> saga_pb2.StepReply:
         order = order_from_proto(request.order)
         remaining = context.time_remaining()
         budget = None if remaining is None else remaining + BUDGET_MARGIN_S
         try:
-            result = await asyncio.to_thread(self.backend.execute, action, order, emit=emit,
-                                             budget_s=budget)
+            result = await asyncio.to_thread(
+                self.backend.execute, action, order, emit=emit, budget_s=budget
+            )
         except StepTimeout as error:
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(error))
         except StepError as error:
@@ -75,10 +82,12 @@ class OrdersServicer(saga_pb2_grpc.OrdersServicer):
         backend = self.runner.backend
         assert isinstance(backend, OrdersBackend)
         statuses = await asyncio.to_thread(backend.statuses, list(request.saga_ids))
-        return saga_pb2.OrderStatuses(orders=[
-            saga_pb2.OrderStatus(saga_id=saga_id, status=status)
-            for saga_id, status in statuses.items()
-        ])
+        return saga_pb2.OrderStatuses(
+            orders=[
+                saga_pb2.OrderStatus(saga_id=saga_id, status=status)
+                for saga_id, status in statuses.items()
+            ]
+        )
 
 
 class PaymentsServicer(saga_pb2_grpc.PaymentsServicer):
@@ -131,12 +140,23 @@ async def serve_participant(ctx, service: str) -> None:
     server = grpc_server(ctx)
     servicer_class, add = SERVICERS[service]
     add(servicer_class(StepRunner(backend, relay_wake)), server)
-    relay = Relay(service=service, db_path=database_path(ctx.workdir, service),
-                  amqp_url=ctx.amqp_url, prefix=ctx.prefix, config=config, stop=stop,
-                  wake=relay_wake)
+    relay = Relay(
+        service=service,
+        db_path=database_path(ctx.workdir, service),
+        amqp_url=ctx.amqp_url,
+        prefix=ctx.prefix,
+        config=config,
+        stop=stop,
+        wake=relay_wake,
+    )
     consumer = ChoreographyConsumer(
-        backend=backend, amqp_url=ctx.amqp_url, prefix=ctx.prefix, config=config, stop=stop,
-        relay_wake=relay_wake, before_attempt=faults_hook(ctx.faults, asyncio.get_running_loop()),
+        backend=backend,
+        amqp_url=ctx.amqp_url,
+        prefix=ctx.prefix,
+        config=config,
+        stop=stop,
+        relay_wake=relay_wake,
+        before_attempt=faults_hook(ctx.faults, asyncio.get_running_loop()),
     )
     relay.start()
     consumer.start()

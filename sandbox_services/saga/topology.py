@@ -27,8 +27,9 @@ def all_queue_names(prefix: str) -> list[str]:
 
 def declare_exchange(channel: BlockingChannel, prefix: str) -> None:
     """Declare the events exchange; it deletes itself once no queue is bound to it."""
-    channel.exchange_declare(exchange_name(prefix), exchange_type="topic", durable=True,
-                             auto_delete=True)
+    channel.exchange_declare(
+        exchange_name(prefix), exchange_type="topic", durable=True, auto_delete=True
+    )
 
 
 def declare_queue(channel: BlockingChannel, prefix: str, service: str, expires_ms: int) -> str:

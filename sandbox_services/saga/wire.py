@@ -23,16 +23,25 @@ RPCS: dict[str, tuple[str, str]] = {
 def order_to_proto(order: Order) -> saga_pb2.Order:
     """Return the protobuf form of an order."""
     return saga_pb2.Order(
-        saga_id=order.saga_id, order_id=order.order_id, customer=order.customer, sku=order.sku,
-        quantity=order.quantity, amount_cents=order.amount_cents, plan_json=order.plan.to_json(),
+        saga_id=order.saga_id,
+        order_id=order.order_id,
+        customer=order.customer,
+        sku=order.sku,
+        quantity=order.quantity,
+        amount_cents=order.amount_cents,
+        plan_json=order.plan.to_json(),
     )
 
 
 def order_from_proto(message: saga_pb2.Order) -> Order:
     """Return the domain order of a protobuf message."""
     return Order(
-        saga_id=message.saga_id, order_id=message.order_id, customer=message.customer,
-        sku=message.sku, quantity=message.quantity, amount_cents=message.amount_cents,
+        saga_id=message.saga_id,
+        order_id=message.order_id,
+        customer=message.customer,
+        sku=message.sku,
+        quantity=message.quantity,
+        amount_cents=message.amount_cents,
         plan=FaultPlan.from_json(message.plan_json),
     )
 

@@ -48,6 +48,11 @@ class AccountsClient:
         async with self._session.get(f"{self._url}/log/head") as answer:
             return (await answer.json())["events"]
 
+    async def reconnects(self) -> int:
+        """Return how often the account service lost the broker while appending."""
+        async with self._session.get(f"{self._url}/log/head") as answer:
+            return (await answer.json())["reconnects"]
+
     async def load(self, *, commands: int, accounts: int = 5, seed: int = 1) -> dict:
         body = {"commands": commands, "accounts": accounts, "seed": seed}
         async with self._session.post(f"{self._url}/load", json=body) as answer:

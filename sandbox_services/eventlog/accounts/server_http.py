@@ -67,7 +67,9 @@ async def account(request: web.Request) -> web.Response:
 
 
 async def head(request: web.Request) -> web.Response:
-    return web.json_response({"events": await request.app["backend"].head()})
+    publisher: AsyncPublisher = request.app["publisher"]
+    return web.json_response({"events": await request.app["backend"].head(),
+                              "reconnects": publisher.publisher.stats.reconnects})
 
 
 async def load(request: web.Request) -> web.Response:
@@ -112,6 +114,7 @@ async def main(ctx: ServiceContext) -> None:
     await backend.recover()
     app = web.Application()
     app["backend"] = backend
+    app["publisher"] = publisher
     app.add_routes(
         [
             web.post("/accounts/{account_id}/commands", execute),

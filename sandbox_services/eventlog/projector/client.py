@@ -34,5 +34,8 @@ class ProjectorClient:
     async def drop(self, name: str) -> dict:
         return await self._call("DELETE", f"/views/{name}")
 
+    async def reconnects(self) -> int:
+        return (await self._call("GET", "/stats"))["reconnects"]
+
     async def close(self) -> None:
         await self._session.close()

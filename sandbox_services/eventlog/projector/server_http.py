@@ -61,6 +61,11 @@ async def _call(request: web.Request, action: str, *args, status: int = 200) -> 
     return web.json_response(vars(result), status=status)
 
 
+async def stats(request: web.Request) -> web.Response:
+    engine: ProjectorEngine = request.app["engine"]
+    return web.json_response({"reconnects": engine.reconnects})
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
@@ -92,7 +97,8 @@ async def main(ctx: ServiceContext) -> None:
             web.get("/views/{name}", view),
             web.post("/views/{name}/rebuild", rebuild),
             web.delete("/views/{name}", drop),
-            web.get("/healthz", healthz),
+            web.get("/stats", stats),
+        web.get("/healthz", healthz),
         ]
     )
     runner = web.AppRunner(app, access_log=None)

@@ -50,10 +50,48 @@ class Lab:
             await self.ctx.control("start", name)
             return True
 
+    async def reconnects(self) -> int:
+        """Return how often the order service and the consumers have lost the broker."""
+        total = (await self.orders.stats())["reconnects"]
+        for client in self.consumers.values():
+            try:
+                total += (await client.stats())["reconnects"]
+            except Exception:
+                continue
+        return total
+
     async def close(self) -> None:
         await self.orders.close()
         for client in self.consumers.values():
             await client.close()
+
+
+def with_broker_report(result: dict, reconnects_before: int, reconnects_after: int) -> dict:
+    """Add to a result what the services went through if the broker connection dropped."""
+    lost = reconnects_after - reconnects_before
+    if lost > 0:
+        result.setdefault("notes", []).append(
+            f"The broker connection dropped {lost} time(s) during the run; the services "
+            "reconnected, re-sent every unconfirmed publish, and resumed consuming."
+        )
+    return result
+
+
+def reported(experiment):
+    """Wrap an experiment so its result says whether the broker connection dropped."""
+
+    async def run(ctx: ExperimentContext, params: dict) -> dict:
+        lab = Lab(ctx)
+        try:
+            before = await lab.reconnects()
+            result = await experiment(ctx, params)
+            return with_broker_report(result, before, await lab.reconnects())
+        finally:
+            await lab.close()
+
+    run.__doc__ = experiment.__doc__
+    run.__name__ = experiment.__name__
+    return run
 
 
 def new_order(**fields) -> Order:
@@ -65,6 +103,7 @@ def latency_row(name: str, values: list[float]) -> dict:
     return {"name": name, "values": [percentile(values, 0.5), percentile(values, 0.99), max(values or [0])]}
 
 
+@reported
 async def sync_vs_async(ctx: ExperimentContext, params: dict) -> dict:
     """Place orders both ways; then break email and place one more of each."""
     p = validate(config.PARAMETERS["sync-vs-async"], params)
@@ -128,6 +167,7 @@ async def _distinct_at_least(client: ConsumerClient, expected: int) -> bool:
     return (await client.stats())["distinct"] >= expected
 
 
+@reported
 async def temporal_decoupling(ctx: ExperimentContext, params: dict) -> dict:
     """Keep orders flowing while one consumer is stopped or slow; watch its queue."""
     p = validate(config.PARAMETERS["temporal-decoupling"], params)
@@ -197,6 +237,7 @@ async def _all_caught_up(lab: Lab, before: dict[str, int], total: int) -> bool:
     return all(counts[name]["distinct"] - before[name] >= total for name in config.CONSUMERS)
 
 
+@reported
 async def at_least_once(ctx: ExperimentContext, params: dict) -> dict:
     """Crash a consumer after its work and before its ack; count what happens twice."""
     p = validate(config.PARAMETERS["at-least-once"], params)
@@ -308,6 +349,7 @@ def _dead_letter_send_back(amqp_url: str, dead_queue: str, queue: str, repair: b
         connection.close()
 
 
+@reported
 async def poison_messages(ctx: ExperimentContext, params: dict) -> dict:
     """Send one order email can never handle; watch it retried, dead-lettered, sent back."""
     p = validate(config.PARAMETERS["poison-messages"], params)
@@ -365,6 +407,7 @@ async def poison_messages(ctx: ExperimentContext, params: dict) -> dict:
         await lab.close()
 
 
+@reported
 async def competing_consumers(ctx: ExperimentContext, params: dict) -> dict:
     """Scale analytics to N replicas with a prefetch; measure throughput and each one's share."""
     p = validate(config.PARAMETERS["competing-consumers"], params)

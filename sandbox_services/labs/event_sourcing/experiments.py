@@ -36,15 +36,41 @@ class Lab:
     async def _at(self, view: str, head: int) -> bool:
         return (await self.projector.view(view))["next_offset"] >= head
 
+    async def reconnects(self) -> int:
+        return await self.accounts.reconnects() + await self.projector.reconnects()
+
     async def close(self) -> None:
         await self.accounts.close()
         await self.projector.close()
+
+
+def reported(experiment):
+    """Wrap an experiment so its result says whether the broker connection dropped."""
+
+    async def run(ctx: ExperimentContext, params: dict) -> dict:
+        lab = Lab(ctx)
+        try:
+            before = await lab.reconnects()
+            result = await experiment(ctx, params)
+            lost = await lab.reconnects() - before
+            if lost > 0:
+                result.setdefault("notes", []).append(
+                    f"The broker connection dropped {lost} time(s) during the run; the account "
+                    "service re-sent unconfirmed appends and the views resumed from their offsets."
+                )
+            return result
+        finally:
+            await lab.close()
+
+    run.__doc__, run.__name__ = experiment.__doc__, experiment.__name__
+    return run
 
 
 def seed() -> int:
     return random.randint(0, 2**31)
 
 
+@reported
 async def replay(ctx: ExperimentContext, params: dict) -> dict:
     """Drop a view and rebuild it from offset 0; compare it with what it was."""
     p = validate(config.PARAMETERS["replay"], params)
@@ -93,6 +119,7 @@ async def replay(ctx: ExperimentContext, params: dict) -> dict:
         await lab.close()
 
 
+@reported
 async def state_as_of(ctx: ExperimentContext, params: dict) -> dict:
     """Give one account a history, then rebuild it at several versions from the log."""
     p = validate(config.PARAMETERS["state-as-of"], params)
@@ -153,6 +180,7 @@ async def state_as_of(ctx: ExperimentContext, params: dict) -> dict:
         await lab.close()
 
 
+@reported
 async def late_projection(ctx: ExperimentContext, params: dict) -> dict:
     """Append thousands of events, then add a new view: it catches up from the start."""
     p = validate(config.PARAMETERS["late-projection"], params)
@@ -254,6 +282,7 @@ def _delete(amqp_url: str, queue: str) -> None:
         connection.close()
 
 
+@reported
 async def log_vs_queue(ctx: ExperimentContext, params: dict) -> dict:
     """Send the same events to a classic queue and the stream; consume both; replay both."""
     p = validate(config.PARAMETERS["log-vs-queue"], params)
@@ -311,6 +340,7 @@ async def log_vs_queue(ctx: ExperimentContext, params: dict) -> dict:
         await lab.close()
 
 
+@reported
 async def optimistic_concurrency(ctx: ExperimentContext, params: dict) -> dict:
     """Send commands at once, all expecting the same version: one wins, the others are refused."""
     p = validate(config.PARAMETERS["optimistic-concurrency"], params)

@@ -11,37 +11,59 @@ import asyncio
 import time
 from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+
 from sandbox_services.catalog.client import make_client
 from sandbox_services.catalog.interface import CallFailed, InvalidArgument, NotFound
+from sandbox_services.labs.rest_vs_grpc.latency import summarise
 
 
-def percentile(sorted_values: list[float], fraction: float) -> float:
-    """Return the nearest-rank percentile of an ascending list (0.0 for an empty one)."""
-    if not sorted_values:
-        return 0.0
-    rank = max(0, min(len(sorted_values) - 1, round(fraction * len(sorted_values) + 0.5) - 1))
-    return sorted_values[rank]
+# A W3C trace context whose "sampled" flag is off: the server follows it and
+# records nothing, exactly as for a call the tracer chose not to sample.
+UNSAMPLED_TRACEPARENT = "00-" + "5a" * 16 + "-" + "5b" * 8 + "-00"
 
 
-def summarise(latencies_s: list[float], errors: int, elapsed_s: float) -> dict[str, Any]:
-    """Return throughput and latency percentiles (ms) of one load run."""
-    ordered = sorted(latencies_s)
-    return {
-        "requests": len(ordered),
-        "errors": errors,
-        "elapsed_s": round(elapsed_s, 3),
-        "rps": round(len(ordered) / elapsed_s, 1) if elapsed_s > 0 else 0.0,
-        "p50_ms": round(percentile(ordered, 0.50) * 1000, 3),
-        "p95_ms": round(percentile(ordered, 0.95) * 1000, 3),
-        "p99_ms": round(percentile(ordered, 0.99) * 1000, 3),
-        "max_ms": round(ordered[-1] * 1000, 3) if ordered else 0.0,
-    }
+class SampledClient:
+    """Send each call through a traced client when the tracer samples it, else untraced.
+
+    OpenTelemetry's client instrumentation does most of its work (URL
+    redaction, attributes, propagation) before it learns that a call is not
+    sampled, so at a 1% sample it would still cost the generator a large
+    share of its CPU. Here the sampling decision comes first: a sampled call
+    gets a "load call" span and the full instrumentation; the others skip it
+    and carry an unsampled trace context, so the server skips tracing too.
+    """
+
+    def __init__(self, transport: str, address: str) -> None:
+        self._tracer = trace.get_tracer(__name__)
+        self.traced = make_client(transport, address)
+        if transport == "rest":
+            untraced_options: dict[str, Any] = {
+                "headers": {"traceparent": UNSAMPLED_TRACEPARENT},
+                "traced": False,
+            }
+        else:
+            untraced_options = {"metadata": (("traceparent", UNSAMPLED_TRACEPARENT),)}
+        self.untraced = make_client(transport, address, **untraced_options)
+
+    async def list_products(self, items: int) -> None:
+        with self._tracer.start_as_current_span("load call") as span:
+            if span.is_recording():
+                await self.traced.list_products(items)
+                return
+        with suppress_instrumentation():
+            await self.untraced.list_products(items)
+
+    async def close(self) -> None:
+        await self.traced.close()
+        await self.untraced.close()
 
 
 async def _drive(
     transport: str, address: str, concurrency: int, duration_s: float, items: int, warmup_calls: int
 ) -> dict[str, Any]:
-    client = make_client(transport, address)
+    client = SampledClient(transport, address)
     latencies: list[float] = []
     errors = 0
     try:

@@ -33,11 +33,13 @@ async def happy_path(ctx, params: dict) -> dict:
     try:
         for fraction, mode in enumerate(("choreography", "orchestration")):
             await ctx.progress(fraction / 2, f"running the {mode} saga")
-            order = scenario.new_order(driver.config, quantity=params["quantity"],
-                                       amount_cents=params["amount_cents"])
+            order = scenario.new_order(
+                driver.config, quantity=params["quantity"], amount_cents=params["amount_cents"]
+            )
             running[mode] = await driver.run(mode, [order])
-            views.append(await asyncio.to_thread(saga_view, driver.workdir, order.saga_id,
-                                                 mode=mode))
+            views.append(
+                await asyncio.to_thread(saga_view, driver.workdir, order.saga_id, mode=mode)
+            )
             checks[mode] = views[-1]["invariants"]
     finally:
         await driver.close()
@@ -76,25 +78,45 @@ async def failure(ctx, params: dict) -> dict:
             await ctx.progress(index / len(modes), f"running the {mode} saga")
             order = scenario.new_order(driver.config, plan)
             running[mode] = await driver.run(mode, [order])
-            views.append(await asyncio.to_thread(saga_view, driver.workdir, order.saga_id,
-                                                 mode=mode))
+            views.append(
+                await asyncio.to_thread(saga_view, driver.workdir, order.saga_id, mode=mode)
+            )
             checks[mode] = views[-1]["invariants"]
     finally:
         await driver.close()
     result = _result(views, running, checks)
     parts = []
     for view in views:
-        undone = [f"{i['service']} {i['step']}" for i in view["timeline"]
-                  if i["kind"] == "compensation" and i["service"] != "coordinator"]
+        undone = [
+            f"{i['service']} {i['step']}"
+            for i in view["timeline"]
+            if i["kind"] == "compensation" and i["service"] != "coordinator"
+        ]
         parts.append(f"{view['mode']}: {' -> '.join(undone) or 'nothing to undo'}")
-    result["headline"] = (f"{params['fail_at']} failed ({params['fail_kind']}); compensations in "
-                          f"reverse order, {'; '.join(parts)}.")
-    result["summary"] = [{"label": f"{v['mode']} compensations", "unit": "",
-                          "value": sum(1 for i in v["timeline"] if i["kind"] == "compensation"
-                                       and i["service"] != "coordinator")} for v in views]
-    result["table"] = {"columns": ["mode", "service", "step", "kind", "status", "detail"],
-                       "rows": [[v["mode"], i["service"], i["step"], i["kind"], i["status"],
-                                 i["detail"]] for v in views for i in v["timeline"]]}
+    result["headline"] = (
+        f"{params['fail_at']} failed ({params['fail_kind']}); compensations in "
+        f"reverse order, {'; '.join(parts)}."
+    )
+    result["summary"] = [
+        {
+            "label": f"{v['mode']} compensations",
+            "unit": "",
+            "value": sum(
+                1
+                for i in v["timeline"]
+                if i["kind"] == "compensation" and i["service"] != "coordinator"
+            ),
+        }
+        for v in views
+    ]
+    result["table"] = {
+        "columns": ["mode", "service", "step", "kind", "status", "detail"],
+        "rows": [
+            [v["mode"], i["service"], i["step"], i["kind"], i["status"], i["detail"]]
+            for v in views
+            for i in v["timeline"]
+        ],
+    }
     if params["fail_kind"] != "refusal":
         result["notes"].append(
             "An error or a timeout is not a definite no: in orchestration the coordinator also "
@@ -139,18 +161,27 @@ async def crash(ctx, params: dict) -> dict:
     view["timeline"] = sorted([*view["timeline"], *markers], key=lambda i: i["start_ns"])
     result = _result([view], running, {mode: view["invariants"]})
     outcome = view["current_state"] or _order_outcome(view)
-    how = ("SIGKILLed while the saga sat between two steps" if target == "coordinator"
-           else "exited right after committing its step, before publishing or acking")
-    result["headline"] = (f"The {target} {how}; after restart the saga ended {outcome}"
-                          f"{'' if crashed else ' (the crash point was never reached)'}.")
-    result["table"] = {"columns": ["service", "step", "kind", "status", "detail"],
-                       "rows": [[i["service"], i["step"], i["kind"], i["status"], i["detail"]]
-                                for i in view["timeline"]]}
+    how = (
+        "SIGKILLed while the saga sat between two steps"
+        if target == "coordinator"
+        else "exited right after committing its step, before publishing or acking"
+    )
+    result["headline"] = (
+        f"The {target} {how}; after restart the saga ended {outcome}"
+        f"{'' if crashed else ' (the crash point was never reached)'}."
+    )
+    result["table"] = {
+        "columns": ["service", "step", "kind", "status", "detail"],
+        "rows": [
+            [i["service"], i["step"], i["kind"], i["status"], i["detail"]] for i in view["timeline"]
+        ],
+    }
     result["notes"].append(
         "Look for the repeat after the restart: the coordinator resends the step it had logged "
         "as in progress, or the broker redelivers the unacked message; the participant answers "
-        "'duplicate' and applies nothing." if target == "coordinator" else
-        "The outbox row committed with the step, so the restarted relay published it; the "
+        "'duplicate' and applies nothing."
+        if target == "coordinator"
+        else "The outbox row committed with the step, so the restarted relay published it; the "
         "broker redelivered the unacked message and the inbox recognised it as a duplicate."
     )
     result["ok"] = result["ok"] and crashed
@@ -167,9 +198,17 @@ async def duplicates(ctx, params: dict) -> dict:
     try:
         for index, mode in enumerate(modes):
             await ctx.progress(index / len(modes), f"{mode}: duplicated deliveries")
-            orders = [scenario.new_order(driver.config, FaultPlan(
-                duplicate=True, fail_at=rng.choice((None, "inventory", "shipping")) if i % 2 else None),
-                rng=rng) for i in range(params["sagas"])]
+            orders = [
+                scenario.new_order(
+                    driver.config,
+                    FaultPlan(
+                        duplicate=True,
+                        fail_at=rng.choice((None, "inventory", "shipping")) if i % 2 else None,
+                    ),
+                    rng=rng,
+                )
+                for i in range(params["sagas"])
+            ]
             early = scenario.new_order(driver.config, rng=rng)
             # Out of order: the compensation arrives before the step it undoes.
             if mode == "orchestration":
@@ -180,19 +219,33 @@ async def duplicates(ctx, params: dict) -> dict:
             ids = [o.saga_id for o in orders] + [early.saga_id]
             running[mode] = await driver.run(mode, [*orders, early])
             checks[mode] = await asyncio.to_thread(scenario.check, driver.workdir, mode, ids)
-            views.append(await asyncio.to_thread(saga_view, driver.workdir, early.saga_id,
-                                                 mode=mode, checked=ids))
+            views.append(
+                await asyncio.to_thread(
+                    saga_view, driver.workdir, early.saga_id, mode=mode, checked=ids
+                )
+            )
             tables += [[mode, *row] for row in scenario.deliveries(driver.workdir, ids)]
     finally:
         await driver.close()
     result = _result(views, running, checks)
     repeats = sum(row[4] for row in tables)
     twice = next(i for i in checks[modes[0]] if i["name"].startswith("no step"))
-    result["headline"] = (f"{repeats} repeated deliveries or commands were recognised and ignored; "
-                          f"{'no step applied twice' if all(_all_ok(c) for c in checks.values()) else 'an invariant failed'}.")
+    result["headline"] = (
+        f"{repeats} repeated deliveries or commands were recognised and ignored; "
+        f"{'no step applied twice' if all(_all_ok(c) for c in checks.values()) else 'an invariant failed'}."
+    )
     result["summary"] = [{"label": "repeats ignored", "value": repeats, "unit": ""}]
-    result["table"] = {"columns": ["mode", "service", "received", "applied", "repeats ignored",
-                                   "no-op (tombstone or nothing to undo)"], "rows": tables}
+    result["table"] = {
+        "columns": [
+            "mode",
+            "service",
+            "received",
+            "applied",
+            "repeats ignored",
+            "no-op (tombstone or nothing to undo)",
+        ],
+        "rows": tables,
+    }
     result["notes"] += [
         twice["detail"],
         "The featured saga got its compensation before its step: the participant left a "
@@ -214,10 +267,16 @@ async def batch(ctx, params: dict) -> dict:
         for index, mode in enumerate(modes):
             await ctx.progress(index / len(modes), f"{mode}: {params['sagas']} sagas")
             rng = random.Random(params["seed"])
-            orders = [scenario.new_order(driver.config, scenario.random_plan(
-                rng, params["failure_probability"], params["fail_kind"]), rng=rng,
-                quantity=rng.randint(1, 3), amount_cents=rng.randint(500, 20000))
-                for _ in range(params["sagas"])]
+            orders = [
+                scenario.new_order(
+                    driver.config,
+                    scenario.random_plan(rng, params["failure_probability"], params["fail_kind"]),
+                    rng=rng,
+                    quantity=rng.randint(1, 3),
+                    amount_cents=rng.randint(500, 20000),
+                )
+                for _ in range(params["sagas"])
+            ]
             ids = [o.saga_id for o in orders]
             started = time.monotonic()
             running[mode] = await driver.run(mode, orders)
@@ -227,43 +286,84 @@ async def batch(ctx, params: dict) -> dict:
             latencies = await asyncio.to_thread(scenario.latencies_ms, driver.workdir, mode, ids)
             percentiles[mode] = [scenario.percentile(latencies, q) for q in (0.5, 0.9, 0.99)]
             counts_by_mode[mode] = counts
-            rows.append([mode, counts["approved"], counts["rejected"], counts["running"],
-                         round(len(ids) / elapsed, 1), *(round(v, 1) for v in percentiles[mode])])
+            rows.append(
+                [
+                    mode,
+                    counts["approved"],
+                    counts["rejected"],
+                    counts["running"],
+                    round(len(ids) / elapsed, 1),
+                    *(round(v, 1) for v in percentiles[mode]),
+                ]
+            )
             featured = next((o for o in orders if o.plan.fail_at), orders[0])
-            views.append(await asyncio.to_thread(saga_view, driver.workdir, featured.saga_id,
-                                                 mode=mode, checked=ids))
+            views.append(
+                await asyncio.to_thread(
+                    saga_view, driver.workdir, featured.saga_id, mode=mode, checked=ids
+                )
+            )
     finally:
         await driver.close()
     result = _result(views, running, checks)
     violations = sum(not i["ok"] for c in checks.values() for i in c)
     result["headline"] = (
-        "; ".join(f"{m}: {c['approved']} approved, {c['rejected']} rejected, {c['running']} "
-                  "running" for m, c in counts_by_mode.items())
+        "; ".join(
+            f"{m}: {c['approved']} approved, {c['rejected']} rejected, {c['running']} running"
+            for m, c in counts_by_mode.items()
+        )
         + f". Invariant violations: {violations}."
     )
-    result["summary"] = [{"label": f"{row[0]} sagas/s", "value": row[4], "unit": "/s"}
-                         for row in rows]
-    result["table"] = {"columns": ["mode", "approved", "rejected", "running", "sagas/s",
-                                   "p50 ms", "p90 ms", "p99 ms"], "rows": rows}
+    result["summary"] = [
+        {"label": f"{row[0]} sagas/s", "value": row[4], "unit": "/s"} for row in rows
+    ]
+    result["table"] = {
+        "columns": [
+            "mode",
+            "approved",
+            "rejected",
+            "running",
+            "sagas/s",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+        ],
+        "rows": rows,
+    }
     result["charts"] = [
-        {"title": "Outcomes", "type": "bar", "x_label": "outcome", "y_label": "sagas",
-         "categories": ["approved", "rejected", "running"],
-         "series": [{"name": m, "values": [c["approved"], c["rejected"], c["running"]]}
-                    for m, c in counts_by_mode.items()]},
-        {"title": "Saga latency", "type": "bar", "x_label": "percentile", "y_label": "ms",
-         "categories": ["p50", "p90", "p99"],
-         "series": [{"name": m, "values": [round(v, 1) for v in p]}
-                    for m, p in percentiles.items()]},
+        {
+            "title": "Outcomes",
+            "type": "bar",
+            "x_label": "outcome",
+            "y_label": "sagas",
+            "categories": ["approved", "rejected", "running"],
+            "series": [
+                {"name": m, "values": [c["approved"], c["rejected"], c["running"]]}
+                for m, c in counts_by_mode.items()
+            ],
+        },
+        {
+            "title": "Saga latency",
+            "type": "bar",
+            "x_label": "percentile",
+            "y_label": "ms",
+            "categories": ["p50", "p90", "p99"],
+            "series": [
+                {"name": m, "values": [round(v, 1) for v in p]} for m, p in percentiles.items()
+            ],
+        },
     ]
     if params["sagas"] > 50:
-        result["notes"].append("Traces were sampled at 5% during the batch; the saga view "
-                               "still comes from the services' own logs.")
+        result["notes"].append(
+            "Traces were sampled at 5% during the batch; the saga view "
+            "still comes from the services' own logs."
+        )
     return result
 
 
 # -- shaping --------------------------------------------------------------------------------
-def _result(views: list[dict], running: dict[str, list[str]], checks: dict[str, list[dict]]
-            ) -> dict:
+def _result(
+    views: list[dict], running: dict[str, list[str]], checks: dict[str, list[dict]]
+) -> dict:
     """Return the keys every saga experiment shares."""
     notes = [scenario.still_running_note(mode, ids) for mode, ids in running.items() if ids]
     return {
@@ -283,28 +383,57 @@ def _all_ok(checks: list[dict]) -> bool:
 
 def _duration_ms(view: dict) -> float:
     items = view["timeline"]
-    return (max(i["end_ns"] for i in items) - min(i["start_ns"] for i in items)) / 1e6 if items else 0.0
+    return (
+        (max(i["end_ns"] for i in items) - min(i["start_ns"] for i in items)) / 1e6
+        if items
+        else 0.0
+    )
 
 
 def _side_by_side(choreo: dict, orch: dict) -> dict:
     """Return one row per forward step: who did it and how long it took in each mode."""
+
     def took(view: dict, step: str) -> float | None:
         for item in view["timeline"]:
             if item["step"] == step and item["service"] != "coordinator":
                 return round((item["end_ns"] - item["start_ns"]) / 1e6, 2)
         return None
 
-    return {"columns": ["step", "service", "choreography ms", "orchestration ms",
-                        "who decided the next step"],
-            "rows": [[s.action, s.service, took(choreo, s.action), took(orch, s.action),
-                      "the event's subscriber / the coordinator"] for s in STEPS]}
+    return {
+        "columns": [
+            "step",
+            "service",
+            "choreography ms",
+            "orchestration ms",
+            "who decided the next step",
+        ],
+        "rows": [
+            [
+                s.action,
+                s.service,
+                took(choreo, s.action),
+                took(orch, s.action),
+                "the event's subscriber / the coordinator",
+            ]
+            for s in STEPS
+        ],
+    }
 
 
 def _marker(target: str, saga_id: str, killed_ns: int) -> dict:
     """Return a timeline entry for the process's downtime (kind failure, status killed)."""
-    return {"service": target, "step": "process", "kind": "failure", "status": "killed",
-            "detail": f"{target} down, then started again", "start_ns": killed_ns,
-            "end_ns": time.time_ns(), "trace_id": None, "span_id": None, "saga_id": saga_id}
+    return {
+        "service": target,
+        "step": "process",
+        "kind": "failure",
+        "status": "killed",
+        "detail": f"{target} down, then started again",
+        "start_ns": killed_ns,
+        "end_ns": time.time_ns(),
+        "trace_id": None,
+        "span_id": None,
+        "saga_id": saga_id,
+    }
 
 
 def _order_outcome(view: dict) -> str:

@@ -40,8 +40,9 @@ def check_crash_order(target: str, after_step: str, fail_at: str | None) -> None
     """Refuse a failure placed before the crash point: the crash would then never happen."""
     crash_point = after_step if target == "coordinator" else target
     if fail_at is not None and _step_index(fail_at) <= _step_index(crash_point):
-        raise ParameterError("then_fail_at", f"must be a step after {crash_point} (the crash "
-                             f"point), got {fail_at}")
+        raise ParameterError(
+            "then_fail_at", f"must be a step after {crash_point} (the crash point), got {fail_at}"
+        )
 
 
 def _step_index(service: str) -> int:
@@ -53,14 +54,26 @@ def modes_of(choice: str) -> list[str]:
     return ["choreography", "orchestration"] if choice == "both" else [choice]
 
 
-def new_order(config: SagaConfig, plan: FaultPlan | None = None, *, quantity: int = 1,
-              amount_cents: int = 1999, rng: random.Random | None = None) -> Order:
+def new_order(
+    config: SagaConfig,
+    plan: FaultPlan | None = None,
+    *,
+    quantity: int = 1,
+    amount_cents: int = 1999,
+    rng: random.Random | None = None,
+) -> Order:
     """Return a fresh order (its own saga id) with an optional fault plan."""
     rng = rng or random.Random()
     saga_id = uuid.uuid4().hex
-    return Order(saga_id=saga_id, order_id=f"ord-{saga_id[:8]}", customer="learner",
-                 sku=rng.choice(config.skus), quantity=quantity, amount_cents=amount_cents,
-                 plan=plan or FaultPlan())
+    return Order(
+        saga_id=saga_id,
+        order_id=f"ord-{saga_id[:8]}",
+        customer="learner",
+        sku=rng.choice(config.skus),
+        quantity=quantity,
+        amount_cents=amount_cents,
+        plan=plan or FaultPlan(),
+    )
 
 
 def random_plan(rng: random.Random, probability: float, kind: str) -> FaultPlan:
@@ -80,8 +93,10 @@ class SagaDriver:
         self.config = SagaConfig.from_settings(ctx.settings)
         self.workdir = Path(ctx.workdir)
         self.deadline = time.monotonic() + TIMEOUTS[experiment] * self.config.wait_fraction
-        self.channels = {name: grpc.aio.insecure_channel(ctx.address(name))
-                         for name in ("orders", "coordinator", "payments")}
+        self.channels = {
+            name: grpc.aio.insecure_channel(ctx.address(name))
+            for name in ("orders", "coordinator", "payments")
+        }
         self.orders = OrdersClient(self.channels["orders"])
         self.coordinator = CoordinatorClient(self.channels["coordinator"])
 
@@ -162,10 +177,16 @@ class SagaDriver:
 
     async def publish_event(self, event: str, order: Order) -> None:
         """Publish one choreography event straight to the exchange, as a stray redelivery would."""
-        body = {"message_id": uuid.uuid4().hex, "event": event, "saga_id": order.saga_id,
-                "order": order.to_dict(), "detail": "published by the experiment, out of order"}
-        await asyncio.to_thread(_publish, self.ctx.amqp_url, exchange_name(self.ctx.prefix),
-                                event, json.dumps(body))
+        body = {
+            "message_id": uuid.uuid4().hex,
+            "event": event,
+            "saga_id": order.saga_id,
+            "order": order.to_dict(),
+            "detail": "published by the experiment, out of order",
+        }
+        await asyncio.to_thread(
+            _publish, self.ctx.amqp_url, exchange_name(self.ctx.prefix), event, json.dumps(body)
+        )
 
     def remaining_s(self) -> float:
         """Return the waiting time left in this run."""
@@ -175,9 +196,15 @@ class SagaDriver:
 def latencies_ms(workdir: Path, mode: str, saga_ids: list[str]) -> list[float]:
     """Return each ended saga's duration as its own stores recorded it (start to final state)."""
     if mode == "orchestration":
-        service, query = "coordinator", "SELECT started_ns, updated_ns FROM sagas WHERE phase = 'finished'"
+        service, query = (
+            "coordinator",
+            "SELECT started_ns, updated_ns FROM sagas WHERE phase = 'finished'",
+        )
     else:
-        service, query = "orders", "SELECT created_ns, updated_ns FROM orders WHERE status != 'pending'"
+        service, query = (
+            "orders",
+            "SELECT created_ns, updated_ns FROM orders WHERE status != 'pending'",
+        )
     with read_only(workdir, service) as conn:
         return sorted((row[1] - row[0]) / 1e6 for row in rows_for(conn, query, saga_ids))
 
@@ -192,8 +219,10 @@ def percentile(values: list[float], fraction: float) -> float:
 def outcome_counts(workdir: Path, saga_ids: list[str]) -> dict[str, int]:
     """Return how many of these sagas were approved, rejected or are still running."""
     with read_only(workdir, "orders") as conn:
-        status = {r["saga_id"]: r["status"] for r in rows_for(
-            conn, "SELECT saga_id, status FROM orders", saga_ids)}
+        status = {
+            r["saga_id"]: r["status"]
+            for r in rows_for(conn, "SELECT saga_id, status FROM orders", saga_ids)
+        }
     counts = {"approved": 0, "rejected": 0, "running": 0}
     for saga_id in saga_ids:
         value = status.get(saga_id)
@@ -208,16 +237,25 @@ def deliveries(workdir: Path, saga_ids: list[str]) -> list[list]:
         with read_only(workdir, service) as conn:
             rows = rows_for(conn, "SELECT status FROM step_log", saga_ids)
         statuses = [row["status"] for row in rows]
-        table.append([service, len(statuses), statuses.count("done"),
-                      statuses.count("duplicate"), statuses.count("noop")])
+        table.append(
+            [
+                service,
+                len(statuses),
+                statuses.count("done"),
+                statuses.count("duplicate"),
+                statuses.count("noop"),
+            ]
+        )
     return table
 
 
 def still_running_note(mode: str, running: list[str]) -> str:
     """Say plainly that some sagas had not ended: never report them as a success."""
-    return (f"{len(running)} {mode} saga(s) were still running when the run's time was up; "
-            "they are reported as running, not as a success. They finish or compensate on "
-            "their own while the sandbox lives.")
+    return (
+        f"{len(running)} {mode} saga(s) were still running when the run's time was up; "
+        "they are reported as running, not as a success. They finish or compensate on "
+        "their own while the sandbox lives."
+    )
 
 
 def check(workdir: Path, mode: str, saga_ids: list[str]) -> list[dict]:
@@ -229,8 +267,9 @@ def _unpublished(workdir: Path, saga_ids: list[str]) -> int:
     count = 0
     for service in ("orders", "payments", "inventory", "shipping"):
         with read_only(workdir, service) as conn:
-            count += len(rows_for(conn, "SELECT id FROM outbox WHERE published_ns IS NULL",
-                                  saga_ids))
+            count += len(
+                rows_for(conn, "SELECT id FROM outbox WHERE published_ns IS NULL", saga_ids)
+            )
     return count
 
 
@@ -239,8 +278,11 @@ def _publish(amqp_url: str, exchange: str, routing_key: str, body: str) -> None:
     try:
         channel = connection.channel()
         channel.confirm_delivery()
-        channel.basic_publish(exchange, routing_key, body.encode(),
-                              pika.BasicProperties(content_type="application/json",
-                                                   delivery_mode=2))
+        channel.basic_publish(
+            exchange,
+            routing_key,
+            body.encode(),
+            pika.BasicProperties(content_type="application/json", delivery_mode=2),
+        )
     finally:
         connection.close()
