@@ -1,0 +1,273 @@
+"""Benchmark the REST vs gRPC lab's load experiment against a bare client on the same servers.
+
+One real sandbox (a sandbox host, a supervisor, the lab's three services,
+traced as in the lab) serves the whole run. In rounds, the lab's ``load``
+experiment runs through the platform's command path (``command("run")``), and
+a bare client - plain aiohttp and plain grpc.aio in a fresh interpreter with
+no OpenTelemetry - drives the same two server processes with the same
+concurrency, duration and payload. Both decode each response into the same
+domain objects, so the difference is what the lab adds: tracing (sampled),
+its client wrapper and its process plumbing. Medians of the rounds are printed
+as ``name: value unit`` lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/1")
+os.environ.setdefault("LAB_KEEPALIVE_SECONDS", "3")
+
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+CONCURRENCY = 16
+DURATION_S = 3
+ITEMS = 10
+SAMPLE_RATIO = 0.01
+WARMUP_CALLS = 50
+# The bare client sends a W3C trace context with the "sampled" flag off, as the
+# lab's generator does for the calls it does not sample: the servers (traced,
+# as in the lab) then record nothing for it, instead of tracing every call.
+UNSAMPLED = {"traceparent": "00-" + "5a" * 16 + "-" + "5b" * 8 + "-00"}
+
+
+# --- the bare client: no tracing, nothing of the lab but the codec ----------
+
+
+async def _bare_rest(address: str) -> tuple[list[float], int, float]:
+    import aiohttp
+
+    from sandbox_services.catalog import codec_json
+
+    url = f"http://{address}/v1/products?count={ITEMS}&offset=0"
+    latencies: list[float] = []
+    errors = 0
+    async with aiohttp.ClientSession(headers=UNSAMPLED) as session:
+
+        async def call() -> None:
+            async with session.get(url) as response:
+                body = await response.read()
+                if response.status != 200:
+                    raise RuntimeError(response.status)
+            codec_json.page_from_json(json.loads(body))
+
+        await asyncio.gather(*[call() for _ in range(WARMUP_CALLS)])
+        latencies, errors, elapsed = await _closed_loop(call)
+    return latencies, errors, elapsed
+
+
+async def _bare_grpc(address: str) -> tuple[list[float], int, float]:
+    import grpc
+
+    from sandbox_services.catalog import codec_proto
+    from sandbox_services.protos_gen.labapi.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = catalog_pb2_grpc.CatalogStub(channel)
+        request = catalog_pb2.ListProductsRequest(count=ITEMS, offset=0)
+        metadata = tuple(UNSAMPLED.items())
+
+        async def call() -> None:
+            reply = await stub.ListProducts(request, timeout=10, metadata=metadata)
+            codec_proto.page_from_proto(reply)
+
+        await asyncio.gather(*[call() for _ in range(WARMUP_CALLS)])
+        return await _closed_loop(call)
+
+
+async def _closed_loop(call: Any) -> tuple[list[float], int, float]:
+    """Keep CONCURRENCY calls in flight for DURATION_S, exactly as the lab's generator does."""
+    clock = time.perf_counter
+    latencies: list[float] = []
+    errors = 0
+    stop_at = clock() + DURATION_S
+
+    async def worker() -> None:
+        nonlocal errors
+        while (started := clock()) < stop_at:
+            try:
+                await call()
+            except Exception:
+                errors += 1
+                continue
+            latencies.append(clock() - started)
+
+    began = clock()
+    await asyncio.gather(*[worker() for _ in range(CONCURRENCY)])
+    return latencies, errors, clock() - began
+
+
+def bare_main(transport: str, address: str) -> None:
+    """Drive one transport bare and print its summary as JSON (the child's whole job)."""
+    from sandbox_services.labs.rest_vs_grpc.latency import summarise
+
+    drive = _bare_rest if transport == "rest" else _bare_grpc
+    print(json.dumps(summarise(*asyncio.run(drive(address)))))
+
+
+def bare_load(transport: str, address: str) -> dict:
+    """Run the bare client for one transport in a fresh interpreter; return its summary."""
+    # A new interpreter, not a fork: OpenTelemetry is never imported, let alone set up.
+    completed = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "bare", transport, address],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=DURATION_S + 60,
+        check=True,
+    )
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+# --- the lab: a real sandbox on a real host ----------------------------------
+
+
+class LabSandbox:
+    """A sandbox host for a pretend worker, and one rest-vs-grpc sandbox on it."""
+
+    def __init__(self) -> None:
+        import redis
+
+        from sandbox_services.runtime import client, keys
+
+        self.client = client
+        self.name = f"bench-{uuid.uuid4().hex[:8]}"
+        self.sandbox_id = uuid.uuid4().hex
+        self._redis = redis.Redis.from_url(os.environ["REDIS_URL"])
+        self._alive_key = keys.worker_alive(self.name)
+        self._keepalive_ms = int(float(os.environ["LAB_KEEPALIVE_SECONDS"]) * 1000)
+        self._stop = threading.Event()
+        self._host: subprocess.Popen | None = None
+        self.ports: dict[str, int] = {}
+
+    def _beat(self) -> None:
+        # What the Celery worker does; if this process dies, the host follows.
+        while not self._stop.wait(self._keepalive_ms / 3000):
+            self._redis.set(self._alive_key, 1, px=self._keepalive_ms)
+
+    def start(self) -> None:
+        self._redis.set(self._alive_key, 1, px=self._keepalive_ms)
+        threading.Thread(target=self._beat, daemon=True).start()
+        self._host = subprocess.Popen(
+            [sys.executable, "-m", "sandbox_services.runtime.host", "--name", self.name],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        reply = self.client.spawn(
+            host=self.name,
+            sandbox_id=self.sandbox_id,
+            lesson="rest-vs-grpc",
+            hard_deadline=time.time() + 900,
+            idle_timeout_s=600,
+            timeout_s=90,
+        )
+        self.ports = {name: state["port"] for name, state in reply["services"].items()}
+
+    def run_load(self) -> dict:
+        params = {
+            "concurrency": CONCURRENCY,
+            "duration_s": DURATION_S,
+            "items": ITEMS,
+            "sample_ratio": SAMPLE_RATIO,
+        }
+        reply = self.client.command(
+            self.sandbox_id,
+            "run",
+            timeout_s=120,
+            run_id=uuid.uuid4().hex,
+            experiment="load",
+            params=params,
+        )
+        if reply.get("state") != "done":
+            raise RuntimeError(f"the lab's load run failed: {reply.get('error')}")
+        return reply["result"]["results"]
+
+    def stop(self) -> None:
+        try:
+            self.client.command(self.sandbox_id, "stop", timeout_s=15)
+        except Exception:  # the host's group is ended below anyway
+            pass
+        self._stop.set()
+        self._redis.delete(self._alive_key)
+        if self._host is not None:
+            try:
+                os.killpg(self._host.pid, signal.SIGTERM)
+                self._host.wait(10)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+            try:
+                os.killpg(self._host.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self._host.wait()
+
+
+def _median(runs: list[dict], transport: str, figure: str) -> float:
+    return statistics.median(run[transport][figure] for run in runs)
+
+
+def main() -> None:
+    """Run the rounds and print the figures."""
+    lab = LabSandbox()
+    lab.start()
+    lab_runs: list[dict] = []
+    bare_runs: list[dict] = []
+    try:
+        addresses = {
+            "rest": f"127.0.0.1:{lab.ports['catalog-rest']}",
+            "grpc": f"127.0.0.1:{lab.ports['catalog-grpc']}",
+        }
+        for round_number in range(1, ROUNDS + 1):
+            # Alternate the order so a drift in the machine's load hits both sides.
+            order = ("lab", "bare") if round_number % 2 else ("bare", "lab")
+            for side in order:
+                if side == "lab":
+                    lab_runs.append(lab.run_load())
+                else:
+                    bare_runs.append({t: bare_load(t, a) for t, a in addresses.items()})
+            print(
+                f"# round {round_number}: lab REST {lab_runs[-1]['rest']['rps']:.0f}/s "
+                f"gRPC {lab_runs[-1]['grpc']['rps']:.0f}/s; bare REST "
+                f"{bare_runs[-1]['rest']['rps']:.0f}/s gRPC {bare_runs[-1]['grpc']['rps']:.0f}/s",
+                flush=True,
+            )
+    finally:
+        lab.stop()
+
+    print(
+        f"# {ROUNDS} rounds, medians; concurrency {CONCURRENCY}, {DURATION_S} s per transport, "
+        f"{ITEMS} products per response, lab traces sampled at {SAMPLE_RATIO:.0%}"
+    )
+    for transport, label in (("rest", "REST"), ("grpc", "gRPC")):
+        lab_rps = _median(lab_runs, transport, "rps")
+        bare_rps = _median(bare_runs, transport, "rps")
+        print(f"lab {label} throughput: {lab_rps:.1f} req/s")
+        print(f"bare {label} throughput: {bare_rps:.1f} req/s")
+        print(f"lab/bare {label} throughput: {100 * lab_rps / bare_rps:.1f} %")
+        print(f"lab {label} p99: {_median(lab_runs, transport, 'p99_ms'):.2f} ms")
+        print(f"bare {label} p99: {_median(bare_runs, transport, 'p99_ms'):.2f} ms")
+        errors = sum(run[transport]["errors"] for run in lab_runs + bare_runs)
+        print(f"{label} errors: {errors} calls")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["bare"]:
+        bare_main(sys.argv[2], sys.argv[3])
+    else:
+        main()
