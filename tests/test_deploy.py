@@ -21,10 +21,12 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 CLOSED_PORT = 1  # nothing listens on 127.0.0.1:1
 
 
-def run_preflight(**environment: str) -> subprocess.CompletedProcess[str]:
+def run_preflight(**environment: str | None) -> subprocess.CompletedProcess[str]:
+    """Run preflight with these variables changed (None removes one)."""
+    env = {**os.environ, **environment}
     return subprocess.run(
         [sys.executable, str(PREFLIGHT)],
-        env={**os.environ, **environment},
+        env={name: value for name, value in env.items() if value is not None},
         capture_output=True,
         text=True,
         timeout=60,
@@ -123,7 +125,7 @@ def test_preflight_checks_postgresql_only_when_database_url_names_it() -> None:
     result = run_preflight(DATABASE_URL=f"postgres://postgres@127.0.0.1:{CLOSED_PORT}/test")
     assert result.returncode != 0
     assert "PostgreSQL is not reachable" in result.stderr
-    assert "PostgreSQL" not in run_preflight().stdout
+    assert "PostgreSQL" not in run_preflight(DATABASE_URL=None).stdout
 
 
 # --- Makefile
