@@ -123,19 +123,20 @@ def bench_memory(host: Host) -> None:
         sandbox_id, "run", run_id="warm", experiment="echo", params={"calls": 5}, timeout_s=30
     )
     current = client.status(sandbox_id)
-    pids = [current["pid"], current.get("metrics_pid")]
-    pids += [
-        instance["pid"]
-        for entry in current["services"].values()
-        for instance in entry["instances"]
-        if instance["pid"]
-    ]
+    roles = {"supervisor": current["pid"], "metrics": current.get("metrics_pid")}
+    roles.update(
+        (name, entry["pid"]) for name, entry in current["services"].items() if entry["pid"]
+    )
     private_kb = pss_kb = 0
-    for pid in filter(None, pids):
+    for role, pid in roles.items():
+        if pid is None:
+            continue
         rollup = _smaps_rollup(pid)
-        private_kb += rollup["Private_Clean"] + rollup["Private_Dirty"]
+        private = rollup["Private_Clean"] + rollup["Private_Dirty"]
+        print(f"private_memory_{role}: {private / 1024:.1f} MB")
+        private_kb += private
         pss_kb += rollup["Pss"]
-    print(f"sandbox_processes: {len(list(filter(None, pids)))} count")
+    print(f"sandbox_processes: {sum(pid is not None for pid in roles.values())} count")
     print(f"sandbox_private_memory: {private_kb / 1024:.1f} MB")
     print(f"sandbox_pss_memory: {pss_kb / 1024:.1f} MB")
     client.command(sandbox_id, "stop", timeout_s=20)
@@ -189,12 +190,15 @@ def bench_latency(host: Host) -> None:
         client.command(sandbox_id, "stop", timeout_s=20)
 
 
-def main() -> None:
-    """Run the three measurements against a fresh host."""
+BENCHES = {"start": bench_start, "memory": bench_memory, "latency": bench_latency}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the measurements named on the command line (all three by default) on a fresh host."""
+    names = (sys.argv[1:] if argv is None else argv) or list(BENCHES)
     with Host() as host:
-        bench_start(host)
-        bench_memory(host)
-        bench_latency(host)
+        for name in names:
+            BENCHES[name](host)
 
 
 if __name__ == "__main__":
