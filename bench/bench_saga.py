@@ -60,8 +60,9 @@ async def full_path(workdir: Path) -> None:
                 orders = [scenario.new_order(driver.config) for _ in range(SAGAS_PER_MODE)]
                 queue, running = list(orders), []
                 started = time.monotonic()
-                await asyncio.gather(*(_client(driver, mode, queue, running)
-                                       for _ in range(IN_FLIGHT)))
+                await asyncio.gather(
+                    *(_client(driver, mode, queue, running) for _ in range(IN_FLIGHT))
+                )
                 elapsed = time.monotonic() - started
                 ids = [order.saga_id for order in orders]
                 latencies = scenario.latencies_ms(workdir, mode, ids)
@@ -75,8 +76,9 @@ async def full_path(workdir: Path) -> None:
         sandbox.close()
 
 
-async def _client(driver: scenario.SagaDriver, mode: str, queue: list[Order],
-                  running: list[str]) -> None:
+async def _client(
+    driver: scenario.SagaDriver, mode: str, queue: list[Order], running: list[str]
+) -> None:
     """Run sagas one after another until the queue is empty (one closed-loop client)."""
     while queue:
         running.extend(await driver.run(mode, [queue.pop()]))

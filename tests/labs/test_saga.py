@@ -39,8 +39,7 @@ from sandbox_services.saga.topology import all_queue_names, exchange_name
 pytestmark = pytest.mark.timeout(300)
 
 # No simulated latency in-process: the property tests are about correctness.
-FAST = SagaConfig(step_work_s=0.0, participant_budget_s=0.0, retry_backoff_s=0.0,
-                  crash_pause_s=0.0)
+FAST = SagaConfig(step_work_s=0.0, participant_budget_s=0.0, retry_backoff_s=0.0, crash_pause_s=0.0)
 SAGAS_PER_EXAMPLE = 10
 EXAMPLES = 22  # x 10 sagas = 220 sagas per mode
 
@@ -52,13 +51,18 @@ plans = st.builds(
 )
 orders_strategy = st.lists(
     st.tuples(plans, st.integers(1, 5), st.integers(1, 100_000)),
-    min_size=SAGAS_PER_EXAMPLE, max_size=SAGAS_PER_EXAMPLE,
+    min_size=SAGAS_PER_EXAMPLE,
+    max_size=SAGAS_PER_EXAMPLE,
 )
 
 
 def make_orders(specs: list[tuple[FaultPlan, int, int]]) -> list[Order]:
-    return [Order(uuid.uuid4().hex, f"o{i}", "ada", FAST.skus[i % len(FAST.skus)], quantity,
-                  amount, plan) for i, (plan, quantity, amount) in enumerate(specs)]
+    return [
+        Order(
+            uuid.uuid4().hex, f"o{i}", "ada", FAST.skus[i % len(FAST.skus)], quantity, amount, plan
+        )
+        for i, (plan, quantity, amount) in enumerate(specs)
+    ]
 
 
 def assert_invariants(workdir: Path, orders: list[Order], mode: str) -> None:
@@ -79,8 +83,9 @@ def test_choreography_invariants_hold_under_duplicates_reordering_and_crashes(
 ):
     orders = make_orders(specs)
     with tempfile.TemporaryDirectory() as directory:
-        world = ChoreographyWorld(Path(directory), FAST,
-                                  Chaos(duplicate=duplicate, reorder=reorder, crash=crash), seed)
+        world = ChoreographyWorld(
+            Path(directory), FAST, Chaos(duplicate=duplicate, reorder=reorder, crash=crash), seed
+        )
         try:
             for order in orders:
                 world.place(order)
@@ -103,9 +108,12 @@ def test_orchestration_invariants_hold_under_lost_replies_duplicates_and_coordin
 ):
     orders = make_orders(specs)
     with tempfile.TemporaryDirectory() as directory:
-        world = OrchestrationWorld(Path(directory), FAST,
-                                   Chaos(duplicate=duplicate, crash=crash, lost_reply=lost_reply),
-                                   seed)
+        world = OrchestrationWorld(
+            Path(directory),
+            FAST,
+            Chaos(duplicate=duplicate, crash=crash, lost_reply=lost_reply),
+            seed,
+        )
         try:
             asyncio.run(world.run(orders))
         finally:
@@ -179,13 +187,15 @@ def ctx(sandbox):
 async def test_sigkill_of_the_coordinator_mid_saga_then_start_completes_or_compensates(sandbox):
     outcomes = {}
     for then_fail in (None, "shipping"):
-        order = scenario.new_order(SagaConfig(), FaultPlan(fail_at=then_fail,
-                                                           pause_after="payments"))
+        order = scenario.new_order(
+            SagaConfig(), FaultPlan(fail_at=then_fail, pause_after="payments")
+        )
         async with grpc.aio.insecure_channel(sandbox.address("coordinator")) as channel:
             await CoordinatorClient(channel).start_saga(order)
             deadline = time.monotonic() + 20
             while not (await CoordinatorClient(channel).states([order.saga_id]))[
-                    order.saga_id].paused:
+                order.saga_id
+            ].paused:
                 assert time.monotonic() < deadline, "the saga never paused between two steps"
                 await asyncio.sleep(0.05)
         pid = sandbox.processes["coordinator"].pid
@@ -209,11 +219,14 @@ async def test_participant_crash_between_commit_and_publish_loses_nothing(ctx, s
     result = await experiments.crash(ctx, {"target": "payments"})
     assert result["ok"], result
     timeline = result["saga"]["timeline"]
-    assert ("payments", "process", "killed") in {(i["service"], i["step"], i["status"])
-                                                 for i in timeline}
+    assert ("payments", "process", "killed") in {
+        (i["service"], i["step"], i["status"]) for i in timeline
+    }
     # The broker redelivered the unacked event; the inbox recognised it.
-    assert any(i["service"] == "payments" and i["step"] == "charge" and i["status"] == "duplicate"
-               for i in timeline)
+    assert any(
+        i["service"] == "payments" and i["step"] == "charge" and i["status"] == "duplicate"
+        for i in timeline
+    )
     assert sandbox.running("payments")
 
 
@@ -222,10 +235,18 @@ async def test_live_random_sagas_with_duplicate_deliveries_keep_every_invariant(
     driver = scenario.SagaDriver(ctx, "batch")
     try:
         for mode in ("choreography", "orchestration"):
-            orders = [scenario.new_order(SagaConfig(), FaultPlan(
-                fail_at=rng.choice((None, "payments", "inventory", "shipping")),
-                fail_kind=rng.choice(("refusal", "error")), duplicate=rng.random() < 0.5),
-                rng=rng) for _ in range(30)]
+            orders = [
+                scenario.new_order(
+                    SagaConfig(),
+                    FaultPlan(
+                        fail_at=rng.choice((None, "payments", "inventory", "shipping")),
+                        fail_kind=rng.choice(("refusal", "error")),
+                        duplicate=rng.random() < 0.5,
+                    ),
+                    rng=rng,
+                )
+                for _ in range(30)
+            ]
             assert await driver.run(mode, orders) == []
             assert_invariants(ctx.workdir, orders, mode)
     finally:
@@ -237,14 +258,34 @@ async def test_failure_run_result_carries_the_timeline_with_compensations_in_rev
     assert result["ok"], result
     assert [view["mode"] for view in result["sagas"]] == ["choreography", "orchestration"]
     for view in result["sagas"]:
-        assert set(view) >= {"mode", "saga_id", "timeline", "lanes", "state_machine", "states",
-                             "current_state", "invariants"}
+        assert set(view) >= {
+            "mode",
+            "saga_id",
+            "timeline",
+            "lanes",
+            "state_machine",
+            "states",
+            "current_state",
+            "invariants",
+        }
         for item in view["timeline"]:
-            assert set(item) >= {"service", "step", "kind", "status", "start_ns", "end_ns",
-                                 "trace_id", "span_id", "saga_id"}
+            assert set(item) >= {
+                "service",
+                "step",
+                "kind",
+                "status",
+                "start_ns",
+                "end_ns",
+                "trace_id",
+                "span_id",
+                "saga_id",
+            }
             assert item["kind"] in ("forward", "compensation", "failure")
-        undone = [i["step"] for i in view["timeline"]
-                  if i["kind"] == "compensation" and i["service"] != "coordinator"]
+        undone = [
+            i["step"]
+            for i in view["timeline"]
+            if i["kind"] == "compensation" and i["service"] != "coordinator"
+        ]
         assert undone == ["release", "refund", "reject"]
         failure = [i for i in view["timeline"] if i["kind"] == "failure"]
         assert failure and failure[0]["service"] in ("shipping", "coordinator")
@@ -252,9 +293,16 @@ async def test_failure_run_result_carries_the_timeline_with_compensations_in_rev
     orchestration = result["sagas"][1]
     assert orchestration["current_state"] == "REJECTED"
     assert orchestration["states"] == [
-        "STARTED", "CREATING_ORDER", "CHARGING_PAYMENT", "RESERVING_STOCK",
-        "SCHEDULING_SHIPPING", "RELEASING_STOCK", "REFUNDING_PAYMENT", "REJECTING_ORDER",
-        "REJECTED"]
+        "STARTED",
+        "CREATING_ORDER",
+        "CHARGING_PAYMENT",
+        "RESERVING_STOCK",
+        "SCHEDULING_SHIPPING",
+        "RELEASING_STOCK",
+        "REFUNDING_PAYMENT",
+        "REJECTING_ORDER",
+        "REJECTED",
+    ]
     assert set(orchestration["states"]) <= set(STATES)
 
 
@@ -267,8 +315,9 @@ async def test_duplicates_experiment_ignores_every_repeat_and_the_early_compensa
         assert any(i["status"] == "noop" for i in view["timeline"])
 
 
-async def test_a_saga_still_running_at_the_deadline_is_reported_as_running(ctx, sandbox,
-                                                                            monkeypatch):
+async def test_a_saga_still_running_at_the_deadline_is_reported_as_running(
+    ctx, sandbox, monkeypatch
+):
     monkeypatch.setitem(TIMEOUTS, "happy-path", 3.0)
     await ctx.control("stop", "shipping")
     try:
@@ -288,19 +337,24 @@ async def test_a_saga_still_running_at_the_deadline_is_reported_as_running(ctx, 
         await driver.close()
 
 
-@pytest.mark.parametrize(("experiment", "params", "name"), [
-    ("batch", {"sagas": 0}, "sagas"),
-    ("batch", {"sagas": 10**6}, "sagas"),
-    ("batch", {"failure_probability": 1.5}, "failure_probability"),
-    ("failure", {"fail_at": "orders"}, "fail_at"),
-    ("failure", {"fail_kind": "explode"}, "fail_kind"),
-    ("crash", {"target": "coordinator", "after_step": "inventory", "then_fail_at": "payments"},
-     "then_fail_at"),
-    ("happy-path", {"quantity": -1}, "quantity"),
-    ("duplicates", {"bogus": 1}, "bogus"),
-])
-async def test_bad_parameters_are_refused_with_a_message_naming_them(ctx, experiment, params,
-                                                                     name):
+@pytest.mark.parametrize(
+    ("experiment", "params", "name"),
+    [
+        ("batch", {"sagas": 0}, "sagas"),
+        ("batch", {"sagas": 10**6}, "sagas"),
+        ("batch", {"failure_probability": 1.5}, "failure_probability"),
+        ("failure", {"fail_at": "orders"}, "fail_at"),
+        ("failure", {"fail_kind": "explode"}, "fail_kind"),
+        (
+            "crash",
+            {"target": "coordinator", "after_step": "inventory", "then_fail_at": "payments"},
+            "then_fail_at",
+        ),
+        ("happy-path", {"quantity": -1}, "quantity"),
+        ("duplicates", {"bogus": 1}, "bogus"),
+    ],
+)
+async def test_bad_parameters_are_refused_with_a_message_naming_them(ctx, experiment, params, name):
     function = getattr(experiments, experiment.replace("-", "_"))
     with pytest.raises(ParameterError) as error:
         await function(ctx, params)
@@ -310,8 +364,13 @@ async def test_bad_parameters_are_refused_with_a_message_naming_them(ctx, experi
 def test_lab_spec_names_every_experiment_and_exposes_grpc_services():
     assert LAB.slug == "saga"
     assert {e.name for e in LAB.experiments} == set(TIMEOUTS)
-    assert {s.name for s in LAB.services} == {"orders", "payments", "inventory", "shipping",
-                                              "coordinator"}
+    assert {s.name for s in LAB.services} == {
+        "orders",
+        "payments",
+        "inventory",
+        "shipping",
+        "coordinator",
+    }
     assert all(s.protocol == "grpc" for s in LAB.services)
 
 
@@ -329,5 +388,112 @@ def test_lesson_front_matter_declares_the_parameters_the_experiments_enforce():
     text = (Path(__file__).resolve().parents[2] / "lessons" / "saga" / "lesson.md").read_text()
     meta = yaml.safe_load(text.split("---")[1])
     declared = {e["name"]: e["parameters"] for e in meta["experiments"]}
-    assert declared == {name: [p.as_dict() for p in params]
-                        for name, params in PARAMETERS.items()}
+    assert declared == {name: [p.as_dict() for p in params] for name, params in PARAMETERS.items()}
+
+
+# -- through the lab's own runtime: host, supervisor, forked services and runners -----------
+@pytest.fixture(scope="module")
+def runtime_sandbox():
+    """Start a sandbox host with a worker heartbeat, spawn a saga sandbox; end both, always."""
+    import subprocess
+    import sys
+    import threading
+
+    import redis
+
+    from sandbox_services.runtime import client, keys
+
+    connection = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/1"))
+    name = f"saga-test-{uuid.uuid4().hex[:8]}"
+    alive = keys.worker_alive(name)
+    connection.set(alive, 1, px=3000)
+    root = Path(__file__).resolve().parents[2]
+    host = subprocess.Popen(
+        [sys.executable, "-m", "sandbox_services.runtime.host", "--name", name],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root), "LAB_KEEPALIVE_SECONDS": "3"},
+        start_new_session=True,
+    )
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(1.0):
+            connection.set(alive, 1, px=3000)
+
+    threading.Thread(target=beat, daemon=True).start()
+    sandbox_id = uuid.uuid4().hex
+    try:
+        client.spawn(
+            host=name,
+            sandbox_id=sandbox_id,
+            lesson="saga",
+            hard_deadline=time.time() + 240,
+            idle_timeout_s=120,
+            timeout_s=60,
+        )
+        yield sandbox_id
+    finally:
+        if client.is_alive(sandbox_id):
+            client.command(sandbox_id, "stop", timeout_s=20)
+        stop.set()
+        host.send_signal(signal.SIGTERM)
+        try:
+            host.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(host.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        host.wait()
+        connection.delete(alive)
+    prefix = f"lab.{sandbox_id}."
+    # The lesson's teardown hook ran when the sandbox stopped.
+    assert not any(broker_has(queue) for queue in all_queue_names(prefix))
+
+
+def run_in_runtime(sandbox_id: str, experiment: str, params: dict) -> dict:
+    from sandbox_services.runtime import client
+
+    reply = client.command(
+        sandbox_id,
+        "run",
+        run_id=uuid.uuid4().hex[:8],
+        experiment=experiment,
+        params=params,
+        timeout_s=120,
+    )
+    assert reply["state"] == "done", reply
+    return reply["result"]
+
+
+def test_the_runtime_runs_the_failure_experiment_and_returns_the_timeline(runtime_sandbox):
+    result = run_in_runtime(
+        runtime_sandbox, "failure", {"fail_at": "inventory", "fail_kind": "timeout"}
+    )
+    assert result["ok"], result["invariants"]
+    for view in result["sagas"]:
+        undone = [
+            i["step"]
+            for i in view["timeline"]
+            if i["kind"] == "compensation" and i["service"] != "coordinator"
+        ]
+        # A timeout is no answer: orchestration also undoes the timed-out step itself.
+        expected = (
+            ["refund", "reject"]
+            if view["mode"] == "choreography"
+            else ["release", "refund", "reject"]
+        )
+        assert undone == expected, view["timeline"]
+
+
+def test_the_runtime_kills_and_restarts_the_coordinator_and_the_saga_compensates(
+    runtime_sandbox,
+):
+    result = run_in_runtime(
+        runtime_sandbox,
+        "crash",
+        {"target": "coordinator", "after_step": "inventory", "then_fail_at": "shipping"},
+    )
+    assert result["ok"], result
+    assert result["saga"]["current_state"] == "REJECTED"
