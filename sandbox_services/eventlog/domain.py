@@ -77,6 +77,10 @@ class Event:
 
 def evolve(account: Account, event: Event) -> Account:
     """Return the account after one event (never fails: events are facts)."""
+    if event.version <= account.version:
+        # A re-sent append (publisher retry after a lost confirm) can put an event in
+        # the log twice; its version says it is already applied.
+        return account
     balance = account.balance
     if event.type == "Deposited":
         balance += event.amount

@@ -47,10 +47,20 @@ KINDS: dict[str, Projection] = {
 DEFAULT_VIEWS = {"balances": "balances", "statistics": "statistics"}
 
 
+def is_new(versions: dict[str, int], event: dict) -> bool:
+    """Tell whether an event is not yet applied, and remember it; a duplicate has an old version."""
+    account, version = event["account_id"], event["version"]
+    if version <= versions.get(account, 0):
+        return False
+    versions[account] = version
+    return True
+
+
 def project(kind: str, events: list[dict]) -> dict:
     """Return a view of ``kind`` built from scratch from ``events`` (the reference for tests)."""
     initial, apply = KINDS[kind]
-    state = initial()
+    state, versions = initial(), {}
     for event in events:
-        state = apply(state, event)
+        if is_new(versions, event):
+            state = apply(state, event)
     return state

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from opentelemetry import trace
 
-from sandbox_services.eventlog.projections import KINDS
+from sandbox_services.eventlog.projections import KINDS, is_new
 from sandbox_services.messaging.connection import CONNECTION_ERRORS, connect
 from sandbox_services.messaging.stream import close_stream_channel, close_stream_connection
 from sandbox_services.messaging.tracing import extract_context, untraced_basic_consume
@@ -35,6 +35,8 @@ class View:
     next_offset: int = 0
     events: int = 0
     state: dict = field(default_factory=dict)
+    # Last version applied per account: a duplicated event (re-sent append) is skipped.
+    versions: dict = field(default_factory=dict)
     channel: object = None
     buffer: list = field(default_factory=list)
 
@@ -88,8 +90,8 @@ class ProjectorEngine:
 
     # --- the engine thread -------------------------------------------------------------
     def run(self, defaults: dict[str, str]) -> None:
-        for name, kind, offset, events, state in self._store.load():
-            self._views[name] = View(name, kind, offset, events, state)
+        for name, kind, offset, events, state, versions in self._store.load():
+            self._views[name] = View(name, kind, offset, events, state, versions)
         for name, kind in defaults.items():
             self._views.setdefault(name, View(name, kind))
         while not self.stop.is_set():
@@ -147,11 +149,15 @@ class ProjectorEngine:
                     offset = int(headers["x-stream-offset"])
                     if offset < view.next_offset:
                         continue  # a stream may resend the start of a chunk: skip what we have
-                    view.state = apply(view.state, json.loads(body))
+                    event = json.loads(body)
                     view.next_offset = offset + 1
+                    if not is_new(view.versions, event):
+                        continue
+                    view.state = apply(view.state, event)
                     view.events += 1
                     applied += 1
-                self._store.save(view.name, view.kind, view.next_offset, view.events, view.state)
+                self._store.save(view.name, view.kind, view.next_offset, view.events, view.state,
+                                 view.versions)
                 span.set_attributes({"events": applied, "next_offset": view.next_offset})
             view.channel.basic_ack(batch[-1][0], multiple=True)
             self._on_applied(applied)
@@ -188,8 +194,8 @@ class ProjectorEngine:
         close_stream_channel(connection, view.channel)
         with self._lock:
             initial, _ = KINDS[view.kind]
-            view.state, view.next_offset, view.events = initial(), 0, 0
-        self._store.save(view.name, view.kind, 0, 0, view.state)
+            view.state, view.versions, view.next_offset, view.events = initial(), {}, 0, 0
+        self._store.save(view.name, view.kind, 0, 0, view.state, view.versions)
         self._subscribe(connection, view)
         return view.status()
 

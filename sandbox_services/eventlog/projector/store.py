@@ -13,7 +13,7 @@ from pathlib import Path
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS views (
     name TEXT PRIMARY KEY, kind TEXT NOT NULL, next_offset INTEGER NOT NULL,
-    events INTEGER NOT NULL, state TEXT NOT NULL);
+    events INTEGER NOT NULL, state TEXT NOT NULL, versions TEXT NOT NULL);
 """
 
 
@@ -24,15 +24,17 @@ class ProjectorStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
 
-    def load(self) -> list[tuple[str, str, int, int, dict]]:
-        rows = self._db.execute("SELECT name, kind, next_offset, events, state FROM views")
-        return [(n, k, o, e, json.loads(s)) for n, k, o, e, s in rows.fetchall()]
+    def load(self) -> list[tuple[str, str, int, int, dict, dict]]:
+        rows = self._db.execute("SELECT name, kind, next_offset, events, state, versions FROM views")
+        return [(n, k, o, e, json.loads(s), json.loads(v)) for n, k, o, e, s, v in rows.fetchall()]
 
-    def save(self, name: str, kind: str, next_offset: int, events: int, state: dict) -> None:
+    def save(
+        self, name: str, kind: str, next_offset: int, events: int, state: dict, versions: dict
+    ) -> None:
         with self._db:
             self._db.execute(
-                "INSERT OR REPLACE INTO views VALUES (?, ?, ?, ?, ?)",
-                (name, kind, next_offset, events, json.dumps(state)),
+                "INSERT OR REPLACE INTO views VALUES (?, ?, ?, ?, ?, ?)",
+                (name, kind, next_offset, events, json.dumps(state), json.dumps(versions)),
             )
 
     def drop(self, name: str) -> None:
