@@ -80,7 +80,7 @@ test: $(INSTALL_STAMP) $(PROTOS_STAMP) | var
 	exit $$code
 
 bench: $(INSTALL_STAMP) $(PROTOS_STAMP) | var
-	$(PY) bench/run.py $(if $(BENCH),-k $(BENCH))
+	$(PY) bench/run.py$(if $(BENCH), -k $(BENCH))
 
 lint: $(INSTALL_STAMP)
 	$(PY) -m ruff check .

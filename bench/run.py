@@ -77,7 +77,8 @@ def discover(directory: Path, patterns: list[str]) -> list[Path]:
 
 def run_one(module: Path, *, time_limit: float) -> BenchResult:
     """Run one benchmark module in a subprocess, echoing its output; return its result."""
-    print(f"\n=== {module.stem} ({module}) ===", flush=True)
+    shown = module.relative_to(PROJECT_ROOT) if module.is_relative_to(PROJECT_ROOT) else module
+    print(f"\n=== {module.stem} ({shown}) ===", flush=True)
     started = time.monotonic()
     process = subprocess.Popen(
         [sys.executable, "-c", RUNNER, str(module)],
