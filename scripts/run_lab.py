@@ -3,7 +3,8 @@
 
 `make run` calls this after preflight, migrations and checks. Each process's
 output is printed with its name in front. Ctrl-C (SIGINT) or SIGTERM stops all
-three; so does any one of them exiting, since the lab is useless without it.
+three (a second Ctrl-C stops them at once); so does any one of them exiting,
+since the lab is useless without it.
 
 Each child runs in its own session, so a Ctrl-C reaches only this script, which
 then stops the children in order and waits for them (a Celery worker finishes
@@ -70,6 +71,7 @@ class Supervisor:
     def __init__(self, children: list[Child]) -> None:
         self.children = children
         self.stop_requested = threading.Event()
+        self.kill_requested = threading.Event()
         self.print_lock = threading.Lock()
         self.width = max(len(child.name) for child in children)
         self.colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
@@ -114,6 +116,9 @@ class Supervisor:
         """Start the children and supervise them until a signal or an exit; return the code."""
 
         def request_stop(signum: int, _frame: object) -> None:
+            # A second Ctrl-C while stopping means: do not wait any longer.
+            if self.stop_requested.is_set():
+                self.kill_requested.set()
             self.stop_requested.set()
 
         signal.signal(signal.SIGINT, request_stop)
@@ -137,18 +142,19 @@ class Supervisor:
         return 0
 
     def stop(self) -> None:
-        """SIGTERM every child, wait up to GRACE_SECONDS, then SIGKILL their groups."""
+        """SIGTERM every child, wait up to GRACE_SECONDS (or a second Ctrl-C), then SIGKILL."""
         running = [c for c in self.children if c.process and c.process.poll() is None]
         for child in running:
             self.say("lab", f"stopping {child.name}")
             signal_group(child, signal.SIGTERM)
         deadline = time.monotonic() + GRACE_SECONDS
+        while time.monotonic() < deadline and not self.kill_requested.is_set():
+            if all(child.process.poll() is not None for child in running if child.process):
+                break
+            time.sleep(0.1)
         for child in running:
-            assert child.process is not None
-            try:
-                child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                self.say("lab", f"{child.name} did not stop in {GRACE_SECONDS:.0f} s; killing it")
+            if child.process and child.process.poll() is None:
+                self.say("lab", f"{child.name} is still running; killing it")
         for child in self.children:
             # Kill the whole group: stragglers a child left behind go with it.
             signal_group(child, signal.SIGKILL)

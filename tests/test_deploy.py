@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -157,15 +158,15 @@ def test_make_test_uses_redis_database_1() -> None:
 # --- scripts/run_lab.py
 
 
-def test_run_lab_stops_every_process_on_sigint() -> None:
-    """Ctrl-C reaches the supervisor only (children have their own sessions): it ends them all."""
+def start_supervisor_harness(child_code: str) -> tuple[subprocess.Popen[str], list[int]]:
+    """Start run_lab's Supervisor over two children running child_code; return it and their pids."""
     harness = textwrap.dedent(
         f"""
         import runpy, sys
         module = runpy.run_path({str(ROOT / "scripts" / "run_lab.py")!r})
-        sleeper = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(120)"]
-        supervisor = module["Supervisor"]([module["Child"]("one", sleeper),
-                                           module["Child"]("two", sleeper)])
+        child = [sys.executable, "-c", {child_code!r}]
+        supervisor = module["Supervisor"]([module["Child"]("one", child),
+                                           module["Child"]("two", child)])
         sys.exit(supervisor.run())
         """
     )
@@ -178,16 +179,28 @@ def test_run_lab_stops_every_process_on_sigint() -> None:
         start_new_session=True,
     )
     seen: list[str] = []
+    assert process.stdout is not None
+    for line in process.stdout:  # bounded by the test's timeout
+        seen.append(line)
+        if sum(line.endswith("| up\n") for line in seen) == 2:
+            break
+    pids = [int(line.rsplit("pid ", 1)[1].rstrip(")\n")) for line in seen if "(pid " in line]
+    assert len(pids) == 2, seen
+    return process, pids
+
+
+def assert_gone(pids: list[int]) -> None:
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_run_lab_stops_every_process_on_sigint() -> None:
+    """Ctrl-C reaches the supervisor only (children have their own sessions): it ends them all."""
+    process, pids = start_supervisor_harness(
+        "import time; print('up', flush=True); time.sleep(120)"
+    )
     try:
-        assert process.stdout is not None
-        for line in process.stdout:  # bounded by the test's timeout
-            seen.append(line)
-            if sum(line.endswith("| up\n") for line in seen) == 2:
-                break
-        child_pids = [
-            int(line.rsplit("pid ", 1)[1].rstrip(")\n")) for line in seen if "(pid " in line
-        ]
-        assert len(child_pids) == 2, seen
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=30)
     finally:
@@ -196,9 +209,31 @@ def test_run_lab_stops_every_process_on_sigint() -> None:
             process.wait()
     assert "stopping one" in rest and "stopping two" in rest
     assert process.returncode == 0
-    for pid in child_pids:
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
+    assert_gone(pids)
+
+
+def test_run_lab_kills_children_that_ignore_sigterm_on_a_second_sigint() -> None:
+    process, pids = start_supervisor_harness(
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+        " print('up', flush=True); time.sleep(120)"
+    )
+    try:
+        process.send_signal(signal.SIGINT)
+        assert process.stdout is not None
+        for line in process.stdout:
+            if "stopping two" in line:
+                break
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=30)
+        # Well within the 15 s grace period a single Ctrl-C would allow.
+        assert time.monotonic() - started < 5
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert "still running; killing it" in rest
+    assert_gone(pids)
 
 
 # --- bench/run.py
