@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/1")
 os.environ.setdefault("LAB_KEEPALIVE_SECONDS", "3")
 
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 CONCURRENCY = 16
-DURATION_S = 3
+DURATION_S = 2
 ITEMS = 10
 SAMPLE_RATIO = 0.01
 WARMUP_CALLS = 50
@@ -257,9 +257,16 @@ def main() -> None:
     for transport, label in (("rest", "REST"), ("grpc", "gRPC")):
         lab_rps = _median(lab_runs, transport, "rps")
         bare_rps = _median(bare_runs, transport, "rps")
+        # The ratio within each round, then its median: a drift in the machine's
+        # load between rounds then cancels out instead of landing on one side.
+        paired = statistics.median(
+            lab[transport]["rps"] / bare[transport]["rps"]
+            for lab, bare in zip(lab_runs, bare_runs, strict=True)
+        )
         print(f"lab {label} throughput: {lab_rps:.1f} req/s")
         print(f"bare {label} throughput: {bare_rps:.1f} req/s")
         print(f"lab/bare {label} throughput: {100 * lab_rps / bare_rps:.1f} %")
+        print(f"lab/bare {label} throughput, paired by round: {100 * paired:.1f} %")
         print(f"lab {label} p99: {_median(lab_runs, transport, 'p99_ms'):.2f} ms")
         print(f"bare {label} p99: {_median(bare_runs, transport, 'p99_ms'):.2f} ms")
         errors = sum(run[transport]["errors"] for run in lab_runs + bare_runs)
