@@ -260,8 +260,8 @@ def main() -> None:
         # The ratio within each round, then its median: a drift in the machine's
         # load between rounds then cancels out instead of landing on one side.
         paired = statistics.median(
-            lab[transport]["rps"] / bare[transport]["rps"]
-            for lab, bare in zip(lab_runs, bare_runs, strict=True)
+            lab_run[transport]["rps"] / bare_run[transport]["rps"]
+            for lab_run, bare_run in zip(lab_runs, bare_runs, strict=True)
         )
         print(f"lab {label} throughput: {lab_rps:.1f} req/s")
         print(f"bare {label} throughput: {bare_rps:.1f} req/s")
