@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 
 from opentelemetry import trace
 
 from sandbox_services.labs.saga.config import SagaConfig
 
 from .interface import STEPS, Order, Participant, StepError, StepResult, StepTimeout
-from .saga_log import SagaLog, SagaRecord
+from .saga_log import Outcome, SagaLog, SagaRecord
 from .store import now_ns
 
 log = logging.getLogger(__name__)
@@ -94,119 +95,122 @@ class SagaCoordinator:
         step = STEPS[index]
         if record.state != step.state:
             # Intent first: if we die after this line, the restart resends this step.
-            self.log.transition(record.saga_id, state=step.state, phase="forward", step_index=index)
+            record = self._move(record, state=step.state, phase="forward", step_index=index)
         started = now_ns()
         outcome, detail = await self._attempt_forward(
             step.service, step.action, record.order, retry_forever=step.compensation is None
         )
         if outcome == "ok":
-            self.log.record(
-                record.saga_id,
-                state=step.state,
-                service=step.service,
-                step=step.action,
-                kind="forward",
-                status=detail,
-                start_ns=started,
-            )
-            return await self._advance(record, index)
-        self.log.record(
-            record.saga_id,
-            state=step.state,
-            service=step.service,
-            step=step.action,
-            kind="failure",
-            status=outcome,
-            start_ns=started,
-            detail=detail,
-        )
+            done = Outcome(step.state, step.service, step.action, "forward", detail, started)
+            return await self._advance(record, index, done)
+        failed = Outcome(step.state, step.service, step.action, "failure", outcome, started, detail)
         # A refusal is a definite "not applied". An error or a timeout is not:
         # the step may have applied before the reply was lost, so undo it too.
-        first_to_undo = index if outcome in ("error", "timeout") else index - 1
-        return self._begin_compensation(record, first_to_undo, failed_index=index)
+        first = _previous_compensatable(index if outcome in ("error", "timeout") else index - 1)
+        if first < 0:
+            return self._move(
+                record,
+                state="REJECTED",
+                phase="finished",
+                step_index=-1,
+                failed_index=index,
+                outcome=failed,
+            )
+        return self._move(
+            record,
+            state=STEPS[first].compensation_state or "",
+            phase="compensating",
+            step_index=first,
+            failed_index=index,
+            outcome=failed,
+        )
 
-    async def _advance(self, record: SagaRecord, index: int) -> SagaRecord:
+    async def _advance(self, record: SagaRecord, index: int, done: Outcome) -> SagaRecord:
         following = index + 1
         if following == len(STEPS):
-            self.log.transition(
-                record.saga_id, state="APPROVED", phase="finished", step_index=following
+            return self._move(
+                record, state="APPROVED", phase="finished", step_index=following, outcome=done
             )
-            return self.log.load(record.saga_id)
         pause = record.order.plan.pause_after == STEPS[index].service and not record.paused
-        self.log.transition(
-            record.saga_id,
-            state=STEPS[following].state,
+        state = STEPS[following].state
+        record = self._move(
+            record,
+            state=state,
             phase="forward",
             step_index=following,
             paused=pause or None,
+            outcome=done,
         )
         if pause:
             # Teaching hook: the saga sits between two steps, logged, so the
             # crash experiment can SIGKILL us here and watch the restart resume.
             await self.sleep(self.config.crash_pause_s)
-            self.log.transition(
-                record.saga_id,
-                state=STEPS[following].state,
-                phase="forward",
-                step_index=following,
-                paused=False,
+            record = self._move(
+                record, state=state, phase="forward", step_index=following, paused=False
             )
-        return self.log.load(record.saga_id)
-
-    def _begin_compensation(
-        self, record: SagaRecord, first: int, *, failed_index: int
-    ) -> SagaRecord:
-        first = _previous_compensatable(first)
-        if first < 0:
-            self.log.transition(
-                record.saga_id,
-                state="REJECTED",
-                phase="finished",
-                step_index=-1,
-                failed_index=failed_index,
-            )
-        else:
-            self.log.transition(
-                record.saga_id,
-                state=STEPS[first].compensation_state or "",
-                phase="compensating",
-                step_index=first,
-                failed_index=failed_index,
-            )
-        return self.log.load(record.saga_id)
+        return record
 
     async def _compensate(self, record: SagaRecord) -> SagaRecord:
         index = _previous_compensatable(record.step_index)
         if index < 0:
-            self.log.transition(record.saga_id, state="REJECTED", phase="finished", step_index=-1)
-            return self.log.load(record.saga_id)
+            return self._move(record, state="REJECTED", phase="finished", step_index=-1)
         step = STEPS[index]
         state = step.compensation_state or ""
         if record.state != state:
-            self.log.transition(record.saga_id, state=state, phase="compensating", step_index=index)
+            record = self._move(record, state=state, phase="compensating", step_index=index)
         started = now_ns()
         result = await self._until_done(step.service, step.compensation or "", record.order)
-        self.log.record(
-            record.saga_id,
-            state=state,
-            service=step.service,
-            step=step.compensation or "",
-            kind="compensation",
-            status=result.status,
-            start_ns=started,
-            detail=result.detail,
+        undone = Outcome(
+            state,
+            step.service,
+            step.compensation or "",
+            "compensation",
+            result.status,
+            started,
+            result.detail,
         )
         following = _previous_compensatable(index - 1)
         if following < 0:
-            self.log.transition(record.saga_id, state="REJECTED", phase="finished", step_index=-1)
-        else:
-            self.log.transition(
-                record.saga_id,
-                state=STEPS[following].compensation_state or "",
-                phase="compensating",
-                step_index=following,
+            return self._move(
+                record, state="REJECTED", phase="finished", step_index=-1, outcome=undone
             )
-        return self.log.load(record.saga_id)
+        return self._move(
+            record,
+            state=STEPS[following].compensation_state or "",
+            phase="compensating",
+            step_index=following,
+            outcome=undone,
+        )
+
+    def _move(
+        self,
+        record: SagaRecord,
+        *,
+        state: str,
+        phase: str,
+        step_index: int,
+        failed_index: int | None = None,
+        paused: bool | None = None,
+        outcome: Outcome | None = None,
+    ) -> SagaRecord:
+        """Commit the outcome and the next state together, then carry on from them."""
+        self.log.transition(
+            record.saga_id,
+            state=state,
+            phase=phase,
+            step_index=step_index,
+            failed_index=failed_index,
+            paused=paused,
+            outcome=outcome,
+        )
+        return replace(
+            record,
+            state=state,
+            phase=phase,
+            step_index=step_index,
+            failed_index=record.failed_index if failed_index is None else failed_index,
+            paused=record.paused if paused is None else paused,
+        )
 
     async def _attempt_forward(
         self, service: str, action: str, order: Order, *, retry_forever: bool

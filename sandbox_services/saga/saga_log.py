@@ -48,6 +48,19 @@ CREATE INDEX IF NOT EXISTS saga_log_saga ON saga_log (saga_id);
 
 
 @dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one command to a participant came to, as the coordinator logs it."""
+
+    state: str
+    service: str
+    step: str
+    kind: str  # forward | compensation | failure
+    status: str
+    start_ns: int
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class SagaRecord:
     saga_id: str
     order: Order
@@ -97,9 +110,22 @@ class SagaLog:
         step_index: int,
         failed_index: int | None = None,
         paused: bool | None = None,
+        outcome: Outcome | None = None,
     ) -> None:
-        """Move a saga to a new state, durably, and append the transition to the log."""
+        """Record a command's outcome (if any) and the saga's next state in one transaction."""
         with self.lock, transaction(self.conn) as conn:
+            if outcome is not None:
+                self._append(
+                    conn,
+                    saga_id,
+                    outcome.state,
+                    service=outcome.service,
+                    step=outcome.step,
+                    kind=outcome.kind,
+                    status=outcome.status,
+                    detail=outcome.detail,
+                    start_ns=outcome.start_ns,
+                )
             conn.execute(
                 "UPDATE sagas SET state = ?, phase = ?, step_index = ?,"
                 " failed_index = COALESCE(?, failed_index), paused = COALESCE(?, paused),"
@@ -115,32 +141,6 @@ class SagaLog:
                 ),
             )
             self._append(conn, saga_id, state, kind="transition", start_ns=now_ns())
-
-    def record(
-        self,
-        saga_id: str,
-        *,
-        state: str,
-        service: str,
-        step: str,
-        kind: str,
-        status: str,
-        start_ns: int,
-        detail: str = "",
-    ) -> None:
-        """Append the outcome of one command (forward, compensation or failure) to the log."""
-        with self.lock, transaction(self.conn) as conn:
-            self._append(
-                conn,
-                saga_id,
-                state,
-                service=service,
-                step=step,
-                kind=kind,
-                status=status,
-                detail=detail,
-                start_ns=start_ns,
-            )
 
     def load(self, saga_id: str) -> SagaRecord:
         """Return one saga's record."""
