@@ -67,6 +67,11 @@ class Publisher:
         self._lock = threading.Lock()
         self.stats = PublisherStats()
 
+    def connect(self) -> None:
+        """Connect and declare now, so the first publish does not pay for it."""
+        with self._lock:
+            self._open()
+
     def _open(self) -> BlockingChannel:
         if self._channel is not None and self._channel.is_open:
             return self._channel
@@ -154,6 +159,10 @@ class AsyncPublisher:
         await loop.run_in_executor(
             self._executor, lambda: call.run(self.publisher.publish, exchange, routing_key, body, **kw)
         )
+
+    async def connect(self) -> None:
+        """Connect and declare the topology on the publishing thread."""
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.publisher.connect)
 
     async def close(self) -> None:
         """Close the connection on the publishing thread, then stop the thread."""

@@ -93,7 +93,7 @@ async def main(ctx: ServiceContext) -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     # Declare the topology before reporting healthy, so no early order is unroutable.
-    await asyncio.get_running_loop().run_in_executor(None, publisher.publisher._open)
+    await publisher.connect()
     await web.TCPSite(runner, "127.0.0.1", ctx.port).start()
     try:
         await asyncio.Event().wait()

@@ -23,6 +23,7 @@ from .zygote import Zygote, fork_zygote_before_grpc
 
 # How long a runner that has answered may take to flush and exit before SIGKILL.
 EXIT_GRACE_S = 2.0
+PROGRESS_INTERVAL_S = 0.1
 
 
 async def _run_in_child(ctx: ExperimentCtx, spec: ExperimentSpec, params: dict) -> None:
@@ -68,6 +69,53 @@ def _runner_process(
     return 0
 
 
+class ProgressRelay:
+    """Forward a run's progress at most every PROGRESS_INTERVAL_S; the newest always gets out.
+
+    An experiment may report progress per request of a load test; the browser
+    needs a few updates a second, not thousands of channel-layer messages.
+    """
+
+    def __init__(
+        self, publish: Callable[[dict], Awaitable[None]], run_id: str, experiment: str
+    ) -> None:
+        self._publish = publish
+        self._run = {"id": run_id, "experiment": experiment, "state": "running"}
+        self._pending: dict | None = None
+        self._last_sent = float("-inf")
+        self._timer: asyncio.TimerHandle | None = None
+        self._sending: asyncio.Future | None = None
+
+    async def report(self, fraction: float, message: str) -> None:
+        """Record the newest progress; send it now or when the interval allows."""
+        self._pending = {**self._run, "progress": fraction, "message": message}
+        if self._timer is not None:
+            return  # already due to go out, with whatever is newest then
+        loop = asyncio.get_running_loop()
+        wait_s = self._last_sent + PROGRESS_INTERVAL_S - loop.time()
+        if wait_s <= 0:
+            await self._send()
+        else:
+            self._timer = loop.call_later(wait_s, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._sending = asyncio.ensure_future(self._send())
+
+    async def _send(self) -> None:
+        if self._pending is not None:
+            run, self._pending = self._pending, None
+            self._last_sent = asyncio.get_running_loop().time()
+            await self._publish(run)
+
+    async def close(self) -> None:
+        """Send what is still pending; nothing goes out after this."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        await self._send()
+
+
 class RunManager:
     """Start runners, relay their control requests and progress, enforce their timeouts."""
 
@@ -96,10 +144,11 @@ class RunManager:
         theirs.close()
         self.active[run_id] = pid
         exited = asyncio.ensure_future(wait_exit(pid))
-        await self._progress(run_id, experiment, 0.0, "started")
+        progress = ProgressRelay(self._publish, run_id, experiment)
+        await progress.report(0.0, "started")
         try:
             async with asyncio.timeout(spec.timeout_s):
-                outcome = await self._converse(ours, run_id, experiment)
+                outcome = await self._converse(ours, progress)
         except TimeoutError:
             outcome = {
                 "state": "failed",
@@ -112,6 +161,7 @@ class RunManager:
                 _kill(pid)
             code = await exited
             self.active.pop(run_id, None)
+            await progress.close()
         if outcome is None:
             outcome = {
                 "state": "failed",
@@ -119,16 +169,14 @@ class RunManager:
             }
         return outcome
 
-    async def _converse(self, sock: socket.socket, run_id: str, experiment: str) -> dict | None:
+    async def _converse(self, sock: socket.socket, progress: ProgressRelay) -> dict | None:
         reader, writer = await asyncio.open_unix_connection(sock=sock)
         try:
             while line := await reader.readline():
                 message = json.loads(line)
                 kind = message.get("type")
                 if kind == "progress":
-                    await self._progress(
-                        run_id, experiment, message.get("progress", 0.0), message.get("message", "")
-                    )
+                    await progress.report(message.get("progress", 0.0), message.get("message", ""))
                 elif kind == "control":
                     answer = await self._control(message)
                     writer.write(json.dumps(answer).encode() + b"\n")
@@ -153,17 +201,6 @@ class RunManager:
                 "services": self.services.states(),
             }
         return {"id": message.get("id"), "services": self.services.states()}
-
-    async def _progress(self, run_id: str, experiment: str, fraction: float, text: str) -> None:
-        await self._publish(
-            {
-                "id": run_id,
-                "experiment": experiment,
-                "state": "running",
-                "progress": fraction,
-                "message": text,
-            }
-        )
 
     def kill_all(self) -> None:
         """SIGKILL every runner (the sandbox is going away)."""

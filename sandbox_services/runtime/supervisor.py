@@ -21,7 +21,6 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from channels_redis.core import RedisChannelLayer
@@ -35,17 +34,16 @@ from .forking import wait_exit
 from .hooks import run_teardown, start_metrics
 from .runs import RunManager
 from .services import ServiceFailed, ServiceManager
+from .spans import SpanPipeline
 from .spec import LabSpec
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL_S = 0.5
 ALIVE_TTL_S = 5
-SPANS_KEPT = 20_000
 SPANS_TTL_S = 3600  # replay stays possible for an hour after the sandbox ends
 STATUS_TTL_S = 3600
 REPLY_TTL_S = 60
-SEND_CHUNK = 200  # spans per channel-layer message
 SHUTDOWN_BACKSTOP_S = 30  # SIGALRM ends a supervisor whose cleanup hangs
 
 
@@ -78,13 +76,6 @@ def allocate_ports(lab: LabSpec) -> dict[str, list[int]]:
     return ports
 
 
-def _port_of_url(url: str) -> int | None:
-    try:
-        return urlsplit(url).port
-    except ValueError:
-        return None
-
-
 class Supervisor:
     """Run one sandbox from spawn to its final state."""
 
@@ -97,7 +88,7 @@ class Supervisor:
         self.worker = worker
         self.state = "starting"
         self.reason = ""
-        self.seq = 0
+        self.spans: SpanPipeline | None = None
         self.plan: SandboxPlan | None = None
         self.services: ServiceManager | None = None
         self.runs: RunManager | None = None
@@ -110,6 +101,7 @@ class Supervisor:
         self._state_dirty = asyncio.Event()
         self._port_names: dict[int, str] = {}
         self._tasks: list[asyncio.Task] = []
+        self._fan_out: asyncio.Future | None = None
         self._spawn_answered = False
         self._handlers: set[asyncio.Task] = set()
         self._requested_at = float(request.get("requested_at") or time.time())
@@ -163,10 +155,12 @@ class Supervisor:
             for coroutine in (
                 self._heartbeat(),
                 self._resilient(self._commands),
-                self._resilient(self._outbox),
+                self._resilient(self.spans.pump),
                 self._resilient(self._state_publisher),
             )
         ]
+        # Apart from the other loops: it must outlive them to send the last spans.
+        self._fan_out = asyncio.ensure_future(self._resilient(self.spans.fan_out))
         assert self.services is not None and self.plan is not None
         try:
             await self.services.start_all()
@@ -214,6 +208,7 @@ class Supervisor:
         self._port_names = self.plan.service_of_port()
         self.services = ServiceManager(self.plan, self._state_dirty.set)
         self.runs = RunManager(self.plan, self.services, self._publish_run)
+        self.spans = SpanPipeline(self.redis, self.sandbox_id, self._port_names, self._send)
 
     def request_stop(self, state: str, reason: str) -> None:
         """End the sandbox soon with this final state, unless an end is already under way."""
@@ -252,7 +247,9 @@ class Supervisor:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.state, self.reason = state, reason
         # Each step on its own: with Redis down, the processes must still end.
-        await _quietly(self._drain_outbox())
+        await _quietly(self.spans.drain())
+        if self._fan_out is not None:
+            self._fan_out.cancel()
         await _quietly(self._publish_state())
         if not self._spawn_answered:  # ended before it was ever ready
             await _quietly(self._reply("spawn", {"state": "failed", "reason": reason}))
@@ -350,21 +347,6 @@ class Supervisor:
             answer = {"state": "failed", "error": str(error)}
         await self._reply_to(reply_key, answer)
 
-    async def _outbox(self) -> None:
-        key = keys.sandbox_outbox(self.sandbox_id)
-        while True:
-            item = await self.redis.blpop([key], timeout=1)
-            if item is None:
-                continue
-            raw = [item[1]]
-            raw += await self.redis.lpop(key, 1000) or []
-            await self._dispatch(raw)
-
-    async def _drain_outbox(self) -> None:
-        key = keys.sandbox_outbox(self.sandbox_id)
-        while raw := await self.redis.lpop(key, 1000):
-            await self._dispatch(raw)
-
     async def _state_publisher(self) -> None:
         # Coalesce bursts of service changes into one state message.
         while True:
@@ -373,59 +355,6 @@ class Supervisor:
             await self._publish_state()
 
     # -- spans and messages ----------------------------------------------------
-
-    async def _dispatch(self, raw: list[bytes]) -> None:
-        spans: list[dict] = []
-        metrics: list[dict] = []
-        for payload in raw:
-            message = json.loads(payload)
-            if message.get("kind") == "spans":
-                spans.extend(message.get("items", ()))
-            elif message.get("kind") == "metrics":
-                metrics.append(message)
-        if spans:
-            await self._keep_and_send(spans)
-        for message in metrics:
-            await self._send(
-                {
-                    "type": "sandbox.metrics",
-                    "source": message.get("source"),
-                    "metrics": message.get("values", {}),
-                }
-            )
-
-    async def _keep_and_send(self, spans: list[dict]) -> None:
-        key = keys.sandbox_spans(self.sandbox_id)
-        members = {}
-        for span in spans:
-            self.seq += 1
-            span["seq"] = self.seq
-            span["peer"] = self._peer(span)
-            members[json.dumps(span, separators=(",", ":"))] = self.seq
-        # Kept before sent: a browser that hears of seq N can always replay up to N.
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(key, members)
-            if self.seq > SPANS_KEPT:
-                pipe.zremrangebyrank(key, 0, -SPANS_KEPT - 1)
-            await pipe.execute()
-        for start in range(0, len(spans), SEND_CHUNK):
-            await self._send({"type": "sandbox.spans", "items": spans[start : start + SEND_CHUNK]})
-
-    def _peer(self, span: dict) -> str | None:
-        """Name the other side of a client or messaging span, when it is in this sandbox."""
-        if span.get("protocol") == "amqp":
-            return "rabbitmq"
-        if span.get("kind") != "client":
-            return None
-        attributes = span.get("attributes") or {}
-        port = attributes.get("server.port") or attributes.get("net.peer.port")
-        if port is None:
-            url = attributes.get("url.full") or attributes.get("http.url")
-            port = _port_of_url(url) if isinstance(url, str) else None
-        try:
-            return self._port_names.get(int(port)) if port is not None else None
-        except (TypeError, ValueError):
-            return None
 
     async def _send(self, message: dict) -> None:
         try:
@@ -449,7 +378,7 @@ class Supervisor:
             # Every other process of the sandbox, for operators and the memory benchmark.
             "metrics_pid": self._metrics_pid,
             "runner_pids": sorted(self.runs.active.values()) if self.runs else [],
-            "seq": self.seq,
+            "seq": self.spans.seq if self.spans else 0,
             "updated_at": time.time(),
         }
 

@@ -101,7 +101,7 @@ async def main(ctx: ServiceContext) -> None:
             retry_deadline_s=config.APPEND_RETRY_DEADLINE_S,
         )
     )
-    await asyncio.get_running_loop().run_in_executor(None, publisher.publisher._open)
+    await publisher.connect()
     backend = AccountBackend(
         publisher=publisher,
         exchange=ctx.prefix + config.EXCHANGE,

@@ -52,8 +52,8 @@ class Lab:
 
     async def reconnects(self) -> int:
         """Return how often the order service and the consumers have lost the broker."""
-        total = (await self.orders.stats())["reconnects"]
-        for client in self.consumers.values():
+        total = 0
+        for client in (self.orders, *self.consumers.values()):
             try:
                 total += (await client.stats())["reconnects"]
             except Exception:
