@@ -244,7 +244,8 @@ async def load(ctx: ExperimentContext, params: dict) -> dict:
     notes = [
         (
             f"Traces were sampled at {sample_ratio:.0%} during the load (and at 100% again after): "
-            "tracing every request would measure the tracer, not the transport."
+            "tracing every request would measure the tracer, not the transport. Sampled calls "
+            "appear in the trace as 'load call' spans."
         ),
         (
             "Each load generator ran in its own process, REST first, then gRPC, never at once; "
