@@ -37,6 +37,8 @@ def test_guest_starts_the_rest_vs_grpc_sandbox_runs_one_call_and_inspects_a_span
     expect(experiment).to_have_attribute("data-run-state", "done", timeout=60_000)
     expect(experiment.locator(".result .result-headline")).to_contain_text("products")
     expect(experiment.locator(".result .tile").first).to_be_visible()
+    # The server passes the run checkpoint; the page learns it without a reload.
+    expect(page.locator("#checkpoint-ran-one-call")).to_have_attribute("data-passed", "true", timeout=10_000)
 
     trace = page.locator("#trace-view")
     page.wait_for_function(
