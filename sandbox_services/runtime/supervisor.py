@@ -247,7 +247,8 @@ class Supervisor:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.state, self.reason = state, reason
         # Each step on its own: with Redis down, the processes must still end.
-        await _quietly(self.spans.drain())
+        if self.spans is not None:
+            await _quietly(self.spans.drain())
         if self._fan_out is not None:
             self._fan_out.cancel()
         await _quietly(self._publish_state())
