@@ -229,9 +229,15 @@ def main() -> None:
             figures = figures_of(*run(MESSAGES))
             runs[label].append(figures)
             report(f"{label}_round{round_number}", figures)
-    best = {label: {"p50": min(r["p50"] for r in rs), "p99": min(r["p99"] for r in rs),
-                    "rate": max(r["rate"] for r in rs), "lost": sum(r["lost"] for r in rs)}
-            for label, rs in runs.items()}
+    best = {
+        label: {
+            "p50": min(r["p50"] for r in rs),
+            "p99": min(r["p99"] for r in rs),
+            "rate": max(r["rate"] for r in rs),
+            "lost": sum(r["lost"] for r in rs),
+        }
+        for label, rs in runs.items()
+    }
     report("bare_pika_best", best["bare_pika"])
     report("lab_best", best["lab"])
     bare, lab = best["bare_pika"], best["lab"]

@@ -17,7 +17,7 @@ def short_name(prefix: str, name: str) -> str:
     """Return the short name of a broker object of this sandbox."""
     if not name.startswith(prefix):
         raise ValueError(f"{name!r} does not belong to prefix {prefix!r}")
-    return name[len(prefix):]
+    return name[len(prefix) :]
 
 
 def sandbox_of(name: str) -> str | None:

@@ -49,10 +49,14 @@ def _coerce(param: Param, value: Any) -> Any:
         raise ParameterError(param.name, f"must be true or false, got {value!r}")
     if param.type == "choice":
         if value not in param.choices:
-            raise ParameterError(param.name, f"must be one of {', '.join(param.choices)}, got {value!r}")
+            raise ParameterError(
+                param.name, f"must be one of {', '.join(param.choices)}, got {value!r}"
+            )
         return value
     kind = int if param.type == "int" else float
-    if isinstance(value, bool) or (kind is int and isinstance(value, float) and not value.is_integer()):
+    if isinstance(value, bool) or (
+        kind is int and isinstance(value, float) and not value.is_integer()
+    ):
         raise ParameterError(param.name, f"must be {'an integer' if kind is int else 'a number'}")
     try:
         number = kind(value)
@@ -60,8 +64,12 @@ def _coerce(param: Param, value: Any) -> Any:
         raise ParameterError(param.name, f"must be a number, got {value!r}") from None
     if math.isnan(number) or math.isinf(number):
         raise ParameterError(param.name, f"must be a finite number, got {value!r}")
-    if (param.min is not None and number < param.min) or (param.max is not None and number > param.max):
-        raise ParameterError(param.name, f"must be between {param.min} and {param.max}, got {value!r}")
+    if (param.min is not None and number < param.min) or (
+        param.max is not None and number > param.max
+    ):
+        raise ParameterError(
+            param.name, f"must be between {param.min} and {param.max}, got {value!r}"
+        )
     return number
 
 
@@ -72,5 +80,7 @@ def validate(spec: Iterable[Param], params: dict | None) -> dict:
     known = {p.name for p in spec}
     unknown = sorted(set(params) - known)
     if unknown:
-        raise ParameterError(unknown[0], f"unknown parameter (expected one of {', '.join(sorted(known))})")
+        raise ParameterError(
+            unknown[0], f"unknown parameter (expected one of {', '.join(sorted(known))})"
+        )
     return {p.name: _coerce(p, params.get(p.name, p.default)) for p in spec}

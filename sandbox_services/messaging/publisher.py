@@ -157,7 +157,8 @@ class AsyncPublisher:
         call = contextvars.copy_context()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(
-            self._executor, lambda: call.run(self.publisher.publish, exchange, routing_key, body, **kw)
+            self._executor,
+            lambda: call.run(self.publisher.publish, exchange, routing_key, body, **kw),
         )
 
     async def connect(self) -> None:

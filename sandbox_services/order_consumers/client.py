@@ -35,10 +35,14 @@ class ConsumerClient:
                     raise ConsumerUnavailable(f"{answer.status}: {data.get('detail', '')}")
                 return data
         except (aiohttp.ClientError, TimeoutError) as error:
-            raise ConsumerUnavailable(type(error).__name__ + (f": {error}" if str(error) else "")) from error
+            raise ConsumerUnavailable(
+                type(error).__name__ + (f": {error}" if str(error) else "")
+            ) from error
 
     async def handle(self, order: dict, *, message_id: str) -> HandleResult:
-        data = await self._call("POST", "/handle", json=order, headers={"Idempotency-Key": message_id})
+        data = await self._call(
+            "POST", "/handle", json=order, headers={"Idempotency-Key": message_id}
+        )
         return HandleResult(data["message_id"], data["effect"])
 
     async def stats(self) -> dict:

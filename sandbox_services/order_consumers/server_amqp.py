@@ -10,7 +10,7 @@ from functools import partial
 from sandbox_services.labs.async_messaging import config
 from sandbox_services.messaging.consumer import ConsumerLoop, Delivery, Outcome, start_thread
 from sandbox_services.messaging.gauges import GaugeReporter
-from sandbox_services.runtime.spec import InjectedFault, ServiceContext
+from sandbox_services.runtime.spec import ServiceContext
 
 from .backend import ConsumerBackend
 from .interface import PoisonMessage
@@ -24,7 +24,9 @@ CRASH_EXIT_CODE = 70
 class QueueConsumer:
     """Feed the queue's deliveries to the backend and turn its outcome into ack, retry or reject."""
 
-    def __init__(self, ctx: ServiceContext, backend: ConsumerBackend, gauges: GaugeReporter) -> None:
+    def __init__(
+        self, ctx: ServiceContext, backend: ConsumerBackend, gauges: GaugeReporter
+    ) -> None:
         self._ctx = ctx
         self._backend = backend
         self._gauges = gauges
@@ -34,7 +36,9 @@ class QueueConsumer:
             ctx.prefix + backend.name,
             self.on_delivery,
             prefetch=lambda: backend.store.settings().prefetch,
-            declare=partial(config.declare_consumer_queue, prefix=ctx.prefix, consumer=backend.name),
+            declare=partial(
+                config.declare_consumer_queue, prefix=ctx.prefix, consumer=backend.name
+            ),
             stop=self.stop,
             name=f"{ctx.prefix}{backend.name}-{ctx.replica}",
             on_delivery=self._count,
@@ -52,14 +56,20 @@ class QueueConsumer:
 
     def on_delivery(self, delivery: Delivery) -> Outcome:
         """Handle one delivery (on the consuming thread) and say whether to ack it."""
-        order = delivery.json()
         try:
+            order = delivery.json()
+            if not isinstance(order, dict):
+                raise PoisonMessage("the message is not a JSON object")
             # Runs inside the pika instrumentation's CONSUMER span, current on this thread.
             self._backend.handle_delivery(order, message_id=delivery.message_id)
-        except (PoisonMessage, InjectedFault, Exception) as error:
+        except Exception as error:
             if delivery.attempts + 1 >= config.MAX_ATTEMPTS:
-                log.warning("dead-lettering %s after %d attempts: %s",
-                            delivery.message_id, delivery.attempts + 1, error)
+                log.warning(
+                    "dead-lettering %s after %d attempts: %s",
+                    delivery.message_id,
+                    delivery.attempts + 1,
+                    error,
+                )
                 self._backend.store.bump("dead_lettered")
                 return Outcome.DEAD_LETTER
             self._backend.store.bump("retried")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from sandbox_services.messaging.web import json_body
+
 from sandbox_services.labs.async_messaging import config
 from sandbox_services.runtime.spec import InjectedFault
 
@@ -13,7 +15,7 @@ from .interface import PoisonMessage
 
 async def handle(request: web.Request) -> web.Response:
     backend: ConsumerBackend = request.app["backend"]
-    order = await request.json()
+    order = await json_body(request)
     message_id = request.headers.get("Idempotency-Key") or order.get("order_id", "")
     try:
         result = await backend.handle(order, message_id=message_id)
@@ -34,7 +36,7 @@ async def stats(request: web.Request) -> web.Response:
 async def configure(request: web.Request) -> web.Response:
     """Change this consumer's settings (stored, so they survive a restart)."""
     backend: ConsumerBackend = request.app["backend"]
-    data = await request.json()
+    data = await json_body(request)
     values: dict = {}
     if "idempotent" in data:
         if not isinstance(data["idempotent"], bool):
@@ -68,11 +70,13 @@ def make_app(backend: ConsumerBackend, subscribed, loop_stats) -> web.Applicatio
     app["loop_stats"] = loop_stats
     app["backend"] = backend
     app["subscribed"] = subscribed
-    app.add_routes([
-        web.post("/handle", handle),
-        web.get("/stats", stats),
-        web.put("/config", configure),
-        web.post("/reset", reset),
-        web.get("/healthz", healthz),
-    ])
+    app.add_routes(
+        [
+            web.post("/handle", handle),
+            web.get("/stats", stats),
+            web.put("/config", configure),
+            web.post("/reset", reset),
+            web.get("/healthz", healthz),
+        ]
+    )
     return app

@@ -35,7 +35,9 @@ async def main(ctx: ServiceContext) -> None:
     gauges.start()
     consumer = QueueConsumer(ctx, backend, gauges)
     thread = consumer.start()
-    runner = web.AppRunner(make_app(backend, consumer.loop.subscribed, consumer.loop.stats), access_log=None)
+    runner = web.AppRunner(
+        make_app(backend, consumer.loop.subscribed, consumer.loop.stats), access_log=None
+    )
     await runner.setup()
     # Healthy only once subscribed: an experiment may count on this consumer at once.
     await asyncio.to_thread(consumer.loop.subscribed.wait, 30)

@@ -40,9 +40,12 @@ class ConsumerStore:
         # The effect and the dedup record commit together: a crash leaves both or neither.
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            first = self._db.execute(
-                "INSERT OR IGNORE INTO handled (message_id) VALUES (?)", (message_id,)
-            ).rowcount == 1
+            first = (
+                self._db.execute(
+                    "INSERT OR IGNORE INTO handled (message_id) VALUES (?)", (message_id,)
+                ).rowcount
+                == 1
+            )
             if idempotent and not first:
                 return False
             self._db.execute(

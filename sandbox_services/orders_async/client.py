@@ -21,8 +21,10 @@ class OrdersClient:
             async with self._session.post(f"{self._url}/orders", json=body) as answer:
                 data = await answer.json()
                 if answer.status != 201:
-                    raise OrderRefused(data.get("detail", str(answer.status)),
-                                       service=data.get("service", "orders"))
+                    raise OrderRefused(
+                        data.get("detail", str(answer.status)),
+                        service=data.get("service", "orders"),
+                    )
         except (aiohttp.ClientError, TimeoutError) as error:
             raise OrderRefused(f"orders unreachable: {error!r}", service="orders") from error
         return OrderReceipt(data["order_id"], data["mode"], data["told"])

@@ -8,6 +8,8 @@ from functools import partial
 
 from aiohttp import web
 
+from sandbox_services.messaging.web import json_body
+
 from sandbox_services.labs.async_messaging import config
 from sandbox_services.messaging.gauges import GaugeReporter
 from sandbox_services.messaging.publisher import AsyncPublisher, Publisher
@@ -42,7 +44,7 @@ def parse_order(data: dict) -> tuple[Order, str]:
 
 async def place_order(request: web.Request) -> web.Response:
     try:
-        order, mode = parse_order(await request.json())
+        order, mode = parse_order(await json_body(request))
     except ValueError as error:
         return web.json_response({"detail": str(error)}, status=400)
     backend: OrderBackend = request.app["backend"]
@@ -78,7 +80,9 @@ async def main(ctx: ServiceContext) -> None:
         )
     )
     consumers = {
-        name: ConsumerClient(lambda name=name: ctx.address(name), timeout_s=config.SYNC_CALL_TIMEOUT_S)
+        name: ConsumerClient(
+            lambda name=name: ctx.address(name), timeout_s=config.SYNC_CALL_TIMEOUT_S
+        )
         for name in config.CONSUMERS
     }
     gauges = GaugeReporter(ctx.redis_url, ctx.sandbox_id, f"orders-{ctx.replica}")

@@ -108,8 +108,12 @@ def test_every_order_reaches_every_consumer_through_crashes_and_restarts(
             await asyncio.sleep(0.5)
             await consumers_alive(sandbox)
             return {
-                name: {i: ConsumerStore(sandbox.workdir / f"{name}.sqlite3").effects_per_message()
-                       .get(i, 0) for i in ids}
+                name: {
+                    i: ConsumerStore(sandbox.workdir / f"{name}.sqlite3")
+                    .effects_per_message()
+                    .get(i, 0)
+                    for i in ids
+                }
                 for name in config.CONSUMERS
             }
         finally:
@@ -139,7 +143,9 @@ def test_sync_order_fails_and_async_order_waits_while_email_is_stopped(sandbox):
 
 
 def test_stopped_consumer_queue_grows_then_drains_and_every_consumer_sees_every_order(sandbox):
-    result = run(sandbox.run("temporal-decoupling", {"orders": 20, "rate": 40, "consumer": "audit"}))
+    result = run(
+        sandbox.run("temporal-decoupling", {"orders": 20, "rate": 40, "consumer": "audit"})
+    )
     assert result["ok"], result
     depths = [depth for _, depth in result["charts"][0]["series"][0]["points"]]
     assert max(depths) >= 10
@@ -156,8 +162,11 @@ def test_poison_message_is_dead_lettered_after_bounded_attempts_and_can_be_sent_
 
 
 def test_competing_consumers_share_the_queue(sandbox):
-    result = run(sandbox.run("competing-consumers",
-                             {"orders": 60, "replicas": 3, "prefetch": 1, "work_ms": 5}))
+    result = run(
+        sandbox.run(
+            "competing-consumers", {"orders": 60, "replicas": 3, "prefetch": 1, "work_ms": 5}
+        )
+    )
     assert result["ok"], result
     shares = [row[1] for row in result["table"]["rows"]]
     assert len(shares) == 3 and sum(shares) == 60 and min(shares) > 0
@@ -174,10 +183,15 @@ def test_metrics_hook_publishes_per_queue_gauges(sandbox):
     assert gauges["queues"]["email"]["consumers"] == 1
 
 
-@pytest.mark.parametrize(("params", "name"), [
-    ({"orders": 0}, "orders"), ({"orders": 5, "email_fault": "explode"}, "email_fault"),
-    ({"orders": "many"}, "orders"), ({"surprise": 1}, "surprise"),
-])
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [
+        ({"orders": 0}, "orders"),
+        ({"orders": 5, "email_fault": "explode"}, "email_fault"),
+        ({"orders": "many"}, "orders"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
 def test_bad_parameters_are_refused_naming_the_parameter(sandbox, params, name):
     with pytest.raises(ParameterError) as refused:
         run(sandbox.run("sync-vs-async", params))
@@ -193,7 +207,9 @@ class CuttableProxy:
         self._refusing = False
         self._ready = threading.Event()
         self._loop = asyncio.new_event_loop()
-        threading.Thread(target=self._loop.run_until_complete, args=(self._serve(),), daemon=True).start()
+        threading.Thread(
+            target=self._loop.run_until_complete, args=(self._serve(),), daemon=True
+        ).start()
         self._ready.wait(5)
 
     async def _serve(self) -> None:
@@ -231,6 +247,7 @@ class CuttableProxy:
             self._links.clear()
             await asyncio.sleep(outage_s)
             self._refusing = False
+
         asyncio.run_coroutine_threadsafe(_cut(), self._loop).result(10)
 
     def close(self) -> None:
@@ -246,8 +263,13 @@ def test_no_confirmed_message_is_lost_when_the_broker_connection_drops():
         channel.queue_declare(queue, arguments={"x-expires": 60_000})
 
     received: list[str] = []
-    loop = ConsumerLoop(url, queue, lambda d: (received.append(d.message_id), Outcome.ACK)[1],
-                        declare=declare, name="loss-consumer")
+    loop = ConsumerLoop(
+        url,
+        queue,
+        lambda d: (received.append(d.message_id), Outcome.ACK)[1],
+        declare=declare,
+        name="loss-consumer",
+    )
     thread = start_thread(loop)
     publisher = Publisher(url, declare=declare, retry_deadline_s=20)
     confirmed: list[str] = []

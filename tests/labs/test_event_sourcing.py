@@ -23,7 +23,11 @@ from sandbox_services.messaging.params import ParameterError
 from sandbox_services.messaging.probes import wait_until
 from sandbox_services.messaging.stream import read_stream
 from sandbox_services.messaging.sweeper import (
-    STREAMS_KEY, delete_objects, forget_streams, record_stream, sweep_orphan_streams,
+    STREAMS_KEY,
+    delete_objects,
+    forget_streams,
+    record_stream,
+    sweep_orphan_streams,
 )
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -64,7 +68,8 @@ def sandbox(tmp_path_factory):
 
 commands = st.lists(
     st.tuples(st.sampled_from(["deposit", "deposit", "withdraw"]), st.integers(1, 400)),
-    min_size=1, max_size=25,
+    min_size=1,
+    max_size=25,
 )
 
 
@@ -89,7 +94,9 @@ def test_state_as_of_any_version_equals_the_fold_of_its_first_events(sandbox, hi
         account_id = f"acct-{uuid.uuid4().hex[:8]}"
         try:
             balances = await append_history(accounts, account_id, history)
-            versions = data.draw(st.lists(st.integers(0, len(balances) - 1), min_size=1, max_size=4))
+            versions = data.draw(
+                st.lists(st.integers(0, len(balances) - 1), min_size=1, max_size=4)
+            )
             for version in versions:
                 state = await accounts.account(account_id, as_of=version)
                 assert (state.version, state.balance) == (version, balances[version])
@@ -119,8 +126,14 @@ def test_replay_from_offset_zero_rebuilds_the_same_projection(sandbox, history, 
             after = (await projector.view(view))["state"]
             assert after == before
             # And both equal the projection computed straight from the log.
-            log = await asyncio.to_thread(lambda: [e for _, e, _ in read_stream(
-                AMQP_URL, sandbox.prefix + config.STREAM, until=lambda o, _e: o >= head - 1)])
+            log = await asyncio.to_thread(
+                lambda: [
+                    e
+                    for _, e, _ in read_stream(
+                        AMQP_URL, sandbox.prefix + config.STREAM, until=lambda o, _e: o >= head - 1
+                    )
+                ]
+            )
             assert len(log) == head
             assert after == project(view, log)
         finally:
@@ -130,13 +143,16 @@ def test_replay_from_offset_zero_rebuilds_the_same_projection(sandbox, history, 
     run(scenario())
 
 
-@pytest.mark.parametrize(("experiment", "params"), [
-    ("replay", {"events": 200}),
-    ("state-as-of", {"history": 15, "points": 5}),
-    ("late-projection", {"events": 800, "kind": "activity"}),
-    ("log-vs-queue", {"events": 40}),
-    ("optimistic-concurrency", {"contenders": 4}),
-])
+@pytest.mark.parametrize(
+    ("experiment", "params"),
+    [
+        ("replay", {"events": 200}),
+        ("state-as-of", {"history": 15, "points": 5}),
+        ("late-projection", {"events": 800, "kind": "activity"}),
+        ("log-vs-queue", {"events": 40}),
+        ("optimistic-concurrency", {"contenders": 4}),
+    ],
+)
 def test_experiment_meets_its_expectation(sandbox, experiment, params):
     result = run(sandbox.run(experiment, params))
     assert result["ok"], result
@@ -210,8 +226,9 @@ def test_sweeper_deletes_streams_of_gone_sandboxes_only():
             channel.queue_declare(name, durable=True, arguments=stream_arguments())
             record_stream(REDIS_URL, name)
         # Only `dead` is gone: streams of other sandboxes in this Redis must not be touched.
-        deleted = sweep_orphan_streams(AMQP_URL, lambda sandbox_id: sandbox_id != dead,
-                                       redis_url=REDIS_URL)
+        deleted = sweep_orphan_streams(
+            AMQP_URL, lambda sandbox_id: sandbox_id != dead, redis_url=REDIS_URL
+        )
         assert f"lab.{dead}.log" in deleted and f"lab.{alive}.log" not in deleted
         assert broker_has(f"lab.{alive}.log") and not broker_has(f"lab.{dead}.log")
         members = redis.Redis.from_url(REDIS_URL).smembers(STREAMS_KEY)

@@ -7,6 +7,8 @@ from functools import partial
 
 from aiohttp import web
 
+from sandbox_services.messaging.web import json_body
+
 from sandbox_services.eventlog.domain import Command, ConcurrencyConflict, DomainError
 from sandbox_services.labs.event_sourcing import config
 from sandbox_services.messaging.gauges import GaugeReporter
@@ -35,7 +37,7 @@ def parse_command(account_id: str, data: dict) -> Command:
 async def execute(request: web.Request) -> web.Response:
     backend: AccountBackend = request.app["backend"]
     try:
-        command = parse_command(request.match_info["account_id"], await request.json())
+        command = parse_command(request.match_info["account_id"], await json_body(request))
         event = await backend.execute(command)
     except ConcurrencyConflict as conflict:
         return web.json_response(
@@ -68,12 +70,16 @@ async def account(request: web.Request) -> web.Response:
 
 async def head(request: web.Request) -> web.Response:
     publisher: AsyncPublisher = request.app["publisher"]
-    return web.json_response({"events": await request.app["backend"].head(),
-                              "reconnects": publisher.publisher.stats.reconnects})
+    return web.json_response(
+        {
+            "events": await request.app["backend"].head(),
+            "reconnects": publisher.publisher.stats.reconnects,
+        }
+    )
 
 
 async def load(request: web.Request) -> web.Response:
-    data = await request.json()
+    data = await json_body(request)
     limits = {"commands": (1, config.MAX_LOAD_COMMANDS), "accounts": (1, 100), "seed": (0, 2**31)}
     values = {}
     for name, (low, high) in limits.items():

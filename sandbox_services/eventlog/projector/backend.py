@@ -156,8 +156,9 @@ class ProjectorEngine:
                     view.state = apply(view.state, event)
                     view.events += 1
                     applied += 1
-                self._store.save(view.name, view.kind, view.next_offset, view.events, view.state,
-                                 view.versions)
+                self._store.save(
+                    view.name, view.kind, view.next_offset, view.events, view.state, view.versions
+                )
                 span.set_attributes({"events": applied, "next_offset": view.next_offset})
             view.channel.basic_ack(batch[-1][0], multiple=True)
             self._on_applied(applied)

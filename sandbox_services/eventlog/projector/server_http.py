@@ -8,6 +8,8 @@ import threading
 
 from aiohttp import web
 
+from sandbox_services.messaging.web import json_body
+
 from sandbox_services.eventlog.projections import DEFAULT_VIEWS
 from sandbox_services.labs.event_sourcing import config
 from sandbox_services.messaging.gauges import GaugeReporter
@@ -35,7 +37,7 @@ async def view(request: web.Request) -> web.Response:
 
 
 async def add_view(request: web.Request) -> web.Response:
-    data = await request.json()
+    data = await json_body(request)
     name, kind = data.get("name"), data.get("kind")
     if not isinstance(name, str) or not VIEW_NAME.match(name):
         return web.json_response(
@@ -98,7 +100,7 @@ async def main(ctx: ServiceContext) -> None:
             web.post("/views/{name}/rebuild", rebuild),
             web.delete("/views/{name}", drop),
             web.get("/stats", stats),
-        web.get("/healthz", healthz),
+            web.get("/healthz", healthz),
         ]
     )
     runner = web.AppRunner(app, access_log=None)

@@ -25,7 +25,9 @@ class ProjectorStore:
         self._db.executescript(SCHEMA)
 
     def load(self) -> list[tuple[str, str, int, int, dict, dict]]:
-        rows = self._db.execute("SELECT name, kind, next_offset, events, state, versions FROM views")
+        rows = self._db.execute(
+            "SELECT name, kind, next_offset, events, state, versions FROM views"
+        )
         return [(n, k, o, e, json.loads(s), json.loads(v)) for n, k, o, e, s, v in rows.fetchall()]
 
     def save(

@@ -10,13 +10,19 @@ LAB = LabSpec(
     slug="async-messaging",
     services=(
         ServiceSpec(
-            "orders", "sandbox_services.orders_async.server_http:main", "http",
-            title="Order service", depends_on=config.CONSUMERS,
+            "orders",
+            "sandbox_services.orders_async.server_http:main",
+            "http",
+            title="Order service",
+            depends_on=config.CONSUMERS,
         ),
         *(
             ServiceSpec(
-                name, "sandbox_services.order_consumers.service:main", "http",
-                title=f"{name.capitalize()} consumer", max_replicas=config.MAX_REPLICAS,
+                name,
+                "sandbox_services.order_consumers.service:main",
+                "http",
+                title=f"{name.capitalize()} consumer",
+                max_replicas=config.MAX_REPLICAS,
             )
             for name in config.CONSUMERS
         ),

@@ -60,21 +60,32 @@ PARAMETERS = {
     ],
     "at-least-once": [
         Param("orders", "int", 20, 1, 200),
-        Param("crashes", "int", 3, 0, 20, help="Orders on which the consumer crashes before its ack"),
-        Param("idempotent", "bool", False, help="Deduplicate by message id in the consumer's store"),
+        Param(
+            "crashes", "int", 3, 0, 20, help="Orders on which the consumer crashes before its ack"
+        ),
+        Param(
+            "idempotent", "bool", False, help="Deduplicate by message id in the consumer's store"
+        ),
         Param("consumer", "choice", "email", choices=CONSUMERS),
     ],
     "poison-messages": [
         Param("good_orders", "int", 5, 0, 100),
-        Param("send_back", "bool", True, help="Repair the dead letter and move it back to its queue"),
+        Param(
+            "send_back", "bool", True, help="Repair the dead letter and move it back to its queue"
+        ),
     ],
     "competing-consumers": [
         Param("orders", "int", 300, 10, 2000),
         Param("replicas", "int", 3, 1, MAX_REPLICAS),
         Param("prefetch", "int", DEFAULT_PREFETCH, *PREFETCH_RANGE),
         Param("work_ms", "float", 5.0, 0.0, 50.0, help="Simulated work per message in analytics"),
-        Param("scale", "choice", "before", choices=("before", "after"),
-              help="Add the replicas before the orders arrive, or onto a backlog"),
+        Param(
+            "scale",
+            "choice",
+            "before",
+            choices=("before", "after"),
+            help="Add the replicas before the orders arrive, or onto a backlog",
+        ),
     ],
 }
 

@@ -95,12 +95,19 @@ def reported(experiment):
 
 
 def new_order(**fields) -> Order:
-    return Order(uuid.uuid4().hex, fields.pop("customer_email", "learner@example.com"),
-                 fields.pop("amount_cents", random.randint(100, 50_000)), **fields)
+    return Order(
+        uuid.uuid4().hex,
+        fields.pop("customer_email", "learner@example.com"),
+        fields.pop("amount_cents", random.randint(100, 50_000)),
+        **fields,
+    )
 
 
 def latency_row(name: str, values: list[float]) -> dict:
-    return {"name": name, "values": [percentile(values, 0.5), percentile(values, 0.99), max(values or [0])]}
+    return {
+        "name": name,
+        "values": [percentile(values, 0.5), percentile(values, 0.99), max(values or [0])],
+    }
 
 
 @reported
@@ -136,27 +143,44 @@ async def sync_vs_async(ctx: ExperimentContext, params: dict) -> dict:
         delivered = await wait_until(
             lambda: _distinct_at_least(lab.consumers["email"], expected), timeout_s=20
         )
-        sync_p50, async_p50 = percentile(latencies["sync"], 0.5), percentile(latencies["async"], 0.5)
+        sync_p50, async_p50 = (
+            percentile(latencies["sync"], 0.5),
+            percentile(latencies["async"], 0.5),
+        )
         sync_failed = fault == "stop" and rows[0][3] != "accepted"
         return {
             "headline": (
                 f"Sync orders took {sync_p50} ms at p50, async {async_p50} ms; with email {fault}, "
-                + ("the sync order failed and the async one was accepted."
-                   if sync_failed else "both were accepted, at the latencies below.")
+                + (
+                    "the sync order failed and the async one was accepted."
+                    if sync_failed
+                    else "both were accepted, at the latencies below."
+                )
             ),
             "summary": [
                 {"label": "sync p50", "value": sync_p50, "unit": "ms"},
                 {"label": "async p50", "value": async_p50, "unit": "ms"},
                 {"label": "email caught up", "value": delivered, "unit": ""},
             ],
-            "charts": [{
-                "title": "Caller's latency, healthy services", "type": "bar",
-                "x_label": "percentile", "y_label": "ms", "categories": ["p50", "p99", "max"],
-                "series": [latency_row("sync", latencies["sync"]), latency_row("async", latencies["async"])],
-            }],
+            "charts": [
+                {
+                    "title": "Caller's latency, healthy services",
+                    "type": "bar",
+                    "x_label": "percentile",
+                    "y_label": "ms",
+                    "categories": ["p50", "p99", "max"],
+                    "series": [
+                        latency_row("sync", latencies["sync"]),
+                        latency_row("async", latencies["async"]),
+                    ],
+                }
+            ],
             "table": {"columns": ["mode", "condition", "latency ms", "outcome"], "rows": rows},
-            "notes": ["The async order's email was sent after email came back."
-                      if delivered else "Email had not caught up within 20 s."],
+            "notes": [
+                "The async order's email was sent after email came back."
+                if delivered
+                else "Email had not caught up within 20 s."
+            ],
             "ok": delivered and (fault != "stop" or sync_failed),
         }
     finally:
@@ -194,20 +218,27 @@ async def temporal_decoupling(ctx: ExperimentContext, params: dict) -> dict:
             errors += error is not None
             await asyncio.sleep(max(0.0, started + (i + 1) * interval - time.monotonic()))
             if i % 10 == 0:
-                await ctx.progress(0.6 * i / p["orders"], f"{victim} {p['fault']}: {i} orders placed")
+                await ctx.progress(
+                    0.6 * i / p["orders"], f"{victim} {p['fault']}: {i} orders placed"
+                )
         peak = max((point[1] for point in sampler.points[victim]), default=0)
         await ctx.progress(0.6, f"restoring {victim}; watch its queue drain")
         await ctx.control("start" if p["fault"] == "stop" else "clear", victim)
         total = 5 + p["orders"]
-        caught_up = await wait_until(lambda: _all_caught_up(lab, before, total), timeout_s=60, every_s=0.25)
+        caught_up = await wait_until(
+            lambda: _all_caught_up(lab, before, total), timeout_s=60, every_s=0.25
+        )
         await asyncio.sleep(0.5)  # one more depth sample at zero for the chart
         await sampler.stop()
-        seen = {name: stats["distinct"] - before[name] for name, stats in (await lab.counts()).items()}
+        seen = {
+            name: stats["distinct"] - before[name] for name, stats in (await lab.counts()).items()
+        }
         return {
             "headline": (
                 f"{victim}'s queue rose to {peak} while the producer's p50 stayed at "
                 f"{percentile(during, 0.5)} ms; after the restart every consumer saw all {total} orders."
-                if caught_up else f"Not every consumer caught up: {seen} of {total}."
+                if caught_up
+                else f"Not every consumer caught up: {seen} of {total}."
             ),
             "summary": [
                 {"label": "peak depth", "value": peak, "unit": "messages"},
@@ -216,14 +247,29 @@ async def temporal_decoupling(ctx: ExperimentContext, params: dict) -> dict:
                 {"label": "orders refused", "value": errors, "unit": ""},
             ],
             "charts": [
-                {"title": f"{victim} queue depth", "type": "line", "x_label": "s", "y_label": "messages",
-                 "series": [{"name": victim, "points": sampler.points[victim]}]},
-                {"title": "Producer latency", "type": "bar", "x_label": "percentile", "y_label": "ms",
-                 "categories": ["p50", "p99", "max"],
-                 "series": [latency_row("before", healthy), latency_row(f"{victim} {p['fault']}", during)]},
+                {
+                    "title": f"{victim} queue depth",
+                    "type": "line",
+                    "x_label": "s",
+                    "y_label": "messages",
+                    "series": [{"name": victim, "points": sampler.points[victim]}],
+                },
+                {
+                    "title": "Producer latency",
+                    "type": "bar",
+                    "x_label": "percentile",
+                    "y_label": "ms",
+                    "categories": ["p50", "p99", "max"],
+                    "series": [
+                        latency_row("before", healthy),
+                        latency_row(f"{victim} {p['fault']}", during),
+                    ],
+                },
             ],
-            "table": {"columns": ["consumer", "orders seen", "orders placed"],
-                      "rows": [[name, seen[name], total] for name in config.CONSUMERS]},
+            "table": {
+                "columns": ["consumer", "orders seen", "orders placed"],
+                "rows": [[name, seen[name], total] for name in config.CONSUMERS],
+            },
             "ok": caught_up and errors == 0,
         }
     finally:
@@ -273,8 +319,12 @@ async def at_least_once(ctx: ExperimentContext, params: dict) -> dict:
         return {
             "headline": (
                 f"{crashes} crashes before the ack; {name} did its work {effects} times for "
-                f"{distinct} orders: " + ("exactly once each, thanks to deduplication."
-                                          if p["idempotent"] else f"{duplicates} duplicates.")
+                f"{distinct} orders: "
+                + (
+                    "exactly once each, thanks to deduplication."
+                    if p["idempotent"]
+                    else f"{duplicates} duplicates."
+                )
             ),
             "summary": [
                 {"label": "orders", "value": p["orders"], "unit": ""},
@@ -283,11 +333,19 @@ async def at_least_once(ctx: ExperimentContext, params: dict) -> dict:
                 {"label": "duplicates", "value": duplicates, "unit": ""},
                 {"label": "restarts", "value": restarts, "unit": ""},
             ],
-            "table": {"columns": ["", "count"], "rows": [
-                ["orders placed", p["orders"]], ["distinct orders handled", distinct],
-                ["effects (emails sent)", effects], ["duplicates", duplicates], ["crashes", crashes],
-            ]},
-            "notes": ["Prefetch was 1 during the run, so each crash left exactly one message unacked."],
+            "table": {
+                "columns": ["", "count"],
+                "rows": [
+                    ["orders placed", p["orders"]],
+                    ["distinct orders handled", distinct],
+                    ["effects (emails sent)", effects],
+                    ["duplicates", duplicates],
+                    ["crashes", crashes],
+                ],
+            },
+            "notes": [
+                "Prefetch was 1 during the run, so each crash left exactly one message unacked."
+            ],
             "ok": done and distinct == p["orders"] and effects == expected_effects,
         }
     finally:
@@ -310,7 +368,8 @@ def _dead_letter_peek(amqp_url: str, dead_queue: str) -> dict | None:
             "message_id": properties.message_id,
             "body": json.loads(body),
             "attempts": int(headers.get("x-attempts", 0)) + 1,
-            "reason": death.get("reason", b"").decode() if isinstance(death.get("reason"), bytes)
+            "reason": death.get("reason", b"").decode()
+            if isinstance(death.get("reason"), bytes)
             else death.get("reason"),
             "from_queue": death.get("queue"),
         }
@@ -330,17 +389,35 @@ def _dead_letter_send_back(amqp_url: str, dead_queue: str, queue: str, repair: b
         order = json.loads(body)
         if repair:
             order["customer_email"] = "fixed@example.com"
-        headers = {k: v for k, v in (properties.headers or {}).items()
-                   if k not in ("x-attempts", "x-death", "x-first-death-queue",
-                                "x-first-death-reason", "x-first-death-exchange")}
+        headers = {
+            k: v
+            for k, v in (properties.headers or {}).items()
+            if k
+            not in (
+                "x-attempts",
+                "x-death",
+                "x-first-death-queue",
+                "x-first-death-reason",
+                "x-first-death-exchange",
+            )
+        }
         # basic_get is outside the pika instrumentation: carry the original trace by hand,
         # so the send-back joins the order's trace.
         from opentelemetry import context as otel_context
+
         token = otel_context.attach(extract_context(properties.headers))
         try:
-            channel.basic_publish("", queue, json.dumps(order).encode(), pika.BasicProperties(
-                content_type="application/json", delivery_mode=pika.DeliveryMode.Persistent,
-                message_id=properties.message_id, headers=inject_headers(headers)))
+            channel.basic_publish(
+                "",
+                queue,
+                json.dumps(order).encode(),
+                pika.BasicProperties(
+                    content_type="application/json",
+                    delivery_mode=pika.DeliveryMode.Persistent,
+                    message_id=properties.message_id,
+                    headers=inject_headers(headers),
+                ),
+            )
         finally:
             otel_context.detach(token)
         channel.basic_ack(method.delivery_tag)
@@ -375,10 +452,15 @@ async def poison_messages(ctx: ExperimentContext, params: dict) -> dict:
             lambda: _distinct_at_least(email, before["distinct"] + p["good_orders"]), timeout_s=20
         )
         mid = await email.stats()
-        rows = [["good orders handled", mid["distinct"] - before["distinct"]],
-                ["retries", mid["counters"].get("retried", 0) - before["counters"].get("retried", 0)],
-                ["dead-lettered", mid["counters"].get("dead_lettered", 0)
-                 - before["counters"].get("dead_lettered", 0)]]
+        rows = [
+            ["good orders handled", mid["distinct"] - before["distinct"]],
+            ["retries", mid["counters"].get("retried", 0) - before["counters"].get("retried", 0)],
+            [
+                "dead-lettered",
+                mid["counters"].get("dead_lettered", 0)
+                - before["counters"].get("dead_lettered", 0),
+            ],
+        ]
         outcome = "left in the dead-letter queue"
         if in_dead_queue and p["send_back"]:
             await ctx.progress(0.7, "sending the repaired message back")
@@ -394,12 +476,16 @@ async def poison_messages(ctx: ExperimentContext, params: dict) -> dict:
                 f"parked in email.dead ({letter['reason'] if letter else '?'}); the other "
                 f"{p['good_orders']} orders went through; it was {outcome}."
             ),
-            "summary": [{"label": "attempts", "value": letter["attempts"] if letter else 0, "unit": ""}],
+            "summary": [
+                {"label": "attempts", "value": letter["attempts"] if letter else 0, "unit": ""}
+            ],
             "table": {"columns": ["", "value"], "rows": rows},
             "dead_letter": letter,
             "notes": [
-                (f"The consumer gives up after {config.MAX_ATTEMPTS} attempts (config.MAX_ATTEMPTS); "
-                "the broker's dead-letter exchange moves it.")
+                (
+                    f"The consumer gives up after {config.MAX_ATTEMPTS} attempts (config.MAX_ATTEMPTS); "
+                    "the broker's dead-letter exchange moves it."
+                )
             ],
             "ok": in_dead_queue and good_done,
         }
@@ -413,7 +499,8 @@ async def competing_consumers(ctx: ExperimentContext, params: dict) -> dict:
     p = validate(config.PARAMETERS["competing-consumers"], params)
     if p["orders"] * p["work_ms"] / 1000 / p["replicas"] > config.MAX_LOAD_SECONDS:
         raise ParameterError(
-            "orders", f"orders x work_ms / replicas must be at most {config.MAX_LOAD_SECONDS} s of work"
+            "orders",
+            f"orders x work_ms / replicas must be at most {config.MAX_LOAD_SECONDS} s of work",
         )
     lab = Lab(ctx)
     analytics = lab.consumers["analytics"]
@@ -439,7 +526,8 @@ async def competing_consumers(ctx: ExperimentContext, params: dict) -> dict:
         await ctx.progress(0.5, "all orders published; analytics is draining")
         done = await wait_until(
             lambda: _distinct_at_least(analytics, before["distinct"] + p["orders"]),
-            timeout_s=90, every_s=0.1,
+            timeout_s=90,
+            every_s=0.1,
         )
         elapsed = time.monotonic() - started
         after = await analytics.stats()
@@ -459,14 +547,23 @@ async def competing_consumers(ctx: ExperimentContext, params: dict) -> dict:
                 {"label": "publishing took", "value": round(published_s, 2), "unit": "s"},
                 {"label": "draining took", "value": round(elapsed, 2), "unit": "s"},
             ],
-            "charts": [{
-                "title": "Share of the orders per replica", "type": "bar", "x_label": "replica",
-                "y_label": "orders", "categories": [f"replica {r}" for r in sorted(shares)],
-                "series": [{"name": "orders", "values": [shares[r] for r in sorted(shares)]}],
-            }],
-            "table": {"columns": ["replica", "orders", "share %"], "rows": [
-                [r, n, round(100 * n / max(1, p["orders"]), 1)] for r, n in sorted(shares.items())
-            ]},
+            "charts": [
+                {
+                    "title": "Share of the orders per replica",
+                    "type": "bar",
+                    "x_label": "replica",
+                    "y_label": "orders",
+                    "categories": [f"replica {r}" for r in sorted(shares)],
+                    "series": [{"name": "orders", "values": [shares[r] for r in sorted(shares)]}],
+                }
+            ],
+            "table": {
+                "columns": ["replica", "orders", "share %"],
+                "rows": [
+                    [r, n, round(100 * n / max(1, p["orders"]), 1)]
+                    for r, n in sorted(shares.items())
+                ],
+            },
             "notes": ["Traces were sampled at 2% during the load."],
             "ok": done,
         }
