@@ -89,6 +89,11 @@ function start() {
     // With no sandbox running, the runs kept from the last one are still there to compare.
     for (const panel of experiments) panel.loadRuns(config.historySandbox);
   }
+  // A saga step (or anything else) can ask to show its span in the trace view.
+  document.addEventListener("lab:select-span", (event) => {
+    trace.selectSpan(event.detail.spanId);
+    document.getElementById("trace-view").scrollIntoView({ behavior: "smooth", block: "nearest" });
+  });
   // A hook for browser tests and for curious learners in the console.
   window.lab = { trace, metrics, sandboxPanel, experiments };
 }

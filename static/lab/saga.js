@@ -22,9 +22,11 @@ function html(tag, className, text) {
   return node;
 }
 
-function timeline(entries) {
+function timeline(entries, laneOrder) {
   const steps = entries.filter((entry) => entry && entry.service);
-  const lanes = [];
+  // The experiment may name the lanes (a coordinator lane with nothing in it
+  // still says "no coordinator here"); otherwise lanes come in order of first step.
+  const lanes = Array.isArray(laneOrder) ? [...laneOrder] : [];
   for (const step of steps) if (!lanes.includes(step.service)) lanes.push(step.service);
   const start = Math.min(...steps.map((step) => Number(step.start_ns)));
   const end = Math.max(...steps.map((step) => Number(step.end_ns ?? step.start_ns)));
@@ -45,12 +47,24 @@ function timeline(entries) {
     const width = Math.max(6, x(step.end_ns ?? step.start_ns) - left);
     const kind = ["forward", "compensation", "failure"].includes(step.kind) ? step.kind : "forward";
     const group = el("g", { class: `saga-step saga-${kind}`, "data-kind": kind, "data-step": step.step ?? "" });
+    if (step.span_id) {
+      // Clicking a step shows the span that did it in the trace view (panel.js listens).
+      group.setAttribute("data-span-id", step.span_id);
+      group.setAttribute("tabindex", "0");
+      group.setAttribute("role", "button");
+      const show = () => group.dispatchEvent(new CustomEvent("lab:select-span", { bubbles: true, detail: { spanId: step.span_id } }));
+      group.addEventListener("click", show);
+      group.addEventListener("keydown", (event) => {
+        if (event.key === "Enter" || event.key === " ") show();
+      });
+    }
     // The label sits above its bar in ink, so it stays readable however short the step was.
     group.append(el("rect", { x: left, y: y + 20, width, height: 14, rx: 3 }));
     const mark = kind === "failure" ? "✕ " : kind === "compensation" ? "↶ " : "";
     const labelX = Math.min(left, WIDTH - 120);
     group.append(el("text", { x: labelX, y: y + 15 }, `${order + 1}. ${mark}${step.step ?? ""}`));
-    group.append(el("title", {}, `${step.service} ${step.step} (${kind}, ${step.status ?? ""}) ${((Number(step.end_ns) - Number(step.start_ns)) / 1e6).toFixed(1)} ms`));
+    const took = ((Number(step.end_ns) - Number(step.start_ns)) / 1e6).toFixed(1);
+    group.append(el("title", {}, `${step.service} ${step.step} (${kind}, ${step.status ?? ""}) ${took} ms${step.detail ? ` — ${step.detail}` : ""}`));
     svg.append(group);
   });
   svg.append(el("text", { class: "tick", x: LABEL_WIDTH, y: height - 6 }, "0 ms"));
@@ -58,19 +72,31 @@ function timeline(entries) {
   return svg;
 }
 
-function stateMachine(states, current) {
+const stateName = (state) => (typeof state === "string" ? state : state?.name ?? String(state));
+
+/** Every state of the machine in drawing order; those this saga passed through marked, the current one lit. */
+function stateMachine(allStates, visited, current) {
   const list = html("ol", "saga-states");
   list.setAttribute("aria-label", "Coordinator states");
-  for (const state of states) {
-    const name = typeof state === "string" ? state : state?.name ?? String(state);
-    const item = html("li", name === current ? "saga-state is-current" : "saga-state", name);
+  const names = allStates.map(stateName);
+  if (current && !names.includes(current)) names.push(current);
+  const path = visited.map(stateName);
+  for (const name of names) {
+    const classes = ["saga-state"];
+    const order = path.indexOf(name);
+    if (order >= 0) classes.push("is-visited");
+    if (name === current) classes.push("is-current");
+    const item = html("li", classes.join(" "));
+    // The machine branches, so the chips carry no arrows; the order this saga took is numbered.
+    if (order >= 0) item.append(html("span", "saga-state-order", String(order + 1)));
+    item.append(name);
     if (name === current) item.setAttribute("aria-current", "step");
     list.append(item);
   }
-  if (current && !states.some((state) => (state?.name ?? state) === current)) {
-    list.append(html("li", "saga-state is-current", current));
-  }
-  return list;
+  const wrapper = html("div", "saga-machine");
+  wrapper.append(list);
+  if (path.length) wrapper.append(html("p", "saga-path", `Path: ${path.join(" → ")}`));
+  return wrapper;
 }
 
 function invariants(items) {
@@ -88,15 +114,22 @@ function invariants(items) {
 export function renderSaga(saga) {
   if (!saga || typeof saga !== "object") return null;
   const section = html("section", "saga");
-  section.append(html("h4", null, "Saga"));
+  const title = ["Saga", saga.mode ? `(${saga.mode})` : "", saga.saga_id ? `· ${String(saga.saga_id).slice(0, 8)}` : ""];
+  section.append(html("h4", null, title.filter(Boolean).join(" ")));
   if (Array.isArray(saga.timeline) && saga.timeline.length) {
-    section.append(timeline(saga.timeline));
+    section.append(timeline(saga.timeline, saga.lanes));
     const key = html("p", "saga-key");
     key.innerHTML = '<span class="saga-forward">forward</span> <span class="saga-failure">✕ failure</span> <span class="saga-compensation">↶ compensation</span>';
     section.append(key);
   }
-  if (Array.isArray(saga.states) && saga.states.length) {
-    section.append(html("h5", null, "Coordinator"), stateMachine(saga.states, saga.current_state));
+  const machine = Array.isArray(saga.state_machine) && saga.state_machine.length ? saga.state_machine : saga.states;
+  if (Array.isArray(machine) && machine.length) {
+    section.append(html("h5", null, "Coordinator"));
+    if (saga.current_state == null && saga.mode === "choreography") {
+      section.append(html("p", "muted", "Choreography has no coordinator: each service reacts to the others' events."));
+    } else {
+      section.append(stateMachine(machine, saga.states || [], saga.current_state));
+    }
   }
   if (Array.isArray(saga.invariants) && saga.invariants.length) {
     section.append(html("h5", null, "Invariants"), invariants(saga.invariants));

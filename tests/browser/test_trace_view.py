@@ -123,10 +123,13 @@ def test_saga_result_draws_lanes_compensations_state_machine_and_invariants(page
     open_harness(page, static_site)
 
     saga = page.locator("#saga .saga")
-    expect(saga.locator(".saga-lane-label")).to_have_text(["orders", "inventory", "payments"])
+    expect(saga.locator(".saga-lane-label")).to_have_text(["coordinator", "orders", "inventory", "payments", "shipping"])
     kinds = [step.get_attribute("data-kind") for step in saga.locator(".saga-step").all()]
     assert kinds == ["forward", "forward", "failure", "compensation", "compensation"]
-    expect(saga.locator(".saga-state.is-current")).to_have_text("CANCELLED")
+    expect(saga.locator(".saga-state.is-current")).to_have_text("5CANCELLED")
+    expect(saga.locator(".saga-path")).to_have_text("Path: PENDING → STOCK_RESERVED → PAYMENT_FAILED → COMPENSATING → CANCELLED")
+    expect(saga.locator(".saga-state")).to_have_count(8)
+    expect(saga.locator(".saga-state.is-visited")).to_have_count(5)
     expect(saga.locator(".invariant.failed")).to_have_count(1)
     expect(saga.locator(".invariant.ok")).to_have_count(2)
 

@@ -99,6 +99,10 @@ export const sagaResult = {
       { service: "inventory", step: "release stock", kind: "compensation", status: "ok", start_ns: ns(19), end_ns: ns(24) },
       { service: "orders", step: "cancel order", kind: "compensation", status: "ok", start_ns: ns(25), end_ns: ns(29) },
     ],
+    mode: "orchestration",
+    saga_id: "5a6a0001deadbeef",
+    lanes: ["coordinator", "orders", "inventory", "payments", "shipping"],
+    state_machine: ["PENDING", "STOCK_RESERVED", "PAID", "SHIPPED", "DONE", "PAYMENT_FAILED", "COMPENSATING", "CANCELLED"],
     states: ["PENDING", "STOCK_RESERVED", "PAYMENT_FAILED", "COMPENSATING", "CANCELLED"],
     current_state: "CANCELLED",
     invariants: [
