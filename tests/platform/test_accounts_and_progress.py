@@ -38,6 +38,8 @@ def test_a_visitor_becomes_a_guest_and_signing_up_keeps_progress(db, lesson):
     guest = get_user_model().objects.get(username__startswith="guest-")
     assert role_of(guest) == "guest"
     guest_convert(user=guest, username="grace", password="a-long-password-1")
+    # A new password ends the guest's session, as it should; the learner signs in.
+    assert browser.login(username="grace", password="a-long-password-1")
     again = browser.get(f"/api/lessons/{LESSON}/").json()
     assert again["progress"]["steps"][step] is True
     assert role_of(get_user_model().objects.get(username="grace")) == "learner"

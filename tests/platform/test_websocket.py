@@ -38,6 +38,16 @@ def spans_in(messages: list[dict]) -> list[dict]:
     ]
 
 
+@pytest.fixture(autouse=True)
+def fresh_channel_layer():
+    """Give each test's event loop its own channel layer: channels_redis binds locks to a loop."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
 @pytest.fixture
 def running_sandbox(live_lab, make_user):
     _user, token = make_user(role="learner")
