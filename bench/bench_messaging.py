@@ -175,13 +175,72 @@ def report(label: str, figures: dict) -> None:
     print(f"{label}_lost: {figures['lost']} messages", flush=True)
 
 
-# --- replay ---------------------------------------------------------------------------------
-def fill_stream(stream: str, n: int) -> None:
+# --- draining a backlog: what one consumer sustains -----------------------------------------
+def publish_backlog(exchange: str, routing_key: str, n: int) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     channel = connection.channel()
-    channel.queue_declare(stream, durable=True, arguments=stream_arguments())
+    for i in range(n - 1):
+        properties = pika.BasicProperties(delivery_mode=2, message_id=f"d{i}", headers={})
+        channel.basic_publish(exchange, routing_key, json.dumps(order_body(i)).encode(), properties)
+    channel.confirm_delivery()  # the last one confirmed: the backlog is all in place
+    properties = pika.BasicProperties(delivery_mode=2, message_id=f"d{n - 1}", headers={})
+    channel.basic_publish(exchange, routing_key, json.dumps(order_body(n)).encode(), properties)
+    connection.close()
+
+
+def bare_drain(n: int) -> float:
+    """Return messages/s one bare pika consumer sustains on a backlog (first to last)."""
+    queue = f"lab.bench{uuid.uuid4().hex[:8]}.drain"
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    connection.channel().queue_declare(queue, durable=True, arguments={"x-expires": 600_000})
+    connection.close()
+    publish_backlog("", queue, n)
+    ready = _fork.Event()
+    parent, child = _fork.Pipe(duplex=False)
+    process = _fork.Process(target=bare_consumer, args=(queue, n, ready, child))
+    process.start()
+    received = parent.recv()
+    process.join(10)
+    delete_objects(AMQP_URL, queues=[queue])
+    return (len(received) - 1) / (max(received.values()) - min(received.values()))
+
+
+def lab_drain(n: int) -> float:
+    """Return messages/s the email consumer service sustains on a backlog (first to last)."""
+    box = LocalSandbox(
+        LAB, workdir=Path(tempfile.mkdtemp(prefix="bench-drain-")), redis_url=REDIS_URL
+    )
+    try:
+        box.start()
+        with sqlite3.connect(box.workdir / "email.sqlite3") as db:
+            db.execute("INSERT OR REPLACE INTO settings VALUES ('work_ms', '0')")
+        for name in config.CONSUMERS:
+            asyncio.run(box.control("stop", name))
+        publish_backlog(box.prefix + config.EXCHANGE, config.ROUTING_KEY, n)
+        asyncio.run(box.control("start", "email"))
+        email = box.workdir / "email.sqlite3"
+        give_up = time.monotonic() + 120
+        while time.monotonic() < give_up:
+            with sqlite3.connect(email) as db:
+                done, first, last = db.execute(
+                    "SELECT COUNT(*), MIN(at), MAX(at) FROM effects"
+                ).fetchone()
+            if done >= n:
+                return (done - 1) / (last - first)
+            time.sleep(0.1)
+        raise RuntimeError("the email consumer did not drain its backlog")
+    finally:
+        box.stop()
+        asyncio.run(box.teardown())
+
+
+# --- replay ---------------------------------------------------------------------------------
+def fill_part(stream: str, part: int, parts: int, n: int) -> None:
+    """Append this part's share of the events; each part owns its own accounts."""
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    channel = connection.channel()
     kinds = ("Deposited", "Deposited", "Withdrawn")
-    for i in range(n):
+    for i in range(part, n, parts):
         event = {
             "account_id": f"acct-{i % 100}",
             "type": kinds[i % 3],
@@ -193,8 +252,25 @@ def fill_stream(stream: str, n: int) -> None:
             "", stream, json.dumps(event).encode(), pika.BasicProperties(message_id=str(i))
         )
     channel.confirm_delivery()  # one confirmed publish: everything before it is in the stream
-    channel.basic_publish("", stream, b'{"account_id": "end", "type": "End", "version": 1}')
+    channel.basic_publish(
+        "", stream, json.dumps({"account_id": f"end-{part}", "type": "End", "version": 1}).encode()
+    )
     connection.close()
+
+
+def fill_stream(stream: str, n: int, parts: int = 4) -> int:
+    """Fill a stream from several connections at once; return how many messages it holds."""
+    # Accounts are split by i % 100, and 100 is a multiple of `parts`, so every account
+    # is written by one connection: its versions stay in order in the log.
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    connection.channel().queue_declare(stream, durable=True, arguments=stream_arguments())
+    connection.close()
+    processes = [_fork.Process(target=fill_part, args=(stream, k, parts, n)) for k in range(parts)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(300)
+    return n + parts
 
 
 def replay_projector(stream: str, n: int) -> float:
@@ -243,20 +319,25 @@ def main() -> None:
     bare, lab = best["bare_pika"], best["lab"]
     print(f"lab_vs_bare_throughput: {round(100 * lab['rate'] / bare['rate'], 1)} %", flush=True)
     print(f"lab_vs_bare_p50: {round(100 * lab['p50'] / max(bare['p50'], 1e-9), 1)} %", flush=True)
+    drain_n = 2 * MESSAGES
+    bare_rate, lab_rate = bare_drain(drain_n), lab_drain(drain_n)
+    print(f"bare_pika_drain_{drain_n}: {round(bare_rate)} msg/s", flush=True)
+    print(f"lab_drain_{drain_n}: {round(lab_rate)} msg/s", flush=True)
+    print(f"lab_vs_bare_drain: {round(100 * lab_rate / bare_rate, 1)} %", flush=True)
     stream = f"lab.bench{uuid.uuid4().hex[:8]}.log"
     try:
         started = time.monotonic()
-        fill_stream(stream, REPLAY_EVENTS)
+        total = fill_stream(stream, REPLAY_EVENTS)
         print(
             f"stream_fill_{REPLAY_EVENTS}: {round(REPLAY_EVENTS / (time.monotonic() - started))} events/s",
             flush=True,
         )
         print(
-            f"replay_projector_{REPLAY_EVENTS}: {round(replay_projector(stream, REPLAY_EVENTS))} events/s",
+            f"replay_projector_{REPLAY_EVENTS}: {round(replay_projector(stream, total))} events/s",
             flush=True,
         )
         print(
-            f"replay_reader_{REPLAY_EVENTS}: {round(replay_reader(stream, REPLAY_EVENTS))} events/s",
+            f"replay_reader_{REPLAY_EVENTS}: {round(replay_reader(stream, total))} events/s",
             flush=True,
         )
     finally:
