@@ -91,13 +91,14 @@ class ParticipantBackend:
         start = now_ns()
         with tracer.start_as_current_span(f"{self.service}.{action}") as span:
             span.set_attribute("saga.id", order.saga_id)
-            # Answer repeats before doing the slow outside work again; the
-            # decisive check is repeated inside the transaction below.
-            with self.lock, transaction(self.conn) as conn:
-                repeat = self._repeat(conn, action, order, message_id, start)
-            if repeat is not None:
-                span.set_attribute("saga.step_status", repeat.status)
-                return repeat
+            if self._has_outside_work(order):
+                # Answer repeats before doing the slow outside work again; the
+                # decisive check is repeated inside the transaction below.
+                with self.lock, transaction(self.conn) as conn:
+                    repeat = self._repeat(conn, action, order, message_id, start)
+                if repeat is not None:
+                    span.set_attribute("saga.step_status", repeat.status)
+                    return repeat
             try:
                 self._simulate_dependency(order, budget_s)
             except StepError as error:
@@ -278,6 +279,10 @@ class ParticipantBackend:
             )
 
     # -- helpers -------------------------------------------------------------------------
+    def _has_outside_work(self, order: Order) -> bool:
+        """Tell whether this step would wait on its simulated dependency at all."""
+        return self.config.step_work_s > 0 or order.plan.fail_at == self.service
+
     def _simulate_dependency(self, order: Order, budget_s: float | None) -> None:
         """Do the step's simulated outside work; the plan can make it error or hang."""
         _work(self.config.step_work_s)

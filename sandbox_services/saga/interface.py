@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Literal, Protocol
 
 SERVICES = ("orders", "payments", "inventory", "shipping")
-COORDINATOR = "coordinator"
 # Steps a learner may make fail. Creating the order cannot fail for a scripted
 # reason, and approving it is the retriable last step: once shipping is
 # scheduled the saga is committed to finishing, so approval is retried, not failed.

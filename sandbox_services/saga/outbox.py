@@ -74,8 +74,3 @@ def mark_published(conn: sqlite3.Connection, ids: list[int]) -> None:
     """Record that the broker confirmed these rows."""
     stamp = now_ns()
     conn.executemany("UPDATE outbox SET published_ns = ? WHERE id = ?", [(stamp, i) for i in ids])
-
-
-def unpublished_count(conn: sqlite3.Connection) -> int:
-    """Return how many outbox rows still wait for the relay."""
-    return conn.execute("SELECT COUNT(*) FROM outbox WHERE published_ns IS NULL").fetchone()[0]

@@ -6,7 +6,6 @@ connection. Publisher confirms make "published" mean "the broker has it".
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import threading
@@ -113,8 +112,3 @@ class Relay(threading.Thread):
                     channel.basic_publish(exchange, row["event"], row["body"].encode(), properties)
         finally:
             context.detach(token)
-
-
-def event_of(body: bytes) -> dict:
-    """Parse a published event body."""
-    return json.loads(body)

@@ -22,7 +22,7 @@ from sandbox_services.labs.saga.config import SagaConfig
 from sandbox_services.messaging.connection import CONNECTION_ERRORS, connect
 
 from .backend import ParticipantBackend
-from .interface import FORWARD_ACTIONS, Order
+from .interface import FORWARD_ACTIONS, Order, StepError
 from .reactions import handle_event
 from .topology import declare_queue
 
@@ -96,6 +96,19 @@ class ChoreographyConsumer(threading.Thread):
                 before_attempt=self.before_attempt,
                 should_stop=self.stop.is_set,
             )
+        except StepError:
+            return  # stopping mid-retry: no ack, so the broker redelivers it to the next run
+        except (ValueError, KeyError, TypeError) as error:
+            # Not one of our events: log it and drop it rather than loop on it for ever.
+            log.error("%s dropped a malformed message: %s", self.backend.service, error)
+            channel.basic_nack(method.delivery_tag, requeue=False)
+            return
+        except Exception:
+            # Anything else (a locked file, a bug) is worth another try, a little later.
+            log.exception("%s failed to handle a message; requeueing it", self.backend.service)
+            self.stop.wait(0.5)
+            channel.basic_nack(method.delivery_tag, requeue=True)
+            return
         finally:
             if token is not None:
                 context.detach(token)

@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sandbox_services.labs.saga import LAB, experiments, invariants, scenario
+from sandbox_services.labs.saga import LAB, experiments, hooks, invariants, scenario
 from sandbox_services.labs.saga.config import TIMEOUTS, SagaConfig
 from sandbox_services.labs.saga.local import DEFAULT_AMQP_URL, LocalSandbox
 from sandbox_services.labs.saga.timeline import saga_view
@@ -322,6 +322,8 @@ async def test_a_saga_still_running_at_the_deadline_is_reported_as_running(
     await ctx.control("stop", "shipping")
     try:
         result = await experiments.happy_path(ctx, {})
+        # The metrics hook, what the browser sees every second, shows it running too.
+        assert (await hooks.metrics(ctx))["sagas_running"] >= 1
     finally:
         await ctx.control("start", "shipping")
     assert result["ok"] is False

@@ -151,7 +151,7 @@ async def crash(ctx, params: dict) -> dict:
         if crashed and target == "coordinator":
             # SIGKILL: no shutdown hook runs, only what the log committed survives.
             await ctx.control("kill", target)
-        await ctx.progress(0.5, f"{target} is down; starting it again")
+        await ctx.progress(0.5, f"{target} is down mid-saga; starting it again")
         await ctx.control("start", target)
         markers.append(_marker(target, order.saga_id, killed_ns))
         running = {mode: await driver.wait(mode, [order.saga_id])}

@@ -43,7 +43,7 @@ async def teardown(ctx) -> None:
 
 
 def saga_counts(workdir: Path) -> dict:
-    """Return how many sagas are running, approved and rejected, by the orders store."""
+    """Return saga counts by order status, and the coordinator's open sagas by state."""
     counts = {"pending": 0, "approved": 0, "rejected": 0}
     with read_only(Path(workdir), "orders") as conn:
         if conn is not None:
@@ -51,17 +51,20 @@ def saga_counts(workdir: Path) -> dict:
                 "SELECT status, COUNT(*) FROM orders GROUP BY status"
             ):
                 counts[status] = count
+    open_states: dict[str, int] = {}
     with read_only(Path(workdir), "coordinator") as conn:
-        coordinator_running = (
-            0
-            if conn is None
-            else conn.execute("SELECT COUNT(*) FROM sagas WHERE phase != 'finished'").fetchone()[0]
-        )
+        if conn is not None:
+            # The state machine lit live: how many open sagas sit in each state.
+            for state, count in conn.execute(
+                "SELECT state, COUNT(*) FROM sagas WHERE phase != 'finished' GROUP BY state"
+            ):
+                open_states[state] = count
     return {
         "sagas_running": counts["pending"],
         "sagas_approved": counts["approved"],
         "sagas_rejected": counts["rejected"],
-        "coordinator_sagas_open": coordinator_running,
+        "coordinator_sagas_open": sum(open_states.values()),
+        "coordinator_states": open_states,
     }
 
 
