@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -167,7 +166,10 @@ class LabSandbox:
             env={**os.environ, "PYTHONPATH": str(ROOT)},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            start_new_session=True,
+            # Same session as this benchmark and its bare clients, on purpose:
+            # Linux's autogroup scheduler shares CPU between sessions, so a
+            # host in a session of its own would leave the lab's generator and
+            # servers one share between them against the bare client's extra one.
         )
         reply = self.client.spawn(
             host=self.name,
@@ -206,16 +208,13 @@ class LabSandbox:
         self._stop.set()
         self._redis.delete(self._alive_key)
         if self._host is not None:
+            # The host stops its supervisors (and they their services) on SIGTERM.
+            self._host.terminate()
             try:
-                os.killpg(self._host.pid, signal.SIGTERM)
-                self._host.wait(10)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                pass
-            try:
-                os.killpg(self._host.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self._host.wait()
+                self._host.wait(15)
+            except subprocess.TimeoutExpired:
+                self._host.kill()
+                self._host.wait()
 
 
 def _median(runs: list[dict], transport: str, figure: str) -> float:
