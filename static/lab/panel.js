@@ -95,7 +95,7 @@ function start() {
     document.getElementById("trace-view").scrollIntoView({ behavior: "smooth", block: "nearest" });
   });
   // A hook for browser tests and for curious learners in the console.
-  window.lab = { trace, metrics, sandboxPanel, experiments };
+  window.lab = { trace, metrics, sandboxPanel, experiments, socket: () => socket };
 }
 
 start();

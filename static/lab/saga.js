@@ -4,7 +4,8 @@
 // Any result with a `saga` key gets this drawing, whichever lesson made it.
 
 const SVG_NS = "http://www.w3.org/2000/svg";
-const LANE_HEIGHT = 40;
+const LANE_HEIGHT = 46;
+const LABEL_CHAR_WIDTH = 5.6; // about one character at 10px, to keep labels from overlapping
 const LABEL_WIDTH = 110;
 const WIDTH = 640;
 
@@ -39,8 +40,9 @@ function timeline(entries, laneOrder) {
   lanes.forEach((lane, index) => {
     const y = index * LANE_HEIGHT;
     svg.append(el("rect", { class: `saga-lane lane-${index % 2}`, x: 0, y, width: WIDTH, height: LANE_HEIGHT }));
-    svg.append(el("text", { class: "saga-lane-label", x: 6, y: y + 25 }, lane));
+    svg.append(el("text", { class: "saga-lane-label", x: 6, y: y + 36 }, lane));
   });
+  const labelEnds = new Map(); // lane -> [end x of the lower label row, of the upper row]
   steps.forEach((step, order) => {
     const y = lanes.indexOf(step.service) * LANE_HEIGHT;
     const left = x(step.start_ns);
@@ -58,11 +60,17 @@ function timeline(entries, laneOrder) {
         if (event.key === "Enter" || event.key === " ") show();
       });
     }
-    // The label sits above its bar in ink, so it stays readable however short the step was.
-    group.append(el("rect", { x: left, y: y + 20, width, height: 14, rx: 3 }));
+    // The label sits above its bar in ink, so it stays readable however short
+    // the step was; when it would run into the previous label it moves up a row.
+    group.append(el("rect", { x: left, y: y + 26, width, height: 14, rx: 3 }));
     const mark = kind === "failure" ? "✕ " : kind === "compensation" ? "↶ " : "";
-    const labelX = Math.min(left, WIDTH - 120);
-    group.append(el("text", { x: labelX, y: y + 15 }, `${order + 1}. ${mark}${step.step ?? ""}`));
+    const text = `${order + 1}. ${mark}${step.step ?? ""}`;
+    const labelX = Math.min(left, WIDTH - text.length * LABEL_CHAR_WIDTH);
+    const ends = labelEnds.get(step.service) || [-Infinity, -Infinity];
+    const row = labelX >= ends[0] ? 0 : labelX >= ends[1] ? 1 : ends[0] <= ends[1] ? 0 : 1;
+    ends[row] = labelX + text.length * LABEL_CHAR_WIDTH + 4;
+    labelEnds.set(step.service, ends);
+    group.append(el("text", { x: labelX, y: y + (row === 0 ? 22 : 11) }, text));
     const took = ((Number(step.end_ns) - Number(step.start_ns)) / 1e6).toFixed(1);
     group.append(el("title", {}, `${step.service} ${step.step} (${kind}, ${step.status ?? ""}) ${took} ms${step.detail ? ` — ${step.detail}` : ""}`));
     svg.append(group);

@@ -58,6 +58,16 @@ def test_guest_starts_the_rest_vs_grpc_sandbox_runs_one_call_and_inspects_a_span
     expect(details.locator(".span-attributes")).to_be_visible()
     expect(details.locator("dl")).to_contain_text(re.compile(r"trace\s*[0-9a-f]{32}"))
 
+    # A dropped socket reconnects asking only for what came after the last span seen.
+    spans_before = trace.get_attribute("data-spans")
+    last_seq = trace.get_attribute("data-last-seq")
+    with page.expect_websocket(lambda socket: "since=" in socket.url, timeout=15_000) as reconnect:
+        page.evaluate("window.lab.socket().socket.close()")
+    assert reconnect.value.url.endswith(f"?since={last_seq}")
+    expect(page.locator("#connection-status")).to_have_text("live", timeout=15_000)
+    page.evaluate("window.lab.trace.drawn()")
+    assert trace.get_attribute("data-spans") == spans_before
+
     assert page.js_errors == []
     experiment.scroll_into_view_if_needed()
     page.screenshot(path=str(artifacts / "lesson-rest-vs-grpc.png"))
