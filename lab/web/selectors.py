@@ -54,10 +54,14 @@ def learners_for_instructor(*, instructor: AbstractBaseUser) -> list[LearnerRow]
     titles = {lesson.slug: lesson.title for lesson in lessons}
     rows = []
     for user in users:
-        row = LearnerRow(user=user, role=getattr(getattr(user, "profile", None), "role", Role.LEARNER))
+        row = LearnerRow(
+            user=user, role=getattr(getattr(user, "profile", None), "role", Role.LEARNER)
+        )
         for lesson in lessons:
             percent = progress_for(user=user, lesson=lesson)["percent"]
-            row.lessons.append(LessonProgress(slug=lesson.slug, title=lesson.title, percent=percent))
+            row.lessons.append(
+                LessonProgress(slug=lesson.slug, title=lesson.title, percent=percent)
+            )
         for sandbox in active.get(user.pk, []):
             sandbox.lesson_title = titles.get(sandbox.lesson, sandbox.lesson)
             row.sandboxes.append(sandbox)

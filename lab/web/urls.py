@@ -21,5 +21,9 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("instructor/", views.instructor_dashboard, name="instructor"),
     path("instructor/learners/", views.instructor_learners, name="instructor-learners"),
-    path("instructor/sandboxes/<str:sandbox_id>/", views.instructor_sandbox, name="instructor-sandbox"),
+    path(
+        "instructor/sandboxes/<str:sandbox_id>/",
+        views.instructor_sandbox,
+        name="instructor-sandbox",
+    ),
 ]

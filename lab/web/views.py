@@ -77,7 +77,9 @@ def _steps_context(lesson, progress: dict) -> list[dict]:
 def home(request: HttpRequest) -> HttpResponse:
     # Browsing the list makes no guest; the first lesson opened does.
     percents = progress_summary(user=request.user) if request.user.is_authenticated else {}
-    lessons = [{"lesson": lesson, "percent": percents.get(lesson.slug, 0)} for lesson in lesson_list()]
+    lessons = [
+        {"lesson": lesson, "percent": percents.get(lesson.slug, 0)} for lesson in lesson_list()
+    ]
     return render(request, "web/home.html", {"lessons": lessons})
 
 
@@ -143,7 +145,13 @@ def checkpoint_answer(request: HttpRequest, slug: str, checkpoint_id: str) -> Ht
         # server records the checkpoint: look again a few times, then stop.
         attempt = _int_or_zero(request.GET.get("attempt"))
         recheck = None if passed or attempt >= RUN_CHECKPOINT_RECHECKS else attempt + 1
-        context = {"lesson": lesson, "item": item, "progress": progress, "oob_progress": True, "recheck": recheck}
+        context = {
+            "lesson": lesson,
+            "item": item,
+            "progress": progress,
+            "oob_progress": True,
+            "recheck": recheck,
+        }
         return render(request, "web/_checkpoint.html", context)
     verdict, chosen, error = None, None, ""
     if checkpoint.kind == "quiz":
@@ -154,15 +162,22 @@ def checkpoint_answer(request: HttpRequest, slug: str, checkpoint_id: str) -> Ht
             error = " ".join(form.errors.get("answer", ["Pick an answer."]))
     if not error:
         try:
-            verdict = progress_record(user=user, lesson=lesson, checkpoint=checkpoint.id, answer=chosen)
+            verdict = progress_record(
+                user=user, lesson=lesson, checkpoint=checkpoint.id, answer=chosen
+            )
         except ProgressInvalid as invalid:
-            error = " ".join(message for field_messages in invalid.errors.values() for message in field_messages)
+            error = " ".join(
+                message for field_messages in invalid.errors.values() for message in field_messages
+            )
     if not request.headers.get("HX-Request"):
         return redirect(f"/lessons/{lesson.slug}/#checkpoint-{checkpoint.id}")
     progress = progress_for(user=user, lesson=lesson)
     context = {
         "lesson": lesson,
-        "item": {"checkpoint": checkpoint, "passed": progress["checkpoints"].get(checkpoint.id, False)},
+        "item": {
+            "checkpoint": checkpoint,
+            "passed": progress["checkpoints"].get(checkpoint.id, False),
+        },
         "verdict": verdict,
         "chosen": chosen,
         "error": error,

@@ -13,7 +13,9 @@ def log_in(page, base_url, username):
     expect(page.get_by_text(f"Signed in as {username}")).to_be_visible()
 
 
-def test_guest_answers_a_quiz_inline_marks_a_step_and_keeps_progress_after_signing_up(live_lab, page, artifacts):
+def test_guest_answers_a_quiz_inline_marks_a_step_and_keeps_progress_after_signing_up(
+    live_lab, page, artifacts
+):
     page.goto(f"{live_lab}/lessons/rest-vs-grpc/")
     progress = page.locator("#lesson-progress .lesson-progress-label")
     expect(progress).to_have_text("0% done")
@@ -52,7 +54,9 @@ def test_guest_answers_a_quiz_inline_marks_a_step_and_keeps_progress_after_signi
     assert page.js_errors == []
 
 
-def test_instructor_sees_the_class_and_watches_a_learners_sandbox_read_only(live_lab, browser, make_user, artifacts):
+def test_instructor_sees_the_class_and_watches_a_learners_sandbox_read_only(
+    live_lab, browser, make_user, artifacts
+):
     make_user("ada", "learner", password=PASSWORD)
     make_user("teacher", "instructor", password=PASSWORD)
     learner = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
@@ -61,7 +65,9 @@ def test_instructor_sees_the_class_and_watches_a_learners_sandbox_read_only(live
         log_in(learner, live_lab, "ada")
         learner.goto(f"{live_lab}/lessons/rest-vs-grpc/")
         learner.get_by_role("button", name="Start sandbox").click()
-        expect(learner.locator("#sandbox-panel")).to_have_attribute("data-state", "running", timeout=30_000)
+        expect(learner.locator("#sandbox-panel")).to_have_attribute(
+            "data-state", "running", timeout=30_000
+        )
 
         log_in(instructor, live_lab, "teacher")
         instructor.get_by_role("link", name="Class").click()
@@ -80,10 +86,18 @@ def test_instructor_sees_the_class_and_watches_a_learners_sandbox_read_only(live
         expect(instructor.locator("#sandbox-panel input[type=range]")).to_have_count(0)
 
         # What the learner does shows up live for the instructor.
-        learner.locator('.experiment[data-experiment="one-call"]').get_by_role("button", name="Run").click()
-        expect(instructor.locator('.experiment[data-experiment="one-call"] .result')).to_be_visible(timeout=60_000)
-        instructor.wait_for_function("Number(document.getElementById('trace-view').dataset.hopsGrpc) > 0")
-        instructor.locator(".live-panel").screenshot(path=str(artifacts / "instructor-read-only-panel.png"))
+        learner.locator('.experiment[data-experiment="one-call"]').get_by_role(
+            "button", name="Run"
+        ).click()
+        expect(instructor.locator('.experiment[data-experiment="one-call"] .result')).to_be_visible(
+            timeout=60_000
+        )
+        instructor.wait_for_function(
+            "Number(document.getElementById('trace-view').dataset.hopsGrpc) > 0"
+        )
+        instructor.locator(".live-panel").screenshot(
+            path=str(artifacts / "instructor-read-only-panel.png")
+        )
     finally:
         learner.context.close()
         instructor.context.close()

@@ -30,7 +30,11 @@ def open_panel(page, static_site, runs_answer):
 
 
 def result(headline, ok=True):
-    return {"headline": headline, "summary": [{"label": "bytes", "value": 10, "unit": "B"}], "ok": ok}
+    return {
+        "headline": headline,
+        "summary": [{"label": "bytes", "value": 10, "unit": "B"}],
+        "ok": ok,
+    }
 
 
 def test_form_has_a_typed_field_per_parameter_with_defaults(page, static_site):
@@ -58,35 +62,63 @@ def test_out_of_bounds_value_is_refused_in_the_browser_without_a_request(page, s
 
 
 def test_server_errors_appear_next_to_the_field_they_name(page, static_site):
-    errors = {"detail": "Invalid input.", "errors": {"params.ratio": ["must be between 0.0 and 1.0"]}}
+    errors = {
+        "detail": "Invalid input.",
+        "errors": {"params.ratio": ["must be between 0.0 and 1.0"]},
+    }
     posted = open_panel(page, static_site, lambda body: (400, errors))
     slot = page.locator("#slot")
 
     slot.get_by_role("button", name="Run").click()
 
-    expect(slot.locator('[data-param="ratio"] .field-error')).to_have_text("must be between 0.0 and 1.0")
-    assert posted == [{"experiment": "one-call", "params": {"items": 10, "ratio": 0.5, "mode": "both", "traced": True}}]
+    expect(slot.locator('[data-param="ratio"] .field-error')).to_have_text(
+        "must be between 0.0 and 1.0"
+    )
+    assert posted == [
+        {
+            "experiment": "one-call",
+            "params": {"items": 10, "ratio": 0.5, "mode": "both", "traced": True},
+        }
+    ]
 
 
 def test_finished_runs_are_kept_and_can_be_compared_side_by_side(page, static_site):
-    open_panel(page, static_site, lambda body: (202, {"id": f"r{body['params']['items']}", "state": "queued"}))
+    open_panel(
+        page,
+        static_site,
+        lambda body: (202, {"id": f"r{body['params']['items']}", "state": "queued"}),
+    )
     slot = page.locator("#slot")
 
     slot.get_by_role("button", name="Run").click()
     expect(slot.locator("progress.run-progress")).to_be_visible()
     page.evaluate(
         """r => window.harness.panel.handleRun(r)""",
-        {"id": "r10", "experiment": "one-call", "state": "done", "params": {"items": 10}, "result": result("ten")},
+        {
+            "id": "r10",
+            "experiment": "one-call",
+            "state": "done",
+            "params": {"items": 10},
+            "result": result("ten"),
+        },
     )
     slot.get_by_label("items", exact=True).fill("20")
     slot.get_by_role("button", name="Run").click()
     page.evaluate(
         """r => window.harness.panel.handleRun(r)""",
-        {"id": "r20", "experiment": "one-call", "state": "done", "params": {"items": 20}, "result": result("twenty", ok=False)},
+        {
+            "id": "r20",
+            "experiment": "one-call",
+            "state": "done",
+            "params": {"items": 20},
+            "result": result("twenty", ok=False),
+        },
     )
 
     expect(slot.locator(".run-history input[type=checkbox]")).to_have_count(2)
-    expect(slot.locator(".run-compare .result-headline")).to_have_text(["expectation failed twenty", "ten"])
+    expect(slot.locator(".run-compare .result-headline")).to_have_text(
+        ["expectation failed twenty", "ten"]
+    )
     assert slot.locator(".run-compare .result").nth(0).get_attribute("data-ok") == "false"
 
     slot.locator(".run-history input[type=checkbox]").nth(1).uncheck()

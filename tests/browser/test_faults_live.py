@@ -3,10 +3,14 @@
 from playwright.sync_api import expect
 
 
-def test_learner_stops_and_starts_a_service_and_sees_injected_errors_in_the_trace(live_lab, page, artifacts):
+def test_learner_stops_and_starts_a_service_and_sees_injected_errors_in_the_trace(
+    live_lab, page, artifacts
+):
     page.goto(f"{live_lab}/lessons/rest-vs-grpc/")
     page.get_by_role("button", name="Start sandbox").click()
-    expect(page.locator("#sandbox-panel")).to_have_attribute("data-state", "running", timeout=30_000)
+    expect(page.locator("#sandbox-panel")).to_have_attribute(
+        "data-state", "running", timeout=30_000
+    )
     expect(page.locator("#connection-status")).to_have_text("live", timeout=10_000)
     grpc_row = page.locator('#sandbox-panel tr[data-service="catalog-grpc"]')
 
@@ -27,7 +31,9 @@ def test_learner_stops_and_starts_a_service_and_sees_injected_errors_in_the_trac
         "['done', 'failed'].includes(document.querySelector('.experiment[data-experiment=\"one-call\"]').dataset.runState)",
         timeout=60_000,
     )
-    page.wait_for_function("Number(document.getElementById('trace-view').dataset.hopsError) > 0", timeout=15_000)
+    page.wait_for_function(
+        "Number(document.getElementById('trace-view').dataset.hopsError) > 0", timeout=15_000
+    )
     expect(page.locator('#trace-view .hop.is-error[data-protocol="grpc"]').first).to_be_attached()
 
     grpc_row.get_by_role("button", name="Clear").click()

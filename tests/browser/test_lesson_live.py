@@ -18,7 +18,9 @@ new MutationObserver(() => {
 """
 
 
-def test_guest_starts_the_rest_vs_grpc_sandbox_runs_one_call_and_inspects_a_span(live_lab, page, artifacts):
+def test_guest_starts_the_rest_vs_grpc_sandbox_runs_one_call_and_inspects_a_span(
+    live_lab, page, artifacts
+):
     page.goto(f"{live_lab}/lessons/rest-vs-grpc/")
     expect(page.get_by_role("heading", name="REST vs gRPC", level=1)).to_be_visible()
     page.evaluate(RECORD_STATES)
@@ -38,7 +40,9 @@ def test_guest_starts_the_rest_vs_grpc_sandbox_runs_one_call_and_inspects_a_span
     expect(experiment.locator(".result .result-headline")).to_contain_text("products")
     expect(experiment.locator(".result .tile").first).to_be_visible()
     # The server passes the run checkpoint; the page learns it without a reload.
-    expect(page.locator("#checkpoint-ran-one-call")).to_have_attribute("data-passed", "true", timeout=10_000)
+    expect(page.locator("#checkpoint-ran-one-call")).to_have_attribute(
+        "data-passed", "true", timeout=10_000
+    )
 
     trace = page.locator("#trace-view")
     page.wait_for_function(

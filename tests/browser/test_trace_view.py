@@ -19,7 +19,9 @@ def counts(page):
     return page.evaluate("({...document.getElementById('trace').dataset})")
 
 
-def test_sequence_diagram_draws_http_grpc_and_async_amqp_hops_from_out_of_order_spans(page, static_site, artifacts):
+def test_sequence_diagram_draws_http_grpc_and_async_amqp_hops_from_out_of_order_spans(
+    page, static_site, artifacts
+):
     open_harness(page, static_site)
 
     drawn = counts(page)
@@ -59,7 +61,9 @@ def test_waterfall_indents_children_under_their_parent(page, static_site):
     assert xs == sorted(xs) and xs[0] < xs[-1], "each call nests one level deeper"
 
 
-def test_trace_view_stays_responsive_with_5000_spans_and_ignores_replayed_duplicates(page, static_site, artifacts):
+def test_trace_view_stays_responsive_with_5000_spans_and_ignores_replayed_duplicates(
+    page, static_site, artifacts
+):
     open_harness(page, static_site, "?empty")
 
     # Feed 5,000 spans in 100 socket-sized batches, then the same again as a
@@ -80,7 +84,9 @@ def test_trace_view_stays_responsive_with_5000_spans_and_ignores_replayed_duplic
     assert drawn["spans"] == "5000", "duplicates by seq are dropped"
     assert int(drawn["traces"]) > 1000
     assert drawn["shownTraces"] == "12", "the diagram keeps to the most recent traces"
-    expect(page.locator("#trace .trace-note")).to_contain_text(f"Showing last 12 of {drawn['traces']} traces")
+    expect(page.locator("#trace .trace-note")).to_contain_text(
+        f"Showing last 12 of {drawn['traces']} traces"
+    )
     # Virtualised: only the rows near the visible window exist in the DOM.
     assert page.locator("#trace .hop").count() < 80
     assert page.locator("#trace .wf-row").count() < 80
@@ -123,11 +129,15 @@ def test_saga_result_draws_lanes_compensations_state_machine_and_invariants(page
     open_harness(page, static_site)
 
     saga = page.locator("#saga .saga")
-    expect(saga.locator(".saga-lane-label")).to_have_text(["coordinator", "orders", "inventory", "payments", "shipping"])
+    expect(saga.locator(".saga-lane-label")).to_have_text(
+        ["coordinator", "orders", "inventory", "payments", "shipping"]
+    )
     kinds = [step.get_attribute("data-kind") for step in saga.locator(".saga-step").all()]
     assert kinds == ["forward", "forward", "failure", "compensation", "compensation"]
     expect(saga.locator(".saga-state.is-current")).to_have_text("5CANCELLED")
-    expect(saga.locator(".saga-path")).to_have_text("Path: PENDING → STOCK_RESERVED → PAYMENT_FAILED → COMPENSATING → CANCELLED")
+    expect(saga.locator(".saga-path")).to_have_text(
+        "Path: PENDING → STOCK_RESERVED → PAYMENT_FAILED → COMPENSATING → CANCELLED"
+    )
     expect(saga.locator(".saga-state")).to_have_count(8)
     expect(saga.locator(".saga-state.is-visited")).to_have_count(5)
     expect(saga.locator(".invariant.failed")).to_have_count(1)
