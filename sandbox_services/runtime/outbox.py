@@ -1,9 +1,10 @@
 """Batch spans and metrics from a service process to the sandbox outbox list in Redis.
 
 A background thread does the Redis I/O so the request path only appends to a
-list under a lock. The thread sleeps until there is something to send, then
-waits at most ``interval_s`` (or until ``max_batch`` items queue up) so one
-RPUSH carries a burst of spans.
+list under a lock. The thread sleeps until there is something to send and sends
+it at once if it has not sent in the last ``interval_s``; otherwise it waits out
+the interval (or until ``max_batch`` items queue up) so one RPUSH carries a
+burst of spans.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import logging
 import os
 import threading
+import time
 from typing import Any
 from collections.abc import Mapping
 
@@ -71,12 +73,18 @@ class OutboxWriter:
             self._pending.set()
 
     def _run(self) -> None:
+        last_flush = float("-inf")
         while not self._closed:
             self._pending.wait()
-            self._full.wait(self._interval_s)
+            # The first span after a quiet spell goes at once (a single call
+            # shows up quickest); within interval_s of a flush, spans gather.
+            wait_s = last_flush + self._interval_s - time.monotonic()
+            if wait_s > 0:
+                self._full.wait(wait_s)
             self._pending.clear()
             self._full.clear()
             self.flush()
+            last_flush = time.monotonic()
 
     def flush(self) -> None:
         """Send everything queued now, on the calling thread."""

@@ -170,14 +170,13 @@ class Supervisor:
         self._mark("services ready")
         if self._stop.is_set():
             return
+        self._metrics_pid = start_metrics(self.plan)
+        if self._metrics_pid is not None:
+            self._metrics_exit = asyncio.ensure_future(wait_exit(self._metrics_pid))
         self.state = "running"
         await self._publish_state()
         await self._reply("spawn", {"state": "running", "services": self.services.states()})
         self._mark("answered")
-        self._metrics_pid = start_metrics(self.plan)
-        if self._metrics_pid is not None:
-            self._metrics_exit = asyncio.ensure_future(wait_exit(self._metrics_pid))
-        self._state_dirty.set()
         await self._stop.wait()
 
     async def _resilient(self, loop_body: Callable[[], Awaitable[None]]) -> None:
