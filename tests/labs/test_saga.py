@@ -304,6 +304,8 @@ async def test_failure_run_result_carries_the_timeline_with_compensations_in_rev
         "REJECTED",
     ]
     assert set(orchestration["states"]) <= set(STATES)
+    visited = list(zip(orchestration["states"], orchestration["states"][1:], strict=False))
+    assert all(list(edge) in orchestration["state_edges"] for edge in visited)
 
 
 async def test_duplicates_experiment_ignores_every_repeat_and_the_early_compensation(ctx):

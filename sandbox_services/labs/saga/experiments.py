@@ -18,9 +18,9 @@ import asyncio
 import random
 import time
 
-from sandbox_services.saga.interface import STEPS, FaultPlan
+from sandbox_services.saga.interface import FaultPlan
 
-from . import scenario
+from . import results, scenario
 from .scenario import SagaDriver
 from .timeline import saga_view
 
@@ -44,8 +44,8 @@ async def happy_path(ctx, params: dict) -> dict:
     finally:
         await driver.close()
     choreo, orch = views
-    durations = {v["mode"]: _duration_ms(v) for v in views}
-    result = _result(views, running, checks)
+    durations = {v["mode"]: results.duration_ms(v) for v in views}
+    result = results.common_keys(views, running, checks)
     result["headline"] = (
         f"Both sagas ran the same five steps: choreography in {durations['choreography']:.0f} ms, "
         f"orchestration in {durations['orchestration']:.0f} ms. Only orchestration has one place "
@@ -57,7 +57,7 @@ async def happy_path(ctx, params: dict) -> dict:
         {"label": "places that record the whole flow (choreography)", "value": 0, "unit": ""},
         {"label": "places that record the whole flow (orchestration)", "value": 1, "unit": ""},
     ]
-    result["table"] = _side_by_side(choreo, orch)
+    result["table"] = results.side_by_side(choreo, orch)
     result["notes"].append(
         "Choreography: each service only knows the event it reacts to; the flow exists in the "
         "trace and in the subscriptions. Orchestration: the coordinator's state machine lists "
@@ -84,7 +84,7 @@ async def failure(ctx, params: dict) -> dict:
             checks[mode] = views[-1]["invariants"]
     finally:
         await driver.close()
-    result = _result(views, running, checks)
+    result = results.common_keys(views, running, checks)
     parts = []
     for view in views:
         undone = [
@@ -153,14 +153,14 @@ async def crash(ctx, params: dict) -> dict:
             await ctx.control("kill", target)
         await ctx.progress(0.5, f"{target} is down mid-saga; starting it again")
         await ctx.control("start", target)
-        markers.append(_marker(target, order.saga_id, killed_ns))
+        markers.append(results.marker(target, order.saga_id, killed_ns))
         running = {mode: await driver.wait(mode, [order.saga_id])}
         view = await asyncio.to_thread(saga_view, driver.workdir, order.saga_id, mode=mode)
     finally:
         await driver.close()
     view["timeline"] = sorted([*view["timeline"], *markers], key=lambda i: i["start_ns"])
-    result = _result([view], running, {mode: view["invariants"]})
-    outcome = view["current_state"] or _order_outcome(view)
+    result = results.common_keys([view], running, {mode: view["invariants"]})
+    outcome = view["current_state"] or results.order_outcome(view)
     how = (
         "SIGKILLed while the saga sat between two steps"
         if target == "coordinator"
@@ -227,12 +227,12 @@ async def duplicates(ctx, params: dict) -> dict:
             tables += [[mode, *row] for row in scenario.deliveries(driver.workdir, ids)]
     finally:
         await driver.close()
-    result = _result(views, running, checks)
+    result = results.common_keys(views, running, checks)
     repeats = sum(row[4] for row in tables)
     twice = next(i for i in checks[modes[0]] if i["name"].startswith("no step"))
     result["headline"] = (
         f"{repeats} repeated deliveries or commands were recognised and ignored; "
-        f"{'no step applied twice' if all(_all_ok(c) for c in checks.values()) else 'an invariant failed'}."
+        f"{'no step applied twice' if all(results.all_ok(c) for c in checks.values()) else 'an invariant failed'}."
     )
     result["summary"] = [{"label": "repeats ignored", "value": repeats, "unit": ""}]
     result["table"] = {
@@ -304,7 +304,7 @@ async def batch(ctx, params: dict) -> dict:
             )
     finally:
         await driver.close()
-    result = _result(views, running, checks)
+    result = results.common_keys(views, running, checks)
     violations = sum(not i["ok"] for c in checks.values() for i in c)
     result["headline"] = (
         "; ".join(
@@ -358,84 +358,3 @@ async def batch(ctx, params: dict) -> dict:
             "still comes from the services' own logs."
         )
     return result
-
-
-# -- shaping --------------------------------------------------------------------------------
-def _result(
-    views: list[dict], running: dict[str, list[str]], checks: dict[str, list[dict]]
-) -> dict:
-    """Return the keys every saga experiment shares."""
-    notes = [scenario.still_running_note(mode, ids) for mode, ids in running.items() if ids]
-    return {
-        "saga": views[0] if views else None,
-        "sagas": views,
-        "invariants": checks,
-        "running": running,
-        "notes": notes,
-        "charts": [],
-        "ok": all(_all_ok(c) for c in checks.values()) and not any(running.values()),
-    }
-
-
-def _all_ok(checks: list[dict]) -> bool:
-    return all(item["ok"] for item in checks)
-
-
-def _duration_ms(view: dict) -> float:
-    items = view["timeline"]
-    return (
-        (max(i["end_ns"] for i in items) - min(i["start_ns"] for i in items)) / 1e6
-        if items
-        else 0.0
-    )
-
-
-def _side_by_side(choreo: dict, orch: dict) -> dict:
-    """Return one row per forward step: who did it and how long it took in each mode."""
-
-    def took(view: dict, step: str) -> float | None:
-        for item in view["timeline"]:
-            if item["step"] == step and item["service"] != "coordinator":
-                return round((item["end_ns"] - item["start_ns"]) / 1e6, 2)
-        return None
-
-    return {
-        "columns": [
-            "step",
-            "service",
-            "choreography ms",
-            "orchestration ms",
-            "who decided the next step",
-        ],
-        "rows": [
-            [
-                s.action,
-                s.service,
-                took(choreo, s.action),
-                took(orch, s.action),
-                "the event's subscriber / the coordinator",
-            ]
-            for s in STEPS
-        ],
-    }
-
-
-def _marker(target: str, saga_id: str, killed_ns: int) -> dict:
-    """Return a timeline entry for the process's downtime (kind failure, status killed)."""
-    return {
-        "service": target,
-        "step": "process",
-        "kind": "failure",
-        "status": "killed",
-        "detail": f"{target} down, then started again",
-        "start_ns": killed_ns,
-        "end_ns": time.time_ns(),
-        "trace_id": None,
-        "span_id": None,
-        "saga_id": saga_id,
-    }
-
-
-def _order_outcome(view: dict) -> str:
-    steps = [i["step"] for i in view["timeline"] if i["status"] == "done"]
-    return "approved" if "approve" in steps else "rejected" if "reject" in steps else "unfinished"

@@ -17,6 +17,7 @@ The shape (also documented in the lesson's README section of the report)::
       ],
       "lanes": [service, ...],              # lane order, top to bottom
       "state_machine": [state, ...],        # every coordinator state, in drawing order
+      "state_edges": [[from, to], ...],     # the state machine's possible transitions
       "states": [state, ...],               # states this saga went through, in order
       "current_state": str|None,            # the lit one (None in choreography)
       "invariants": [{"name": str, "ok": bool, "detail": str}]
@@ -25,9 +26,10 @@ The shape (also documented in the lesson's README section of the report)::
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
-from sandbox_services.saga.interface import SERVICES, STATES
+from sandbox_services.saga.interface import SERVICES, STATES, STEPS
 
 from . import invariants
 from .stores import read_only, rows_for
@@ -61,10 +63,27 @@ def saga_view(workdir: Path, saga_id: str, *, mode: str, checked: list[str] | No
         "timeline": items,
         "lanes": list(LANES if mode == "orchestration" else SERVICES),
         "state_machine": list(STATES),
+        "state_edges": state_edges(),
         "states": states,
         "current_state": states[-1] if states else None,
         "invariants": invariants.check(workdir, checked or [saga_id], mode=mode),
     }
+
+
+def state_edges() -> list[list[str]]:
+    """Return every transition the coordinator can make, for drawing its state machine."""
+    forward = ["STARTED", *(step.state for step in STEPS), "APPROVED"]
+    edges = [[a, b] for a, b in pairwise(forward)]
+    undo = [step.compensation_state for step in reversed(STEPS) if step.compensation_state]
+    undo.append("REJECTED")
+    edges += [[a, b] for a, b in pairwise(undo)]
+    for index, step in enumerate(STEPS):
+        # Refused: undo the steps before; error or timeout: undo this one too.
+        for first in (index - 1, index) if step.compensation else (index - 1,):
+            target = STEPS[first].compensation_state if first >= 0 else "REJECTED"
+            if [step.state, target] not in edges:
+                edges.append([step.state, target])
+    return edges
 
 
 def _item(row, service: str) -> dict:
