@@ -58,12 +58,19 @@ async def full_path(workdir: Path) -> None:
         try:
             for mode in MODES:
                 orders = [scenario.new_order(driver.config) for _ in range(SAGAS_PER_MODE)]
-                queue, running = list(orders), []
+                queue, waiter, stop = list(orders), Waiter(driver, mode), asyncio.Event()
+                polling = asyncio.create_task(waiter.poll(stop))
                 started = time.monotonic()
-                await asyncio.gather(
-                    *(_client(driver, mode, queue, running) for _ in range(IN_FLIGHT))
+                await asyncio.wait_for(
+                    asyncio.gather(
+                        *(_client(driver, waiter, mode, queue) for _ in range(IN_FLIGHT))
+                    ),
+                    driver.remaining_s(),
                 )
                 elapsed = time.monotonic() - started
+                stop.set()
+                await polling
+                running = await driver.wait(mode, [order.saga_id for order in orders])
                 ids = [order.saga_id for order in orders]
                 latencies = scenario.latencies_ms(workdir, mode, ids)
                 print(f"saga {mode} sagas per second: {len(ids) / elapsed:.1f} sagas/s")
@@ -76,12 +83,41 @@ async def full_path(workdir: Path) -> None:
         sandbox.close()
 
 
+class Waiter:
+    """Poll the live sagas in one call every POLL_S, so 16 clients do not poll 16 times."""
+
+    POLL_S = 0.02
+
+    def __init__(self, driver: scenario.SagaDriver, mode: str) -> None:
+        self.driver = driver
+        self.mode = mode
+        self.waiting: dict[str, asyncio.Event] = {}
+
+    async def until_ended(self, saga_id: str) -> None:
+        """Return once the saga has ended."""
+        event = self.waiting.setdefault(saga_id, asyncio.Event())
+        await event.wait()
+
+    async def poll(self, stop: asyncio.Event) -> None:
+        """Wake the clients whose sagas ended, until told to stop."""
+        while not stop.is_set():
+            ids = list(self.waiting)
+            if ids:
+                pending = set(await self.driver.unfinished(self.mode, ids))
+                for saga_id in ids:
+                    if saga_id not in pending:
+                        self.waiting.pop(saga_id).set()
+            await asyncio.sleep(self.POLL_S)
+
+
 async def _client(
-    driver: scenario.SagaDriver, mode: str, queue: list[Order], running: list[str]
+    driver: scenario.SagaDriver, waiter: Waiter, mode: str, queue: list[Order]
 ) -> None:
     """Run sagas one after another until the queue is empty (one closed-loop client)."""
     while queue:
-        running.extend(await driver.run(mode, [queue.pop()]))
+        order = queue.pop()
+        await driver.start(mode, order)
+        await waiter.until_ended(order.saga_id)
 
 
 def soak_orders(rng: random.Random, count: int) -> list[Order]:

@@ -132,6 +132,8 @@ def faults_hook(faults, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
     """Return a hook that applies the learner's live faults (delay, error rate) to one message."""
 
     def apply() -> None:
-        asyncio.run_coroutine_threadsafe(faults.apply(), loop).result()
+        # Only hop to the event loop when the learner has switched a fault on.
+        if faults.delay_s > 0 or faults.error_rate > 0:
+            asyncio.run_coroutine_threadsafe(faults.apply(), loop).result()
 
     return apply

@@ -127,7 +127,7 @@ class SagaDriver:
         pending = list(saga_ids)
         while pending and time.monotonic() < self.deadline:
             try:
-                pending = await self._unfinished(mode, pending)
+                pending = await self.unfinished(mode, pending)
             except grpc.aio.AioRpcError:
                 pass  # a service is down (the crash experiment): keep waiting for it
             if pending:
@@ -136,7 +136,8 @@ class SagaDriver:
             await self._outboxes_drained(saga_ids)
         return pending
 
-    async def _unfinished(self, mode: str, saga_ids: list[str]) -> list[str]:
+    async def unfinished(self, mode: str, saga_ids: list[str]) -> list[str]:
+        """Return which of these sagas have not ended yet, asking the services."""
         if mode == "choreography":
             statuses = await self.orders.statuses(saga_ids)
             return [s for s in saga_ids if statuses.get(s) not in ("approved", "rejected")]
