@@ -28,6 +28,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/1")
+
+from sandbox_services.catalog.client import UNSAMPLED_TRACEPARENT  # noqa: E402
+
 os.environ.setdefault("LAB_KEEPALIVE_SECONDS", "3")
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
@@ -39,7 +42,7 @@ WARMUP_CALLS = 50
 # The bare client sends a W3C trace context with the "sampled" flag off, as the
 # lab's generator does for the calls it does not sample: the servers (traced,
 # as in the lab) then record nothing for it, instead of tracing every call.
-UNSAMPLED = {"traceparent": "00-" + "5a" * 16 + "-" + "5b" * 8 + "-00"}
+UNSAMPLED = {"traceparent": UNSAMPLED_TRACEPARENT}
 
 
 # --- the bare client: no tracing, nothing of the lab but the codec ----------

@@ -13,9 +13,10 @@ import uuid
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from sandbox_services.caller.wire_meter import WireMeter
-from sandbox_services.catalog.client import make_client
+from sandbox_services.catalog.client import make_client, make_untraced_client
 from sandbox_services.catalog.interface import CatalogAPI, InvalidArgument
 
 TRANSPORTS = ("rest", "grpc")
@@ -48,24 +49,44 @@ async def _measured_call(client: CatalogAPI, meter: WireMeter, items: int) -> di
 
 
 async def one_call(addresses: dict[str, str], items: int) -> dict[str, Any]:
-    """List the same products once each way, through a byte-counting relay, twice per connection."""
-    results: dict[str, Any] = {}
+    """List the same products each way: once traced, then twice through a byte-counting relay."""
+    results: dict[str, Any] = {"items": items}
     pages = {}
     for transport in TRANSPORTS:
-        meter = WireMeter(addresses[transport])
-        client = make_client(transport, await meter.start())
+        # The call the learner sees in the trace, straight to the catalog.
+        client = make_client(transport, addresses[transport])
         try:
-            # The first call opens the connection (and, for HTTP/2, its
-            # preface, SETTINGS and a cold header table); the second shows a
-            # call's steady-state cost on a connection already open.
-            first = await _measured_call(client, meter, items)
-            second = await _measured_call(client, meter, items)
+            started = time.perf_counter()
+            pages[transport] = await client.list_products(items)
+            traced = {
+                "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+                "request_body_bytes": client.last_sizes[0],
+                "response_body_bytes": client.last_sizes[1],
+            }
         finally:
             await client.close()
+        # The same call measured at the socket, untraced: the relay is not a
+        # service of the sandbox, and spans pointing at it would name no peer.
+        meter = WireMeter(addresses[transport])
+        metered = make_untraced_client(transport, await meter.start())
+        try:
+            with suppress_instrumentation():
+                # The first call opens the connection (and, for HTTP/2, its
+                # preface, SETTINGS and a cold header table); the second shows
+                # a call's steady-state cost on a connection already open.
+                first = await _measured_call(metered, meter, items)
+                second = await _measured_call(metered, meter, items)
+        finally:
+            await metered.close()
             await meter.close()
-        pages[transport] = first.pop("page")
+        first.pop("page")
         second.pop("page")
-        results[transport] = {"first": first, "second": second, "connections": meter.connections}
+        results[transport] = {
+            "traced": traced,
+            "first": first,
+            "second": second,
+            "connections": meter.connections,
+        }
         _note(
             **{
                 f"{transport}.response_body_bytes": second["response_body_bytes"],
@@ -73,7 +94,6 @@ async def one_call(addresses: dict[str, str], items: int) -> dict[str, Any]:
                 + second["wire_received_bytes"],
             }
         )
-    results["items"] = items
     results["same_data"] = pages["rest"] == pages["grpc"]
     return results
 

@@ -215,6 +215,26 @@ def _translate(error: grpc.aio.AioRpcError) -> Exception:
     return CallFailed(f"{error.code().name}: {error.details()}")
 
 
+# A W3C trace context whose "sampled" flag is off: a server that receives it
+# follows it and records nothing, as for any call its caller chose not to trace.
+UNSAMPLED_TRACEPARENT = "00-" + "5a" * 16 + "-" + "5b" * 8 + "-00"
+
+
+def make_untraced_client(
+    transport: str, address: str, **options: Any
+) -> RestCatalogClient | GrpcCatalogClient:
+    """Return a client whose calls carry an unsampled trace context, for use untraced.
+
+    Call it under ``opentelemetry.instrumentation.utils.suppress_instrumentation``
+    so the gRPC interceptors stand aside too; the REST session has no hooks at all.
+    """
+    if transport == "rest":
+        options.update(headers={"traceparent": UNSAMPLED_TRACEPARENT}, traced=False)
+    else:
+        options.update(metadata=(("traceparent", UNSAMPLED_TRACEPARENT),))
+    return make_client(transport, address, **options)
+
+
 def make_client(
     transport: str, address: str, **options: Any
 ) -> RestCatalogClient | GrpcCatalogClient:

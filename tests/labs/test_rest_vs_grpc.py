@@ -417,6 +417,9 @@ def test_one_call_traces_learner_caller_and_both_catalogs(runtime_sandbox: Runti
         )
     ]
     assert {s["service"] for s in sized} == {"catalog-rest", "catalog-grpc"}
+    # The caller's client spans name their callee: the diagram draws caller -> catalog.
+    peers = {s["peer"] for s in spans if s["service"] == "caller" and s["kind"] == "client"}
+    assert {"catalog-rest", "catalog-grpc"} <= peers
 
 
 def test_slowed_and_broken_catalogs_show_in_results_and_traces(

@@ -59,20 +59,23 @@ async def one_call(ctx: ExperimentContext, params: dict) -> dict:
 
     rest_body = rest["second"]["response_body_bytes"]
     grpc_body = grpc["second"]["response_body_bytes"]
+    call_names = {
+        "traced": "traced (the call in the trace)",
+        "first": "metered, first (opens the connection)",
+        "second": "metered, second (connection open)",
+    }
     rows = []
     for transport in ("rest", "grpc"):
-        for which in ("first", "second"):
+        for which, name in call_names.items():
             call = data[transport][which]
             rows.append(
                 [
                     LABELS[transport],
-                    "first (opens the connection)"
-                    if which == "first"
-                    else "second (connection open)",
+                    name,
                     call["request_body_bytes"],
                     call["response_body_bytes"],
-                    call["wire_sent_bytes"],
-                    call["wire_received_bytes"],
+                    call.get("wire_sent_bytes", ""),
+                    call.get("wire_received_bytes", ""),
                     call["latency_ms"],
                 ]
             )
@@ -125,7 +128,8 @@ async def one_call(ctx: ExperimentContext, params: dict) -> dict:
             "Body bytes: the serialized JSON document or protobuf message alone.",
             (
                 "Wire bytes: everything the TCP connection carried for the call, both ways, counted "
-                "by a relay between caller and catalog: HTTP/1.1 request line and headers, or "
+                "by a relay between caller and catalog (for two untraced repeats of the call, so "
+                "the trace shows only the real one): HTTP/1.1 request line and headers, or "
                 "HTTP/2 frames with HPACK-compressed headers, gRPC's 5-byte message prefix and "
                 "trailers, and connection control frames. TCP/IP headers are not counted."
             ),

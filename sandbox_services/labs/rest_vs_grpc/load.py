@@ -14,14 +14,9 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
-from sandbox_services.catalog.client import make_client
+from sandbox_services.catalog.client import make_client, make_untraced_client
 from sandbox_services.catalog.interface import CallFailed, InvalidArgument, NotFound
 from sandbox_services.labs.rest_vs_grpc.latency import summarise
-
-
-# A W3C trace context whose "sampled" flag is off: the server follows it and
-# records nothing, exactly as for a call the tracer chose not to sample.
-UNSAMPLED_TRACEPARENT = "00-" + "5a" * 16 + "-" + "5b" * 8 + "-00"
 
 
 class SampledClient:
@@ -38,14 +33,7 @@ class SampledClient:
     def __init__(self, transport: str, address: str) -> None:
         self._tracer = trace.get_tracer(__name__)
         self.traced = make_client(transport, address)
-        if transport == "rest":
-            untraced_options: dict[str, Any] = {
-                "headers": {"traceparent": UNSAMPLED_TRACEPARENT},
-                "traced": False,
-            }
-        else:
-            untraced_options = {"metadata": (("traceparent", UNSAMPLED_TRACEPARENT),)}
-        self.untraced = make_client(transport, address, **untraced_options)
+        self.untraced = make_untraced_client(transport, address)
 
     async def list_products(self, items: int) -> None:
         with self._tracer.start_as_current_span("load call") as span:
