@@ -70,7 +70,12 @@ def assert_invariants(workdir: Path, orders: list[Order], mode: str) -> None:
     assert [r for r in results if not r["ok"]] == [], results
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(
     specs=orders_strategy,
     duplicate=st.floats(0.0, 0.5),
@@ -95,7 +100,12 @@ def test_choreography_invariants_hold_under_duplicates_reordering_and_crashes(
         assert_invariants(Path(directory), orders, "choreography")
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(
     specs=orders_strategy,
     duplicate=st.floats(0.0, 0.5),
