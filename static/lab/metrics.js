@@ -1,7 +1,9 @@
 // Live metrics gauges. A metrics message is any nesting of objects ending in
 // numbers, e.g. {"queues": {"orders.email": {"depth": 3, "unacked": 1}}}.
-// Every number becomes a gauge: a bar against the largest value it has had
-// and a sparkline of its recent values, grouped under its parent path.
+// Every number becomes a gauge: its value, a bar against the largest value it
+// has had, and a sparkline of its recent values. The last two levels of the
+// path become a table's row and column ("orders.email" × "depth"), so five
+// queues with five gauges each read as one compact table, not 25 lines.
 // Updates are coalesced to one redraw per animation frame.
 
 import { formatNumber, sparkline } from "./charts.js";
@@ -17,30 +19,42 @@ function* leaves(value, path = []) {
   }
 }
 
+/** Where a leaf goes: which table, which row, which column. */
+function placeOf(path) {
+  if (path.length === 0) return { table: "metrics", row: "value", column: "value" };
+  if (path.length === 1) return { table: "metrics", row: path[0], column: "value" };
+  return { table: path.slice(0, -2).join(" › ") || "metrics", row: path.at(-2), column: path.at(-1) };
+}
+
+function html(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text != null) node.textContent = text;
+  return node;
+}
+
 export class MetricsView {
-  constructor(root) {
+  /**
+   * @param {HTMLElement} root - where the tables go
+   * @param {{section?: HTMLElement}} options - a wrapper kept hidden until the first metrics arrive
+   */
+  constructor(root, { section } = {}) {
     this.root = root;
-    this.series = new Map(); // "a › b › c" -> {group, name, values: [], max}
-    this.latest = null;
+    this.section = section;
+    this.series = new Map(); // path key -> {table, row, column, values, max}
     this.scheduled = false;
     this.root.classList.add("metrics-view");
-    this.root.replaceChildren(this.#empty());
-  }
-
-  #empty() {
-    const note = document.createElement("p");
-    note.className = "muted";
-    note.textContent = "No metrics yet.";
-    return note;
+    this.root.replaceChildren(html("p", "muted", "No metrics yet."));
+    if (this.section) this.section.hidden = true;
   }
 
   update(metrics) {
     // Keep the history of every message, but draw once per frame.
     for (const [path, number] of leaves(metrics)) {
-      const key = path.join(" › ");
+      const key = JSON.stringify(path);
       let entry = this.series.get(key);
       if (!entry) {
-        entry = { group: path.slice(0, -1).join(" › ") || "metrics", name: path.at(-1) ?? "value", values: [], max: 0 };
+        entry = { ...placeOf(path), values: [], max: 0 };
         this.series.set(key, entry);
       }
       entry.values.push(number);
@@ -58,43 +72,62 @@ export class MetricsView {
 
   #draw() {
     if (!this.series.size) return;
-    const groups = new Map();
+    if (this.section) this.section.hidden = false;
+    const tables = new Map(); // table -> {rows: Map(row -> Map(column -> entry)), columns: []}
     for (const entry of this.series.values()) {
-      if (!groups.has(entry.group)) groups.set(entry.group, []);
-      groups.get(entry.group).push(entry);
+      if (!tables.has(entry.table)) tables.set(entry.table, { rows: new Map(), columns: [] });
+      const table = tables.get(entry.table);
+      if (!table.columns.includes(entry.column)) table.columns.push(entry.column);
+      if (!table.rows.has(entry.row)) table.rows.set(entry.row, new Map());
+      table.rows.get(entry.row).set(entry.column, entry);
     }
     const sections = [];
-    for (const [group, entries] of groups) {
-      const section = document.createElement("section");
-      section.className = "metric-group";
-      const heading = document.createElement("h4");
-      heading.textContent = group;
-      const table = document.createElement("table");
-      table.className = "metric-table";
-      for (const entry of entries) {
-        const value = entry.values.at(-1);
-        const row = document.createElement("tr");
-        const name = document.createElement("th");
-        name.scope = "row";
-        name.textContent = entry.name;
-        const gauge = document.createElement("td");
-        const meter = document.createElement("meter");
-        meter.min = 0;
-        meter.max = entry.max || 1;
-        meter.value = Math.abs(value);
-        meter.setAttribute("aria-label", `${group} ${entry.name}`);
-        gauge.append(meter);
-        const number = document.createElement("td");
-        number.className = "num";
-        number.textContent = formatNumber(value);
-        const trend = document.createElement("td");
-        trend.append(sparkline(entry.values));
-        row.append(name, gauge, number, trend);
-        table.append(row);
+    for (const [name, table] of tables) {
+      const section = html("section", "metric-group");
+      section.dataset.metricGroup = name;
+      const element = html("table", "metric-table");
+      element.append(html("caption", null, name));
+      const head = html("tr");
+      head.append(html("td"));
+      for (const column of table.columns) {
+        const cell = html("th", null, column.replaceAll("_", " "));
+        cell.scope = "col";
+        head.append(cell);
       }
-      section.append(heading, table);
+      const thead = html("thead");
+      thead.append(head);
+      const tbody = html("tbody");
+      for (const [rowName, cells] of table.rows) {
+        const row = html("tr");
+        const label = html("th", null, rowName);
+        label.scope = "row";
+        row.append(label);
+        for (const column of table.columns) {
+          row.append(this.#gauge(cells.get(column), `${name} ${rowName} ${column}`));
+        }
+        tbody.append(row);
+      }
+      element.append(thead, tbody);
+      const scroller = html("div", "table-scroll");
+      scroller.append(element);
+      section.append(scroller);
       sections.push(section);
     }
     this.root.replaceChildren(...sections);
+  }
+
+  #gauge(entry, label) {
+    const cell = html("td", "metric-cell");
+    if (!entry) return cell;
+    const value = entry.values.at(-1);
+    cell.dataset.metric = label;
+    cell.append(html("span", "metric-value", formatNumber(value)));
+    const meter = document.createElement("meter");
+    meter.min = 0;
+    meter.max = entry.max || 1;
+    meter.value = Math.abs(value);
+    meter.setAttribute("aria-label", label);
+    cell.append(meter, sparkline(entry.values, { width: 64, height: 16 }));
+    return cell;
   }
 }

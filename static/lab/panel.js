@@ -16,7 +16,10 @@ function start() {
   const readOnly = Boolean(config.readOnly);
 
   const trace = new TraceView(document.getElementById("trace-view"));
-  const metrics = new MetricsView(document.getElementById("metrics-view"));
+  // Lessons without gauges never show the metrics section.
+  const metrics = new MetricsView(document.getElementById("metrics-view"), {
+    section: document.getElementById("metrics-section"),
+  });
   const connection = document.getElementById("connection-status");
   const experiments = (config.lesson.experiments || []).map((experiment) => {
     // The lesson text places an experiment with a slot; one without a slot goes to the panel.

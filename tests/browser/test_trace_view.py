@@ -148,8 +148,12 @@ def test_metrics_view_draws_a_gauge_for_every_nested_number(page, static_site):
     open_harness(page, static_site)
 
     metrics = page.locator("#metrics")
-    expect(metrics.locator(".metric-group h4")).to_have_text(
-        ["queues › orders.email", "queues › orders.billing", "breaker"]
+    expect(metrics.locator(".metric-table caption")).to_have_text(["queues", "metrics"])
+    queues = metrics.locator('[data-metric-group="queues"]')
+    expect(queues.locator("tbody th")).to_have_text(["orders.email", "orders.billing"])
+    expect(queues.locator("thead th")).to_have_text(
+        ["depth", "unacked", "consumers", "publish rate", "deliver rate"]
     )
     expect(metrics.locator("meter")).to_have_count(11)
     assert metrics.locator(".sparkline path").count() == 11
+    expect(metrics.locator('[data-metric="metrics breaker open"] .metric-value')).to_have_text("1")
