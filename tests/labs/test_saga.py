@@ -336,6 +336,15 @@ async def test_a_saga_still_running_at_the_deadline_is_reported_as_running(
         result = await experiments.happy_path(ctx, {})
         # The metrics hook, what the browser sees every second, shows it running too.
         assert (await hooks.metrics(ctx))["sagas_running"] >= 1
+        # The coordinator cannot confirm the cancel of a shipment that may exist: it waits.
+        orchestrated = result["running"]["orchestration"][0]
+        async with grpc.aio.insecure_channel(sandbox.address("coordinator")) as channel:
+            deadline = time.monotonic() + 20
+            while (await CoordinatorClient(channel).states([orchestrated]))[
+                orchestrated
+            ].state != "CANCELLING_SHIPPING":
+                assert time.monotonic() < deadline, "never reached CANCELLING_SHIPPING"
+                await asyncio.sleep(0.05)
     finally:
         await ctx.control("start", "shipping")
     assert result["ok"] is False
@@ -343,12 +352,16 @@ async def test_a_saga_still_running_at_the_deadline_is_reported_as_running(
     assert any("still running" in note for note in result["notes"])
     ended = next(i for i in result["invariants"]["choreography"] if "stuck" in i["name"])
     assert not ended["ok"] and "1 still running" in ended["detail"]
-    # Once shipping is back, the stalled choreography saga finishes on its own.
+    # Once shipping is back, both stalled sagas finish on their own.
     driver = scenario.SagaDriver(ctx, "batch")
     try:
-        assert await driver.wait("choreography", result["running"]["choreography"]) == []
+        for mode in ("choreography", "orchestration"):
+            assert await driver.wait(mode, result["running"][mode]) == []
     finally:
         await driver.close()
+    assert saga_view(ctx.workdir, orchestrated, mode="orchestration")["current_state"] == (
+        "REJECTED"
+    )
 
 
 @pytest.mark.parametrize(
