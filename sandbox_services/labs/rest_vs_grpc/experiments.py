@@ -7,38 +7,15 @@ transport against the catalog servers directly, with sampled traces.
 
 from __future__ import annotations
 
-import json
-import time
-from pathlib import Path
-from typing import Any
-
 from sandbox_services.caller.client import CallerClient, CallerError
 from sandbox_services.labs.rest_vs_grpc import config
 from sandbox_services.labs.rest_vs_grpc.load import generate_load
+from sandbox_services.labs.rest_vs_grpc.load_report import load_result
+from sandbox_services.labs.rest_vs_grpc.results import LABELS, failed, ratio
 from sandbox_services.labs.rest_vs_grpc.serialization import measure_serialization
 from sandbox_services.runtime.spec import ExperimentContext
 
-LABELS = {"rest": "REST", "grpc": "gRPC"}
 SERVICES = {"rest": "catalog-rest", "grpc": "catalog-grpc"}
-
-
-def _failed(headline: str, error: Exception) -> dict[str, Any]:
-    """Return the result of a run a stopped, slowed or broken service cut short."""
-    return {
-        "headline": headline,
-        "notes": [
-            str(error),
-            (
-                "If you stopped, slowed or broke a service, look for the red span in the trace; "
-                "clear the fault and run again."
-            ),
-        ],
-        "ok": False,
-    }
-
-
-def _ratio(larger: float, smaller: float) -> float:
-    return round(larger / smaller, 2) if smaller else 0.0
 
 
 async def one_call(ctx: ExperimentContext, params: dict) -> dict:
@@ -50,7 +27,7 @@ async def one_call(ctx: ExperimentContext, params: dict) -> dict:
         async with CallerClient(ctx.address("caller")) as caller:
             data = await caller.one_call(items)
     except CallerError as error:
-        return _failed("The call did not complete.", error)
+        return failed("The call did not complete.", error)
     await ctx.progress(1.0, "done")
     rest, grpc = data["rest"], data["grpc"]
 
@@ -82,7 +59,7 @@ async def one_call(ctx: ExperimentContext, params: dict) -> dict:
     return {
         "headline": (
             f"{items} products: the JSON body is {rest_body} B, the protobuf body {grpc_body} B "
-            f"({_ratio(rest_body, grpc_body)}x smaller); on an open connection one call moved "
+            f"({ratio(rest_body, grpc_body)}x smaller); on an open connection one call moved "
             f"{wire(rest['second'])} B over HTTP/1.1 and {wire(grpc['second'])} B over HTTP/2."
         ),
         "summary": [
@@ -146,56 +123,6 @@ async def one_call(ctx: ExperimentContext, params: dict) -> dict:
     }
 
 
-def _runs_file(ctx: ExperimentContext) -> Path:
-    return Path(ctx.workdir) / "rest-vs-grpc-load-runs.json"
-
-
-def _keep_run(ctx: ExperimentContext, run: dict) -> list[dict]:
-    """Append this run to the sandbox's kept runs; return them, newest first."""
-    path = _runs_file(ctx)
-    try:
-        runs = json.loads(path.read_text())
-    except (OSError, ValueError):
-        runs = []
-    runs = [run, *runs][: config.LOAD_RUNS_KEPT]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(runs))
-    return runs
-
-
-def _time_per_request(costs: dict, results: dict) -> list[dict]:
-    """Return the 'where the time goes' chart: serialization beside time per request."""
-    categories = [
-        "server: map + serialize",
-        "client: parse + map back",
-        "one request at measured rps",
-    ]
-    series = []
-    for transport, codec in (("rest", "json"), ("grpc", "protobuf")):
-        cost = costs[codec]
-        rps = results[transport]["rps"]
-        series.append(
-            {
-                "name": LABELS[transport],
-                "values": [
-                    round(cost["map_us"] + cost["serialize_us"], 1),
-                    round(cost["parse_us"] + cost["unmap_us"], 1),
-                    round(1e6 / rps, 1) if rps else 0.0,
-                ],
-            }
-        )
-    return [
-        {
-            "title": "Where the time goes (microseconds per request)",
-            "type": "bar",
-            "x_label": "step",
-            "y_label": "µs",
-            "categories": categories,
-            "series": series,
-        }
-    ]
-
-
 async def load(ctx: ExperimentContext, params: dict) -> dict:
     """Load each catalog in turn from a forked generator; compare throughput and latency."""
     concurrency = int(config.LOAD_CONCURRENCY.clamp(params.get("concurrency")))
@@ -224,122 +151,22 @@ async def load(ctx: ExperimentContext, params: dict) -> dict:
                 config.LOAD_WARMUP_CALLS,
             )
     except RuntimeError as error:
-        return _failed("The load run did not complete.", error)
+        return failed("The load run did not complete.", error)
     finally:
         ctx.set_sample_ratio(1.0)
     await ctx.progress(0.85, "timing JSON and protobuf in-process")
     costs = measure_serialization(items)
     await ctx.progress(1.0, "done")
 
-    rest, grpc = results["rest"], results["grpc"]
-    run = {
-        "at": time.strftime("%H:%M:%S"),
-        "concurrency": concurrency,
-        "duration_s": duration_s,
-        "items": items,
-        "sample_ratio": sample_ratio,
-        "rest": rest,
-        "grpc": grpc,
-    }
-    runs = _keep_run(ctx, run)
-    faster = "gRPC" if grpc["rps"] > rest["rps"] else "REST"
-    speedup = _ratio(max(grpc["rps"], rest["rps"]), min(grpc["rps"], rest["rps"]))
-    errors = rest["errors"] + grpc["errors"]
-    notes = [
-        (
-            f"Traces were sampled at {sample_ratio:.0%} during the load (and at 100% again after): "
-            "tracing every request would measure the tracer, not the transport. Sampled calls "
-            "appear in the trace as 'load call' spans."
-        ),
-        (
-            "Each load generator ran in its own process, REST first, then gRPC, never at once; "
-            "each kept its concurrency calls in flight (a closed loop)."
-        ),
-        (
-            f"Serialization was timed in-process on the same {items}-product page: "
-            f"JSON {costs['json']['bytes']} B, protobuf {costs['protobuf']['bytes']} B. "
-            "'map' is Python code building the dict or message from domain objects."
-        ),
-        (
-            "Both servers and the generators share this machine's cores with everything else "
-            "running on it: run twice and compare before trusting a small difference."
-        ),
-    ]
-    if errors:
-        notes.insert(0, f"{errors} calls failed (an injected fault or a stopped service?).")
-    return {
-        "headline": (
-            f"{faster} served {speedup}x the requests per second: REST {rest['rps']:.0f}/s "
-            f"(p99 {rest['p99_ms']:.1f} ms) against gRPC {grpc['rps']:.0f}/s "
-            f"(p99 {grpc['p99_ms']:.1f} ms), {items} products a call, {concurrency} in flight."
-        ),
-        "summary": [
-            {"label": "REST throughput", "value": rest["rps"], "unit": "req/s"},
-            {"label": "gRPC throughput", "value": grpc["rps"], "unit": "req/s"},
-            {"label": "REST p99", "value": rest["p99_ms"], "unit": "ms"},
-            {"label": "gRPC p99", "value": grpc["p99_ms"], "unit": "ms"},
-            {"label": "errors", "value": errors, "unit": ""},
-            {"label": "trace sample ratio during load", "value": sample_ratio, "unit": ""},
-        ],
-        "charts": [
-            {
-                "title": "Latency percentiles",
-                "type": "bar",
-                "x_label": "percentile",
-                "y_label": "ms",
-                "categories": ["p50", "p95", "p99"],
-                "series": [
-                    {"name": LABELS[t], "values": [r["p50_ms"], r["p95_ms"], r["p99_ms"]]}
-                    for t, r in results.items()
-                ],
-            },
-            {
-                "title": "Throughput across your runs (newest first)",
-                "type": "bar",
-                "x_label": "run",
-                "y_label": "requests/s",
-                "categories": [f"{r['at']} c={r['concurrency']} n={r['items']}" for r in runs],
-                "series": [
-                    {"name": LABELS[t], "values": [r[t]["rps"] for r in runs]}
-                    for t in ("rest", "grpc")
-                ],
-            },
-            *_time_per_request(costs, results),
-        ],
-        "table": {
-            "columns": [
-                "run",
-                "concurrency",
-                "items",
-                "duration s",
-                "REST req/s",
-                "gRPC req/s",
-                "REST p50 ms",
-                "gRPC p50 ms",
-                "REST p99 ms",
-                "gRPC p99 ms",
-            ],
-            "rows": [
-                [
-                    r["at"] + (" (this run)" if index == 0 else ""),
-                    r["concurrency"],
-                    r["items"],
-                    r["duration_s"],
-                    r["rest"]["rps"],
-                    r["grpc"]["rps"],
-                    r["rest"]["p50_ms"],
-                    r["grpc"]["p50_ms"],
-                    r["rest"]["p99_ms"],
-                    r["grpc"]["p99_ms"],
-                ]
-                for index, r in enumerate(runs)
-            ],
-        },
-        "notes": notes,
-        "results": results,
-        "serialization": costs,
-        "ok": errors == 0 and rest["requests"] > 0 and grpc["requests"] > 0,
-    }
+    return load_result(
+        ctx.workdir,
+        concurrency=concurrency,
+        duration_s=duration_s,
+        items=items,
+        sample_ratio=sample_ratio,
+        results=results,
+        costs=costs,
+    )
 
 
 async def streaming(ctx: ExperimentContext, params: dict) -> dict:
@@ -352,7 +179,7 @@ async def streaming(ctx: ExperimentContext, params: dict) -> dict:
         async with CallerClient(ctx.address("caller")) as caller:
             data = await caller.streaming(duration_s, poll_ms)
     except CallerError as error:
-        return _failed("The streaming run did not complete.", error)
+        return failed("The streaming run did not complete.", error)
     await ctx.progress(1.0, "done")
     rest, grpc = data["rest"], data["grpc"]
     interval_ms = float(ctx.settings.get("ticker_interval_s", config.TICKER_INTERVAL_S)) * 1000
@@ -454,7 +281,7 @@ async def contract(ctx: ExperimentContext, params: dict) -> dict:
         async with CallerClient(ctx.address("caller")) as caller:
             data = await caller.contract()
     except CallerError as error:
-        return _failed("The contract run did not complete.", error)
+        return failed("The contract run did not complete.", error)
     await ctx.progress(1.0, "done")
     attempts = data["attempts"]
     wrong = {a["transport"]: a for a in attempts if a["case"] == "wrong type"}
@@ -529,7 +356,7 @@ async def multiplexing(ctx: ExperimentContext, params: dict) -> dict:
         async with CallerClient(ctx.address("caller")) as caller:
             data = await caller.multiplexing(calls, hold_ms, limit)
     except CallerError as error:
-        return _failed("The multiplexing run did not complete.", error)
+        return failed("The multiplexing run did not complete.", error)
     await ctx.progress(1.0, "done")
     rest, grpc = data["rest"], data["grpc"]
     return {
