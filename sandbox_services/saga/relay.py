@@ -70,6 +70,9 @@ class Relay(threading.Thread):
             declare_exchange(channel, self.prefix)
             exchange = exchange_name(self.prefix)
             while not self.stop.is_set():
+                # Clear before reading: a commit that lands after the read sets it
+                # again, so no wake-up is lost between the read and the wait.
+                self.wake.clear()
                 rows = outbox.pending(db, self.config.relay_batch)
                 for row in rows:
                     self._publish(channel, exchange, row)
@@ -80,7 +83,6 @@ class Relay(threading.Thread):
                     self.published += len(rows)
                     continue
                 self.wake.wait(self.config.relay_poll_s)
-                self.wake.clear()
                 connection.process_data_events(0)
         finally:
             if connection.is_open:
