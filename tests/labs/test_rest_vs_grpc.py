@@ -294,6 +294,27 @@ def test_load_experiment_measures_both_transports_and_keeps_runs(standalone: Sta
     assert costs["protobuf"]["bytes"] < costs["json"]["bytes"]
 
 
+def test_lesson_parameters_match_the_lab_knobs() -> None:
+    from lab.catalog.lessons import load_lesson
+    from sandbox_services.labs.rest_vs_grpc import LAB, config
+
+    lesson = load_lesson(ROOT / "lessons" / "rest-vs-grpc" / "lesson.md")
+    assert {e.name for e in lesson.experiments} == {e.name for e in LAB.experiments}
+    declared = {
+        (experiment.name, parameter.name): parameter
+        for experiment in lesson.experiments
+        for parameter in experiment.parameters
+    }
+    assert set(declared) == set(config.BOUNDS)
+    for key, bound in config.BOUNDS.items():
+        parameter = declared[key]
+        assert (parameter.default, parameter.min, parameter.max) == (
+            bound.default,
+            bound.low,
+            bound.high,
+        ), key
+
+
 def test_codegen_writes_an_importable_package(tmp_path: Path) -> None:
     from sandbox_services.codegen import PROTOS_DIR, generate
 

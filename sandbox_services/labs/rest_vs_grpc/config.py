@@ -92,3 +92,18 @@ MULTIPLEX_CALLS = Bound(default=32, low=1, high=64)
 MULTIPLEX_HOLD_MS = Bound(default=100, low=10, high=1000)
 # HTTP/1.1 connections the REST client may open to one host. Browsers use 6.
 MULTIPLEX_REST_CONNECTIONS = Bound(default=6, low=1, high=64)
+
+# Every learner parameter by (experiment, parameter), as the lesson's front
+# matter declares them; a test holds the two in step.
+BOUNDS = {
+    ("one-call", "items"): ONE_CALL_ITEMS,
+    ("load", "concurrency"): LOAD_CONCURRENCY,
+    ("load", "duration_s"): LOAD_DURATION_S,
+    ("load", "items"): LOAD_ITEMS,
+    ("load", "sample_ratio"): LOAD_SAMPLE_RATIO,
+    ("streaming", "duration_s"): STREAM_DURATION_S,
+    ("streaming", "poll_interval_ms"): STREAM_POLL_INTERVAL_MS,
+    ("multiplexing", "calls"): MULTIPLEX_CALLS,
+    ("multiplexing", "hold_ms"): MULTIPLEX_HOLD_MS,
+    ("multiplexing", "rest_connections"): MULTIPLEX_REST_CONNECTIONS,
+}
