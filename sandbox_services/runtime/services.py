@@ -6,6 +6,7 @@ import asyncio
 import importlib
 import os
 import signal
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from collections.abc import Callable
@@ -57,6 +58,7 @@ class Instance:
     state: str = "stopped"  # starting, running, stopping, stopped, crashed, failed
     exit_code: int | None = None
     reason: str = ""
+    ready_ms: float | None = None  # fork to ready, as the supervisor saw it
     exited: asyncio.Future | None = field(default=None, repr=False)
 
 
@@ -141,6 +143,7 @@ class ServiceManager:
         instance = self.instances[name].setdefault(replica, Instance(replica))
         if instance.pid is not None:
             return
+        forked_at = time.monotonic()
         ready_fd = self._fork(spec, instance)
         self._on_change()
         try:
@@ -151,6 +154,7 @@ class ServiceManager:
             self._on_change()
             raise
         instance.state = "running"
+        instance.ready_ms = round((time.monotonic() - forked_at) * 1000, 1)
         self.plan.table.set_running(name, replica, True)
         self._on_change()
 
@@ -292,6 +296,7 @@ class ServiceManager:
                         "pid": i.pid,
                         "port": ports[i.replica] if ports else None,
                         "exit_code": i.exit_code,
+                        "ready_ms": i.ready_ms,
                     }
                     for i in instances
                 ],

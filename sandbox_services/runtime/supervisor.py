@@ -15,6 +15,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -49,6 +50,8 @@ SHUTDOWN_BACKSTOP_S = 30  # SIGALRM ends a supervisor whose cleanup hangs
 
 def load_lab(slug: str) -> LabSpec:
     """Import ``sandbox_services.labs.<slug with underscores>`` and return its LAB."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", slug):
+        raise LookupError(f"{slug!r} is not a lesson slug")
     module = importlib.import_module(f"sandbox_services.labs.{slug.replace('-', '_')}")
     lab = getattr(module, "LAB", None)
     if not isinstance(lab, LabSpec):
@@ -123,15 +126,17 @@ class Supervisor:
         loop.add_signal_handler(
             signal.SIGTERM, self.request_stop, "stopped", "the sandbox host stopped"
         )
-        alive = keys.sandbox_alive(self.sandbox_id)
-        if not await self.redis.set(alive, os.getpid(), ex=ALIVE_TTL_S, nx=True):
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(keys.sandbox_alive(self.sandbox_id), os.getpid(), ex=ALIVE_TTL_S, nx=True)
+            pipe.set(
+                keys.sandbox_touch(self.sandbox_id), 1, px=max(1, int(self.idle_timeout_s * 1000))
+            )
+            claimed, _ = await pipe.execute()
+        if not claimed:
             await self._reply(
                 "spawn", {"state": "failed", "reason": "this sandbox is already running"}
             )
             return
-        await self.redis.set(
-            keys.sandbox_touch(self.sandbox_id), 1, px=max(1, int(self.idle_timeout_s * 1000))
-        )
         try:
             self._prepare()
         except Exception as error:
@@ -148,8 +153,7 @@ class Supervisor:
 
     async def _serve(self) -> None:
         self._mark("prepared")
-        await self._publish_state()
-        self._mark("published starting")
+        self._state_dirty.set()  # "starting" goes out while the services start
         self._tasks = [
             asyncio.ensure_future(coroutine)
             for coroutine in (
@@ -174,9 +178,17 @@ class Supervisor:
         if self._metrics_pid is not None:
             self._metrics_exit = asyncio.ensure_future(wait_exit(self._metrics_pid))
         self.state = "running"
-        await self._publish_state()
-        await self._reply("spawn", {"state": "running", "services": self.services.states()})
+        # Status and reply in one round trip: whoever hears "running" reads it back.
+        status = self._status()
+        self._spawn_answered = True
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(keys.sandbox_status(self.sandbox_id), json.dumps(status), ex=STATUS_TTL_S)
+            reply_key = keys.sandbox_reply(self.sandbox_id, "spawn")
+            pipe.rpush(reply_key, json.dumps({"state": "running", "services": status["services"]}))
+            pipe.expire(reply_key, REPLY_TTL_S)
+            await pipe.execute()
         self._mark("answered")
+        await self._send({"type": "sandbox.state", "sandbox": status})
         await self._stop.wait()
 
     async def _resilient(self, loop_body: Callable[[], Awaitable[None]]) -> None:

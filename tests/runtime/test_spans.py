@@ -60,13 +60,20 @@ def sandbox(shared_host) -> str:
 
 
 async def _run_and_listen(sandbox_id: str, wanted_spans: int) -> tuple[dict, list[dict]]:
+    """Run the echo experiment; gather channel-layer messages until its spans and end arrive."""
     layer = RedisChannelLayer(hosts=[os.environ["REDIS_URL"]])
     channel = await layer.new_channel()
     await layer.group_add(keys.channel_group(sandbox_id), channel)
     outcome = await asyncio.to_thread(run, sandbox_id, "echo", calls=1)
     messages: list[dict] = []
+
+    def complete() -> bool:
+        spans = sum(len(m["items"]) for m in messages if m["type"] == "sandbox.spans")
+        finished = any(m["run"]["progress"] == 1.0 for m in messages if m["type"] == "sandbox.run")
+        return spans >= wanted_spans and finished
+
     async with asyncio.timeout(10):
-        while sum(len(m["items"]) for m in messages if m["type"] == "sandbox.spans") < wanted_spans:
+        while not complete():
             messages.append(await layer.receive(channel))
     await layer.group_discard(keys.channel_group(sandbox_id), channel)
     return outcome, messages
@@ -87,7 +94,8 @@ def test_one_call_gives_client_and_server_spans_of_one_trace(shared_host):
     assert [span["seq"] for span in kept] == list(range(1, len(kept) + 1))
     assert {span["span_id"] for span in sent} <= {span["span_id"] for span in kept}
     runs = [m["run"] for m in messages if m["type"] == "sandbox.run"]
-    assert runs and runs[-1]["state"] == "running" and runs[-1]["progress"] == 1.0
+    assert runs[0]["progress"] == 0.0 and runs[-1]["progress"] == 1.0
+    assert all(run["state"] == "running" and run["experiment"] == "echo" for run in runs)
 
 
 def test_replay_since_returns_only_later_spans(sandbox):
