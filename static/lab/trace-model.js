@@ -74,6 +74,11 @@ export class TraceStore {
     const oldest = [...this.traces.values()].sort((a, b) => a.start - b.start);
     for (const trace of oldest.slice(0, this.traces.size - this.maxKeptTraces)) {
       this.spanCount -= trace.spans.size;
+      // Forget their keys too, or a long session grows without bound; a
+      // reconnect only replays spans after the newest seq, never these.
+      for (const span of trace.spans.values()) {
+        this.seen.delete(span.seq != null ? `q${span.seq}` : `s${span.trace_id}:${span.span_id}`);
+      }
       this.traces.delete(trace.id);
       this.evictedTraces += 1;
     }
@@ -214,7 +219,10 @@ function hopWith(base, extra) {
 /** Depth-first rows: each root, then its children by start time, indented by depth. */
 function waterfallRows(spans, byId, children) {
   const rows = [];
+  const visited = new Set(); // malformed data could make a parent cycle; draw each span once
   const visit = (span, depth) => {
+    if (visited.has(span.span_id)) return;
+    visited.add(span.span_id);
     rows.push({ span, depth });
     for (const child of children.get(span.span_id) || []) visit(child, depth + 1);
   };
