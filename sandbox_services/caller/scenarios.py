@@ -35,7 +35,7 @@ async def _measured_call(client: CatalogAPI, meter: WireMeter, items: int) -> di
     await meter.settle()
     sent, received = meter.snapshot()
     started = time.perf_counter()
-    page = await client.list_products(items)
+    await client.list_products(items)
     latency_ms = (time.perf_counter() - started) * 1000
     await meter.settle()
     return {
@@ -44,7 +44,6 @@ async def _measured_call(client: CatalogAPI, meter: WireMeter, items: int) -> di
         "response_body_bytes": client.last_sizes[1],
         "wire_sent_bytes": meter.sent - sent,
         "wire_received_bytes": meter.received - received,
-        "page": page,
     }
 
 
@@ -79,8 +78,6 @@ async def one_call(addresses: dict[str, str], items: int) -> dict[str, Any]:
         finally:
             await metered.close()
             await meter.close()
-        first.pop("page")
-        second.pop("page")
         results[transport] = {
             "traced": traced,
             "first": first,

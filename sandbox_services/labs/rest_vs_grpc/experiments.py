@@ -108,7 +108,8 @@ async def one_call(ctx: ExperimentContext, params: dict) -> dict:
                 "by a relay between caller and catalog (for two untraced repeats of the call, so "
                 "the trace shows only the real one): HTTP/1.1 request line and headers, or "
                 "HTTP/2 frames with HPACK-compressed headers, gRPC's 5-byte message prefix and "
-                "trailers, and connection control frames. TCP/IP headers are not counted."
+                "trailers, and connection control frames. Both carry a W3C traceparent header, "
+                "as traced calls do. TCP/IP headers are not counted."
             ),
             (
                 "The first call on a connection also carries HTTP/2's preface and SETTINGS and "
