@@ -20,6 +20,7 @@ from collections.abc import Mapping
 import redis
 
 log = logging.getLogger(__name__)
+OUTBOX_TTL_S = 300
 
 
 class OutboxWriter:
@@ -103,7 +104,11 @@ class OutboxWriter:
             if not payloads:
                 return
             try:
-                self._redis.rpush(self._key, *payloads)
+                with self._redis.pipeline(transaction=False) as pipe:
+                    pipe.rpush(self._key, *payloads)
+                    # A sandbox that died without cleaning up must not leave it forever.
+                    pipe.expire(self._key, OUTBOX_TTL_S)
+                    pipe.execute()
             except redis.RedisError as error:
                 # Tracing must never take a service down; say it once and drop.
                 if not self._warned:
