@@ -4,7 +4,8 @@
 1. Full path: the five services as real processes, real gRPC and RabbitMQ, the
    lesson's config (2 ms of simulated work per step). SAGAS_PER_MODE sagas per
    mode with no failures, closed loop with IN_FLIGHT sagas running at once (each
-   client starts a saga, waits for its end, starts the next). Sagas per second =
+   client starts a saga, waits for its end, starts the next); before that,
+   SAGAS_ALONE sagas one at a time for the latency of a lone saga. Sagas per second =
    sagas / wall time; p50/p99 latency per saga from the services' own records
    (orders: created to final; coordinator: started to final). Spans get real ids
    but are not exported (the local harness has no exporter).
@@ -37,6 +38,7 @@ from sandbox_services.saga.inprocess import Chaos, ChoreographyWorld, Orchestrat
 from sandbox_services.saga.interface import MODES, FaultPlan, Order
 
 SAGAS_PER_MODE = 200
+SAGAS_ALONE = 30  # one at a time: the latency of a saga with nothing else in flight
 IN_FLIGHT = 16
 # The soak stops early (and says so) past this many seconds, so `make bench` stays bounded.
 SOAK_BUDGET_S = 200.0
@@ -49,38 +51,48 @@ SOAK_CONFIG = SagaConfig(
 
 
 async def full_path(workdir: Path) -> None:
-    """Run SAGAS_PER_MODE sagas per mode through the live services; print rate and latency."""
+    """Run sagas through the live services: alone (latency), then IN_FLIGHT at once (rate)."""
     sandbox = LocalSandbox(workdir)
     try:
         await sandbox.start_all()
-        ctx = sandbox.experiment_context()
-        driver = scenario.SagaDriver(ctx, "batch")
+        driver = scenario.SagaDriver(sandbox.experiment_context(), "batch")
         try:
             for mode in MODES:
-                orders = [scenario.new_order(driver.config) for _ in range(SAGAS_PER_MODE)]
-                queue, waiter, stop = list(orders), Waiter(driver, mode), asyncio.Event()
-                polling = asyncio.create_task(waiter.poll(stop))
-                started = time.monotonic()
-                await asyncio.wait_for(
-                    asyncio.gather(
-                        *(_client(driver, waiter, mode, queue) for _ in range(IN_FLIGHT))
-                    ),
-                    driver.remaining_s(),
+                _, latencies, _ = await _closed_loop(driver, workdir, mode, SAGAS_ALONE, 1)
+                print(f"saga {mode} p50 latency alone: {_p(latencies, 0.5):.1f} ms")
+                rate, latencies, running = await _closed_loop(
+                    driver, workdir, mode, SAGAS_PER_MODE, IN_FLIGHT
                 )
-                elapsed = time.monotonic() - started
-                stop.set()
-                await polling
-                running = await driver.wait(mode, [order.saga_id for order in orders])
-                ids = [order.saga_id for order in orders]
-                latencies = scenario.latencies_ms(workdir, mode, ids)
-                print(f"saga {mode} sagas per second: {len(ids) / elapsed:.1f} sagas/s")
-                print(f"saga {mode} p50 latency: {scenario.percentile(latencies, 0.5):.1f} ms")
-                print(f"saga {mode} p99 latency: {scenario.percentile(latencies, 0.99):.1f} ms")
-                print(f"saga {mode} still running: {len(running)} sagas")
+                print(f"saga {mode} sagas per second: {rate:.1f} sagas/s")
+                print(f"saga {mode} p50 latency: {_p(latencies, 0.5):.1f} ms")
+                print(f"saga {mode} p99 latency: {_p(latencies, 0.99):.1f} ms")
+                print(f"saga {mode} still running: {running} sagas")
         finally:
             await driver.close()
     finally:
         sandbox.close()
+
+
+async def _closed_loop(
+    driver: scenario.SagaDriver, workdir: Path, mode: str, count: int, in_flight: int
+) -> tuple[float, list[float], int]:
+    """Run ``count`` sagas, ``in_flight`` at a time; return rate, latencies, still running."""
+    orders = [scenario.new_order(driver.config) for _ in range(count)]
+    queue, waiter, stop = list(orders), Waiter(driver, mode), asyncio.Event()
+    polling = asyncio.create_task(waiter.poll(stop))
+    started = time.monotonic()
+    clients = (_client(driver, waiter, mode, queue) for _ in range(in_flight))
+    await asyncio.wait_for(asyncio.gather(*clients), driver.remaining_s())
+    elapsed = time.monotonic() - started
+    stop.set()
+    await polling
+    ids = [order.saga_id for order in orders]
+    running = await driver.wait(mode, ids)
+    return count / elapsed, scenario.latencies_ms(workdir, mode, ids), len(running)
+
+
+def _p(values: list[float], fraction: float) -> float:
+    return scenario.percentile(values, fraction)
 
 
 class Waiter:
@@ -186,8 +198,9 @@ def soak(workdir: Path) -> None:
         for check in failed:
             print(f"  VIOLATED {mode}: {check['name']}: {check['detail']}")
     print(
-        "soak path: real backends, outbox, reactions, coordinator and saga log on real SQLite;"
-        " in-memory wire with duplicates, reordering, lost replies and crashes"
+        "soak path: real backends, outbox, reactions, coordinator and saga log on real SQLite"
+        f" files under {workdir}; in-memory wire with duplicates, reordering, lost replies"
+        " and crashes"
     )
     print(f"soak invariant violations: {violations} violations")
 
