@@ -29,6 +29,8 @@ from .stores import read_only, rows_for
 # Sagas started at once; more wait for a free slot (keeps the gRPC queues short).
 START_CONCURRENCY = 32
 POLL_S = 0.05
+# Tries of a saga's first call before the run gives up on it (faults may refuse some).
+START_ATTEMPTS = 6
 
 
 def parameters(experiment: str, params: dict | None) -> dict:
@@ -106,10 +108,23 @@ class SagaDriver:
 
     async def start(self, mode: str, order: Order) -> None:
         """Start one saga: place the order (choreography) or ask the coordinator (orchestration)."""
-        if mode == "choreography":
-            await self.orders.place_order(order)
-        else:
-            await self.coordinator.start_saga(order)
+        # Both entry points are idempotent per saga id, so a call the learner's
+        # error fault refused can simply be sent again.
+        for attempt in range(START_ATTEMPTS):
+            try:
+                if mode == "choreography":
+                    await self.orders.place_order(order)
+                else:
+                    await self.coordinator.start_saga(order)
+                return
+            except grpc.aio.AioRpcError as error:
+                retriable = error.code() in (
+                    grpc.StatusCode.UNAVAILABLE,
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                )
+                if not retriable or attempt + 1 == START_ATTEMPTS:
+                    raise
+                await asyncio.sleep(0.05 * 2**attempt)
 
     async def run(self, mode: str, orders: list[Order]) -> list[str]:
         """Start every saga, wait for all to end; return the ids still running at the deadline."""
