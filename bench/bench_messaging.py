@@ -63,7 +63,13 @@ def order_body(i: int) -> dict:
 
 
 # --- bare pika -------------------------------------------------------------------------------
-def bare_consumer(queue: str, expected: int, ready, out) -> None:
+def bare_consumer(queue: str, expected: int, ready, out, store: str | None = None) -> None:
+    # With a store, each message also commits one row, as the lab's consumers do.
+    db = sqlite3.connect(store, isolation_level=None) if store else None
+    if db is not None:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("CREATE TABLE effects (message_id TEXT PRIMARY KEY, at REAL)")
     connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     channel = connection.channel()
     channel.basic_qos(prefetch_count=config.DEFAULT_PREFETCH)
@@ -72,6 +78,11 @@ def bare_consumer(queue: str, expected: int, ready, out) -> None:
     def on_message(ch, method, properties, body):
         json.loads(body)
         received[properties.message_id] = time.time()
+        if db is not None:
+            with db:
+                db.execute(
+                    "INSERT INTO effects VALUES (?, ?)", (properties.message_id, time.time())
+                )
         ch.basic_ack(method.delivery_tag)
         if len(received) >= expected:
             ch.stop_consuming()
@@ -188,7 +199,7 @@ def publish_backlog(exchange: str, routing_key: str, n: int) -> None:
     connection.close()
 
 
-def bare_drain(n: int) -> float:
+def bare_drain(n: int, with_store: bool = False) -> float:
     """Return messages/s one bare pika consumer sustains on a backlog (first to last)."""
     queue = f"lab.bench{uuid.uuid4().hex[:8]}.drain"
     connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
@@ -197,7 +208,8 @@ def bare_drain(n: int) -> float:
     publish_backlog("", queue, n)
     ready = _fork.Event()
     parent, child = _fork.Pipe(duplex=False)
-    process = _fork.Process(target=bare_consumer, args=(queue, n, ready, child))
+    store = str(Path(tempfile.mkdtemp(prefix="bench-bare-")) / "s.sqlite3") if with_store else None
+    process = _fork.Process(target=bare_consumer, args=(queue, n, ready, child, store))
     process.start()
     received = parent.recv()
     process.join(10)
@@ -235,12 +247,13 @@ def lab_drain(n: int) -> float:
 
 
 # --- replay ---------------------------------------------------------------------------------
-def fill_part(stream: str, part: int, parts: int, n: int) -> None:
-    """Append this part's share of the events; each part owns its own accounts."""
+def fill_stream(stream: str, n: int) -> int:
+    """Append n events to a new stream as fast as one connection can; return its length."""
     connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     channel = connection.channel()
+    channel.queue_declare(stream, durable=True, arguments=stream_arguments())
     kinds = ("Deposited", "Deposited", "Withdrawn")
-    for i in range(part, n, parts):
+    for i in range(n):
         event = {
             "account_id": f"acct-{i % 100}",
             "type": kinds[i % 3],
@@ -248,29 +261,19 @@ def fill_part(stream: str, part: int, parts: int, n: int) -> None:
             "amount": 1 + i % 50,
             "meta": {"seq": i},
         }
-        channel.basic_publish(
+        # The blocking channel flushes the socket after every publish; the bench only
+        # sets the stage, so it queues frames on the underlying channel and flushes
+        # every 500 (7x faster here). The lab's own publishers confirm each message.
+        channel._impl.basic_publish(
             "", stream, json.dumps(event).encode(), pika.BasicProperties(message_id=str(i))
         )
+        if i % 500 == 499:
+            connection.process_data_events(time_limit=0)
     channel.confirm_delivery()  # one confirmed publish: everything before it is in the stream
-    channel.basic_publish(
-        "", stream, json.dumps({"account_id": f"end-{part}", "type": "End", "version": 1}).encode()
-    )
+    end = {"account_id": "end", "type": "End", "version": 1}
+    channel.basic_publish("", stream, json.dumps(end).encode())
     connection.close()
-
-
-def fill_stream(stream: str, n: int, parts: int = 4) -> int:
-    """Fill a stream from several connections at once; return how many messages it holds."""
-    # Accounts are split by i % 100, and 100 is a multiple of `parts`, so every account
-    # is written by one connection: its versions stay in order in the log.
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    connection.channel().queue_declare(stream, durable=True, arguments=stream_arguments())
-    connection.close()
-    processes = [_fork.Process(target=fill_part, args=(stream, k, parts, n)) for k in range(parts)]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(300)
-    return n + parts
+    return n + 1
 
 
 def replay_projector(stream: str, n: int) -> float:
@@ -324,6 +327,11 @@ def main() -> None:
     print(f"bare_pika_drain_{drain_n}: {round(bare_rate)} msg/s", flush=True)
     print(f"lab_drain_{drain_n}: {round(lab_rate)} msg/s", flush=True)
     print(f"lab_vs_bare_drain: {round(100 * lab_rate / bare_rate, 1)} %", flush=True)
+    # Where the gap comes from: the same bare consumer, committing one SQLite row per message.
+    print(
+        f"bare_pika_with_sqlite_drain_{drain_n}: {round(bare_drain(drain_n, True))} msg/s",
+        flush=True,
+    )
     stream = f"lab.bench{uuid.uuid4().hex[:8]}.log"
     try:
         started = time.monotonic()
