@@ -152,6 +152,7 @@ class Supervisor:
         await self._end(state, reason)
 
     async def _serve(self) -> None:
+        assert self.spans is not None
         self._mark("prepared")
         self._state_dirty.set()  # "starting" goes out while the services start
         self._tasks = [
@@ -166,8 +167,17 @@ class Supervisor:
         # Apart from the other loops: it must outlive them to send the last spans.
         self._fan_out = asyncio.ensure_future(self._resilient(self.spans.fan_out))
         assert self.services is not None and self.plan is not None
+        # A stop (host gone, deadline) during start-up must not wait for the probes.
+        starting = asyncio.ensure_future(self.services.start_all())
+        stopping = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not starting.done():
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            return
         try:
-            await self.services.start_all()
+            starting.result()
         except ServiceFailed as failure:
             self.request_stop("failed", str(failure))
             return
@@ -263,11 +273,11 @@ class Supervisor:
         if self._fan_out is not None:
             self._fan_out.cancel()
         await _quietly(self._publish_state())
+        await _quietly(self._refuse_pending_commands())
+        # Keys first: whoever hears "stopped" (or "failed") must find the sandbox gone.
+        await _quietly(self._expire_keys())
         if not self._spawn_answered:  # ended before it was ever ready
             await _quietly(self._reply("spawn", {"state": "failed", "reason": reason}))
-        await _quietly(self._refuse_pending_commands())
-        # Keys first: whoever hears "stopped" must find the sandbox gone.
-        await _quietly(self._expire_keys())
         for reply_key in self._stop_replies:
             await _quietly(self._reply_to(reply_key, {"state": state, "reason": reason}))
         if state != "failed":  # a failed sandbox keeps its logs for whoever looks into it

@@ -89,11 +89,11 @@ def _heartbeat(host: RunningHost, stop: threading.Event) -> None:
             host.redis.set(key, 1, px=int(KEEPALIVE_S * 1000))
 
 
-def _start_host() -> tuple[RunningHost, threading.Event]:
+def _start_host(extra_env: dict[str, str] | None = None) -> tuple[RunningHost, threading.Event]:
     connection = redis.Redis.from_url(os.environ["REDIS_URL"])
     name = f"test-{uuid.uuid4().hex[:8]}"
     connection.set(keys.worker_alive(name), 1, px=int(KEEPALIVE_S * 1000))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(extra_env or {})}
     process = subprocess.Popen(
         [sys.executable, "-m", "sandbox_services.runtime.host", "--name", name],
         cwd=ROOT,
@@ -147,3 +147,19 @@ def fresh_host() -> Iterator[RunningHost]:
         yield host
     finally:
         _end_host(host, stop)
+
+
+@pytest.fixture
+def host_with_env() -> Iterator[Callable[[dict[str, str]], RunningHost]]:
+    """Start hosts with extra environment variables; end them all afterwards."""
+    started: list[tuple[RunningHost, threading.Event]] = []
+
+    def start(extra_env: dict[str, str]) -> RunningHost:
+        started.append(_start_host(extra_env))
+        return started[-1][0]
+
+    try:
+        yield start
+    finally:
+        for host, stop in started:
+            _end_host(host, stop)

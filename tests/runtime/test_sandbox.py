@@ -10,7 +10,7 @@ import pytest
 from sandbox_services.runtime import client
 from sandbox_services.runtime.probe import grpc_health_once, http_health_once
 
-from .conftest import wait_until
+from .conftest import process_gone, wait_until
 
 
 def healthy(protocol: str, port: int) -> bool:
@@ -134,3 +134,14 @@ def test_fork_after_grpc_use_goes_through_a_clean_zygote(sandbox):
     assert result["first"] == "OK"
     assert result["workers"][0]["answer"] == "hello, worker"
     assert result["workers"][1]["sum"] == 45
+
+
+def test_service_dying_before_ready_fails_the_spawn_with_its_reason(host_with_env):
+    host = host_with_env({"LAB_SELFTEST_BROKEN": "greeter"})
+    with pytest.raises(client.SandboxError, match="greeter exited with code 3 before it was ready"):
+        host.spawn()
+    [sandbox_id] = host.sandboxes
+    final = client.status(sandbox_id)
+    assert final["state"] == "failed" and "greeter" in final["reason"]
+    assert not client.is_alive(sandbox_id)
+    wait_until(lambda: process_gone(final["pid"]), 5)

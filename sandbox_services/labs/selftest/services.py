@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 
 import grpc
@@ -15,8 +16,16 @@ from sandbox_services.runtime.spec import InjectedFault, ServiceContext
 from .broker import QUEUE_ARGUMENTS, queue_name
 
 
+def _break_if_asked(ctx: ServiceContext) -> None:
+    # The runtime's tests start a host with LAB_SELFTEST_BROKEN=<service> to see
+    # how a service that dies before it is ready is reported.
+    if os.environ.get("LAB_SELFTEST_BROKEN") == ctx.name:
+        raise SystemExit(3)
+
+
 async def echo(ctx: ServiceContext) -> None:
     """Answer GET /echo?message=... with the message and which replica answered."""
+    _break_if_asked(ctx)
 
     async def answer(request: web.Request) -> web.Response:
         return web.json_response(
@@ -34,6 +43,7 @@ async def _hello(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
 
 async def greeter(ctx: ServiceContext) -> None:
     """Answer /selftest.Greeter/Hello with b"hello, " + the request bytes."""
+    _break_if_asked(ctx)
     server = grpc_server(ctx)
     handler = grpc.method_handlers_generic_handler(
         "selftest.Greeter", {"Hello": grpc.unary_unary_rpc_method_handler(_hello)}
@@ -71,6 +81,7 @@ def _consume(ctx: ServiceContext, loop: asyncio.AbstractEventLoop, stop: threadi
 
 async def listener(ctx: ServiceContext) -> None:
     """Consume this sandbox's selftest queue (pika in a thread, as blocking pika wants)."""
+    _break_if_asked(ctx)
     stop = threading.Event()
     loop = asyncio.get_running_loop()
     consumer = loop.run_in_executor(None, _consume, ctx, loop, stop)
