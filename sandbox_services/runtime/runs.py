@@ -139,7 +139,7 @@ class RunManager:
         ours, theirs = socket.socketpair()
         pid = fork_child(
             lambda: _runner_process(self.plan, spec, run_id, dict(params or {}), theirs),
-            log_path=self.plan.workdir / "logs" / f"run-{run_id}.log",
+            log_path=self.plan.workdir / "logs" / f"run-{_file_safe(run_id)}.log",
         )
         theirs.close()
         self.active[run_id] = pid
@@ -206,6 +206,10 @@ class RunManager:
         """SIGKILL every runner (the sandbox is going away)."""
         for pid in list(self.active.values()):
             _kill(pid)
+
+
+def _file_safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)[:64] or "run"
 
 
 def _kill(pid: int) -> None:
