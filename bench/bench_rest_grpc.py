@@ -48,14 +48,12 @@ UNSAMPLED = {"traceparent": UNSAMPLED_TRACEPARENT}
 # --- the bare client: no tracing, nothing of the lab but the codec ----------
 
 
-async def _bare_rest(address: str) -> tuple[list[float], int, float]:
+async def _bare_rest(address: str) -> tuple[list[float], int, float, float]:
     import aiohttp
 
     from sandbox_services.catalog import codec_json
 
     url = f"http://{address}/v1/products?count={ITEMS}&offset=0"
-    latencies: list[float] = []
-    errors = 0
     async with aiohttp.ClientSession(headers=UNSAMPLED) as session:
 
         async def call() -> None:
@@ -66,11 +64,10 @@ async def _bare_rest(address: str) -> tuple[list[float], int, float]:
             codec_json.page_from_json(json.loads(body))
 
         await asyncio.gather(*[call() for _ in range(WARMUP_CALLS)])
-        latencies, errors, elapsed = await _closed_loop(call)
-    return latencies, errors, elapsed
+        return await _closed_loop(call)
 
 
-async def _bare_grpc(address: str) -> tuple[list[float], int, float]:
+async def _bare_grpc(address: str) -> tuple[list[float], int, float, float]:
     import grpc
 
     from sandbox_services.catalog import codec_proto
@@ -89,7 +86,7 @@ async def _bare_grpc(address: str) -> tuple[list[float], int, float]:
         return await _closed_loop(call)
 
 
-async def _closed_loop(call: Any) -> tuple[list[float], int, float]:
+async def _closed_loop(call: Any) -> tuple[list[float], int, float, float]:
     """Keep CONCURRENCY calls in flight for DURATION_S, exactly as the lab's generator does."""
     clock = time.perf_counter
     latencies: list[float] = []
@@ -106,9 +103,15 @@ async def _closed_loop(call: Any) -> tuple[list[float], int, float]:
                 continue
             latencies.append(clock() - started)
 
-    began = clock()
+    began, cpu_began = clock(), time.process_time()
     await asyncio.gather(*[worker() for _ in range(CONCURRENCY)])
-    return latencies, errors, clock() - began
+    return latencies, errors, clock() - began, time.process_time() - cpu_began
+
+
+def _cpu_per_call(summary: dict, cpu_s: float) -> dict:
+    calls = summary["requests"] + summary["errors"]
+    summary["client_cpu_us"] = round(cpu_s / calls * 1e6, 1) if calls else 0.0
+    return summary
 
 
 def bare_main(transport: str, address: str) -> None:
@@ -116,7 +119,8 @@ def bare_main(transport: str, address: str) -> None:
     from sandbox_services.labs.rest_vs_grpc.latency import summarise
 
     drive = _bare_rest if transport == "rest" else _bare_grpc
-    print(json.dumps(summarise(*asyncio.run(drive(address)))))
+    latencies, errors, elapsed, cpu_s = asyncio.run(drive(address))
+    print(json.dumps(_cpu_per_call(summarise(latencies, errors, elapsed), cpu_s)))
 
 
 def bare_load(transport: str, address: str) -> dict:
@@ -271,6 +275,10 @@ def main() -> None:
         print(f"lab/bare {label} throughput, paired by round: {100 * paired:.1f} %")
         print(f"lab {label} p99: {_median(lab_runs, transport, 'p99_ms'):.2f} ms")
         print(f"bare {label} p99: {_median(bare_runs, transport, 'p99_ms'):.2f} ms")
+        lab_cpu = _median(lab_runs, transport, "client_cpu_us")
+        bare_cpu = _median(bare_runs, transport, "client_cpu_us")
+        print(f"lab {label} client CPU per call: {lab_cpu:.0f} us")
+        print(f"bare {label} client CPU per call: {bare_cpu:.0f} us")
         errors = sum(run[transport]["errors"] for run in lab_runs + bare_runs)
         print(f"{label} errors: {errors} calls")
 

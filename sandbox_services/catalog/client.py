@@ -141,6 +141,13 @@ def _detail(raw: bytes) -> str:
         return raw[:200].decode(errors="replace")
 
 
+# grpc.aio.insecure_channel as it was when this module was first imported. In
+# a sandbox that is in the warm host, before any process's init_tracing wraps
+# the factory with tracing interceptors; an untraced client uses it, because a
+# channel with any interceptor at all pays for them on every call.
+_PLAIN_INSECURE_CHANNEL = grpc.aio.insecure_channel
+
+
 class GrpcCatalogClient:
     """The catalog over protobuf and HTTP/2: every call is a stream on one shared connection."""
 
@@ -150,13 +157,15 @@ class GrpcCatalogClient:
         *,
         timeout_s: float = 10,
         metadata: Sequence[tuple[str, str]] | None = None,
+        traced: bool = True,
     ) -> None:
         self.calls_made = 0
         self.last_sizes = (0, 0)
         self._timeout_s = timeout_s
         self._metadata = tuple(metadata) if metadata else None
         # One channel: calls are multiplexed as HTTP/2 streams on its connection.
-        self._channel = grpc.aio.insecure_channel(address)
+        factory = grpc.aio.insecure_channel if traced else _PLAIN_INSECURE_CHANNEL
+        self._channel = factory(address)
         self._stub = pb_grpc.CatalogStub(self._channel)
 
     async def _call(self, method: Any, request: Any) -> Any:
@@ -225,13 +234,14 @@ def make_untraced_client(
 ) -> RestCatalogClient | GrpcCatalogClient:
     """Return a client whose calls carry an unsampled trace context, for use untraced.
 
-    Call it under ``opentelemetry.instrumentation.utils.suppress_instrumentation``
-    so the gRPC interceptors stand aside too; the REST session has no hooks at all.
+    Neither the REST session nor the gRPC channel carries tracing hooks; call
+    it under ``opentelemetry.instrumentation.utils.suppress_instrumentation``
+    anyway, in case this module was imported after tracing began.
     """
     if transport == "rest":
         options.update(headers={"traceparent": UNSAMPLED_TRACEPARENT}, traced=False)
     else:
-        options.update(metadata=(("traceparent", UNSAMPLED_TRACEPARENT),))
+        options.update(metadata=(("traceparent", UNSAMPLED_TRACEPARENT),), traced=False)
     return make_client(transport, address, **options)
 
 
