@@ -155,7 +155,11 @@ export class TraceView {
       });
     }
     if (typeof ResizeObserver !== "undefined") {
-      new ResizeObserver(() => this.#requestFrame(true)).observe(this.root);
+      // Only a change of width moves lifelines and bars; other resizes (the page
+      // growing below) must not redraw, or every element would be replaced.
+      new ResizeObserver(() => {
+        if (this.root.clientWidth !== this.laidOutWidth) this.#requestFrame(true);
+      }).observe(this.root);
     }
   }
 
@@ -204,7 +208,10 @@ export class TraceView {
   // --- layout: which traces, rows and lifelines are shown ---------------
 
   #layout() {
-    this.version = (this.version || 0) + 1;
+    // What the drawn windows depend on: a window is redrawn only when this changes
+    // (or it scrolls out of its drawn rows), so elements stay put between changes.
+    this.version = `${this.store.spanCount}:${this.store.maxSeq}:${this.store.traces.size}:${this.pickedTrace}:${this.root.clientWidth}`;
+    this.laidOutWidth = this.root.clientWidth;
     const all = this.store.tracesByStart();
     const picked = this.pickedTrace && this.store.traces.get(this.pickedTrace);
     this.shown = picked ? [picked] : all.slice(-this.maxTraces);
@@ -282,7 +289,7 @@ export class TraceView {
     if (this.laterTimer) return;
     this.laterTimer = setTimeout(() => {
       this.laterTimer = null;
-      this.#requestFrame(true);
+      this.#updatePicker(this.store.tracesByStart());
     }, 800);
   }
 
