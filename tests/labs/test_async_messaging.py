@@ -365,3 +365,22 @@ def test_store_counts_duplicates_only_without_idempotency(tmp_path: Path):
     assert not store.record_effect("a", 0, idempotent=True)
     assert store.record_effect("a", 0, idempotent=False)
     assert store.stats()["duplicates"] == 1 and store.stats()["distinct"] == 1
+
+
+def lesson_parameters(slug: str) -> dict[str, list[dict]]:
+    """Return each experiment's parameters as the lesson's front matter declares them."""
+    import yaml
+
+    text = (Path(__file__).resolve().parents[2] / "lessons" / slug / "lesson.md").read_text()
+    front = yaml.safe_load(text.split("---")[1])
+    return {e["name"]: e.get("parameters", []) for e in front["experiments"]}
+
+
+def test_lesson_declares_the_same_parameters_the_lab_enforces():
+    declared = lesson_parameters("async-messaging")
+    assert set(declared) == {spec.name for spec in LAB.experiments} == set(config.PARAMETERS)
+    keys = ("name", "type", "default", "min", "max", "choices")
+    for name, params in config.PARAMETERS.items():
+        enforced = [{k: v for k, v in p.as_dict().items() if k in keys} for p in params]
+        shown = [{k: v for k, v in p.items() if k in keys} for p in declared[name]]
+        assert shown == enforced, name

@@ -238,3 +238,21 @@ def test_sweeper_deletes_streams_of_gone_sandboxes_only():
             connection.close()
         delete_objects(AMQP_URL, queues=names)
         forget_streams(REDIS_URL, names)
+
+
+def test_lesson_declares_the_same_parameters_the_lab_enforces():
+    from pathlib import Path
+
+    import yaml
+
+    text = (Path(__file__).resolve().parents[2] / "lessons/event-sourcing/lesson.md").read_text()
+    declared = {
+        e["name"]: e.get("parameters", [])
+        for e in yaml.safe_load(text.split("---")[1])["experiments"]
+    }
+    assert set(declared) == {spec.name for spec in LAB.experiments} == set(config.PARAMETERS)
+    keys = ("name", "type", "default", "min", "max", "choices")
+    for name, params in config.PARAMETERS.items():
+        enforced = [{k: v for k, v in p.as_dict().items() if k in keys} for p in params]
+        shown = [{k: v for k, v in p.items() if k in keys} for p in declared[name]]
+        assert shown == enforced, name

@@ -14,7 +14,7 @@ from sandbox_services.eventlog.domain import (
 
 
 class AccountsClient:
-    def __init__(self, address: str, *, timeout_s: float = 60.0) -> None:
+    def __init__(self, address: str, *, timeout_s: float = 200.0) -> None:
         self._url = f"http://{address}"
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s))
 

@@ -29,10 +29,10 @@ LAB = LabSpec(
     ),
     experiments=(
         ExperimentSpec("sync-vs-async", f"{_EXPERIMENTS}:sync_vs_async", timeout_s=90),
-        ExperimentSpec("temporal-decoupling", f"{_EXPERIMENTS}:temporal_decoupling", timeout_s=120),
+        ExperimentSpec("temporal-decoupling", f"{_EXPERIMENTS}:temporal_decoupling", timeout_s=180),
         ExperimentSpec("at-least-once", f"{_EXPERIMENTS}:at_least_once", timeout_s=120),
         ExperimentSpec("poison-messages", f"{_EXPERIMENTS}:poison_messages", timeout_s=60),
-        ExperimentSpec("competing-consumers", f"{_EXPERIMENTS}:competing_consumers", timeout_s=120),
+        ExperimentSpec("competing-consumers", f"{_EXPERIMENTS}:competing_consumers", timeout_s=180),
     ),
     teardown="sandbox_services.labs.async_messaging.hooks:teardown",
     metrics="sandbox_services.labs.async_messaging.hooks:metrics",

@@ -24,9 +24,9 @@ LAB = LabSpec(
         ),
     ),
     experiments=(
-        ExperimentSpec("replay", f"{_EXPERIMENTS}:replay", timeout_s=120),
+        ExperimentSpec("replay", f"{_EXPERIMENTS}:replay", timeout_s=240),
         ExperimentSpec("state-as-of", f"{_EXPERIMENTS}:state_as_of", timeout_s=90),
-        ExperimentSpec("late-projection", f"{_EXPERIMENTS}:late_projection", timeout_s=180),
+        ExperimentSpec("late-projection", f"{_EXPERIMENTS}:late_projection", timeout_s=240),
         ExperimentSpec("log-vs-queue", f"{_EXPERIMENTS}:log_vs_queue", timeout_s=90),
         ExperimentSpec(
             "optimistic-concurrency", f"{_EXPERIMENTS}:optimistic_concurrency", timeout_s=30

@@ -25,7 +25,7 @@ EXPIRES_MS = QUEUE_EXPIRES_MS
 # How long the service keeps retrying an append through a broker outage.
 APPEND_RETRY_DEADLINE_S = 15.0
 # Commands a single load request may generate (bulk history for the experiments).
-MAX_LOAD_COMMANDS = 20_000
+MAX_LOAD_COMMANDS = 10_000
 
 # --- the projector ----------------------------------------------------------------------
 # Events applied per SQLite transaction (and per span) while catching up.
@@ -37,7 +37,7 @@ MAX_VIEWS = 8
 # --- experiment parameters --------------------------------------------------------------
 PARAMETERS = {
     "replay": [
-        Param("events", "int", 500, 10, 20_000, help="Events appended before the replay"),
+        Param("events", "int", 500, 10, 10_000, help="Events appended before the replay"),
         Param("view", "choice", "balances", choices=("balances", "statistics")),
     ],
     "state-as-of": [
@@ -45,7 +45,7 @@ PARAMETERS = {
         Param("points", "int", 8, 1, 50, help="Versions to rebuild the account at"),
     ],
     "late-projection": [
-        Param("events", "int", 3000, 100, 20_000),
+        Param("events", "int", 3000, 100, 10_000, help="Events appended before the view is added"),
         Param("kind", "choice", "activity", choices=tuple(KINDS)),
     ],
     "log-vs-queue": [
