@@ -25,3 +25,17 @@ def load_config() -> RuntimeConfig:
         workdir=Path(os.environ.get("LAB_WORKDIR", PROJECT_ROOT / "var" / "sandboxes")),
         keepalive_s=float(os.environ.get("LAB_KEEPALIVE_SECONDS", "15")),
     )
+
+
+def configure_logging(process: str) -> None:
+    """Log as ``process`` (host, supervisor <id>, a service's name); pika only when it warns."""
+    import logging
+
+    # force: a forked process inherits its parent's handlers and format.
+    logging.basicConfig(
+        level=logging.INFO,
+        force=True,
+        format=f"%(asctime)s {process} %(levelname)s %(name)s: %(message)s",
+    )
+    # pika logs every connection step at INFO; a sandbox opens many.
+    logging.getLogger("pika").setLevel(logging.WARNING)

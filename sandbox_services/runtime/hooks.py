@@ -12,6 +12,7 @@ import os
 import signal
 
 from . import keys
+from .config import configure_logging
 from .context import ExperimentCtx, SandboxPlan
 from .forking import fork_child, wait_exit
 from .outbox import OutboxWriter
@@ -35,6 +36,7 @@ async def _poll_metrics(ctx: ExperimentCtx, dotted: str) -> None:
 
 
 def _metrics_process(plan: SandboxPlan, dotted: str) -> int:
+    configure_logging("metrics")
     writer = OutboxWriter(plan.redis_url, keys.sandbox_outbox(plan.sandbox_id))
     asyncio.run(_poll_metrics(ExperimentCtx(plan, writer=writer, source="lab"), dotted))
     return 0
@@ -51,6 +53,7 @@ def start_metrics(plan: SandboxPlan) -> int | None:
 
 
 def _teardown_process(plan: SandboxPlan, dotted: str) -> int:
+    configure_logging("teardown")
     asyncio.run(load_callable(dotted)(ExperimentCtx(plan, source="lab")))
     return 0
 

@@ -21,7 +21,7 @@ import time
 import redis
 
 from . import keys
-from .config import RuntimeConfig, load_config
+from .config import RuntimeConfig, configure_logging, load_config
 from .forking import exit_code, fork_child
 
 log = logging.getLogger("sandbox_services.host")
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--name", required=True, help="the Celery worker's name")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s host %(levelname)s %(message)s")
+    configure_logging("host")
     config = load_config()
     # Inherited from the Celery worker; without it nothing here can load Django settings.
     os.environ.pop("DJANGO_SETTINGS_MODULE", None)

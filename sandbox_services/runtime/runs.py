@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 import grpc
 from opentelemetry.sdk.trace.sampling import ParentBased
 
+from .config import configure_logging
 from .context import AdjustableRatioSampler, ControlChannel, ExperimentCtx, SandboxPlan
 from .forking import fork_child, wait_exit
 from .services import ServiceManager, load_callable
@@ -44,6 +45,7 @@ def _runner_process(
     plan: SandboxPlan, spec: ExperimentSpec, run_id: str, params: dict, sock: socket.socket
 ) -> int:
     """Run one experiment; this is the whole life of the forked runner."""
+    configure_logging(f"run {run_id}")
     sampler = AdjustableRatioSampler(1.0)
     init_tracing(
         "learner",

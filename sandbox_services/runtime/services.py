@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from collections.abc import Callable
 
+from .config import configure_logging
 from .context import SandboxPlan, ServiceCtx
 from .forking import fork_child, read_until_eof, wait_exit
 from .probe import grpc_health_once, http_health_once
@@ -44,6 +45,7 @@ async def _serve(main: Callable[..., Any], ctx: ServiceCtx) -> int:
 
 def _service_process(plan: SandboxPlan, spec: ServiceSpec, replica: int, ready_fd: int) -> int:
     """Run one replica of a service; this is the whole life of the forked child."""
+    configure_logging(spec.name if replica == 0 else f"{spec.name}#{replica}")
     init_tracing(spec.name, sandbox_id=plan.sandbox_id, redis_url=plan.redis_url)
     ctx = ServiceCtx(plan, spec.name, replica, ready_fd)
     return asyncio.run(_serve(load_callable(spec.main), ctx))

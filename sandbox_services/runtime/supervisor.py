@@ -28,7 +28,7 @@ from channels_redis.core import RedisChannelLayer
 from redis.exceptions import RedisError
 
 from . import keys
-from .config import RuntimeConfig
+from .config import RuntimeConfig, configure_logging
 from .context import SandboxPlan
 from .faults import ServiceTable
 from .forking import wait_exit
@@ -452,10 +452,6 @@ def _kill(pid: int) -> None:
 
 def run_supervisor(request: dict[str, Any], config: RuntimeConfig, worker: str) -> int:
     """Run a supervisor in this (freshly forked) process; return its exit code."""
-    logging.basicConfig(
-        level=logging.INFO,
-        format=f"%(asctime)s supervisor {request.get('sandbox_id', '?')[:8]} "
-        "%(levelname)s %(message)s",
-    )
+    configure_logging(f"supervisor {str(request.get('sandbox_id', '?'))[:8]}")
     asyncio.run(Supervisor(request, config, worker).main())
     return 0
