@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import threading
 from typing import Any
 
 import grpc
@@ -47,6 +48,7 @@ _KIND = {
     SpanKind.INTERNAL: "internal",
 }
 
+OTLP_SHUTDOWN_S = 1.0
 _provider: TracerProvider | None = None
 _writer: OutboxWriter | None = None
 
@@ -176,6 +178,13 @@ def outbox_writer() -> OutboxWriter | None:
 def shutdown_tracing() -> None:
     """Flush every span still queued; call before a traced process exits."""
     global _provider
-    if _provider is not None:
-        provider, _provider = _provider, None
-        provider.shutdown()
+    if _provider is None:
+        return
+    provider, _provider = _provider, None
+    if _writer is not None:
+        _writer.close()  # the learner's diagram first, and never behind a collector
+    # An unreachable OTLP collector retries for seconds; a run's answer or a
+    # service's stop must not wait on it.
+    closing = threading.Thread(target=provider.shutdown, name="lab-tracing-shutdown", daemon=True)
+    closing.start()
+    closing.join(OTLP_SHUTDOWN_S)

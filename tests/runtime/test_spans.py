@@ -154,16 +154,24 @@ def test_error_fault_fails_calls_and_marks_spans_error(sandbox):
     assert run(sandbox, "echo", calls=1)["result"]["statuses"] == [200]
 
 
-async def _first_metrics(sandbox_id: str) -> dict:
+async def _first_metrics(sandbox_id: str, source: str, publish: bool = False) -> dict:
     layer = RedisChannelLayer(hosts=[os.environ["REDIS_URL"]])
     channel = await layer.new_channel()
     await layer.group_add(keys.channel_group(sandbox_id), channel)
+    if publish:
+        await asyncio.to_thread(run, sandbox_id, "publish", count=2)
     async with asyncio.timeout(5):
-        while (message := await layer.receive(channel))["type"] != "sandbox.metrics":
-            pass
-    return message
+        while True:
+            message = await layer.receive(channel)
+            if message["type"] == "sandbox.metrics" and message["source"] == source:
+                return message
 
 
 def test_lab_metrics_hook_reaches_the_channel_layer(sandbox):
-    message = asyncio.run(_first_metrics(sandbox))
-    assert message["source"] == "lab" and message["metrics"]["ticks"] >= 1
+    message = asyncio.run(_first_metrics(sandbox, "lab"))
+    assert message["metrics"]["ticks"] >= 1
+
+
+def test_service_metrics_reach_the_channel_layer(sandbox):
+    message = asyncio.run(_first_metrics(sandbox, "listener", publish=True))
+    assert message["metrics"]["received"] >= 1
