@@ -126,10 +126,12 @@ class RunManager:
         plan: SandboxPlan,
         services: ServiceManager,
         publish: Callable[[dict], Awaitable[None]],
+        on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self.plan = plan
         self.services = services
         self._publish = publish
+        self._on_change = on_change  # the status names the runners
         self.active: dict[str, int] = {}
 
     async def run(self, run_id: str, experiment: str, params: dict[str, Any]) -> dict:
@@ -145,6 +147,7 @@ class RunManager:
         )
         theirs.close()
         self.active[run_id] = pid
+        self._on_change()
         exited = asyncio.ensure_future(wait_exit(pid))
         progress = ProgressRelay(self._publish, run_id, experiment)
         await progress.report(0.0, "started")
@@ -163,6 +166,7 @@ class RunManager:
                 _kill(pid)
             code = await exited
             self.active.pop(run_id, None)
+            self._on_change()
             await progress.close()
         if outcome is None:
             outcome = {

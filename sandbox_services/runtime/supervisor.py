@@ -45,6 +45,7 @@ ALIVE_TTL_S = 5
 SPANS_TTL_S = 3600  # replay stays possible for an hour after the sandbox ends
 STATUS_TTL_S = 3600
 REPLY_TTL_S = 60
+HANDLERS_GRACE_S = 3.0
 SHUTDOWN_BACKSTOP_S = 30  # SIGALRM ends a supervisor whose cleanup hangs
 
 
@@ -228,7 +229,7 @@ class Supervisor:
         )
         self._port_names = self.plan.service_of_port()
         self.services = ServiceManager(self.plan, self._state_dirty.set)
-        self.runs = RunManager(self.plan, self.services, self._publish_run)
+        self.runs = RunManager(self.plan, self.services, self._publish_run, self._state_dirty.set)
         self.spans = SpanPipeline(self.redis, self.sandbox_id, self._port_names, self._send)
 
     def request_stop(self, state: str, reason: str) -> None:
@@ -263,6 +264,8 @@ class Supervisor:
                 await run_teardown(self.plan)
             except Exception:
                 log.exception("teardown of %s failed", self.sandbox_id)
+        if self._handlers:  # runs just killed: let their callers hear how they ended
+            await asyncio.wait(self._handlers, timeout=HANDLERS_GRACE_S)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 
 import pytest
 
@@ -145,3 +146,18 @@ def test_service_dying_before_ready_fails_the_spawn_with_its_reason(host_with_en
     assert final["state"] == "failed" and "greeter" in final["reason"]
     assert not client.is_alive(sandbox_id)
     wait_until(lambda: process_gone(final["pid"]), 5)
+
+
+def test_run_in_progress_when_the_sandbox_stops_is_answered_as_failed(shared_host):
+    sandbox_id, _ = shared_host.spawn()
+    outcome: dict = {}
+
+    def run_long() -> None:
+        outcome.update(run(sandbox_id, "hold", seconds=30))
+
+    runner = threading.Thread(target=run_long)
+    runner.start()
+    wait_until(lambda: client.status(sandbox_id)["runner_pids"], 5)
+    client.command(sandbox_id, "stop")
+    runner.join(10)
+    assert outcome["state"] == "failed" and "without a result" in outcome["error"]
