@@ -269,13 +269,13 @@ async def test_grpc_multiplexes_calls_on_one_connection_while_rest_opens_several
     standalone: Standalone,
 ) -> None:
     async with CallerClient(standalone.address("caller")) as caller:
-        result = await caller.multiplexing(calls=12, hold_ms=80, rest_connection_limit=4)
+        result = await caller.multiplexing(calls=16, hold_ms=150, rest_connection_limit=4)
     assert result["grpc"]["connections_seen_by_server"] == 1
-    assert result["grpc"]["calls_seen_by_server"] == 12
+    assert result["grpc"]["calls_seen_by_server"] == 16
     assert result["rest"]["connections_seen_by_server"] == 4
     assert result["rest"]["connections_opened_by_client"] == 4
-    # Three rounds of 80 ms over HTTP/1.1 against one round over HTTP/2.
-    assert result["rest"]["elapsed_ms"] >= 3 * 80
+    # Four rounds of 150 ms over HTTP/1.1 against one round over HTTP/2.
+    assert result["rest"]["elapsed_ms"] >= 4 * 150
     assert result["grpc"]["elapsed_ms"] < result["rest"]["elapsed_ms"]
 
 
