@@ -63,17 +63,19 @@ def test_instructor_sees_the_class_and_watches_a_learners_sandbox_read_only(
     instructor = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     try:
         log_in(learner, live_lab, "ada")
+        log_in(instructor, live_lab, "teacher")
+        instructor.get_by_role("link", name="Class").click()
+        row = instructor.locator('tr[data-learner="ada"]')
+        expect(row).to_contain_text("none")
+
         learner.goto(f"{live_lab}/lessons/rest-vs-grpc/")
         learner.get_by_role("button", name="Start sandbox").click()
         expect(learner.locator("#sandbox-panel")).to_have_attribute(
             "data-state", "running", timeout=30_000
         )
 
-        log_in(instructor, live_lab, "teacher")
-        instructor.get_by_role("link", name="Class").click()
-        row = instructor.locator('tr[data-learner="ada"]')
-        expect(row).to_be_visible()
-        expect(row.locator(".state-badge")).to_have_text("running")
+        # The class view polls (htmx, every 5 s): the new sandbox appears without a reload.
+        expect(row.locator(".state-badge")).to_have_text("running", timeout=15_000)
         instructor.screenshot(path=str(artifacts / "instructor-class.png"))
 
         row.get_by_role("link", name="REST vs gRPC").click()
