@@ -461,9 +461,18 @@ export class TraceView {
       const row = this.wfRows[index];
       const y = index * WATERFALL_ROW;
       if (!row.span) {
+        // Each trace has its own time axis, from its first start to its last end.
         const total = formatMs((row.trace.end - row.trace.start) / 1e6);
-        const text = `${clockTime(row.trace.start)} ${row.trace.title} · ${total}`;
-        nodes.push(svg("text", { class: "wf-trace", x: 2, y: y + 15 }, clip(text, Math.floor(width / 7))));
+        const text = `${clockTime(row.trace.start)} ${row.trace.title}`;
+        nodes.push(svg("text", { class: "wf-trace", x: 2, y: y + 15 }, clip(text, Math.floor((labelWidth - 6) / 6.3))));
+        const axisY = y + WATERFALL_ROW - 3;
+        nodes.push(svg("line", { class: "wf-axis", x1: labelWidth, x2: labelWidth + barWidth, y1: axisY, y2: axisY }));
+        for (const fraction of [0, 0.5, 1]) {
+          const x = labelWidth + fraction * barWidth;
+          nodes.push(svg("line", { class: "wf-axis", x1: x, x2: x, y1: axisY - 4, y2: axisY }));
+        }
+        nodes.push(svg("text", { class: "wf-tick", x: labelWidth, y: axisY - 6, "text-anchor": "start" }, "0"));
+        nodes.push(svg("text", { class: "wf-tick", x: labelWidth + barWidth, y: axisY - 6, "text-anchor": "end" }, total));
         continue;
       }
       const { span, depth, trace } = row;
