@@ -8,55 +8,17 @@ import json
 import os
 import socket
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Mapping
 
 from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult, TraceIdRatioBased
 
 from . import tracing
-from .faults import ServiceTable, SharedFaults
+from .faults import SharedFaults
 from .forking import run_forked
 from .outbox import OutboxWriter
-from .spec import LabSpec
+from .plan import SandboxPlan
 from .zygote import Zygote
-
-
-@dataclass
-class SandboxPlan:
-    """Everything fixed when a sandbox starts: its lab, ports and shared fault table."""
-
-    sandbox_id: str
-    lab: LabSpec
-    ports: dict[str, list[int]]  # service name -> port of each replica (empty for amqp)
-    table: ServiceTable
-    amqp_url: str
-    redis_url: str
-    workdir: Path
-
-    @property
-    def prefix(self) -> str:
-        return f"lab.{self.sandbox_id}."
-
-    def address(self, service: str) -> str:
-        """Return "127.0.0.1:PORT" of replica 0 of a service."""
-        ports = self.ports[service]
-        if not ports:
-            raise LookupError(f"service {service!r} listens on no port")
-        return f"127.0.0.1:{ports[0]}"
-
-    def addresses(self, service: str) -> list[str]:
-        """Return the addresses of the running replicas of a service."""
-        ports = self.ports[service]
-        return [
-            f"127.0.0.1:{ports[replica]}"
-            for replica in self.table.running(service)
-            if replica < len(ports)
-        ]
-
-    def service_of_port(self) -> dict[int, str]:
-        """Return port -> service name for every replica of every service."""
-        return {port: name for name, ports in self.ports.items() for port in ports}
 
 
 def _publish_metrics(source: str, values: Mapping[str, Any], writer: OutboxWriter | None) -> None:

@@ -13,7 +13,8 @@ import signal
 
 from . import keys
 from .config import configure_logging
-from .context import ExperimentCtx, SandboxPlan
+from .context import ExperimentCtx
+from .plan import SandboxPlan
 from .forking import fork_child, wait_exit
 from .outbox import OutboxWriter
 from .services import load_callable

@@ -15,7 +15,8 @@ import grpc
 from opentelemetry.sdk.trace.sampling import ParentBased
 
 from .config import configure_logging
-from .context import AdjustableRatioSampler, ControlChannel, ExperimentCtx, SandboxPlan
+from .context import AdjustableRatioSampler, ControlChannel, ExperimentCtx
+from .plan import SandboxPlan
 from .forking import fork_child, wait_exit
 from .services import ServiceManager, load_callable
 from .spec import ExperimentSpec

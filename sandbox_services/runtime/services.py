@@ -12,7 +12,8 @@ from typing import Any
 from collections.abc import Callable
 
 from .config import configure_logging
-from .context import SandboxPlan, ServiceCtx
+from .context import ServiceCtx
+from .plan import SandboxPlan
 from .forking import fork_child, read_until_eof, wait_exit
 from .probe import grpc_health_once, http_health_once
 from .spec import ServiceSpec

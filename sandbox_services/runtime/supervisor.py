@@ -11,14 +11,11 @@ gRPC itself: it forks for its whole life (see FIELD-NOTES.md, the fork trap).
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import logging
 import os
-import re
 import shutil
 import signal
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -29,14 +26,12 @@ from redis.exceptions import RedisError
 
 from . import keys
 from .config import RuntimeConfig, configure_logging
-from .context import SandboxPlan
-from .faults import ServiceTable
+from .plan import SandboxPlan, make_plan
 from .forking import wait_exit
 from .hooks import run_teardown, start_metrics
 from .runs import RunManager
 from .services import ServiceFailed, ServiceManager
 from .spans import SpanPipeline
-from .spec import LabSpec
 
 log = logging.getLogger(__name__)
 
@@ -47,37 +42,6 @@ STATUS_TTL_S = 3600
 REPLY_TTL_S = 60
 HANDLERS_GRACE_S = 3.0
 SHUTDOWN_BACKSTOP_S = 30  # SIGALRM ends a supervisor whose cleanup hangs
-
-
-def load_lab(slug: str) -> LabSpec:
-    """Import ``sandbox_services.labs.<slug with underscores>`` and return its LAB."""
-    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", slug):
-        raise LookupError(f"{slug!r} is not a lesson slug")
-    module = importlib.import_module(f"sandbox_services.labs.{slug.replace('-', '_')}")
-    lab = getattr(module, "LAB", None)
-    if not isinstance(lab, LabSpec):
-        raise LookupError(f"sandbox_services.labs.{slug.replace('-', '_')} defines no LAB")
-    return lab
-
-
-def allocate_ports(lab: LabSpec) -> dict[str, list[int]]:
-    """Reserve a free 127.0.0.1 port for every possible replica of every listening service."""
-    sockets: list[socket.socket] = []
-    ports: dict[str, list[int]] = {}
-    try:
-        for spec in lab.services:
-            ports[spec.name] = []
-            if spec.protocol == "amqp":
-                continue
-            for _ in range(spec.max_replicas):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                sock.bind(("127.0.0.1", 0))
-                sockets.append(sock)  # held until all are chosen, so no two coincide
-                ports[spec.name].append(sock.getsockname()[1])
-    finally:
-        for sock in sockets:
-            sock.close()
-    return ports
 
 
 class Supervisor:
@@ -215,17 +179,12 @@ class Supervisor:
                 await asyncio.sleep(0.5)
 
     def _prepare(self) -> None:
-        lab = load_lab(self.lesson)
-        workdir = self.config.workdir / self.sandbox_id
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.plan = SandboxPlan(
+        self.plan = make_plan(
             sandbox_id=self.sandbox_id,
-            lab=lab,
-            ports=allocate_ports(lab),
-            table=ServiceTable(spec.name for spec in lab.services),
+            lesson=self.lesson,
             amqp_url=self.config.amqp_url,
             redis_url=self.config.redis_url,
-            workdir=workdir,
+            workdir=self.config.workdir / self.sandbox_id,
         )
         self._port_names = self.plan.service_of_port()
         self.services = ServiceManager(self.plan, self._state_dirty.set)

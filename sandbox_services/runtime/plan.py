@@ -1,0 +1,97 @@
+"""What is fixed when a sandbox starts: its lab, its ports, its shared fault table."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from .faults import ServiceTable
+from .spec import LabSpec
+
+
+@dataclass
+class SandboxPlan:
+    """Everything fixed when a sandbox starts: its lab, ports and shared fault table."""
+
+    sandbox_id: str
+    lab: LabSpec
+    ports: dict[str, list[int]]  # service name -> port of each replica (empty for amqp)
+    table: ServiceTable
+    amqp_url: str
+    redis_url: str
+    workdir: Path
+
+    @property
+    def prefix(self) -> str:
+        return f"lab.{self.sandbox_id}."
+
+    def address(self, service: str) -> str:
+        """Return "127.0.0.1:PORT" of replica 0 of a service."""
+        ports = self.ports[service]
+        if not ports:
+            raise LookupError(f"service {service!r} listens on no port")
+        return f"127.0.0.1:{ports[0]}"
+
+    def addresses(self, service: str) -> list[str]:
+        """Return the addresses of the running replicas of a service."""
+        ports = self.ports[service]
+        return [
+            f"127.0.0.1:{ports[replica]}"
+            for replica in self.table.running(service)
+            if replica < len(ports)
+        ]
+
+    def service_of_port(self) -> dict[int, str]:
+        """Return port -> service name for every replica of every service."""
+        return {port: name for name, ports in self.ports.items() for port in ports}
+
+
+def load_lab(slug: str) -> LabSpec:
+    """Import ``sandbox_services.labs.<slug with underscores>`` and return its LAB."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", slug):
+        raise LookupError(f"{slug!r} is not a lesson slug")
+    module = importlib.import_module(f"sandbox_services.labs.{slug.replace('-', '_')}")
+    lab = getattr(module, "LAB", None)
+    if not isinstance(lab, LabSpec):
+        raise LookupError(f"sandbox_services.labs.{slug.replace('-', '_')} defines no LAB")
+    return lab
+
+
+def allocate_ports(lab: LabSpec) -> dict[str, list[int]]:
+    """Reserve a free 127.0.0.1 port for every possible replica of every listening service."""
+    sockets: list[socket.socket] = []
+    ports: dict[str, list[int]] = {}
+    try:
+        for spec in lab.services:
+            ports[spec.name] = []
+            if spec.protocol == "amqp":
+                continue
+            for _ in range(spec.max_replicas):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.bind(("127.0.0.1", 0))
+                sockets.append(sock)  # held until all are chosen, so no two coincide
+                ports[spec.name].append(sock.getsockname()[1])
+    finally:
+        for sock in sockets:
+            sock.close()
+    return ports
+
+
+def make_plan(
+    *, sandbox_id: str, lesson: str, amqp_url: str, redis_url: str, workdir: Path
+) -> SandboxPlan:
+    """Load the lesson's lab and reserve its ports; create the sandbox's private directory."""
+    lab = load_lab(lesson)
+    workdir.mkdir(parents=True, exist_ok=True)
+    return SandboxPlan(
+        sandbox_id=sandbox_id,
+        lab=lab,
+        ports=allocate_ports(lab),
+        table=ServiceTable(spec.name for spec in lab.services),
+        amqp_url=amqp_url,
+        redis_url=redis_url,
+        workdir=workdir,
+    )
