@@ -79,10 +79,12 @@ class SharedFaults:
 
     @property
     def delay_s(self) -> float:
+        """Return the injected delay in seconds."""
         return self._table.faults(self._service)[0] / 1000.0
 
     @property
     def error_rate(self) -> float:
+        """Return the fraction of calls that fail."""
         return self._table.faults(self._service)[1]
 
     def message(self) -> str:

@@ -38,25 +38,29 @@ class _PeerMixin:
 
 
 class _UnaryUnary(_PeerMixin, grpc.aio.UnaryUnaryClientInterceptor):
-    async def intercept_unary_unary(self, continuation, client_call_details, request):
+    async def intercept_unary_unary(self, continuation, client_call_details, request) -> Any:
         self._mark()
         return await continuation(client_call_details, request)
 
 
 class _UnaryStream(_PeerMixin, grpc.aio.UnaryStreamClientInterceptor):
-    async def intercept_unary_stream(self, continuation, client_call_details, request):
+    async def intercept_unary_stream(self, continuation, client_call_details, request) -> Any:
         self._mark()
         return await continuation(client_call_details, request)
 
 
 class _StreamUnary(_PeerMixin, grpc.aio.StreamUnaryClientInterceptor):
-    async def intercept_stream_unary(self, continuation, client_call_details, request_iterator):
+    async def intercept_stream_unary(
+        self, continuation, client_call_details, request_iterator
+    ) -> Any:
         self._mark()
         return await continuation(client_call_details, request_iterator)
 
 
 class _StreamStream(_PeerMixin, grpc.aio.StreamStreamClientInterceptor):
-    async def intercept_stream_stream(self, continuation, client_call_details, request_iterator):
+    async def intercept_stream_stream(
+        self, continuation, client_call_details, request_iterator
+    ) -> Any:
         self._mark()
         return await continuation(client_call_details, request_iterator)
 

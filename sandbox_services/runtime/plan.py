@@ -26,6 +26,7 @@ class SandboxPlan:
 
     @property
     def prefix(self) -> str:
+        """Return the prefix of every RabbitMQ name of this sandbox."""
         return f"lab.{self.sandbox_id}."
 
     def address(self, service: str) -> str:
