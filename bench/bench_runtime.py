@@ -207,6 +207,9 @@ def main(argv: list[str] | None = None) -> None:
     with Host() as host:
         for name in names:
             BENCHES[name](host)
+            # Latency on a shared machine means little without how busy it was.
+            print(f"load_average_1m_after_{name}: {os.getloadavg()[0]:.1f} runnable")
+    print(f"cpu_count: {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":
