@@ -175,3 +175,12 @@ def test_lab_metrics_hook_reaches_the_channel_layer(sandbox):
 def test_service_metrics_reach_the_channel_layer(sandbox):
     message = asyncio.run(_first_metrics(sandbox, "listener", publish=True))
     assert message["metrics"]["received"] >= 1
+
+
+def test_sample_ratio_zero_leaves_whole_traces_out(sandbox):
+    since = last_seq(sandbox)
+    assert run(sandbox, "sampled", unsampled=3)["result"]["statuses"] == [200]
+    callee = spans_after(sandbox, since, service="echo", kind="server")
+    kept = client.replay(sandbox, since)
+    assert len(callee) == 1  # only the traced call reached the server's spans
+    assert len({span["trace_id"] for span in kept}) == 1

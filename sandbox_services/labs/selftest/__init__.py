@@ -51,6 +51,7 @@ LAB = LabSpec(
             timeout_s=20,
         ),
         ExperimentSpec(name="fail", main="sandbox_services.labs.selftest.experiments:fail"),
+        ExperimentSpec(name="sampled", main="sandbox_services.labs.selftest.experiments:sampled"),
         ExperimentSpec(name="hold", main="sandbox_services.labs.selftest.experiments:sleep"),
         ExperimentSpec(
             name="sleep", main="sandbox_services.labs.selftest.experiments:sleep", timeout_s=1.0

@@ -123,3 +123,11 @@ async def _greet_in_worker(address: str) -> dict:
     async with grpc.aio.insecure_channel(address) as channel:
         answer = await channel.unary_unary("/selftest.Greeter/Hello")(b"worker", timeout=5)
     return {"pid": os.getpid(), "answer": answer.decode()}
+
+
+async def sampled(ctx: ExperimentContext, params: dict) -> dict:
+    """Call the echo service ``unsampled`` times untraced, then once traced."""
+    ctx.set_sample_ratio(0.0)
+    await echo(ctx, {"calls": int(params.get("unsampled", 3))})
+    ctx.set_sample_ratio(1.0)
+    return await echo(ctx, {"calls": 1})
