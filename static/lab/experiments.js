@@ -218,6 +218,17 @@ export class ExperimentPanel {
     }
   }
 
+  /** Ask the server where the active run is: a run message may have been lost while the socket was down. */
+  async refreshActiveRun() {
+    if (!this.activeRun || ["done", "failed"].includes(this.runState)) return;
+    try {
+      const run = await api("GET", `/api/runs/${this.activeRun}/`);
+      this.handleRun({ ...run, experiment: run.experiment || this.experiment.name });
+    } catch {
+      // The socket will still bring the next state.
+    }
+  }
+
   /** A `run` message (or our own POST's answer) for this experiment. */
   handleRun(run) {
     if (!run || run.experiment !== this.experiment.name) return;

@@ -40,7 +40,13 @@ function start() {
     onSandbox: (sandbox) => watch(sandbox),
   });
 
+  let connectedBefore = false;
   function setConnection(status) {
+    if (status === "live") {
+      // Spans are replayed from `since`; run states are not, so ask for them.
+      if (connectedBefore) for (const panel of experiments) panel.refreshActiveRun();
+      connectedBefore = true;
+    }
     if (!connection) return;
     connection.textContent = status === "live" ? "live" : status;
     connection.className = `state-badge state-${status === "live" ? "running" : status === "closed" ? "stopped" : "starting"}`;
