@@ -6,6 +6,7 @@ that arrives both ways is sent once.
 """
 
 import time
+from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -80,7 +81,11 @@ class SandboxConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "spans", "items": items})
 
     async def sandbox_state(self, event):
-        await self.send_json({"type": "sandbox", "sandbox": event.get("sandbox", {})})
+        sandbox = dict(event.get("sandbox", {}))
+        # The supervisor stamps Unix seconds; browsers get one format, ISO 8601.
+        if isinstance(sandbox.get("expires_at"), (int, float)):
+            sandbox["expires_at"] = datetime.fromtimestamp(sandbox["expires_at"], UTC).isoformat()
+        await self.send_json({"type": "sandbox", "sandbox": sandbox})
 
     async def sandbox_run(self, event):
         await self.send_json({"type": "run", "run": event.get("run", {})})
