@@ -8,106 +8,23 @@ a result in the shape of ``runtime.spec.RESULT_SHAPE``.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
-import uuid
 
-import pika
 
-from sandbox_services.messaging.connection import connect
 from sandbox_services.messaging.params import ParameterError, validate
 from sandbox_services.messaging.probes import DepthSampler, percentile, wait_until
-from sandbox_services.messaging.tracing import extract_context, inject_headers
-from sandbox_services.order_consumers.client import ConsumerClient
-from sandbox_services.orders_async.client import OrdersClient
-from sandbox_services.orders_async.interface import Order
 from sandbox_services.runtime.spec import ExperimentContext
 
-from . import config
-
-
-class Lab:
-    """The experiment's handles on the sandbox: the order service and the consumers."""
-
-    def __init__(self, ctx: ExperimentContext) -> None:
-        self.ctx = ctx
-        self.orders = OrdersClient(ctx.address("orders"))
-        self.consumers = {
-            name: ConsumerClient(lambda name=name: ctx.address(name)) for name in config.CONSUMERS
-        }
-
-    async def counts(self) -> dict[str, dict]:
-        """Return each consumer's counts from its own store."""
-        return {name: await client.stats() for name, client in self.consumers.items()}
-
-    async def ensure_running(self, name: str) -> bool:
-        """Start a consumer again if it is down (after a crash); return True if it was down."""
-        try:
-            await self.consumers[name].stats()
-            return False
-        except Exception:
-            await self.ctx.control("start", name)
-            return True
-
-    async def reconnects(self) -> int:
-        """Return how often the order service and the consumers have lost the broker."""
-        total = 0
-        for client in (self.orders, *self.consumers.values()):
-            try:
-                total += (await client.stats())["reconnects"]
-            except Exception:
-                continue
-        return total
-
-    async def close(self) -> None:
-        await self.orders.close()
-        for client in self.consumers.values():
-            await client.close()
-
-
-def with_broker_report(result: dict, reconnects_before: int, reconnects_after: int) -> dict:
-    """Add to a result what the services went through if the broker connection dropped."""
-    lost = reconnects_after - reconnects_before
-    if lost > 0:
-        result.setdefault("notes", []).append(
-            f"The broker connection dropped {lost} time(s) during the run; the services "
-            "reconnected, re-sent every unconfirmed publish, and resumed consuming."
-        )
-    return result
-
-
-def reported(experiment):
-    """Wrap an experiment so its result says whether the broker connection dropped."""
-
-    async def run(ctx: ExperimentContext, params: dict) -> dict:
-        lab = Lab(ctx)
-        try:
-            before = await lab.reconnects()
-            result = await experiment(ctx, params)
-            return with_broker_report(result, before, await lab.reconnects())
-        finally:
-            await lab.close()
-
-    run.__doc__ = experiment.__doc__
-    run.__name__ = experiment.__name__
-    return run
-
-
-def new_order(**fields) -> Order:
-    return Order(
-        uuid.uuid4().hex,
-        fields.pop("customer_email", "learner@example.com"),
-        fields.pop("amount_cents", random.randint(100, 50_000)),
-        **fields,
-    )
-
-
-def latency_row(name: str, values: list[float]) -> dict:
-    return {
-        "name": name,
-        "values": [percentile(values, 0.5), percentile(values, 0.99), max(values or [0])],
-    }
+from . import config, dead_letters
+from .scenario import (
+    Lab,
+    all_caught_up,
+    distinct_at_least,
+    latency_row,
+    new_order,
+    reported,
+)
 
 
 @reported
@@ -141,7 +58,7 @@ async def sync_vs_async(ctx: ExperimentContext, params: dict) -> dict:
         # The async order's email goes out once email is back: its queue kept the event.
         expected = before + (1 if fault == "stop" else 2)
         delivered = await wait_until(
-            lambda: _distinct_at_least(lab.consumers["email"], expected), timeout_s=20
+            lambda: distinct_at_least(lab.consumers["email"], expected), timeout_s=20
         )
         sync_p50, async_p50 = (
             percentile(latencies["sync"], 0.5),
@@ -187,10 +104,6 @@ async def sync_vs_async(ctx: ExperimentContext, params: dict) -> dict:
         await lab.close()
 
 
-async def _distinct_at_least(client: ConsumerClient, expected: int) -> bool:
-    return (await client.stats())["distinct"] >= expected
-
-
 @reported
 async def temporal_decoupling(ctx: ExperimentContext, params: dict) -> dict:
     """Keep orders flowing while one consumer is stopped or slow; watch its queue."""
@@ -226,7 +139,7 @@ async def temporal_decoupling(ctx: ExperimentContext, params: dict) -> dict:
         await ctx.control("start" if p["fault"] == "stop" else "clear", victim)
         total = 5 + p["orders"]
         caught_up = await wait_until(
-            lambda: _all_caught_up(lab, before, total), timeout_s=60, every_s=0.25
+            lambda: all_caught_up(lab, before, total), timeout_s=60, every_s=0.25
         )
         await asyncio.sleep(0.5)  # one more depth sample at zero for the chart
         await sampler.stop()
@@ -276,11 +189,6 @@ async def temporal_decoupling(ctx: ExperimentContext, params: dict) -> dict:
         await sampler.stop()
         await ctx.control("clear", victim)
         await lab.close()
-
-
-async def _all_caught_up(lab: Lab, before: dict[str, int], total: int) -> bool:
-    counts = await lab.counts()
-    return all(counts[name]["distinct"] - before[name] >= total for name in config.CONSUMERS)
 
 
 @reported
@@ -353,79 +261,6 @@ async def at_least_once(ctx: ExperimentContext, params: dict) -> dict:
         await lab.close()
 
 
-def _dead_letter_peek(amqp_url: str, dead_queue: str) -> dict | None:
-    """Read the first dead letter without removing it (basic_get, then nack with requeue)."""
-    connection = connect(amqp_url, name="dead-letter-inspector", deadline_s=5)
-    try:
-        channel = connection.channel()
-        method, properties, body = channel.basic_get(dead_queue, auto_ack=False)
-        if method is None:
-            return None
-        channel.basic_nack(method.delivery_tag, requeue=True)
-        headers = properties.headers or {}
-        death = (headers.get("x-death") or [{}])[0]
-        return {
-            "message_id": properties.message_id,
-            "body": json.loads(body),
-            "attempts": int(headers.get("x-attempts", 0)) + 1,
-            "reason": death.get("reason", b"").decode()
-            if isinstance(death.get("reason"), bytes)
-            else death.get("reason"),
-            "from_queue": death.get("queue"),
-        }
-    finally:
-        connection.close()
-
-
-def _dead_letter_send_back(amqp_url: str, dead_queue: str, queue: str, repair: bool) -> str | None:
-    """Move the first dead letter back to its queue with a fresh attempt count."""
-    connection = connect(amqp_url, name="dead-letter-mover", deadline_s=5)
-    try:
-        channel = connection.channel()
-        channel.confirm_delivery()
-        method, properties, body = channel.basic_get(dead_queue, auto_ack=False)
-        if method is None:
-            return None
-        order = json.loads(body)
-        if repair:
-            order["customer_email"] = "fixed@example.com"
-        headers = {
-            k: v
-            for k, v in (properties.headers or {}).items()
-            if k
-            not in (
-                "x-attempts",
-                "x-death",
-                "x-first-death-queue",
-                "x-first-death-reason",
-                "x-first-death-exchange",
-            )
-        }
-        # basic_get is outside the pika instrumentation: carry the original trace by hand,
-        # so the send-back joins the order's trace.
-        from opentelemetry import context as otel_context
-
-        token = otel_context.attach(extract_context(properties.headers))
-        try:
-            channel.basic_publish(
-                "",
-                queue,
-                json.dumps(order).encode(),
-                pika.BasicProperties(
-                    content_type="application/json",
-                    delivery_mode=pika.DeliveryMode.Persistent,
-                    message_id=properties.message_id,
-                    headers=inject_headers(headers),
-                ),
-            )
-        finally:
-            otel_context.detach(token)
-        channel.basic_ack(method.delivery_tag)
-        return properties.message_id
-    finally:
-        connection.close()
-
-
 @reported
 async def poison_messages(ctx: ExperimentContext, params: dict) -> dict:
     """Send one order email can never handle; watch it retried, dead-lettered, sent back."""
@@ -444,12 +279,12 @@ async def poison_messages(ctx: ExperimentContext, params: dict) -> dict:
 
         async def landed() -> bool:
             nonlocal letter
-            letter = await asyncio.to_thread(_dead_letter_peek, ctx.amqp_url, dead)
+            letter = await asyncio.to_thread(dead_letters.peek, ctx.amqp_url, dead)
             return letter is not None and letter["message_id"] == poison.order_id
 
         in_dead_queue = await wait_until(landed, timeout_s=20, every_s=0.2)
         good_done = await wait_until(
-            lambda: _distinct_at_least(email, before["distinct"] + p["good_orders"]), timeout_s=20
+            lambda: distinct_at_least(email, before["distinct"] + p["good_orders"]), timeout_s=20
         )
         mid = await email.stats()
         rows = [
@@ -464,9 +299,9 @@ async def poison_messages(ctx: ExperimentContext, params: dict) -> dict:
         outcome = "left in the dead-letter queue"
         if in_dead_queue and p["send_back"]:
             await ctx.progress(0.7, "sending the repaired message back")
-            await asyncio.to_thread(_dead_letter_send_back, ctx.amqp_url, dead, queue, True)
+            await asyncio.to_thread(dead_letters.send_back, ctx.amqp_url, dead, queue, True)
             handled = await wait_until(
-                lambda: _distinct_at_least(email, mid["distinct"] + 1), timeout_s=20
+                lambda: distinct_at_least(email, mid["distinct"] + 1), timeout_s=20
             )
             outcome = "repaired, sent back and handled" if handled else "sent back, not handled yet"
         rows.append(["poison message", outcome])
@@ -525,7 +360,7 @@ async def competing_consumers(ctx: ExperimentContext, params: dict) -> dict:
             await ctx.control("scale", "analytics", replicas=p["replicas"])
         await ctx.progress(0.5, "all orders published; analytics is draining")
         done = await wait_until(
-            lambda: _distinct_at_least(analytics, before["distinct"] + p["orders"]),
+            lambda: distinct_at_least(analytics, before["distinct"] + p["orders"]),
             timeout_s=90,
             every_s=0.1,
         )
