@@ -24,12 +24,16 @@ from .tracing import shutdown_tracing
 from collections.abc import Callable
 
 _PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True)
+# Resolved once here: worker.py calls it from a preexec_fn, between fork and
+# exec of a threaded process, where the less that happens the better.
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
+_prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
+_prctl.restype = ctypes.c_int
 
 
 def set_parent_death_signal(signum: int) -> None:
     """Ask the kernel to send ``signum`` to this process when its parent thread dies."""
-    if _libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
+    if _prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
 
