@@ -149,9 +149,6 @@ class Supervisor:
         self._mark("services ready")
         if self._stop.is_set():
             return
-        self._metrics_pid = start_metrics(self.plan)
-        if self._metrics_pid is not None:
-            self._metrics_exit = asyncio.ensure_future(wait_exit(self._metrics_pid))
         self.state = "running"
         # Status and reply in one round trip: whoever hears "running" reads it back.
         status = self._status()
@@ -164,6 +161,11 @@ class Supervisor:
             await pipe.execute()
         self._mark("answered")
         await self._send({"type": "sandbox.state", "sandbox": status})
+        # After the answer: the learner waits for the services, not for the gauges.
+        self._metrics_pid = start_metrics(self.plan)
+        if self._metrics_pid is not None:
+            self._metrics_exit = asyncio.ensure_future(wait_exit(self._metrics_pid))
+            self._state_dirty.set()  # the status names it
         await self._stop.wait()
 
     async def _resilient(self, loop_body: Callable[[], Awaitable[None]]) -> None:

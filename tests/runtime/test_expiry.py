@@ -21,15 +21,15 @@ def fresh_redis() -> redis.Redis:
 
 
 def sandbox_pids(sandbox_id: str) -> list[int]:
-    """Return the supervisor's pid and every service process's pid."""
-    current = client.status(sandbox_id)
+    """Return the pids of the supervisor, its metrics process and every service process."""
+    current = wait_until(lambda: (found := client.status(sandbox_id))["metrics_pid"] and found, 5)
     services = [
         instance["pid"]
         for entry in current["services"].values()
         for instance in entry["instances"]
         if instance["pid"]
     ]
-    return [current["pid"], *services]
+    return [current["pid"], current["metrics_pid"], *services]
 
 
 def ended(sandbox_id: str) -> dict | None:
