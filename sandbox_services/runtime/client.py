@@ -60,6 +60,9 @@ def spawn(
         "hard_deadline": hard_deadline,
         "idle_timeout_s": idle_timeout_s,
         "requested_at": time.time(),
+        # The host drops a request nobody waits for any more (it sat in a queue
+        # while no host ran): a sandbox started then would only idle away.
+        "answer_by": time.time() + timeout_s,
     }
     client.rpush(keys.host_spawn(host), json.dumps(request))
     item = client.blpop([reply_key], timeout=timeout_s)

@@ -122,6 +122,9 @@ class Host:
         if len(sandbox_id) != 32 or any(c not in "0123456789abcdef" for c in sandbox_id):
             log.warning("ignoring a spawn request with a bad sandbox id %r", sandbox_id)
             return
+        if time.time() > float(request.get("answer_by") or float("inf")):
+            log.warning("sandbox %s: dropping a spawn request nobody waits for", sandbox_id)
+            return
         # SIGTERM, not SIGKILL: a supervisor whose host died still stops its
         # services, runs teardown and publishes its final state.
         pid = fork_child(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import threading
+import time
+import uuid
 
 import pytest
 
-from sandbox_services.runtime import client
+from sandbox_services.runtime import client, keys
 from sandbox_services.runtime.probe import grpc_health_once, http_health_once
 
 from .conftest import process_gone, wait_until
@@ -161,3 +164,21 @@ def test_run_in_progress_when_the_sandbox_stops_is_answered_as_failed(shared_hos
     client.command(sandbox_id, "stop")
     runner.join(10)
     assert outcome["state"] == "failed" and "without a result" in outcome["error"]
+
+
+def test_host_drops_a_spawn_request_nobody_waits_for(shared_host):
+    sandbox_id = uuid.uuid4().hex
+    stale = {
+        "sandbox_id": sandbox_id,
+        "lesson": "selftest",
+        "hard_deadline": time.time() + 60,
+        "idle_timeout_s": 60,
+        "requested_at": time.time() - 60,
+        "answer_by": time.time() - 40,
+    }
+    shared_host.redis.rpush(keys.host_spawn(shared_host.name), json.dumps(stale))
+    # A fresh request queued behind it is served, so the stale one has been seen.
+    _, reply = shared_host.spawn()
+    assert reply["state"] == "running"
+    assert not client.is_alive(sandbox_id)
+    assert client.status(sandbox_id)["state"] == "unknown"
