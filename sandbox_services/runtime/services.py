@@ -118,14 +118,17 @@ class ServiceManager:
         else:
             os.close(ready_fd)
             probe = asyncio.ensure_future(self._probe(spec.protocol, port))
-        done, _ = await asyncio.wait(
-            {probe, instance.exited},
-            timeout=self._start_timeout_s,
-            return_when=asyncio.FIRST_COMPLETED,
-        )
+        try:
+            done, _ = await asyncio.wait(
+                {probe, instance.exited},
+                timeout=self._start_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:  # also when the start itself is cancelled (a stop during start-up)
+            if not probe.done():
+                probe.cancel()
         if probe in done and probe.result():
             return
-        probe.cancel()
         if instance.exited in done:
             raise ServiceFailed(
                 f"{spec.name} exited with code {instance.exited.result()} before it was ready"
