@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -37,14 +38,32 @@ def ended(sandbox_id: str) -> dict | None:
     return current if current["state"] in {"expired", "stopped", "failed"} else None
 
 
+def _hold(sandbox_id: str) -> None:
+    try:
+        client.command(
+            sandbox_id,
+            "run",
+            run_id="hold",
+            experiment="hold",
+            params={"seconds": 30},
+            timeout_s=KEEPALIVE_S,
+        )
+    except client.SandboxError:
+        pass  # the sandbox is gone: what this test is about
+
+
 def test_sigkill_of_the_host_ends_every_process_within_the_keepalive(fresh_host):
     first, _ = fresh_host.spawn()
     second, _ = fresh_host.spawn()
-    pids = sandbox_pids(first) + sandbox_pids(second)
+    holding = threading.Thread(target=_hold, args=(first,))
+    holding.start()
+    runner = wait_until(lambda: client.status(first)["runner_pids"], 5)
+    pids = sandbox_pids(first) + sandbox_pids(second) + runner
     os.kill(fresh_host.process.pid, signal.SIGKILL)
     fresh_host.process.wait()
     wait_until(lambda: all(process_gone(pid) for pid in pids), KEEPALIVE_S)
     assert not client.is_alive(first) and not client.is_alive(second)
+    holding.join(2 * KEEPALIVE_S)
 
 
 def test_silent_worker_heartbeat_ends_the_sandbox_and_the_host(fresh_host):
