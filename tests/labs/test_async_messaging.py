@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import threading
 import time
 import uuid
@@ -253,6 +255,12 @@ class CuttableProxy:
         async def _cut():
             self._refusing = True
             for writer in self._links:
+                # shutdown, not just close: forked service processes inherit these
+                # sockets, and a close in this process alone would send nothing.
+                sock = writer.get_extra_info("socket")
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
                 writer.transport.abort()
             self._links.clear()
             await asyncio.sleep(outage_s)
@@ -394,3 +402,29 @@ def test_lesson_declares_the_same_parameters_the_lab_enforces():
         enforced = [{k: v for k, v in p.as_dict().items() if k in keys} for p in params]
         shown = [{k: v for k, v in p.items() if k in keys} for p in declared[name]]
         assert shown == enforced, name
+
+
+def test_a_run_through_a_broker_outage_loses_no_order_and_reports_the_reconnects(tmp_path):
+    proxy = CuttableProxy()
+    box = LocalSandbox(
+        LAB, workdir=tmp_path, amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F"
+    )
+
+    async def run_with_outage() -> dict:
+        run_task = asyncio.create_task(
+            box.run("sync-vs-async", {"orders": 15, "email_fault": "none"})
+        )
+        await asyncio.sleep(0.4)
+        await asyncio.to_thread(proxy.cut, 0.8)
+        return await run_task
+
+    try:
+        box.start()
+        result = run(run_with_outage())
+    finally:
+        box.stop()
+        run(box.teardown())
+        proxy.close()
+    assert result["ok"], result
+    assert any("dropped" in note for note in result["notes"]), result["notes"]
+    assert len(result["charts"][0]["series"][1]["values"]) == 3  # async orders all accepted
