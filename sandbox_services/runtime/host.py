@@ -14,9 +14,12 @@ import json
 import logging
 import os
 import pkgutil
+import re
+import shutil
 import signal
 import sys
 import time
+from pathlib import Path
 
 import redis
 
@@ -46,6 +49,7 @@ STACK = (
     "sandbox_services.runtime.serve",
 )
 STOP_GRACE_S = 5.0
+_SANDBOX_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def warm_imports() -> None:
@@ -65,6 +69,22 @@ def warm_imports() -> None:
     # here is Django being configured (settings loaded, apps set up).
     if "django.conf" in sys.modules and sys.modules["django.conf"].settings.configured:
         log.warning("a lab module configured Django; the host should stay free of it")
+
+
+def sweep_workdirs(workdir: Path, client: redis.Redis, *, older_than_s: float = 3600) -> list[str]:
+    """Remove the directories of sandboxes that ended long ago without cleaning up; name them."""
+    removed = []
+    if not workdir.is_dir():
+        return removed
+    cutoff = time.time() - older_than_s
+    for path in workdir.iterdir():
+        if not _SANDBOX_ID.fullmatch(path.name) or not path.is_dir():
+            continue
+        # A failed sandbox keeps its logs for a while; a live one is never touched.
+        if path.stat().st_mtime < cutoff and not client.exists(keys.sandbox_alive(path.name)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+    return removed
 
 
 class _Stop(Exception):
@@ -119,7 +139,7 @@ class Host:
         from .supervisor import run_supervisor
 
         sandbox_id = str(request.get("sandbox_id", ""))
-        if len(sandbox_id) != 32 or any(c not in "0123456789abcdef" for c in sandbox_id):
+        if not _SANDBOX_ID.fullmatch(sandbox_id):
             log.warning("ignoring a spawn request with a bad sandbox id %r", sandbox_id)
             return
         if time.time() > float(request.get("answer_by") or float("inf")):
@@ -183,6 +203,12 @@ def main(argv: list[str] | None = None) -> int:
         "host for %s warm in %.2f s (pid %d)", args.name, time.monotonic() - started, os.getpid()
     )
     host = Host(args.name, config)
+    try:
+        swept = sweep_workdirs(config.workdir, host.redis)
+        if swept:
+            log.info("removed %d directories of long-gone sandboxes", len(swept))
+    except (OSError, redis.RedisError) as error:
+        log.warning("cannot sweep %s: %s", config.workdir, error)
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
     try:
