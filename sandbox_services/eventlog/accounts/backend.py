@@ -54,11 +54,12 @@ class AccountBackend:
                     for offset, event, _ in read_stream(self._amqp_url, self._stream, idle_s=0.5)
                 ]
             )
-            for offset, data in events:
+            for _offset, data in events:
                 event = Event.from_dict(data)
                 account = self._accounts.get(event.account_id, Account(event.account_id))
-                self._accounts[event.account_id] = evolve(account, event)
-                self._head = offset + 1
+                if event.version > account.version:  # else a duplicated append: skip it
+                    self._accounts[event.account_id] = evolve(account, event)
+                    self._head += 1
             span.set_attribute("events", len(events))
         return len(events)
 
@@ -109,6 +110,11 @@ class AccountBackend:
         return mine, read
 
     async def head(self) -> int:
+        """Return how many distinct events the log holds.
+
+        A publish re-sent after a lost confirm may have put an event in the stream
+        twice, so this count, not the stream's offsets, is what views compare with.
+        """
         return self._head
 
     async def load(self, *, commands: int, accounts: int, seed: int) -> dict:

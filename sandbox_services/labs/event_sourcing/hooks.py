@@ -33,7 +33,7 @@ async def metrics(ctx: ExperimentContext) -> dict:
         # A stream's declare-ok reports no consumers; each view reads it with one.
         gauges["queues"][config.STREAM]["consumers"] = len(views)
         gauges["views"] = {
-            name: {"next_offset": v["next_offset"], "lag": max(0, head - v["next_offset"])}
+            name: {"next_offset": v["next_offset"], "lag": max(0, head - v["events"])}
             for name, v in views.items()
         }
     except Exception:
