@@ -15,7 +15,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from sandbox_services.runtime import client
 
 from . import selectors
-from .events import sandbox_payload
+from .events import sandbox_payload, without_process_ids
 
 REPLAY_CHUNK = 500
 TOUCH_EVERY_S = 10.0
@@ -81,7 +81,7 @@ class SandboxConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "spans", "items": items})
 
     async def sandbox_state(self, event):
-        sandbox = dict(event.get("sandbox", {}))
+        sandbox = without_process_ids(event.get("sandbox", {}))
         # The supervisor stamps Unix seconds; browsers get one format, ISO 8601.
         if isinstance(sandbox.get("expires_at"), (int, float)):
             sandbox["expires_at"] = datetime.fromtimestamp(sandbox["expires_at"], UTC).isoformat()
@@ -91,14 +91,17 @@ class SandboxConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "run", "run": event.get("run", {})})
 
     async def sandbox_metrics(self, event):
-        await self.send_json({"type": "metrics", "metrics": event.get("metrics", {})})
+        message = {"type": "metrics", "metrics": event.get("metrics", {})}
+        if "source" in event:
+            message["source"] = event["source"]
+        await self.send_json(message)
 
     async def _snapshot(self, sandbox) -> dict:
         payload = sandbox_payload(sandbox)
         if sandbox.is_active:
             status = await database_sync_to_async(client.status)(sandbox.id)
             if status and isinstance(status.get("services"), dict):
-                payload["services"] = status["services"]
+                payload["services"] = without_process_ids(status["services"])
         return payload
 
     def _touch(self) -> None:

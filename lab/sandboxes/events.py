@@ -6,13 +6,27 @@ from channels.layers import get_channel_layer
 from .models import Run, Sandbox
 
 
+PRIVATE_KEYS = frozenset({"pid", "pids", "metrics_pid", "runner_pids"})
+
+
+def without_process_ids(value):
+    """Return ``value`` without process ids: they are the host's business, not the browser's."""
+    if isinstance(value, dict):
+        return {
+            key: without_process_ids(item) for key, item in value.items() if key not in PRIVATE_KEYS
+        }
+    if isinstance(value, list):
+        return [without_process_ids(item) for item in value]
+    return value
+
+
 def sandbox_payload(sandbox: Sandbox) -> dict:
     return {
         "id": sandbox.id,
         "lesson": sandbox.lesson,
         "state": sandbox.state,
         "reason": sandbox.reason,
-        "services": sandbox.services,
+        "services": without_process_ids(sandbox.services),
         "worker": sandbox.worker,
         "created_at": sandbox.created_at.isoformat() if sandbox.created_at else None,
         "started_at": sandbox.started_at.isoformat() if sandbox.started_at else None,

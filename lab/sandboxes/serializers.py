@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from .events import without_process_ids
 from .models import Run, Sandbox
 
 
@@ -8,6 +9,11 @@ class SandboxCreateInput(serializers.Serializer):
 
 
 class SandboxOutput(serializers.ModelSerializer):
+    services = serializers.SerializerMethodField()
+
+    def get_services(self, sandbox: Sandbox) -> dict:
+        return without_process_ids(sandbox.services)
+
     class Meta:
         model = Sandbox
         fields = [

@@ -4,7 +4,17 @@ import pytest
 
 from lab.sandboxes.models import Sandbox
 
-from .helpers import LESSON, api_for, pid_alive, service_pids, wait_run, wait_state
+from sandbox_services.runtime import client
+
+from .helpers import (
+    LESSON,
+    api_for,
+    descendants,
+    pid_alive,
+    service_pids,
+    wait_run,
+    wait_state,
+)
 
 
 @pytest.fixture
@@ -21,8 +31,10 @@ def test_sandbox_starts_runs_an_experiment_and_stops(live_lab, learner):
     assert body["state"] == "starting" and body["lesson"] == LESSON and body["expires_at"]
     running = wait_state(api, body["id"], {"running", "failed"})
     assert running["state"] == "running", running["reason"]
-    pids = service_pids(running["services"])
-    assert pids and all(pid_alive(pid) for pid in pids)
+    assert "pid" not in str(running["services"]), "process ids stay on the host"
+    status = client.status(body["id"])
+    pids = descendants([status["pid"], *service_pids(status["services"])])
+    assert len(pids) >= 4 and all(pid_alive(pid) for pid in pids)
 
     queued = api.post(
         f"/api/sandboxes/{body['id']}/runs/",

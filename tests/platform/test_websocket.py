@@ -1,6 +1,7 @@
 """Spans from a real run reach a real WebSocket; a reconnect with since= misses nothing."""
 
 import asyncio
+import json
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -66,6 +67,7 @@ async def test_spans_of_a_run_stream_live_and_a_reconnect_gets_what_it_missed(ru
     assert connected
     first = await communicator.receive_json_from(timeout=5)
     assert first["type"] == "sandbox" and first["sandbox"]["state"] == "running"
+    assert '"pid"' not in json.dumps(first["sandbox"]), "process ids stay on the host"
 
     def one_call():
         run = api.post(
