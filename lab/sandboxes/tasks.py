@@ -134,11 +134,9 @@ def sandboxes_reconcile() -> int:
 @shared_task
 def broker_sweep() -> list[str]:
     """Delete RabbitMQ streams of sandboxes that are gone (streams refuse x-expires)."""
-    try:
-        from sandbox_services.messaging import sweep_orphan_streams
-    except ImportError:
-        return []
-    return sweep_orphan_streams(settings.AMQP_URL, client.is_alive)
+    from sandbox_services.messaging.sweeper import sweep_orphan_streams
+
+    return sweep_orphan_streams(settings.AMQP_URL, client.is_alive, redis_url=settings.REDIS_URL)
 
 
 def _end(sandbox_id: str, state: str, reason: str) -> None:
