@@ -29,7 +29,8 @@ from opentelemetry.instrumentation.grpc import filters as grpc_filters
 from opentelemetry.instrumentation.pika import PikaInstrumentor
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import Sampler
 from opentelemetry.trace import SpanKind, StatusCode
@@ -49,6 +50,7 @@ _KIND = {
 }
 
 OTLP_SHUTDOWN_S = 1.0
+_PIKA_SCOPE = "opentelemetry.instrumentation.pika"
 _provider: TracerProvider | None = None
 _writer: OutboxWriter | None = None
 
@@ -98,15 +100,53 @@ def span_to_wire(span: ReadableSpan) -> dict:
     }
 
 
+def _is_pika_producer(span: object) -> bool:
+    scope = getattr(span, "instrumentation_scope", None)
+    return (
+        getattr(span, "kind", None) is SpanKind.PRODUCER
+        and scope is not None
+        and scope.name.startswith(_PIKA_SCOPE)
+    )
+
+
 class OutboxSpanProcessor(SpanProcessor):
-    """Convert each finished span and queue it for the outbox thread (never blocks on I/O)."""
+    """Convert each finished span and queue it for the outbox thread (never blocks on I/O).
+
+    The pika instrumentation wraps both ``BlockingChannel.basic_publish`` and the
+    ``Channel.basic_publish`` it calls, so every publish makes two nested PRODUCER
+    spans. They are collapsed here into one: the outer span's timing and status
+    (it includes the wait for the broker's confirm, and sees a refused publish)
+    under the inner span's id, which is the id the message headers carry and so
+    the parent of the consumer's span.
+    """
 
     def __init__(self, writer: OutboxWriter) -> None:
         self._writer = writer
+        self._inner_of_outer: dict[int, int] = {}  # outer producer span id -> inner's
+        self._inner: set[int] = set()  # inner producer spans: never sent on their own
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        if not _is_pika_producer(span):
+            return
+        parent = trace.get_current_span(parent_context)
+        if _is_pika_producer(parent):
+            # dict and set operations are atomic: publishing threads need no lock here.
+            self._inner_of_outer[parent.get_span_context().span_id] = span.context.span_id
+            self._inner.add(span.context.span_id)
 
     def on_end(self, span: ReadableSpan) -> None:
-        if span.context is not None and span.context.trace_flags.sampled:
-            self._writer.put_span(span_to_wire(span))
+        if span.context is None:
+            return
+        span_id = span.context.span_id
+        if span_id in self._inner:
+            self._inner.discard(span_id)
+            return
+        inner = self._inner_of_outer.pop(span_id, None)
+        if span.context.trace_flags.sampled:
+            wire = span_to_wire(span)
+            if inner is not None:
+                wire["span_id"] = format(inner, "016x")
+            self._writer.put_span(wire)
 
     def shutdown(self) -> None:
         self._writer.close()

@@ -82,3 +82,36 @@ def test_outbox_sends_bursts_in_batches_of_at_most_one_hundred():
     assert sum(len(batch) for batch in batches) == 250
     assert max(len(batch) for batch in batches) <= 100
     assert [m["values"] for m in metrics if m["source"] == "orders"][-1] == {"depth": 2}
+
+
+def test_a_pika_publish_reaches_the_outbox_as_one_producer_span_the_message_points_at():
+    import pika
+    from opentelemetry.instrumentation.pika import PikaInstrumentor
+
+    key = f"lab:test:{uuid.uuid4().hex}"
+    provider, _ = _provider(key)
+    tracer = provider.get_tracer("test")
+    connection = pika.BlockingConnection(
+        pika.URLParameters(os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"))
+    )
+    try:
+        channel = connection.channel()
+        # As the instrumentor's channel() wrapper does: the inner channel, then the blocking one.
+        PikaInstrumentor.instrument_channel(channel._impl, tracer_provider=provider)
+        PikaInstrumentor.instrument_channel(channel, tracer_provider=provider)
+        queue = channel.queue_declare("", exclusive=True).method.queue
+        channel.confirm_delivery()
+        with tracer.start_as_current_span("POST /orders", kind=SpanKind.SERVER) as server:
+            channel.basic_publish("", queue, b"{}", pika.BasicProperties(message_id="m1"))
+        _, properties, _ = channel.basic_get(queue, auto_ack=True)
+    finally:
+        connection.close()
+    provider.shutdown()
+    spans = [span for payload in _payloads(key) for span in payload["items"]]
+    producers = [span for span in spans if span["kind"] == "producer"]
+    assert len(producers) == 1, spans
+    [producer] = producers
+    assert producer["protocol"] == "amqp"
+    assert producer["parent_id"] == format(server.get_span_context().span_id, "016x")
+    # The consumer's span will name this span as its parent: the id must exist.
+    assert properties.headers["traceparent"].split("-")[2] == producer["span_id"]
