@@ -3,8 +3,12 @@
 // Every number becomes a gauge: its value, a bar against the largest value it
 // has had, and a sparkline of its recent values. The last two levels of the
 // path become a table's row and column ("orders.email" × "depth"), so five
-// queues with five gauges each read as one compact table, not 25 lines.
-// Updates are coalesced to one redraw per animation frame.
+// queues with five gauges each read as one compact table, not 25 lines; a
+// flat map of counts ({"coordinator_states": {"CHARGING_PAYMENT": 2}}) is a
+// table of its own with one value per row. A number its source sent before
+// and leaves out now counts as 0: a map of counts drops the keys it has
+// nothing for. Updates are coalesced to one redraw per animation frame.
+// Each gauge cell carries data-metric, data-value and data-peak for tests.
 
 import { formatNumber, sparkline } from "./charts.js";
 
@@ -23,6 +27,7 @@ function* leaves(value, path = []) {
 function placeOf(path) {
   if (path.length === 0) return { table: "metrics", row: "value", column: "value" };
   if (path.length === 1) return { table: "metrics", row: path[0], column: "value" };
+  if (path.length === 2) return { table: path[0], row: path[1], column: "value" };
   return { table: path.slice(0, -2).join(" › ") || "metrics", row: path.at(-2), column: path.at(-1) };
 }
 
@@ -41,25 +46,33 @@ export class MetricsView {
   constructor(root, { section } = {}) {
     this.root = root;
     this.section = section;
-    this.series = new Map(); // path key -> {table, row, column, values, max}
+    this.series = new Map(); // path key -> {table, row, column, values, max, source}
     this.scheduled = false;
     this.root.classList.add("metrics-view");
     this.root.replaceChildren(html("p", "muted", "No metrics yet."));
     if (this.section) this.section.hidden = true;
   }
 
-  update(metrics) {
+  /**
+   * Add one metrics message.
+   * @param {object} metrics - nested objects ending in numbers
+   * @param {string} [source] - who sent it (the metrics message's `source`)
+   */
+  update(metrics, source = "") {
     // Keep the history of every message, but draw once per frame.
+    const seen = new Set();
     for (const [path, number] of leaves(metrics)) {
       const key = JSON.stringify(path);
+      seen.add(key);
       let entry = this.series.get(key);
       if (!entry) {
-        entry = { ...placeOf(path), values: [], max: 0 };
+        entry = { ...placeOf(path), values: [], max: 0, source };
         this.series.set(key, entry);
       }
-      entry.values.push(number);
-      if (entry.values.length > HISTORY) entry.values.shift();
-      entry.max = Math.max(entry.max, Math.abs(number));
+      this.#push(entry, number);
+    }
+    for (const [key, entry] of this.series) {
+      if (entry.source === source && !seen.has(key)) this.#push(entry, 0);
     }
     if (!this.scheduled) {
       this.scheduled = true;
@@ -68,6 +81,12 @@ export class MetricsView {
         this.#draw();
       });
     }
+  }
+
+  #push(entry, number) {
+    entry.values.push(number);
+    if (entry.values.length > HISTORY) entry.values.shift();
+    entry.max = Math.max(entry.max, Math.abs(number));
   }
 
   #draw() {
@@ -121,6 +140,8 @@ export class MetricsView {
     if (!entry) return cell;
     const value = entry.values.at(-1);
     cell.dataset.metric = label;
+    cell.dataset.value = String(value);
+    cell.dataset.peak = String(entry.max);
     cell.append(html("span", "metric-value", formatNumber(value)));
     const meter = document.createElement("meter");
     meter.min = 0;

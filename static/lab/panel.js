@@ -5,6 +5,7 @@
 
 import { ExperimentPanel } from "./experiments.js";
 import { MetricsView } from "./metrics.js";
+import { lightLiveStates } from "./saga-machine.js";
 import { SandboxPanel, isEnded } from "./sandbox.js";
 import { SandboxSocket } from "./socket.js";
 import { TraceView } from "./trace.js";
@@ -70,7 +71,11 @@ function start() {
         for (const panel of experiments) panel.handleRun(message.run);
         break;
       case "metrics":
-        metrics.update(message.metrics || {});
+        metrics.update(message.metrics || {}, message.source ?? "");
+        // The saga lesson counts open sagas per coordinator state: light them on its machines.
+        if (message.metrics?.coordinator_states && typeof message.metrics.coordinator_states === "object") {
+          lightLiveStates(message.metrics.coordinator_states);
+        }
         break;
       default:
         break; // pong and future types

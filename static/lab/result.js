@@ -1,12 +1,15 @@
 // The one generic renderer for experiment results (RESULT_SHAPE in
 // sandbox_services/runtime/spec.py): headline, summary tiles, charts, table,
-// notes, ok=false marked; a `saga` key adds the saga drawing. Keys it does not
-// know are shown as JSON so nothing an experiment returns is hidden.
+// notes, ok=false marked; `saga` or `sagas` (with their `invariants` and
+// `running`) add the saga drawing. Keys it does not know are shown as JSON so
+// nothing an experiment returns is hidden.
 
 import { formatNumber, renderChart } from "./charts.js";
-import { renderSaga } from "./saga.js";
+import { renderSagas } from "./saga.js";
 
-const KNOWN = new Set(["headline", "summary", "charts", "table", "notes", "ok", "saga"]);
+const KNOWN = new Set(["headline", "summary", "charts", "table", "notes", "ok"]);
+// Known only when the saga drawing showed them.
+const SAGA_KEYS = new Set(["saga", "sagas", "invariants", "running"]);
 
 function html(tag, className, text) {
   const node = document.createElement(tag);
@@ -71,7 +74,7 @@ export function renderResult(result, { title } = {}) {
     for (const chart of result.charts) charts.append(renderChart(chart));
     article.append(charts);
   }
-  const saga = renderSaga(result.saga);
+  const saga = renderSagas(result);
   if (saga) article.append(saga);
   if (result.table && Array.isArray(result.table.rows)) article.append(table(result.table));
   if (Array.isArray(result.notes) && result.notes.length) {
@@ -79,7 +82,9 @@ export function renderResult(result, { title } = {}) {
     for (const note of result.notes) notes.append(html("li", null, String(note)));
     article.append(notes);
   }
-  const extra = Object.fromEntries(Object.entries(result).filter(([key]) => !KNOWN.has(key)));
+  const extra = Object.fromEntries(
+    Object.entries(result).filter(([key]) => !KNOWN.has(key) && !(saga && SAGA_KEYS.has(key))),
+  );
   if (Object.keys(extra).length) {
     const details = html("details", "result-extra");
     details.append(html("summary", null, "More data"), html("pre", null, JSON.stringify(extra, null, 2)));
