@@ -7,6 +7,7 @@ when a test fails.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -127,6 +128,16 @@ def _end_host(host: RunningHost, stop: threading.Event) -> None:
         pass
     host.process.wait()
     host.redis.delete(keys.worker_alive(host.name))
+
+
+@contextlib.contextmanager
+def running_host(extra_env: dict[str, str] | None = None) -> Iterator[RunningHost]:
+    """Run a host (and its worker heartbeat) for the block; end it and all it forked after."""
+    host, stop = _start_host(extra_env)
+    try:
+        yield host
+    finally:
+        _end_host(host, stop)
 
 
 @pytest.fixture(scope="module")
