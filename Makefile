@@ -26,13 +26,14 @@ TEST_ENV := REDIS_URL=redis://127.0.0.1:6379/1 CELERY_BROKER_URL=redis://127.0.0
 TESTS ?= tests/
 PYTEST_ARGS ?=
 
-.PHONY: help run test install protos preflight migrate bench lint clean
+.PHONY: help run test install protos preflight migrate bench lint clean clean-all
 
 help:
 	@echo "make run     install, build protos, check Redis/RabbitMQ, migrate, start the lab on http://$(HOST):$(PORT)/"
 	@echo "make test    install, build protos, run the test suite (TESTS=tests/test_x.py or PYTEST_ARGS='-k name' to narrow it)"
 	@echo "make bench   run the benchmarks in bench/bench_*.py (BENCH=name to pick some)"
 	@echo "make protos  compile protos/ into $(PROTOS_GEN)/"
+	@echo "make preflight  check that Redis and RabbitMQ (and PostgreSQL, with DATABASE_URL) answer"
 	@echo "make lint    ruff check and ruff format --check"
 	@echo "make clean   remove generated code, caches and build output (keeps .venv and the database var/lab.sqlite3)"
 	@echo "make clean-all  also remove .venv and all of var/"
@@ -93,5 +94,3 @@ clean:
 
 clean-all: clean
 	rm -rf $(VENV) var
-
-.PHONY: clean-all
