@@ -148,7 +148,12 @@ class ServiceManager:
         spec = self.specs[name]
         instance = self.instances[name].setdefault(replica, Instance(replica))
         if instance.pid is not None:
-            return
+            if not _has_exited(instance.pid):
+                return  # running or starting: a start changes nothing
+            # It died on its own a moment ago (a consumer's simulated crash) and the
+            # command came before its watcher ran: let the watcher record the exit first.
+            assert instance.exited is not None
+            await instance.exited
         forked_at = time.monotonic()
         ready_fd = self._fork(spec, instance)
         self._on_change()
@@ -317,6 +322,14 @@ class ServiceManager:
             for instance in by_replica.values()
             if instance.pid is not None
         ]
+
+
+def _has_exited(pid: int) -> bool:
+    """Tell whether a child has exited, without reaping it (its watcher does that)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
 
 
 def _overall(states: list[str]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import threading
 import time
 import uuid
@@ -77,6 +78,24 @@ def test_killed_service_shows_crashed_with_its_exit_code(sandbox):
     assert killed["state"] == "crashed" and killed["exit_code"] == -9
     assert client.status(sandbox)["services"]["greeter"]["state"] == "crashed"
     assert service(sandbox, "greeter", "restart")["state"] == "running"
+
+
+def test_start_of_a_running_service_changes_nothing(sandbox):
+    before = client.status(sandbox)["services"]["echo"]
+    after = service(sandbox, "echo", "start")
+    assert after["state"] == "running" and after["pid"] == before["pid"]
+
+
+def test_start_right_after_a_crash_starts_the_service_again(sandbox):
+    before = client.status(sandbox)["services"]["echo"]
+    # As a consumer's simulated crash: the process dies on its own, nobody asked, and
+    # the caller starts it as soon as its port stops answering.
+    os.kill(before["pid"], signal.SIGKILL)
+    wait_until(lambda: not healthy("http", before["port"]), 5, interval_s=0)
+    started = service(sandbox, "echo", "start")
+    assert started["state"] == "running" and started["pid"] != before["pid"]
+    assert healthy("http", started["port"])
+    assert client.status(sandbox)["state"] == "running"
 
 
 def test_scale_runs_each_replica_on_its_own_port(sandbox):
