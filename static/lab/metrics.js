@@ -104,39 +104,58 @@ export class MetricsView {
     for (const [name, table] of tables) {
       const section = html("section", "metric-group");
       section.dataset.metricGroup = name;
-      const element = html("table", "metric-table");
-      element.append(html("caption", null, name));
-      const head = html("tr");
-      head.append(html("td"));
-      for (const column of table.columns) {
-        const cell = html("th", null, column.replaceAll("_", " "));
-        cell.scope = "col";
-        head.append(cell);
-      }
-      const thead = html("thead");
-      thead.append(head);
-      const tbody = html("tbody");
-      for (const [rowName, cells] of table.rows) {
-        const row = html("tr");
-        const label = html("th", null, rowName);
-        label.scope = "row";
-        row.append(label);
-        for (const column of table.columns) {
-          row.append(this.#gauge(cells.get(column), `${name} ${rowName} ${column}`));
-        }
-        tbody.append(row);
-      }
-      element.append(thead, tbody);
-      const scroller = html("div", "table-scroll");
-      scroller.append(element);
-      section.append(scroller);
+      // A table with one plain value per row would be a tall thin column; tiles wrap instead.
+      const plain = table.columns.length === 1 && table.columns[0] === "value";
+      section.append(plain ? this.#tiles(name, table) : this.#table(name, table));
       sections.push(section);
     }
     this.root.replaceChildren(...sections);
   }
 
-  #gauge(entry, label) {
-    const cell = html("td", "metric-cell");
+  #table(name, table) {
+    const element = html("table", "metric-table");
+    element.append(html("caption", null, name));
+    const head = html("tr");
+    head.append(html("td"));
+    for (const column of table.columns) {
+      const cell = html("th", null, column.replaceAll("_", " "));
+      cell.scope = "col";
+      head.append(cell);
+    }
+    const thead = html("thead");
+    thead.append(head);
+    const tbody = html("tbody");
+    for (const [rowName, cells] of table.rows) {
+      const row = html("tr");
+      const label = html("th", null, rowName);
+      label.scope = "row";
+      row.append(label);
+      for (const column of table.columns) {
+        row.append(this.#gauge(cells.get(column), `${name} ${rowName} ${column}`));
+      }
+      tbody.append(row);
+    }
+    element.append(thead, tbody);
+    const scroller = html("div", "table-scroll");
+    scroller.append(element);
+    return scroller;
+  }
+
+  #tiles(name, table) {
+    const wrapper = html("div", "metric-tiles-group");
+    wrapper.append(html("p", "metric-caption", name));
+    const list = html("dl", "metric-tiles");
+    for (const [rowName, cells] of table.rows) {
+      const tile = html("div", "metric-tile");
+      tile.append(html("dt", null, rowName.replaceAll("_", " ")), this.#gauge(cells.get("value"), `${name} ${rowName} value`, "dd"));
+      list.append(tile);
+    }
+    wrapper.append(list);
+    return wrapper;
+  }
+
+  #gauge(entry, label, tag = "td") {
+    const cell = html(tag, "metric-cell");
     if (!entry) return cell;
     const value = entry.values.at(-1);
     cell.dataset.metric = label;

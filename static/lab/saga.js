@@ -15,7 +15,7 @@ const LANE_LABEL_WIDTH = 90;
 const BAR_HEIGHT = 14;
 const LABEL_ROW_HEIGHT = 11;
 const MAX_LABEL_ROWS = 4;
-const LABEL_CHAR_WIDTH = 5.6; // about one character at 10px, to keep labels from overlapping
+const LABEL_CHAR_WIDTH = 6.2; // about one bold character at 10px, to keep labels apart and inside
 const KINDS = ["forward", "compensation", "failure"];
 // Statuses after which nothing was applied: drawn hollow, so the eye counts real effects.
 const NOTHING_APPLIED = new Set(["duplicate", "noop", "refused"]);
@@ -197,20 +197,25 @@ function timeline(entries, laneOrder, spanNs) {
   return svg;
 }
 
-/** Return how a saga ended: running, approved, rejected or unfinished. */
+/**
+ * Return how a saga ended: running, approved, rejected or unfinished.
+ * @param {string[]|null} runningIds - sagas of this mode the run left running (null: not reported)
+ */
 export function sagaOutcome(view, runningIds) {
-  if (runningIds.includes(view.saga_id)) return "running";
+  if (runningIds?.includes(view.saga_id)) return "running";
   if (FINAL_STATES.has(view.current_state)) return view.current_state.toLowerCase();
-  const done = entriesOf(view).filter((entry) => entry.status === "done" && entry.service !== "coordinator").map((entry) => entry.step);
-  if (done.includes("approve")) return "approved";
-  if (done.includes("reject")) return "rejected";
+  const entries = entriesOf(view).filter((entry) => entry.service !== "coordinator");
+  if (entries.some((entry) => entry.step === "approve" && entry.status === "done")) return "approved";
+  // The run says this saga is not running, so it ended; without an approval that is a rejection.
+  if (runningIds) return "rejected";
+  if (entries.some((entry) => entry.step === "reject" && entry.status === "done")) return "rejected";
   return "unfinished";
 }
 
 const OUTCOME_TEXT = {
   running: "still running",
   approved: "approved",
-  rejected: "rejected, compensated",
+  rejected: "rejected",
   unfinished: "unfinished",
 };
 
@@ -276,7 +281,7 @@ function sagaView(view, { runningIds, invariants, spanNs }) {
   if (view.saga_id) heading.append(html("span", "saga-id", ` · ${String(view.saga_id).slice(0, 8)}`));
   heading.append(" ", html("span", `badge saga-outcome outcome-${outcome}`, OUTCOME_TEXT[outcome]));
   section.append(heading);
-  const others = runningIds.filter((id) => id !== view.saga_id).length;
+  const others = (runningIds || []).filter((id) => id !== view.saga_id).length;
   if (others) section.append(html("p", "saga-running-note", `${others} other saga${others === 1 ? "" : "s"} of this run still running when its time was up.`));
 
   const entries = entriesOf(view);
@@ -327,7 +332,7 @@ export function renderSagas(result) {
   }
   const grid = html("div", "saga-views");
   for (const view of views) {
-    const runningIds = Array.isArray(running[view.mode]) ? running[view.mode].map(String) : [];
+    const runningIds = Array.isArray(running[view.mode]) ? running[view.mode].map(String) : null;
     grid.append(sagaView(view, { runningIds, invariants: invariants[view.mode] ?? view.invariants, spanNs }));
   }
   container.append(grid);
