@@ -5,6 +5,8 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 const WIDTH = 420;
 const HEIGHT = 220;
 const MARGIN = { top: 12, right: 12, bottom: 40, left: 52 };
+const TICK_CHAR_WIDTH = 5.8; // about one character of a 10px tick label
+const TICK_LINE_HEIGHT = 12;
 export const SERIES_COLOURS = ["#2563eb", "#7c3aed", "#d97706", "#0d9488", "#db2777", "#65a30d"];
 
 function el(tag, attributes = {}, text) {
@@ -35,7 +37,11 @@ function scale(domainMin, domainMax, rangeMin, rangeMax) {
   return (value) => rangeMin + ((value - domainMin) / span) * (rangeMax - rangeMin);
 }
 
-function axes(svg, yMin, yMax, chart) {
+/**
+ * Draw the grid, the y ticks and the axis labels.
+ * @param {number} extra - height added under the plot for category labels on several lines
+ */
+function axes(svg, yMin, yMax, chart, extra = 0) {
   const plotBottom = HEIGHT - MARGIN.bottom;
   const y = scale(yMin, yMax, plotBottom, MARGIN.top);
   const step = niceStep(yMax - yMin, 4);
@@ -48,13 +54,13 @@ function axes(svg, yMin, yMax, chart) {
     svg.append(el("text", { class: "axis-label", x: 12, y: MARGIN.top + 4, transform: `rotate(-90 12 ${MARGIN.top + 4})`, "text-anchor": "end" }, chart.y_label));
   }
   if (chart.x_label) {
-    svg.append(el("text", { class: "axis-label", x: (MARGIN.left + WIDTH - MARGIN.right) / 2, y: HEIGHT - 4, "text-anchor": "middle" }, chart.x_label));
+    svg.append(el("text", { class: "axis-label", x: (MARGIN.left + WIDTH - MARGIN.right) / 2, y: HEIGHT + extra - 4, "text-anchor": "middle" }, chart.x_label));
   }
   return y;
 }
 
-function frame(chart) {
-  const svg = el("svg", { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, class: `chart chart-${chart.type || "bar"}`, role: "img" });
+function frame(chart, extra = 0) {
+  const svg = el("svg", { viewBox: `0 0 ${WIDTH} ${HEIGHT + extra}`, class: `chart chart-${chart.type || "bar"}`, role: "img" });
   svg.append(el("title", {}, chart.title || "Chart"));
   return svg;
 }
@@ -71,16 +77,32 @@ function legend(series) {
   return list;
 }
 
+/** Break a category label into lines that fit its group's width (at most three). */
+function wrapLabel(text, width) {
+  const perLine = Math.max(4, Math.floor(width / TICK_CHAR_WIDTH));
+  const lines = [];
+  for (const word of String(text).split(/\s+/)) {
+    const last = lines.at(-1);
+    if (last != null && last.length + 1 + word.length <= perLine) lines[lines.length - 1] = `${last} ${word}`;
+    else lines.push(word);
+  }
+  if (lines.length > 3) lines.splice(2, lines.length, `${lines.slice(2).join(" ").slice(0, perLine - 1)}…`);
+  return lines;
+}
+
 export function barChart(chart) {
   const series = chart.series || [];
   const categories = chart.categories || (series[0]?.values || []).map((_, index) => String(index + 1));
   const values = series.flatMap((item) => (item.values || []).filter(Number.isFinite));
   const yMax = Math.max(0, ...values) || 1;
   const yMin = Math.min(0, ...values);
-  const svg = frame(chart);
-  const y = axes(svg, yMin, yMax * 1.08, chart);
   const plotWidth = WIDTH - MARGIN.left - MARGIN.right;
   const groupWidth = plotWidth / Math.max(1, categories.length);
+  // Long category names wrap under their bars instead of running into their neighbours.
+  const labels = categories.map((category) => wrapLabel(category, groupWidth - 4));
+  const extra = (Math.max(1, ...labels.map((lines) => lines.length)) - 1) * TICK_LINE_HEIGHT;
+  const svg = frame(chart, extra);
+  const y = axes(svg, yMin, yMax * 1.08, chart, extra);
   const barWidth = (groupWidth * 0.8) / Math.max(1, series.length);
   categories.forEach((category, c) => {
     const groupX = MARGIN.left + c * groupWidth + groupWidth * 0.1;
@@ -98,7 +120,12 @@ export function barChart(chart) {
       rect.append(el("title", {}, `${item.name ?? ""} ${category}: ${formatNumber(value)}`));
       svg.append(rect);
     });
-    svg.append(el("text", { class: "tick", x: groupX + groupWidth * 0.4, y: HEIGHT - MARGIN.bottom + 14, "text-anchor": "middle" }, String(category)));
+    const label = el("text", { class: "tick", x: groupX + groupWidth * 0.4, y: HEIGHT - MARGIN.bottom + 14, "text-anchor": "middle" });
+    labels[c].forEach((line, index) => {
+      label.append(el("tspan", { x: groupX + groupWidth * 0.4, dy: index ? TICK_LINE_HEIGHT : 0 }, line));
+    });
+    label.append(el("title", {}, String(category)));
+    svg.append(label);
   });
   return { svg, legend: legend(series) };
 }
