@@ -34,9 +34,13 @@ FIGURE = re.compile(
     r"\s*(?P<unit>\S.*?)?\s*$"
 )
 
-# Import the module by path and call its main(); `__name__` is not "__main__",
-# so a module's own command-line guard does not run it twice.
-RUNNER = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='bench_module')['main']()"
+# Import the module by path and call its main() with an empty command line (as
+# `python bench/bench_x.py` would give it); `__name__` is not "__main__", so a
+# module's own command-line guard does not run it twice.
+RUNNER = (
+    "import runpy, sys; path = sys.argv.pop(1); sys.argv[0] = path; "
+    "runpy.run_path(path, run_name='bench_module')['main']()"
+)
 
 
 @dataclass

@@ -241,7 +241,11 @@ def test_run_lab_kills_children_that_ignore_sigterm_on_a_second_sigint() -> None
 
 def test_bench_runner_reports_figures_and_fails_only_on_a_crash(tmp_path: Path) -> None:
     (tmp_path / "bench_good.py").write_text(
-        "def main():\n    print('warming up')\n    print('rest p50: 1.5 ms')\n"
+        "import sys\n"
+        "def main():\n"
+        "    assert sys.argv[1:] == [], sys.argv  # a bench's own options stay its own\n"
+        "    print('warming up')\n"
+        "    print('rest p50: 1.5 ms')\n"
     )
     run = [sys.executable, str(BENCH_RUNNER), "--directory", str(tmp_path)]
     good = subprocess.run(run, capture_output=True, text=True, timeout=60, check=False)
