@@ -8,7 +8,7 @@ from functools import partial
 
 from aiohttp import web
 
-from sandbox_services.messaging.web import json_body
+from sandbox_services.messaging.web import fault_middleware, json_body
 
 from sandbox_services.labs.async_messaging import config
 from sandbox_services.messaging.gauges import GaugeReporter
@@ -87,7 +87,8 @@ async def main(ctx: ServiceContext) -> None:
     }
     gauges = GaugeReporter(ctx.redis_url, ctx.sandbox_id, f"orders-{ctx.replica}")
     gauges.start()
-    app = web.Application()
+    # The learner's delay and error rate for this service (the runtime applies none).
+    app = web.Application(middlewares=[fault_middleware(ctx.faults)])
     app["publisher"] = publisher
     app["gauges"] = gauges
     app["backend"] = OrderBackend(publisher=publisher, prefix=ctx.prefix, consumers=consumers)

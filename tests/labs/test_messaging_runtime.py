@@ -22,6 +22,8 @@ import pytest
 import redis
 from channels_redis.core import RedisChannelLayer
 
+from sandbox_services.eventlog.accounts.client import AccountsClient
+from sandbox_services.eventlog.domain import Command, DomainError
 from sandbox_services.labs.async_messaging import config as messaging_config
 from sandbox_services.labs.event_sourcing import config as sourcing_config
 from sandbox_services.messaging.gauges import counts_key, last_sample_key
@@ -194,6 +196,7 @@ def test_sync_vs_async_fails_the_sync_order_and_traces_one_publish_to_every_cons
 
     producer, received = wait_until(traced_publish, 10)
     assert {span["trace_id"] for span in received} == {producer["trace_id"]}
+    assert len(received) == len(messaging_config.CONSUMERS)  # one receive span per consumer
     spans = messaging.spans_since(since)
     amqp = [span for span in spans if span["protocol"] == "amqp"]
     assert amqp and all(span["peer"] == "rabbitmq" for span in amqp)
@@ -297,6 +300,17 @@ def test_injected_delay_is_applied_once_on_the_http_path(messaging: Sandbox) -> 
     assert stats_s < 0.25
 
 
+def test_injected_delay_slows_the_order_service_once(messaging: Sandbox) -> None:
+    messaging.service("orders", "delay", delay_ms=300)
+    try:
+        started = time.monotonic()
+        asyncio.run(_place(messaging.address("orders"), new_order()))
+        elapsed_s = time.monotonic() - started
+    finally:
+        messaging.service("orders", "clear")
+    assert 0.3 <= elapsed_s < 0.55
+
+
 def test_async_messaging_metrics_carry_every_queue_in_the_documented_shape(
     messaging: Sandbox,
 ) -> None:
@@ -368,6 +382,23 @@ def test_appends_are_amqp_spans_to_rabbitmq(sourcing: Sandbox) -> None:
     assert all(span["protocol"] == "amqp" and span["peer"] == "rabbitmq" for span in spans)
     # open, deposit and the one contender that won: one span each, no nested duplicates.
     assert len(spans) == 3
+
+
+def test_injected_errors_refuse_commands_with_the_reason(sourcing: Sandbox) -> None:
+    async def open_account() -> None:
+        accounts = AccountsClient(sourcing.address("accounts"))
+        try:
+            await accounts.execute(Command(f"acct-{uuid.uuid4().hex[:8]}", "open"))
+        finally:
+            await accounts.close()
+
+    sourcing.service("accounts", "error", error_rate=1.0)
+    try:
+        with pytest.raises(DomainError, match="fault injected"):
+            asyncio.run(open_account())
+    finally:
+        sourcing.service("accounts", "clear")
+    asyncio.run(open_account())
 
 
 def test_event_sourcing_metrics_carry_the_log_and_each_views_lag(sourcing: Sandbox) -> None:

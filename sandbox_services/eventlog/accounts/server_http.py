@@ -7,7 +7,7 @@ from functools import partial
 
 from aiohttp import web
 
-from sandbox_services.messaging.web import json_body
+from sandbox_services.messaging.web import fault_middleware, json_body
 
 from sandbox_services.eventlog.domain import Command, ConcurrencyConflict, DomainError
 from sandbox_services.labs.event_sourcing import config
@@ -118,7 +118,8 @@ async def main(ctx: ServiceContext) -> None:
     backend.on_append = lambda: gauges.add(config.STREAM, "published")
     gauges.start()
     await backend.recover()
-    app = web.Application()
+    # The learner's delay and error rate for this service (the runtime applies none).
+    app = web.Application(middlewares=[fault_middleware(ctx.faults)])
     app["backend"] = backend
     app["publisher"] = publisher
     app.add_routes(

@@ -8,7 +8,7 @@ import threading
 
 from aiohttp import web
 
-from sandbox_services.messaging.web import json_body
+from sandbox_services.messaging.web import fault_middleware, json_body
 
 from sandbox_services.eventlog.projections import DEFAULT_VIEWS
 from sandbox_services.labs.event_sourcing import config
@@ -90,7 +90,8 @@ async def main(ctx: ServiceContext) -> None:
     )
     thread.start()
     await asyncio.to_thread(engine.ready.wait, 30)
-    app = web.Application()
+    # The learner's delay and error rate for this service (the runtime applies none).
+    app = web.Application(middlewares=[fault_middleware(ctx.faults)])
     app["engine"] = engine
     app.add_routes(
         [
