@@ -86,8 +86,10 @@ class InjectedFault(Exception):
 class Faults(Protocol):
     """The learner's live faults for this service, shared with the supervisor.
 
-    Servers normally get these for free through ``runtime.faults`` middleware
-    (aiohttp) and interceptor (grpc.aio); AMQP consumers call ``apply`` per message.
+    Servers built with ``serve.http_app`` or ``serve.grpc_server`` get them applied
+    by the ``runtime.faults`` middleware or interceptor; the runtime wraps nothing
+    else, so a service that builds its own app, and every AMQP consumer (per
+    message), calls ``apply`` itself, once.
     """
 
     @property
@@ -146,6 +148,9 @@ class ExperimentContext(Protocol):
 
         Actions: stop, start, restart, delay (delay_ms), error (error_rate),
         clear, kill (SIGKILL), scale (replicas). Returns the service states.
+        ``start`` leaves a running replica as it is and starts one that stopped or
+        crashed (whatever its exit code); ``scale`` gives each replica its own port
+        and the same ``workdir``.
         """
 
     async def fork(self, function: Callable[..., Any], *args: Any) -> Any:
