@@ -170,6 +170,8 @@ function timeline(entries, laneOrder, spanNs) {
     svg.append(group);
   }
 
+  const hits = el("g", { class: "saga-hits" });
+  svg.append(hits);
   for (const step of steps) {
     const { entry, kind, status } = step;
     const classes = ["saga-step", `saga-${kind}`];
@@ -184,9 +186,18 @@ function timeline(entries, laneOrder, spanNs) {
       "data-start-ns": String(entry.start_ns),
     });
     if (entry.span_id) selectable(group, entry.span_id);
-    // The label sits above its bar in ink, so it stays readable however short the step was.
-    group.append(el("rect", { x: step.left, y: barY(step.lane), width: step.width, height: BAR_HEIGHT, rx: 3 }));
     const labelY = laneTop.get(step.lane) + (laneRows.get(step.lane) - step.row) * LABEL_ROW_HEIGHT;
+    if (entry.span_id) {
+      // A target under every label and bar covers the gap between a label and its
+      // bar; it lies beneath all of them so a label or bar always picks its own step.
+      const hitLeft = Math.min(step.left, step.labelX);
+      const hitRight = Math.max(step.left + step.width, step.labelX + step.text.length * LABEL_CHAR_WIDTH);
+      const hit = el("rect", { class: "saga-hit", x: hitLeft, y: labelY - LABEL_ROW_HEIGHT, width: hitRight - hitLeft, height: barY(step.lane) + BAR_HEIGHT - labelY + LABEL_ROW_HEIGHT });
+      hit.addEventListener("click", () => group.dispatchEvent(new MouseEvent("click", { bubbles: false })));
+      hits.append(hit);
+    }
+    // The label sits above its bar in ink, so it stays readable however short the step was.
+    group.append(el("rect", { class: "saga-bar", x: step.left, y: barY(step.lane), width: step.width, height: BAR_HEIGHT, rx: 3 }));
     group.append(el("text", { x: step.labelX, y: labelY }, step.text));
     const took = milliseconds(Number(entry.end_ns) - Number(entry.start_ns));
     group.append(el("title", {}, `${entry.service} ${entry.step} (${kind}, ${status}) ${took}${entry.detail ? ` — ${entry.detail}` : ""}`));

@@ -60,6 +60,15 @@ def test_failure_at_a_chosen_step_draws_compensations_in_reverse_order_of_the_fo
         orchestration.locator('.saga-edge.is-taken[data-from="SCHEDULING_SHIPPING"]')
     ).to_have_count(1)
     expect(views.nth(0).locator(".saga-machine")).to_contain_text("no coordinator")
+
+    # A step leads to the span that did it, in the trace view beside the lesson.
+    refund = orchestration.locator('.saga-step[data-service="payments"][data-kind="compensation"]')
+    span_id = refund.get_attribute("data-span-id")
+    assert span_id, "the refund step names no span"
+    refund.locator(".saga-bar").click()
+    details = page.locator("#trace-view .span-details")
+    expect(details).to_have_attribute("data-span-id", span_id, timeout=10_000)
+    expect(details.locator("dl")).to_contain_text("payments")
     assert page.js_errors == []
     result.scroll_into_view_if_needed()
     result.screenshot(path=str(artifacts / "saga-failure-result.png"))

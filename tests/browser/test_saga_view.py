@@ -220,3 +220,29 @@ def test_a_saga_still_running_is_marked_running_not_a_success(page, static_site)
         "data-running", "false"
     )
     expect(page.locator(".result")).to_have_attribute("data-ok", "false")
+
+
+def test_clicking_a_step_or_the_gap_above_its_bar_asks_for_its_span(page, static_site):
+    saga = happy_orchestration()
+    for index, item in enumerate(saga["timeline"]):
+        item["span_id"] = f"{index:016x}"
+    show(page, static_site, saga_result([saga], {}))
+    page.evaluate(
+        """() => {
+            window.selected = [];
+            document.addEventListener("lab:select-span", (e) => window.selected.push(e.detail.spanId));
+        }"""
+    )
+
+    payments = page.locator('.saga-step[data-service="payments"]')
+    payments.locator("text").click()
+    payments.locator(".saga-bar").click()
+    # Between the label and the bar lies only the step's hit target.
+    label = payments.locator("text").bounding_box()
+    bar = payments.locator(".saga-bar").bounding_box()
+    page.mouse.click(bar["x"] + bar["width"] / 2, (label["y"] + label["height"] + bar["y"]) / 2)
+    payments.focus()
+    page.keyboard.press("Enter")
+
+    span = f"{3:016x}"  # payments charge is the fourth entry
+    assert page.evaluate("window.selected") == [span] * 4
