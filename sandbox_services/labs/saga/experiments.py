@@ -31,8 +31,10 @@ async def happy_path(ctx, params: dict) -> dict:
     driver = SagaDriver(ctx, "happy-path")
     views, running, checks = [], {}, {}
     try:
-        for fraction, mode in enumerate(("choreography", "orchestration")):
-            await ctx.progress(fraction / 2, f"running the {mode} saga")
+        modes = ("choreography", "orchestration")
+        for index, mode in enumerate(modes):
+            driver.share_time(len(modes) - index)
+            await ctx.progress(index / len(modes), f"running the {mode} saga")
             order = scenario.new_order(
                 driver.config, quantity=params["quantity"], amount_cents=params["amount_cents"]
             )
@@ -75,6 +77,7 @@ async def failure(ctx, params: dict) -> dict:
     try:
         modes = scenario.modes_of(params["mode"])
         for index, mode in enumerate(modes):
+            driver.share_time(len(modes) - index)
             await ctx.progress(index / len(modes), f"running the {mode} saga")
             order = scenario.new_order(driver.config, plan)
             running[mode] = await driver.run(mode, [order])
@@ -197,6 +200,7 @@ async def duplicates(ctx, params: dict) -> dict:
     views, running, checks, tables = [], {}, {}, []
     try:
         for index, mode in enumerate(modes):
+            driver.share_time(len(modes) - index)
             await ctx.progress(index / len(modes), f"{mode}: duplicated deliveries")
             orders = [
                 scenario.new_order(
@@ -265,6 +269,7 @@ async def batch(ctx, params: dict) -> dict:
     rows, counts_by_mode, percentiles = [], {}, {}
     try:
         for index, mode in enumerate(modes):
+            driver.share_time(len(modes) - index)
             await ctx.progress(index / len(modes), f"{mode}: {params['sagas']} sagas")
             rng = random.Random(params["seed"])
             orders = [

@@ -94,13 +94,25 @@ class SagaDriver:
         self.ctx = ctx
         self.config = SagaConfig.from_settings(ctx.settings)
         self.workdir = Path(ctx.workdir)
-        self.deadline = time.monotonic() + TIMEOUTS[experiment] * self.config.wait_fraction
+        # The whole run's waiting budget; ``deadline`` is the current mode's share of it.
+        self.run_deadline = time.monotonic() + TIMEOUTS[experiment] * self.config.wait_fraction
+        self.deadline = self.run_deadline
         self.channels = {
             name: grpc.aio.insecure_channel(ctx.address(name))
             for name in ("orders", "coordinator", "payments")
         }
         self.orders = OrdersClient(self.channels["orders"])
         self.coordinator = CoordinatorClient(self.channels["coordinator"])
+
+    def share_time(self, modes_left: int) -> None:
+        """Give the next mode an equal share of the waiting time left in the run.
+
+        Modes run one after the other: without a share each, a first saga that
+        is stuck would spend the whole budget and the second get no time at all.
+        Time the first mode did not need goes to the next.
+        """
+        now = time.monotonic()
+        self.deadline = now + max(0.0, self.run_deadline - now) / max(1, modes_left)
 
     async def close(self) -> None:
         """Close the gRPC channels."""
@@ -205,7 +217,7 @@ class SagaDriver:
         )
 
     def remaining_s(self) -> float:
-        """Return the waiting time left in this run."""
+        """Return the waiting time left in the current mode's share of this run."""
         return max(0.0, self.deadline - time.monotonic())
 
 
