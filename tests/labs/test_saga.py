@@ -338,6 +338,10 @@ async def test_a_saga_still_running_at_the_deadline_is_reported_as_running(
         # the run's own view already shows the coordinator waiting on the cancel.
         orchestration_view = result["sagas"][1]
         assert orchestration_view["current_state"] == "CANCELLING_SHIPPING", orchestration_view
+        # Neither saga finished, and the headline says so instead of quoting durations.
+        assert "choreography still running" in result["headline"], result["headline"]
+        assert "orchestration still running" in result["headline"], result["headline"]
+        assert "Both sagas ran" not in result["headline"]
         # The metrics hook, what the browser sees every second, shows it running too.
         assert (await hooks.metrics(ctx))["sagas_running"] >= 1
         # The coordinator cannot confirm the cancel of a shipment that may exist: it waits.
