@@ -14,6 +14,12 @@ from .tracing import untraced_basic_consume
 # Credit the broker may push ahead of our acks; streams require a prefetch.
 READ_PREFETCH = 2000
 ACK_EVERY = 500
+# How long a reader waits for its first delivery. The broker starts a stream
+# reader after consume-ok, and on a loaded machine the first delivery can take
+# far longer than the pause between two deliveries: an ``idle_s`` timer started
+# at once took a log being read for an empty one. The price: reading a log that
+# really is empty takes this long.
+FIRST_MESSAGE_S = 3.0
 
 
 def read_stream(
@@ -23,12 +29,14 @@ def read_stream(
     start: int | str = "first",
     until: Callable[[int, dict], bool] | None = None,
     idle_s: float = 0.5,
+    first_message_s: float = FIRST_MESSAGE_S,
     deadline_s: float = 120.0,
 ) -> Iterator[tuple[int, dict, dict]]:
     """Yield (offset, event, headers) from ``start`` until ``until`` says stop or the log is idle.
 
     A stream has no "end" in AMQP 0-9-1: a reader that is caught up just waits.
-    So the caller says when to stop, or we stop after ``idle_s`` without a message.
+    So the caller says when to stop, or we stop after ``idle_s`` without a message
+    (``first_message_s`` before the first one arrives).
     """
     connection = connect(amqp_url, name="stream-reader", deadline_s=10)
     buffered: list[tuple[int, dict, dict, int]] = []
@@ -45,14 +53,16 @@ def read_stream(
         untraced_basic_consume(channel, stream, on_message, arguments={"x-stream-offset": start})
         give_up = time.monotonic() + deadline_s
         last_message = time.monotonic()
+        quiet_s = max(idle_s, first_message_s)
         unacked = 0
         while time.monotonic() < give_up:
             connection.process_data_events(time_limit=0.05)
             if not buffered:
-                if time.monotonic() - last_message > idle_s:
+                if time.monotonic() - last_message > quiet_s:
                     return
                 continue
             last_message = time.monotonic()
+            quiet_s = idle_s
             batch, buffered[:] = list(buffered), []
             for offset, event, headers, tag in batch:
                 unacked += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 import pika
@@ -21,6 +22,7 @@ from sandbox_services.messaging.harness import LocalSandbox
 from sandbox_services.messaging.naming import stream_arguments
 from sandbox_services.messaging.params import ParameterError
 from sandbox_services.messaging.probes import wait_until
+from sandbox_services.messaging import stream as stream_module
 from sandbox_services.messaging.stream import read_stream
 from sandbox_services.messaging.sweeper import (
     STREAMS_KEY,
@@ -167,6 +169,33 @@ def test_log_keeps_events_a_queue_forgets(sandbox):
     rows = {row[0]: row[1:] for row in result["table"]["rows"]}
     assert rows["left after reading"][0] == 0
     assert rows["second read"] == [0, 20]
+
+
+def test_a_replay_whose_first_delivery_is_slow_still_reads_the_whole_log(monkeypatch):
+    # On a loaded machine the broker can take longer to start delivering a stream
+    # than the pause allowed between two deliveries; that read must not look empty.
+    name = f"test-slow-first-{uuid.uuid4().hex[:8]}"
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    channel = connection.channel()
+    channel.queue_declare(name, durable=True, arguments=stream_arguments(max_age="1h"))
+    channel.confirm_delivery()
+    for seq in range(100):
+        channel.basic_publish("", name, json.dumps({"seq": seq}).encode())
+    consume = stream_module.untraced_basic_consume
+
+    def late_consume(reader_channel, queue, callback, **kwargs):
+        # The consumer starts a second after the reader begins to wait for it.
+        reader_channel.connection.call_later(
+            1.0, lambda: consume(reader_channel, queue, callback, **kwargs)
+        )
+
+    monkeypatch.setattr(stream_module, "untraced_basic_consume", late_consume)
+    try:
+        seqs = [event["seq"] for _, event, _ in read_stream(AMQP_URL, name, idle_s=0.5)]
+    finally:
+        channel.queue_delete(name)
+        connection.close()
+    assert seqs == list(range(100))
 
 
 def test_bad_commands_and_parameters_are_refused_naming_the_field(sandbox):
