@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
 
 from opentelemetry import trace
@@ -19,7 +20,7 @@ from sandbox_services.labs.saga.config import SagaConfig
 
 from .interface import STEPS, Order, Participant, StepError, StepResult, StepTimeout
 from .saga_log import Outcome, SagaLog, SagaRecord
-from .store import now_ns
+from .store import current_span_ids, now_ns
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("sandbox_services.saga.coordinator")
@@ -97,13 +98,18 @@ class SagaCoordinator:
             # Intent first: if we die after this line, the restart resends this step.
             record = self._move(record, state=step.state, phase="forward", step_index=index)
         started = now_ns()
-        outcome, detail = await self._attempt_forward(
-            step.service, step.action, record.order, retry_forever=step.compensation is None
-        )
+        with _step_span(step.service, step.action) as span_ids:
+            outcome, detail = await self._attempt_forward(
+                step.service, step.action, record.order, retry_forever=step.compensation is None
+            )
         if outcome == "ok":
-            done = Outcome(step.state, step.service, step.action, "forward", detail, started)
+            done = Outcome(
+                step.state, step.service, step.action, "forward", detail, started, **span_ids
+            )
             return await self._advance(record, index, done)
-        failed = Outcome(step.state, step.service, step.action, "failure", outcome, started, detail)
+        failed = Outcome(
+            step.state, step.service, step.action, "failure", outcome, started, detail, **span_ids
+        )
         # A refusal is a definite "not applied". An error or a timeout is not:
         # the step may have applied before the reply was lost, so undo it too.
         first = _previous_compensatable(index if outcome in ("error", "timeout") else index - 1)
@@ -159,7 +165,8 @@ class SagaCoordinator:
         if record.state != state:
             record = self._move(record, state=state, phase="compensating", step_index=index)
         started = now_ns()
-        result = await self._until_done(step.service, step.compensation or "", record.order)
+        with _step_span(step.service, step.compensation or "") as span_ids:
+            result = await self._until_done(step.service, step.compensation or "", record.order)
         undone = Outcome(
             state,
             step.service,
@@ -168,6 +175,7 @@ class SagaCoordinator:
             result.status,
             started,
             result.detail,
+            **span_ids,
         )
         following = _previous_compensatable(index - 1)
         if following < 0:
@@ -257,6 +265,19 @@ class SagaCoordinator:
             # Experiment 4: the same command again, as after a lost reply.
             await participant.execute(action, order, attempt=attempt)
         return result
+
+
+@contextmanager
+def _step_span(service: str, action: str) -> Iterator[dict[str, str | None]]:
+    """Open the span of one command (its attempts are its children); yield its ids.
+
+    The saga log records these ids with the command's outcome, so each of the
+    coordinator's timeline entries opens its own command, not the whole saga.
+    """
+    with tracer.start_as_current_span(f"coordinator {service}.{action}") as span:
+        span.set_attributes({"saga.service": service, "saga.action": action})
+        trace_id, span_id = current_span_ids()
+        yield {"trace_id": trace_id, "span_id": span_id}
 
 
 def _previous_compensatable(index: int) -> int:

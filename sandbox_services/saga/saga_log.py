@@ -58,6 +58,10 @@ class Outcome:
     status: str
     start_ns: int
     detail: str = ""
+    # The span of this command (the coordinator's step span), so the timeline
+    # entry opens its own span; None: the span current when it is logged.
+    trace_id: str | None = None
+    span_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +129,7 @@ class SagaLog:
                     status=outcome.status,
                     detail=outcome.detail,
                     start_ns=outcome.start_ns,
+                    span_ids=(outcome.trace_id, outcome.span_id),
                 )
             conn.execute(
                 "UPDATE sagas SET state = ?, phase = ?, step_index = ?,"
@@ -183,8 +188,9 @@ class SagaLog:
         step: str = "",
         status: str = "",
         detail: str = "",
+        span_ids: tuple[str | None, str | None] = (None, None),
     ) -> None:
-        trace_id, span_id = current_span_ids()
+        trace_id, span_id = span_ids if span_ids[1] else current_span_ids()
         conn.execute(
             "INSERT INTO saga_log (saga_id, state, service, step, kind, status, detail,"
             " start_ns, end_ns, trace_id, span_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

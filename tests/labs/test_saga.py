@@ -24,12 +24,16 @@ import pika.exceptions
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from sandbox_services.labs.saga import LAB, experiments, hooks, invariants, scenario
 from sandbox_services.labs.saga.config import TIMEOUTS, SagaConfig
 from sandbox_services.labs.saga.local import DEFAULT_AMQP_URL, LocalSandbox
 from sandbox_services.labs.saga.timeline import saga_view
 from sandbox_services.messaging.params import ParameterError
+from sandbox_services.saga import coordinator as coordinator_module
 from sandbox_services.saga.client import CoordinatorClient
 from sandbox_services.saga.inprocess import Chaos, ChoreographyWorld, OrchestrationWorld
 from sandbox_services.saga.interface import FAIL_KINDS, STATES, FaultPlan, Order
@@ -157,6 +161,31 @@ def test_a_redelivered_message_is_applied_once(tmp_path):
     assert (first.status, again.status) == ("done", "duplicate")
     assert [r[0] for r in rows] == ["charge"]
     assert [e[0] for e in events] == ["PaymentCharged"]
+
+
+def test_each_coordinator_timeline_entry_opens_the_span_of_its_own_command(tmp_path, monkeypatch):
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    # A tracer of our own, not the global provider: the services this module starts set theirs.
+    monkeypatch.setattr(coordinator_module, "tracer", provider.get_tracer("test"))
+    order = make_orders([(FaultPlan(fail_at="shipping"), 1, 500)])[0]
+    world = OrchestrationWorld(tmp_path, FAST, Chaos(), seed=1)
+    try:
+        asyncio.run(world.run([order]))
+    finally:
+        world.close()
+    spans = {format(s.context.span_id, "016x"): s for s in exporter.get_finished_spans()}
+    entries = [
+        i
+        for i in saga_view(tmp_path, order.saga_id, mode="orchestration")["timeline"]
+        if i["service"] == "coordinator"
+    ]
+    assert len(entries) == 7  # create, charge, reserve, failed schedule, release, refund, reject
+    assert len({i["span_id"] for i in entries}) == len(entries)
+    for entry in entries:
+        span = spans[entry["span_id"]]
+        assert span.attributes["saga.action"] == entry["step"], (entry, span.name)
 
 
 # -- the live sandbox: real processes, real gRPC, real RabbitMQ -------------------------------
@@ -300,6 +329,9 @@ async def test_failure_run_result_carries_the_timeline_with_compensations_in_rev
         failure = [i for i in view["timeline"] if i["kind"] == "failure"]
         assert failure and failure[0]["service"] in ("shipping", "coordinator")
         assert all(i["trace_id"] for i in view["timeline"])
+        # Each of the coordinator's entries opens its own command's span, not the saga's.
+        commands = [i["span_id"] for i in view["timeline"] if i["service"] == "coordinator"]
+        assert len(set(commands)) == len(commands)
     orchestration = result["sagas"][1]
     assert orchestration["current_state"] == "REJECTED"
     assert orchestration["states"] == [

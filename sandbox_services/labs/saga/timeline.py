@@ -12,7 +12,8 @@ The shape (also documented in the lesson's README section of the report)::
          "status": "done"|"duplicate"|"noop"|"refused"|"error"|"timeout"|"gave-up",
          "detail": str,
          "start_ns": int, "end_ns": int,    # Unix epoch nanoseconds, as spans
-         "trace_id": str|None, "span_id": str|None,   # the span that did it
+         "trace_id": str|None, "span_id": str|None,   # the span that did it; for a
+                                            # coordinator entry, the span of its command
          "saga_id": str}
       ],
       "lanes": [service, ...],              # lane order, top to bottom
