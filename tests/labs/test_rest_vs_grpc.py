@@ -417,6 +417,22 @@ def test_every_experiment_runs_end_to_end_in_a_real_sandbox(
     assert result["headline"] and result["summary"]
 
 
+def test_multiplexing_charts_connections_apart_from_milliseconds(
+    runtime_sandbox: RuntimeSandbox,
+) -> None:
+    reply = runtime_sandbox.run("multiplexing", SHORT_PARAMS["multiplexing"])
+    assert reply["state"] == "done", reply
+    charts = {chart["y_label"]: chart for chart in reply["result"]["charts"]}
+    assert set(charts) == {"ms", "connections"}
+    assert charts["ms"]["categories"] == ["elapsed", "expected"]
+    connections = {s["name"]: s["values"] for s in charts["connections"]["series"]}
+    tiles = {t["label"]: t["value"] for t in reply["result"]["summary"]}
+    assert connections == {
+        "REST": [tiles["REST connections"]],
+        "gRPC": [tiles["gRPC connections"]],
+    }
+
+
 def test_one_call_traces_learner_caller_and_both_catalogs(runtime_sandbox: RuntimeSandbox) -> None:
     since = runtime_sandbox.last_seq()
     assert runtime_sandbox.run("one-call", {"items": 3})["state"] == "done"
