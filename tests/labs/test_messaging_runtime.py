@@ -401,6 +401,32 @@ def test_injected_errors_refuse_commands_with_the_reason(sourcing: Sandbox) -> N
     asyncio.run(open_account())
 
 
+def test_a_restarted_account_service_rebuilds_its_state_from_the_log(sourcing: Sandbox) -> None:
+    account_id = f"acct-{uuid.uuid4().hex[:8]}"
+
+    async def write_then_read() -> object:
+        accounts = AccountsClient(sourcing.address("accounts"))
+        try:
+            await accounts.execute(Command(account_id, "open"))
+            await accounts.execute(Command(account_id, "deposit", 70))
+            await accounts.execute(Command(account_id, "withdraw", 20))
+            return await accounts.account(account_id)
+        finally:
+            await accounts.close()
+
+    async def read() -> object:
+        accounts = AccountsClient(sourcing.address("accounts"))
+        try:
+            return await accounts.account(account_id)
+        finally:
+            await accounts.close()
+
+    before = asyncio.run(write_then_read())
+    assert sourcing.service("accounts", "restart")["state"] == "running"
+    # The new process knows nothing but the log: the same state means it replayed it.
+    assert asyncio.run(read()) == before
+
+
 def test_event_sourcing_metrics_carry_the_log_and_each_views_lag(sourcing: Sandbox) -> None:
     metrics = first_lab_metrics(sourcing.id)
     queues = metrics["queues"]

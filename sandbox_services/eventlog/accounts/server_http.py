@@ -117,7 +117,14 @@ async def main(ctx: ServiceContext) -> None:
     gauges = GaugeReporter(ctx.redis_url, ctx.sandbox_id, f"accounts-{ctx.replica}")
     backend.on_append = lambda: gauges.add(config.STREAM, "published")
     gauges.start()
-    await backend.recover()
+    # This service is the log's only writer. On its first start in a sandbox the
+    # log is empty by construction, so there is nothing to replay and no reason
+    # to wait for a first message that cannot come; after a restart it replays.
+    started_marker = ctx.workdir / f"accounts-{ctx.replica}.started"
+    if started_marker.exists():
+        await backend.recover()
+    else:
+        started_marker.touch()
     # The learner's delay and error rate for this service (the runtime applies none).
     app = web.Application(middlewares=[fault_middleware(ctx.faults)])
     app["backend"] = backend
