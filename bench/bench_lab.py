@@ -99,11 +99,11 @@ async def stream_one(base: str, token: str, latencies: list[float], ready: async
         async with http.ws_connect(f"/ws/sandboxes/{sandbox['id']}/") as ws:
             await wait_for_state(ws, "running")
             await ready.wait()
+            # Each sandbox streams steadily: one run at a time, the next when it is done.
             runs_done = 0
-            for _ in range(RUNS_PER_SANDBOX):
-                await http.post(
-                    f"/api/sandboxes/{sandbox['id']}/runs/", json={"experiment": "one-call"}
-                )
+            await http.post(
+                f"/api/sandboxes/{sandbox['id']}/runs/", json={"experiment": "one-call"}
+            )
             deadline = time.monotonic() + 180
             while runs_done < RUNS_PER_SANDBOX and time.monotonic() < deadline:
                 message = await ws.receive_json(timeout=max(0.1, deadline - time.monotonic()))
@@ -117,6 +117,10 @@ async def stream_one(base: str, token: str, latencies: list[float], ready: async
                     "failed",
                 ):
                     runs_done += 1
+                    if runs_done < RUNS_PER_SANDBOX:
+                        await http.post(
+                            f"/api/sandboxes/{sandbox['id']}/runs/", json={"experiment": "one-call"}
+                        )
         await http.delete(f"/api/sandboxes/{sandbox['id']}/")
 
 
@@ -137,6 +141,7 @@ def main() -> None:
         try:
             processes.start_worker("benchworker")
             processes.start_daphne()
+            print(f"load average before: {os.getloadavg()[0]:.2f}")
             starts = asyncio.run(start_times(processes.base_url, tokens[0]))
             print(f"lab sandbox start via API p50: {statistics.median(starts):.3f} s")
             print(f"lab sandbox start via API p95: {percentile(starts, 0.95):.3f} s")
@@ -148,6 +153,7 @@ def main() -> None:
                 f"span end to WebSocket receipt p99 ({STREAMING_SANDBOXES} sandboxes): {percentile(latencies, 0.99):.1f} ms"
             )
             print(f"spans received: {len(latencies)} spans")
+            print(f"load average after: {os.getloadavg()[0]:.2f}")
         finally:
             processes.stop()
 
