@@ -51,7 +51,11 @@ def lab_commands(*, host: str, port: int) -> list[Child]:
     schedule = str(PROJECT_ROOT / "var" / "celerybeat-schedule")
     return [
         Child("web", [python, "-m", "daphne", "-b", host, "-p", str(port), "lab.asgi:application"]),
-        Child("worker", [*celery, *"worker -l info -n worker1@%h --concurrency 2".split()]),
+        # Tasks wait on Redis for a sandbox's answer, so a thread pool: a long experiment
+        # must not hold up other learners' starts and runs.
+        Child(
+            "worker", [*celery, *"worker -l info -n worker1@%h -P threads --concurrency 8".split()]
+        ),
         Child("beat", [*celery, "beat", "-l", "info", "-s", schedule]),
     ]
 
