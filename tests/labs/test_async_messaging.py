@@ -27,25 +27,10 @@ from sandbox_services.order_consumers.client import ConsumerClient
 from sandbox_services.order_consumers.store import ConsumerStore
 from sandbox_services.orders_async.client import OrdersClient
 from sandbox_services.orders_async.interface import Order
+from tests.labs.broker import broker_has
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 pytestmark = pytest.mark.timeout(240)
-
-
-def broker_has(name: str, kind: str = "queue") -> bool:
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    try:
-        channel = connection.channel()
-        if kind == "queue":
-            channel.queue_declare(name, passive=True)
-        else:
-            channel.exchange_declare(name, passive=True)
-        return True
-    except pika.exceptions.ChannelClosedByBroker:
-        return False
-    finally:
-        if connection.is_open:
-            connection.close()
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ from sandbox_services.messaging.sweeper import (
     record_stream,
     sweep_orphan_streams,
 )
+from tests.labs.broker import broker_has
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -39,22 +40,6 @@ pytestmark = pytest.mark.timeout(240)
 
 def run(coro):
     return asyncio.run(coro)
-
-
-def broker_has(name: str, kind: str = "queue") -> bool:
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    try:
-        channel = connection.channel()
-        if kind == "queue":
-            channel.queue_declare(name, passive=True)
-        else:
-            channel.exchange_declare(name, passive=True)
-        return True
-    except pika.exceptions.ChannelClosedByBroker:
-        return False
-    finally:
-        if connection.is_open:
-            connection.close()
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import pika
-import pika.exceptions
 import pytest
 import redis
 from channels_redis.core import RedisChannelLayer
@@ -33,6 +31,7 @@ from sandbox_services.orders_async.client import OrdersClient
 from sandbox_services.orders_async.interface import Order
 from sandbox_services.runtime import client, keys
 from tests.runtime.conftest import RunningHost, running_host, wait_until
+from tests.labs.broker import broker_has
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 GAUGE_FIELDS = {"depth", "unacked", "consumers", "publish_rate", "deliver_rate"}
@@ -71,23 +70,6 @@ class Sandbox:
 
     def spans_since(self, seq: int) -> list[dict]:
         return client.replay(self.id, since=seq)
-
-
-def broker_has(name: str, kind: str) -> bool:
-    """Tell whether a queue (or stream) or exchange exists, by a passive declare."""
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    try:
-        channel = connection.channel()
-        if kind == "exchange":
-            channel.exchange_declare(name, passive=True)
-        else:
-            channel.queue_declare(name, passive=True)
-        return True
-    except pika.exceptions.ChannelClosedByBroker:
-        return False
-    finally:
-        if connection.is_open:
-            connection.close()
 
 
 async def _first_lab_metrics(sandbox_id: str, timeout_s: float = 10) -> dict:

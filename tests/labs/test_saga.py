@@ -19,8 +19,6 @@ import uuid
 from pathlib import Path
 
 import grpc
-import pika
-import pika.exceptions
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -30,7 +28,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from sandbox_services.labs.saga import LAB, experiments, hooks, invariants, scenario
 from sandbox_services.labs.saga.config import TIMEOUTS, SagaConfig
-from sandbox_services.labs.saga.local import DEFAULT_AMQP_URL, LocalSandbox
+from sandbox_services.labs.saga.local import LocalSandbox
 from sandbox_services.labs.saga.timeline import saga_view
 from sandbox_services.messaging.params import ParameterError
 from sandbox_services.saga import coordinator as coordinator_module
@@ -39,6 +37,7 @@ from sandbox_services.saga.inprocess import Chaos, ChoreographyWorld, Orchestrat
 from sandbox_services.saga.interface import FAIL_KINDS, STATES, FaultPlan, Order
 from sandbox_services.saga.participants import open_backend
 from sandbox_services.saga.topology import all_queue_names, exchange_name
+from tests.labs.broker import broker_has
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -189,20 +188,6 @@ def test_each_coordinator_timeline_entry_opens_the_span_of_its_own_command(tmp_p
 
 
 # -- the live sandbox: real processes, real gRPC, real RabbitMQ -------------------------------
-def broker_has(name: str, kind: str = "queue") -> bool:
-    connection = pika.BlockingConnection(pika.URLParameters(DEFAULT_AMQP_URL))
-    try:
-        channel = connection.channel()
-        if kind == "queue":
-            channel.queue_declare(name, passive=True)
-        else:
-            channel.exchange_declare(name, passive=True)
-        return True
-    except pika.exceptions.ChannelClosedByBroker:
-        return False
-    finally:
-        if connection.is_open:
-            connection.close()
 
 
 @pytest.fixture(scope="module")
