@@ -8,6 +8,7 @@ counters to Redis twice a second. The metrics hook turns totals into rates.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterable
@@ -95,6 +96,17 @@ class GaugeReporter:
 
 
 _connections: dict[str, pika.BlockingConnection] = {}
+
+
+class _QuietMissingQueue(logging.Filter):
+    """Drop pika's warning for a 404 on a passive declare: for a gauge it is an answer."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "NOT_FOUND - no queue" not in record.getMessage()
+
+
+# Gauges ask every second; a queue not declared yet would log a warning each time.
+logging.getLogger("pika.channel").addFilter(_QuietMissingQueue())
 
 
 def _channel(amqp_url: str):
