@@ -15,6 +15,7 @@ from sandbox_services.messaging.gauges import GaugeReporter
 from sandbox_services.messaging.publisher import AsyncPublisher, Publisher, PublishFailed
 from sandbox_services.messaging.sweeper import record_stream
 from sandbox_services.runtime.spec import ServiceContext
+from sandbox_services.runtime.serve import serve_http
 
 from .backend import AccountBackend
 
@@ -138,12 +139,8 @@ async def main(ctx: ServiceContext) -> None:
             web.get("/healthz", healthz),
         ]
     )
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", ctx.port).start()
     try:
-        await asyncio.Event().wait()
+        await serve_http(ctx, app)
     finally:
         gauges.stop()
         await publisher.close()
-        await runner.cleanup()

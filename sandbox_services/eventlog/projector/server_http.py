@@ -14,6 +14,7 @@ from sandbox_services.eventlog.projections import DEFAULT_VIEWS
 from sandbox_services.labs.event_sourcing import config
 from sandbox_services.messaging.gauges import GaugeReporter
 from sandbox_services.runtime.spec import ServiceContext
+from sandbox_services.runtime.serve import serve_http
 
 from .backend import ProjectorEngine
 from .interface import ViewError
@@ -104,13 +105,9 @@ async def main(ctx: ServiceContext) -> None:
             web.get("/healthz", healthz),
         ]
     )
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", ctx.port).start()
     try:
-        await asyncio.Event().wait()
+        await serve_http(ctx, app)
     finally:
         engine.stop.set()
         await asyncio.to_thread(thread.join, 5)
         gauges.stop()
-        await runner.cleanup()
