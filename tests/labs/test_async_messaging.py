@@ -396,8 +396,10 @@ def test_a_run_through_a_broker_outage_loses_no_order_and_reports_the_reconnects
     )
 
     async def run_with_outage() -> dict:
+        # Enough orders that the outage, and the reconnect after it, fall inside the run:
+        # with 15 the run could end before the services had noticed and reconnected.
         run_task = asyncio.create_task(
-            box.run("sync-vs-async", {"orders": 15, "email_fault": "none"})
+            box.run("sync-vs-async", {"orders": 60, "email_fault": "none"})
         )
         await asyncio.sleep(0.4)
         await asyncio.to_thread(proxy.cut, 0.8)
