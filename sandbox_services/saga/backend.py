@@ -137,8 +137,15 @@ class ParticipantBackend:
             return self._log(
                 conn, order, action, "forward", "duplicate", start, "message already handled"
             )
-        state = _state(conn, order.saga_id, action)
+        return self._settled(conn, action, order, _state(conn, order.saga_id, action), start)
+
+    def _settled(
+        self, conn: sqlite3.Connection, action: str, order: Order, state: str | None, start: int
+    ) -> StepResult | None:
+        """Answer a step that already applied or was refused as it was answered before."""
         if state == APPLIED:
+            # The idempotent consumer at work: a resend or a redelivery of a step
+            # that already happened answers as before and changes nothing.
             return self._log(
                 conn, order, action, "forward", "duplicate", start, "step already applied"
             )
@@ -170,23 +177,9 @@ class ParticipantBackend:
                 conn, order, action, "forward", "duplicate", start, "message already handled"
             )
         state = _state(conn, saga_id, action)
-        if state == APPLIED:
-            # The idempotent consumer at work: a resend or a redelivery of a step
-            # that already happened answers as before and changes nothing.
-            return self._log(
-                conn, order, action, "forward", "duplicate", start, "step already applied"
-            )
-        if state == REFUSED:
-            return self._log(
-                conn,
-                order,
-                action,
-                "failure",
-                "refused",
-                start,
-                "step already refused",
-                result="refused",
-            )
+        settled = self._settled(conn, action, order, state, start)
+        if settled is not None:
+            return settled
         if state in (COMPENSATED, VOIDED):
             reason = "compensated before it arrived; refusing the late step"
             self._emit(conn, emit, action, "failed", order, reason)
