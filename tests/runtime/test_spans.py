@@ -181,6 +181,8 @@ def test_sample_ratio_zero_leaves_whole_traces_out(sandbox):
     since = last_seq(sandbox)
     assert run(sandbox, "sampled", unsampled=3)["result"]["statuses"] == [200]
     callee = spans_after(sandbox, since, service="echo", kind="server")
-    kept = client.replay(sandbox, since)
+    # Only HTTP spans: the AMQP spans of the metrics test above may still be landing.
+    kept = [span for span in client.replay(sandbox, since) if span["protocol"] == "http"]
     assert len(callee) == 1  # only the traced call reached the server's spans
+    assert {span["kind"] for span in kept} == {"client", "server"}
     assert len({span["trace_id"] for span in kept}) == 1
