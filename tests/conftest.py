@@ -10,11 +10,23 @@ import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import Phase, settings
 
 from tests.lab_env import ROOT
 from lab.harness import LabProcesses, wait_for
 
 __all__ = ["LabProcesses", "wait_for"]
+
+# The property tests drive real processes, seconds an example: shrinking a failure
+# would take longer than the suite. A failure is reported as generated, with the
+# blob that replays it (@reproduce_failure).
+settings.register_profile(
+    "lab",
+    phases=(Phase.explicit, Phase.reuse, Phase.generate),
+    print_blob=True,
+    deadline=None,
+)
+settings.load_profile("lab")
 
 
 @pytest.fixture(scope="session")

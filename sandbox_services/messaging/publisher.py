@@ -4,6 +4,11 @@ A message counts as sent only when the broker confirms it. If the connection
 drops before the confirm arrives, the fate of the message is unknown, so it is
 sent again after reconnecting: a confirmed message is never lost, and a message
 may arrive twice. That is at-least-once delivery; consumers dedupe by message id.
+
+A blocking connection only answers heartbeats while someone drives its I/O, and
+a publisher sits idle between orders; the broker closes a connection after two
+missed heartbeats (about 10 s here). So a keeper thread drives the idle
+connection every second, under the same lock as publishing.
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ from .tracing import inject_headers
 log = logging.getLogger(__name__)
 
 Declare = Callable[[BlockingChannel], None]
+
+# How often the keeper drives an idle connection: well inside the 5 s heartbeat.
+KEEPALIVE_EVERY_S = 1.0
 
 
 class PublishRefused(Exception):
@@ -65,6 +73,8 @@ class Publisher:
         self._connection: pika.BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
         self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._keeper: threading.Thread | None = None
         self.stats = PublisherStats()
 
     def connect(self) -> None:
@@ -75,7 +85,13 @@ class Publisher:
     def _open(self) -> BlockingChannel:
         if self._channel is not None and self._channel.is_open:
             return self._channel
-        self.close()
+        self._drop()
+        self._closed.clear()
+        if self._keeper is None or not self._keeper.is_alive():
+            self._keeper = threading.Thread(
+                target=self._keep_alive, name=f"{self._name}-heartbeat", daemon=True
+            )
+            self._keeper.start()
         self._connection = connect(self._url, name=self._name, deadline_s=self._retry_deadline_s)
         channel = self._connection.channel()
         channel.confirm_delivery()
@@ -134,8 +150,28 @@ class Publisher:
                         ) from error
                     time.sleep(min(0.1 * attempt, 1.0))
 
+    def _keep_alive(self) -> None:
+        """Answer heartbeats while no publish is running; a publish drives I/O itself."""
+        while not self._closed.wait(KEEPALIVE_EVERY_S):
+            if not self._lock.acquire(blocking=False):
+                continue  # a publish holds the connection and drives it
+            try:
+                if self._connection is not None and self._connection.is_open:
+                    self._connection.process_data_events(time_limit=0)
+            except CONNECTION_ERRORS as error:
+                # Found while idle: the next publish reconnects before sending.
+                self._channel = None
+                log.warning("idle connection %s lost (%r)", self._name, error)
+            finally:
+                self._lock.release()
+
     def close(self) -> None:
-        """Close the connection, ignoring one that is already gone."""
+        """Stop the keeper and close the connection, ignoring one that is already gone."""
+        self._closed.set()
+        with self._lock:
+            self._drop()
+
+    def _drop(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
         if connection is not None and connection.is_open:
             try:

@@ -23,3 +23,16 @@ def broker_has(name: str, kind: str = "queue") -> bool:
     finally:
         if connection.is_open:
             connection.close()
+
+
+def queue_counts(name: str) -> tuple[int, int] | None:
+    """Return a queue's (ready messages, consumers), or None when it does not exist."""
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        declared = connection.channel().queue_declare(name, passive=True)
+        return declared.method.message_count, declared.method.consumer_count
+    except pika.exceptions.ChannelClosedByBroker:
+        return None
+    finally:
+        if connection.is_open:
+            connection.close()

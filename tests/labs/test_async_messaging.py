@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import threading
 import time
@@ -27,7 +28,7 @@ from sandbox_services.order_consumers.client import ConsumerClient
 from sandbox_services.order_consumers.store import ConsumerStore
 from sandbox_services.orders_async.client import OrdersClient
 from sandbox_services.orders_async.interface import Order
-from tests.labs.broker import broker_has
+from tests.labs.broker import broker_has, queue_counts
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 pytestmark = pytest.mark.timeout(240)
@@ -54,7 +55,11 @@ async def consumers_alive(box: LocalSandbox) -> None:
             await box.control("start", name)
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=int(os.environ.get("LAB_EXAMPLES", "4")),
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
 @given(
     orders=st.integers(3, 12),
     idempotent=st.booleans(),
@@ -95,7 +100,19 @@ def test_every_order_reaches_every_consumer_through_crashes_and_restarts(
                         return False
                 return True
 
-            assert await wait_until(all_seen, timeout_s=60, every_s=0.2), "an order was lost"
+            if not await wait_until(all_seen, timeout_s=60, every_s=0.2):
+                missing = {
+                    name: sorted(
+                        set(ids)
+                        - set(ConsumerStore(sandbox.workdir / f"{name}.sqlite3").handled_ids())
+                    )
+                    for name in config.CONSUMERS
+                }
+                queues = {n: queue_counts(sandbox.prefix + n) for n in config.CONSUMERS}
+                pytest.fail(
+                    f"orders not handled: {missing}; services: {sandbox.states()}; "
+                    f"queues (ready, consumers): {queues}"
+                )
             # Let a crash-and-redelivery still in flight finish before counting effects.
             await asyncio.sleep(0.5)
             await consumers_alive(sandbox)
@@ -323,6 +340,24 @@ def test_abandoned_queues_and_exchange_expire_on_their_own(monkeypatch):
     assert not [q for q in config.queue_names() if broker_has(prefix + q)]
     # The exchange auto-deletes once its last binding went with the expired queues.
     assert not broker_has(prefix + config.EXCHANGE, "exchange")
+
+
+def test_an_idle_publisher_keeps_its_connection_past_the_heartbeat_timeout():
+    # The broker drops a connection after two missed 5 s heartbeats; the keeper answers them.
+    queue = f"lab.{uuid.uuid4().hex}.idle-test"
+
+    def declare(channel):
+        channel.queue_declare(queue, arguments={"x-expires": 60_000})
+
+    publisher = Publisher(AMQP_URL, name="idle-test", declare=declare)
+    try:
+        publisher.connect()
+        time.sleep(25)  # the broker gives up after 10 to 20 s of silence
+        publisher.publish("", queue, {"n": 1}, message_id="after-idle")
+        assert publisher.stats.reconnects == 0, publisher.stats.events
+    finally:
+        publisher.close()
+        delete_objects(AMQP_URL, queues=[queue])
 
 
 def test_trace_context_rides_in_headers_from_producer_to_consumer():
