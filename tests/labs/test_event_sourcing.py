@@ -137,7 +137,7 @@ def test_replay_from_offset_zero_rebuilds_the_same_projection(sandbox, history, 
 )
 def test_experiment_meets_its_expectation(sandbox, experiment, params):
     result = run(sandbox.run(experiment, params))
-    assert result["ok"], result
+    assert result["ok"], (result.get("headline"), result.get("table"))
     assert result["headline"]
 
 
@@ -293,7 +293,7 @@ def test_a_replay_through_a_broker_outage_stays_exact_and_reports_it(tmp_path):
         box.stop()
         run(box.teardown())
         proxy.close()
-    assert result["ok"], result
+    assert result["ok"], (result.get("headline"), result.get("table"))
     assert any("dropped" in note for note in result.get("notes", [])), result
     assert head >= 600
 

@@ -241,7 +241,7 @@ async def test_sigkill_of_the_coordinator_mid_saga_then_start_completes_or_compe
 
 async def test_participant_crash_between_commit_and_publish_loses_nothing(ctx, sandbox):
     result = await experiments.crash(ctx, {"target": "payments"})
-    assert result["ok"], result
+    assert result["ok"], (result.get("headline"), result.get("table"))
     timeline = result["saga"]["timeline"]
     assert ("payments", "process", "killed") in {
         (i["service"], i["step"], i["status"]) for i in timeline
@@ -279,7 +279,7 @@ async def test_live_random_sagas_with_duplicate_deliveries_keep_every_invariant(
 
 async def test_failure_run_result_carries_the_timeline_with_compensations_in_reverse(ctx):
     result = await experiments.failure(ctx, {"fail_at": "shipping", "fail_kind": "refusal"})
-    assert result["ok"], result
+    assert result["ok"], (result.get("headline"), result.get("table"))
     assert [view["mode"] for view in result["sagas"]] == ["choreography", "orchestration"]
     for view in result["sagas"]:
         assert set(view) >= {
@@ -337,7 +337,7 @@ async def test_failure_run_result_carries_the_timeline_with_compensations_in_rev
 
 async def test_duplicates_experiment_ignores_every_repeat_and_the_early_compensation(ctx):
     result = await experiments.duplicates(ctx, {"sagas": 6})
-    assert result["ok"], result
+    assert result["ok"], (result.get("headline"), result.get("table"))
     assert result["summary"][0]["value"] > 0
     for view in result["sagas"]:
         assert view["current_state"] in (None, "REJECTED")
@@ -547,5 +547,5 @@ def test_the_runtime_kills_and_restarts_the_coordinator_and_the_saga_compensates
         "crash",
         {"target": "coordinator", "after_step": "inventory", "then_fail_at": "shipping"},
     )
-    assert result["ok"], result
+    assert result["ok"], (result.get("headline"), result.get("table"))
     assert result["saga"]["current_state"] == "REJECTED"
