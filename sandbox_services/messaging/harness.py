@@ -8,6 +8,7 @@ ExperimentContext of ``sandbox_services.runtime.spec`` and nothing more.
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import importlib
 import multiprocessing
 import os
@@ -115,6 +116,8 @@ class LocalServiceContext:
 
 def _service_child(main: str, context: LocalServiceContext) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # SIGUSR1 prints every thread's stack to stderr: what a test shows when a service hangs.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     asyncio.run(load(main)(context))
 
 
@@ -202,6 +205,14 @@ class LocalSandbox:
         if process.is_alive():
             process.kill()
             process.join(5)
+
+    def dump_stacks(self) -> None:
+        """Have every running service print its threads' stacks to stderr."""
+        for (name, replica), process in sorted(self.processes.items()):
+            if process.is_alive():
+                print(f"--- stacks of {name}-{replica} (pid {process.pid})", flush=True)
+                os.kill(process.pid, signal.SIGUSR1)
+                time.sleep(0.2)
 
     def stop(self) -> None:
         for name, replica in list(self.processes):

@@ -124,6 +124,7 @@ def test_every_order_reaches_every_consumer_through_crashes_and_restarts(
                     for name in config.CONSUMERS
                 }
                 queues = {n: queue_counts(sandbox.prefix + n) for n in config.CONSUMERS}
+                sandbox.dump_stacks()
                 pytest.fail(
                     f"orders not handled: {missing}; services: {sandbox.states()}; "
                     f"queues (ready, consumers): {queues}"
@@ -175,6 +176,8 @@ def test_stopped_consumer_queue_grows_then_drains_and_every_consumer_sees_every_
     result = run(
         sandbox.run("temporal-decoupling", {"orders": 20, "rate": 40, "consumer": "audit"})
     )
+    if not result["ok"]:
+        sandbox.dump_stacks()
     assert result["ok"], (result.get("headline"), result.get("table"))
     depths = [depth for _, depth in result["charts"][0]["series"][0]["points"]]
     assert max(depths) >= 10
