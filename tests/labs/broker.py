@@ -1,6 +1,8 @@
 """Ask the real RabbitMQ whether a sandbox's queue, stream or exchange still exists."""
 
 import os
+import shutil
+import subprocess
 
 import pika
 import pika.exceptions
@@ -36,3 +38,23 @@ def queue_counts(name: str) -> tuple[int, int] | None:
     finally:
         if connection.is_open:
             connection.close()
+
+
+def broker_report(prefix: str) -> str:
+    """What rabbitmqctl says of a sandbox's queues and bindings (a failure's evidence)."""
+    if shutil.which("rabbitmqctl") is None:
+        return "rabbitmqctl not available"
+    lines = []
+    for command in (
+        ["list_queues", "name", "messages_ready", "messages_unacknowledged", "consumers"],
+        ["list_bindings", "source_name", "destination_name", "routing_key"],
+        ["list_consumers", "queue_name", "channel_pid", "prefetch_count"],
+    ):
+        try:
+            listed = subprocess.run(
+                ["rabbitmqctl", "-q", *command], capture_output=True, text=True, timeout=30
+            ).stdout
+        except (OSError, subprocess.SubprocessError) as error:
+            listed = f"{command[0]} failed: {error!r}"
+        lines += [command[0], *(line for line in listed.splitlines() if prefix in line)]
+    return "\n".join(lines)

@@ -29,7 +29,7 @@ from sandbox_services.order_consumers.server_amqp import CRASH_EXIT_CODE
 from sandbox_services.order_consumers.store import ConsumerStore
 from sandbox_services.orders_async.client import OrdersClient
 from sandbox_services.orders_async.interface import Order
-from tests.labs.broker import broker_has, queue_counts
+from tests.labs.broker import broker_has, broker_report, queue_counts
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 pytestmark = pytest.mark.timeout(240)
@@ -125,6 +125,7 @@ def test_every_order_reaches_every_consumer_through_crashes_and_restarts(
                 }
                 queues = {n: queue_counts(sandbox.prefix + n) for n in config.CONSUMERS}
                 sandbox.dump_stacks()
+                print(broker_report(sandbox.prefix))
                 pytest.fail(
                     f"orders not handled: {missing}; services: {sandbox.states()}; "
                     f"queues (ready, consumers): {queues}"
@@ -178,6 +179,7 @@ def test_stopped_consumer_queue_grows_then_drains_and_every_consumer_sees_every_
     )
     if not result["ok"]:
         sandbox.dump_stacks()
+        print(broker_report(sandbox.prefix))
     assert result["ok"], (result.get("headline"), result.get("table"))
     depths = [depth for _, depth in result["charts"][0]["series"][0]["points"]]
     assert max(depths) >= 10
