@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 import uuid
+from contextlib import closing
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -141,7 +142,7 @@ def lab_run(n: int) -> tuple[dict[str, float], dict[str, float]]:
     try:
         box.start()
         for name in config.CONSUMERS:
-            with sqlite3.connect(box.workdir / f"{name}.sqlite3") as db:
+            with closing(sqlite3.connect(box.workdir / f"{name}.sqlite3")) as db, db:
                 db.execute("INSERT OR REPLACE INTO settings VALUES ('work_ms', '0')")
         publisher = Publisher(AMQP_URL, declare=lambda ch: config.declare_all(ch, box.prefix))
         sent: dict[str, float] = {}
@@ -154,11 +155,11 @@ def lab_run(n: int) -> tuple[dict[str, float], dict[str, float]]:
         email = box.workdir / "email.sqlite3"
         give_up = time.monotonic() + 120
         while time.monotonic() < give_up:
-            with sqlite3.connect(email) as db:
+            with closing(sqlite3.connect(email)) as db, db:
                 if db.execute("SELECT COUNT(*) FROM effects").fetchone()[0] >= n:
                     break
             time.sleep(0.1)
-        with sqlite3.connect(email) as db:
+        with closing(sqlite3.connect(email)) as db, db:
             received = dict(
                 db.execute("SELECT message_id, MIN(at) FROM effects GROUP BY message_id")
             )
@@ -224,7 +225,7 @@ def lab_drain(n: int) -> float:
     )
     try:
         box.start()
-        with sqlite3.connect(box.workdir / "email.sqlite3") as db:
+        with closing(sqlite3.connect(box.workdir / "email.sqlite3")) as db, db:
             db.execute("INSERT OR REPLACE INTO settings VALUES ('work_ms', '0')")
         for name in config.CONSUMERS:
             asyncio.run(box.control("stop", name))
@@ -233,7 +234,7 @@ def lab_drain(n: int) -> float:
         email = box.workdir / "email.sqlite3"
         give_up = time.monotonic() + 120
         while time.monotonic() < give_up:
-            with sqlite3.connect(email) as db:
+            with closing(sqlite3.connect(email)) as db, db:
                 done, first, last = db.execute(
                     "SELECT COUNT(*), MIN(at), MAX(at) FROM effects"
                 ).fetchone()

@@ -100,6 +100,9 @@ class ConsumerStore:
         rows = self._db.execute("SELECT message_id, COUNT(*) FROM effects GROUP BY message_id")
         return dict(rows.fetchall())
 
+    def close(self) -> None:
+        self._db.close()
+
     def reset(self) -> None:
         with self._db:
             for table in ("effects", "handled", "counters"):

@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pika
@@ -50,6 +51,21 @@ def run(coro):
     return asyncio.run(coro)
 
 
+@contextlib.contextmanager
+def read_store(box: LocalSandbox, name: str) -> Iterator[ConsumerStore]:
+    """Open a consumer's store for one read and close it at once.
+
+    The services are forked from this process: a SQLite connection left open here
+    when one is forked would be inherited by it, and SQLite's locks do not survive
+    that (its own documentation warns against carrying a connection across fork).
+    """
+    store = ConsumerStore(box.workdir / f"{name}.sqlite3")
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 async def start_consumer(box: LocalSandbox, name: str) -> None:
     """Start a consumer; one that dies on a message marked to crash it is started again."""
     for _ in range(10):
@@ -85,7 +101,8 @@ def test_every_order_reaches_every_consumer_through_crashes_and_restarts(
     sandbox, orders, idempotent, crashes, kills
 ):
     def crash_count(name: str) -> int:
-        counters = ConsumerStore(sandbox.workdir / f"{name}.sqlite3").stats()["counters"]
+        with read_store(sandbox, name) as store:
+            counters = store.stats()["counters"]
         return counters.get("crashes", 0)
 
     async def scenario() -> tuple[dict[str, dict[str, int]], dict[str, int]]:
@@ -110,19 +127,17 @@ def test_every_order_reaches_every_consumer_through_crashes_and_restarts(
             async def all_seen() -> bool:
                 await consumers_alive(sandbox)
                 for name in config.CONSUMERS:
-                    seen = set(ConsumerStore(sandbox.workdir / f"{name}.sqlite3").handled_ids())
+                    with read_store(sandbox, name) as store:
+                        seen = set(store.handled_ids())
                     if not set(ids) <= seen:
                         return False
                 return True
 
             if not await wait_until(all_seen, timeout_s=60, every_s=0.2):
-                missing = {
-                    name: sorted(
-                        set(ids)
-                        - set(ConsumerStore(sandbox.workdir / f"{name}.sqlite3").handled_ids())
-                    )
-                    for name in config.CONSUMERS
-                }
+                missing = {}
+                for name in config.CONSUMERS:
+                    with read_store(sandbox, name) as store:
+                        missing[name] = sorted(set(ids) - set(store.handled_ids()))
                 queues = {n: queue_counts(sandbox.prefix + n) for n in config.CONSUMERS}
                 sandbox.dump_stacks()
                 print(broker_report(sandbox.prefix))
@@ -133,15 +148,11 @@ def test_every_order_reaches_every_consumer_through_crashes_and_restarts(
             # Let a crash-and-redelivery still in flight finish before counting effects.
             await asyncio.sleep(0.5)
             await consumers_alive(sandbox)
-            effects = {
-                name: {
-                    i: ConsumerStore(sandbox.workdir / f"{name}.sqlite3")
-                    .effects_per_message()
-                    .get(i, 0)
-                    for i in ids
-                }
-                for name in config.CONSUMERS
-            }
+            effects = {}
+            for name in config.CONSUMERS:
+                with read_store(sandbox, name) as store:
+                    per_message = store.effects_per_message()
+                effects[name] = {i: per_message.get(i, 0) for i in ids}
             crashed = {n: crash_count(n) - crashes_before[n] for n in config.CONSUMERS}
             return effects, crashed
         finally:
@@ -423,6 +434,7 @@ def test_store_counts_duplicates_only_without_idempotency(tmp_path: Path):
     assert not store.record_effect("a", 0, idempotent=True)
     assert store.record_effect("a", 0, idempotent=False)
     assert store.stats()["duplicates"] == 1 and store.stats()["distinct"] == 1
+    store.close()
 
 
 def lesson_parameters(slug: str) -> dict[str, list[dict]]:
