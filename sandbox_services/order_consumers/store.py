@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -34,11 +35,14 @@ class ConsumerStore:
         self._db.executescript(SCHEMA)
         self._settings: ConsumerSettings | None = None
         self._settings_read_at = 0.0
+        # The consuming thread and the HTTP side share this connection. One at a time:
+        # a settings write must never commit half of an effect's transaction.
+        self._lock = threading.RLock()
 
     def record_effect(self, message_id: str, replica: int, *, idempotent: bool) -> bool:
         """Record that the work was done; with idempotency, only the first time. Return done."""
         # The effect and the dedup record commit together: a crash leaves both or neither.
-        with self._db:
+        with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
             first = (
                 self._db.execute(
@@ -55,22 +59,24 @@ class ConsumerStore:
             return True
 
     def bump(self, name: str, n: int = 1) -> None:
-        self._db.execute(
-            "INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + ?",
-            (name, n, n),
-        )
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + ?",
+                (name, n, n),
+            )
 
     def settings(self) -> ConsumerSettings:
         """Return the settings, re-read at most every SETTINGS_TTL_S (they are read per message)."""
         now = time.monotonic()
         if self._settings is None or now - self._settings_read_at > SETTINGS_TTL_S:
-            rows = dict(self._db.execute("SELECT key, value FROM settings").fetchall())
+            with self._lock:
+                rows = dict(self._db.execute("SELECT key, value FROM settings").fetchall())
             self._settings = ConsumerSettings(**{k: json.loads(v) for k, v in rows.items()})
             self._settings_read_at = now
         return self._settings
 
     def configure(self, **values: object) -> ConsumerSettings:
-        with self._db:
+        with self._lock, self._db:
             for key, value in values.items():
                 self._db.execute(
                     "INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, json.dumps(value))
@@ -79,12 +85,15 @@ class ConsumerStore:
         return self.settings()
 
     def stats(self) -> dict:
-        effects = self._db.execute("SELECT COUNT(*) FROM effects").fetchone()[0]
-        distinct = self._db.execute("SELECT COUNT(*) FROM handled").fetchone()[0]
-        by_replica = dict(
-            self._db.execute("SELECT replica, COUNT(*) FROM effects GROUP BY replica").fetchall()
-        )
-        counters = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
+        with self._lock:
+            effects = self._db.execute("SELECT COUNT(*) FROM effects").fetchone()[0]
+            distinct = self._db.execute("SELECT COUNT(*) FROM handled").fetchone()[0]
+            by_replica = dict(
+                self._db.execute(
+                    "SELECT replica, COUNT(*) FROM effects GROUP BY replica"
+                ).fetchall()
+            )
+            counters = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
         return {
             "effects": effects,
             "distinct": distinct,
@@ -104,6 +113,6 @@ class ConsumerStore:
         self._db.close()
 
     def reset(self) -> None:
-        with self._db:
+        with self._lock, self._db:
             for table in ("effects", "handled", "counters"):
                 self._db.execute(f"DELETE FROM {table}")
