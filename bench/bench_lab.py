@@ -6,9 +6,7 @@ SQLite file and Redis database 2, then:
   from POST to the "running" state arriving on its WebSocket;
 - keeps 10 sandboxes streaming at once (each runs the one-call experiment
   several times) and measures, for every span, the time from the span's end
-  (end_ns, stamped by the service) to its receipt by a WebSocket client. A tap
-  on the channel layer (one more member of each sandbox's group) splits that
-  into the supervisor's part (span end to channel layer) and daphne's.
+  (end_ns, stamped by the service) to its receipt by a WebSocket client.
 """
 
 import asyncio
@@ -91,41 +89,13 @@ async def start_times(base: str, token: str) -> list[float]:
     return seconds
 
 
-class LayerTap:
-    """One extra member of every streaming sandbox's group: when each span reached the layer."""
-
-    def __init__(self) -> None:
-        from channels_redis.core import RedisChannelLayer
-
-        self.layer = RedisChannelLayer(hosts=[os.environ["REDIS_URL"]])
-        self.latencies: list[float] = []
-        self.channel = ""
-
-    async def join(self, sandbox_id: str) -> None:
-        from sandbox_services.runtime import keys
-
-        if not self.channel:
-            self.channel = await self.layer.new_channel()
-        await self.layer.group_add(keys.channel_group(sandbox_id), self.channel)
-
-    async def listen(self) -> None:
-        while True:
-            message = await self.layer.receive(self.channel)
-            received_ns = time.time_ns()
-            if message.get("type") == "sandbox.spans":
-                self.latencies.extend((received_ns - s["end_ns"]) / 1e6 for s in message["items"])
-
-
-async def stream_one(
-    base: str, token: str, latencies: list[float], ready: asyncio.Barrier, tap: LayerTap
-) -> None:
+async def stream_one(base: str, token: str, latencies: list[float], ready: asyncio.Barrier) -> None:
     import aiohttp
 
     headers = {"Authorization": f"Token {token}"}
     async with aiohttp.ClientSession(base, headers=headers) as http:
         async with http.post("/api/sandboxes/", json={"lesson": LESSON}) as response:
             sandbox = await response.json()
-        await tap.join(sandbox["id"])
         async with http.ws_connect(f"/ws/sandboxes/{sandbox['id']}/") as ws:
             await wait_for_state(ws, "running")
             await ready.wait()
@@ -154,17 +124,11 @@ async def stream_one(
         await http.delete(f"/api/sandboxes/{sandbox['id']}/")
 
 
-async def streaming(base: str, tokens: list[str]) -> tuple[list[float], list[float]]:
+async def streaming(base: str, tokens: list[str]) -> list[float]:
     latencies: list[float] = []
     ready = asyncio.Barrier(len(tokens))
-    tap = LayerTap()
-    await tap.join("bench-tap")  # the channel exists before the listener waits on it
-    listener = asyncio.create_task(tap.listen())
-    try:
-        await asyncio.gather(*(stream_one(base, token, latencies, ready, tap) for token in tokens))
-    finally:
-        listener.cancel()
-    return latencies, tap.latencies
+    await asyncio.gather(*(stream_one(base, token, latencies, ready) for token in tokens))
+    return latencies
 
 
 def main() -> None:
@@ -181,11 +145,7 @@ def main() -> None:
             starts = asyncio.run(start_times(processes.base_url, tokens[0]))
             print(f"lab sandbox start via API p50: {statistics.median(starts):.3f} s")
             print(f"lab sandbox start via API p95: {percentile(starts, 0.95):.3f} s")
-            latencies, at_layer = asyncio.run(streaming(processes.base_url, tokens))
-            print(
-                f"span end to channel layer p50/p99 ({STREAMING_SANDBOXES} sandboxes): "
-                f"{statistics.median(at_layer):.1f} / {percentile(at_layer, 0.99):.1f} ms"
-            )
+            latencies = asyncio.run(streaming(processes.base_url, tokens))
             print(
                 f"span end to WebSocket receipt p50 ({STREAMING_SANDBOXES} sandboxes): {statistics.median(latencies):.1f} ms"
             )
