@@ -9,6 +9,7 @@ of a process that used gRPC hangs (FIELD-NOTES.md). It never imports Django.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import json
 import logging
@@ -199,6 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.pop("DJANGO_SETTINGS_MODULE", None)
     started = time.monotonic()
     warm_imports()
+    # Everything imported so far lives as long as the host: move it out of the
+    # collector's reach. Forks inherit that, so a full collection in a service or
+    # a load generator walks only what the child made itself, and reading the
+    # parent's objects no longer dirties their pages (less copy-on-write memory).
+    gc.collect()
+    gc.freeze()
     log.info(
         "host for %s warm in %.2f s (pid %d)", args.name, time.monotonic() - started, os.getpid()
     )

@@ -13,6 +13,7 @@ is passed with SCM_RIGHTS.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import pickle
@@ -43,6 +44,8 @@ class Zygote:
     def _serve(self, sock: socket.socket) -> int:
         # Workers are never waited for here: let the kernel reap them.
         signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+        # What the runner built before this fork stays put in every worker (see host).
+        gc.freeze()
         while True:
             # The pipe's write end rides on the first bytes of each request.
             head, descriptors, _, _ = socket.recv_fds(sock, _HEADER.size, 1)
