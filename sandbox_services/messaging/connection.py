@@ -22,12 +22,13 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def parameters(amqp_url: str, *, name: str = "lab") -> pika.URLParameters:
+def parameters(amqp_url: str, *, name: str = "lab", heartbeat: int = 5) -> pika.URLParameters:
     """Return connection parameters: short heartbeat so a lost broker is noticed quickly."""
     params = pika.URLParameters(amqp_url)
     # A connection that dies without a FIN (a cable, a NAT, a frozen host) is only
-    # noticed by missing heartbeats: two intervals, so about 10 s here.
-    params.heartbeat = 5
+    # noticed by missing heartbeats: two intervals, so about 10 s here. 0 turns them
+    # off, for a connection used now and then that nobody drives in between.
+    params.heartbeat = heartbeat
     params.blocked_connection_timeout = 30
     params.socket_timeout = 5
     params.client_properties = {"connection_name": name}
@@ -35,14 +36,14 @@ def parameters(amqp_url: str, *, name: str = "lab") -> pika.URLParameters:
 
 
 def connect(
-    amqp_url: str, *, name: str = "lab", deadline_s: float = 30.0, stop=None
+    amqp_url: str, *, name: str = "lab", deadline_s: float = 30.0, stop=None, heartbeat: int = 5
 ) -> pika.BlockingConnection:
     """Connect, retrying with backoff until ``deadline_s`` passes (or ``stop`` is set)."""
     give_up = time.monotonic() + deadline_s
     delay = 0.1
     while True:
         try:
-            return pika.BlockingConnection(parameters(amqp_url, name=name))
+            return pika.BlockingConnection(parameters(amqp_url, name=name, heartbeat=heartbeat))
         except CONNECTION_ERRORS as error:
             if time.monotonic() + delay > give_up or (stop is not None and stop.is_set()):
                 raise

@@ -61,6 +61,8 @@ class ConsumerStats:
     retried: int = 0
     dead_lettered: int = 0
     reconnects: int = 0
+    # The basic.qos in force on the live subscription (0 before the first one).
+    prefetch: int = 0
     events: list[str] = field(default_factory=list)
 
 
@@ -127,6 +129,7 @@ class ConsumerLoop:
             prefetch = self._prefetch()
             channel.basic_qos(prefetch_count=prefetch)
             tag = channel.basic_consume(self.queue, self._on_message)
+            self.stats.prefetch = prefetch
             self.subscribed.set()
             while not self.stop.is_set():
                 connection.process_data_events(time_limit=0.2)
@@ -138,6 +141,7 @@ class ConsumerLoop:
                     channel.basic_qos(prefetch_count=wanted)
                     prefetch = wanted
                     tag = channel.basic_consume(self.queue, self._on_message)
+                    self.stats.prefetch = prefetch
         finally:
             self.subscribed.clear()
             if connection.is_open:

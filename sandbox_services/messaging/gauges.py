@@ -112,7 +112,10 @@ logging.getLogger("pika.channel").addFilter(_QuietMissingQueue())
 def _channel(amqp_url: str):
     connection = _connections.get(amqp_url)
     if connection is None or not connection.is_open:
-        connection = connect(amqp_url, name="gauges", deadline_s=2.0)
+        # Kept between samples and driven only when sampling: with heartbeats on, a
+        # pause of 10 s (no one watching) let the broker drop it, and pika logged an
+        # error on the next sample. A broker that is really gone fails the next call.
+        connection = connect(amqp_url, name="gauges", deadline_s=2.0, heartbeat=0)
         _connections[amqp_url] = connection
     return connection.channel()
 

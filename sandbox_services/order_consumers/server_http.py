@@ -30,7 +30,14 @@ async def stats(request: web.Request) -> web.Response:
     backend: ConsumerBackend = request.app["backend"]
     loop_stats = request.app["loop_stats"]
     # Reconnects are this replica's, since it started: how often it lost the broker.
-    return web.json_response({**await backend.stats(), "reconnects": loop_stats.reconnects})
+    # A new prefetch reaches the subscription within a second; this says when it has.
+    return web.json_response(
+        {
+            **await backend.stats(),
+            "reconnects": loop_stats.reconnects,
+            "prefetch_applied": loop_stats.prefetch,
+        }
+    )
 
 
 async def configure(request: web.Request) -> web.Response:

@@ -204,6 +204,13 @@ async def at_least_once(ctx: ExperimentContext, params: dict) -> dict:
         previous = await client.configure()
         # Prefetch 1: only the crashing message is unacked when the process dies.
         await client.configure(idempotent=p["idempotent"], prefetch=1)
+
+        async def prefetch_is_one() -> bool:
+            return (await client.stats()).get("prefetch_applied") == 1
+
+        # Orders sent before the consumer re-subscribes would arrive in a window of
+        # the old prefetch: a crash would take the next marked order down unacked too.
+        await wait_until(prefetch_is_one, timeout_s=10, every_s=0.1)
         before = await client.stats()
         crash_at = set(random.sample(range(p["orders"]), p["crashes"]))
         for i in range(p["orders"]):
