@@ -2,6 +2,8 @@
 
 from playwright.sync_api import expect
 
+from tests.browser.live import open_running_sandbox
+
 # Record every value the live gauge of email's queue depth shows, as it is drawn.
 # The metrics view redraws its tables on each message, so watch the subtree.
 RECORD_DEPTH = """
@@ -25,13 +27,8 @@ ROSE_THEN_FELL = f"""() => {{
 def test_queue_gauge_of_a_stopped_consumer_rises_while_orders_flow_and_falls_after_restart(
     live_lab, page, artifacts
 ):
-    page.goto(f"{live_lab}/lessons/async-messaging/")
+    open_running_sandbox(page, live_lab, "async-messaging")
     expect(page.get_by_role("heading", name="Async messaging", level=1)).to_be_visible()
-    page.get_by_role("button", name="Start sandbox").click()
-    expect(page.locator("#sandbox-panel")).to_have_attribute(
-        "data-state", "running", timeout=30_000
-    )
-    expect(page.locator("#connection-status")).to_have_text("live", timeout=10_000)
     depth = page.locator('#metrics-view [data-metric="queues email depth"]')
     expect(depth).to_have_attribute("data-value", "0", timeout=15_000)
     page.evaluate(RECORD_DEPTH)

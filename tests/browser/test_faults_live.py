@@ -2,16 +2,13 @@
 
 from playwright.sync_api import expect
 
+from tests.browser.live import open_running_sandbox
+
 
 def test_learner_stops_and_starts_a_service_and_sees_injected_errors_in_the_trace(
     live_lab, page, artifacts
 ):
-    page.goto(f"{live_lab}/lessons/rest-vs-grpc/")
-    page.get_by_role("button", name="Start sandbox").click()
-    expect(page.locator("#sandbox-panel")).to_have_attribute(
-        "data-state", "running", timeout=30_000
-    )
-    expect(page.locator("#connection-status")).to_have_text("live", timeout=10_000)
+    open_running_sandbox(page, live_lab, "rest-vs-grpc")
     grpc_row = page.locator('#sandbox-panel tr[data-service="catalog-grpc"]')
 
     grpc_row.get_by_role("button", name="Stop").click()

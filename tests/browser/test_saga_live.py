@@ -2,6 +2,8 @@
 
 from playwright.sync_api import expect
 
+from tests.browser.live import open_running_sandbox
+
 # The saga's step table (sandbox_services/saga/interface.py): each step's compensation.
 UNDOES = {"create": "reject", "charge": "refund", "reserve": "release", "schedule": "cancel"}
 READ_STEPS = "groups => groups.map((g) => ({...g.dataset}))"
@@ -10,13 +12,8 @@ READ_STEPS = "groups => groups.map((g) => ({...g.dataset}))"
 def test_failure_at_a_chosen_step_draws_compensations_in_reverse_order_of_the_forward_steps(
     live_lab, page, artifacts
 ):
-    page.goto(f"{live_lab}/lessons/saga/")
+    open_running_sandbox(page, live_lab, "saga")
     expect(page.get_by_role("heading", name="Saga", level=1)).to_be_visible()
-    page.get_by_role("button", name="Start sandbox").click()
-    expect(page.locator("#sandbox-panel")).to_have_attribute(
-        "data-state", "running", timeout=30_000
-    )
-    expect(page.locator("#connection-status")).to_have_text("live", timeout=10_000)
 
     experiment = page.locator('.experiment[data-experiment="failure"]')
     experiment.get_by_label("mode", exact=True).select_option("both")

@@ -10,34 +10,31 @@ import pika.exceptions
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 
 
-def broker_has(name: str, kind: str = "queue") -> bool:
-    """Tell whether a queue (or stream) or exchange exists, by a passive declare."""
+def _passive(declare) -> object | None:
+    """Run one passive declare on a fresh connection; None when the broker says 404."""
     connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     try:
-        channel = connection.channel()
-        if kind == "exchange":
-            channel.exchange_declare(name, passive=True)
-        else:
-            channel.queue_declare(name, passive=True)
-        return True
-    except pika.exceptions.ChannelClosedByBroker:
-        return False
-    finally:
-        if connection.is_open:
-            connection.close()
-
-
-def queue_counts(name: str) -> tuple[int, int] | None:
-    """Return a queue's (ready messages, consumers), or None when it does not exist."""
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    try:
-        declared = connection.channel().queue_declare(name, passive=True)
-        return declared.method.message_count, declared.method.consumer_count
+        return declare(connection.channel())
     except pika.exceptions.ChannelClosedByBroker:
         return None
     finally:
         if connection.is_open:
             connection.close()
+
+
+def broker_has(name: str, kind: str = "queue") -> bool:
+    """Tell whether a queue (or stream) or exchange exists, by a passive declare."""
+    if kind == "exchange":
+        return _passive(lambda channel: channel.exchange_declare(name, passive=True)) is not None
+    return queue_counts(name) is not None
+
+
+def queue_counts(name: str) -> tuple[int, int] | None:
+    """Return a queue's (ready messages, consumers), or None when it does not exist."""
+    declared = _passive(lambda channel: channel.queue_declare(name, passive=True))
+    if declared is None:
+        return None
+    return declared.method.message_count, declared.method.consumer_count
 
 
 def broker_report(prefix: str) -> str:
