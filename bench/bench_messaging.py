@@ -34,15 +34,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pika
 
-from sandbox_services.eventlog.projector.backend import ProjectorEngine
-from sandbox_services.eventlog.projector.store import ProjectorStore
-from sandbox_services.labs.async_messaging import LAB, config
-from sandbox_services.messaging.harness import LocalSandbox
-from sandbox_services.messaging.naming import stream_arguments
-from sandbox_services.messaging.probes import percentile
-from sandbox_services.messaging.publisher import Publisher
-from sandbox_services.messaging.stream import read_stream
-from sandbox_services.messaging.sweeper import delete_objects
+from sandbox_services.event_sourcing.services.projector.backend import ProjectorEngine
+from sandbox_services.event_sourcing.services.projector.store import ProjectorStore
+from sandbox_services.async_messaging import LAB, config
+from sandbox_services.broker.harness import LocalSandbox
+from sandbox_services.broker.naming import stream_arguments
+from sandbox_services.broker.probes import percentile
+from sandbox_services.broker.publisher import Publisher
+from sandbox_services.broker.stream import read_stream
+from sandbox_services.broker.sweeper import delete_objects
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

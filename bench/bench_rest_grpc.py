@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/1")
 
-from sandbox_services.catalog.client import UNSAMPLED_TRACEPARENT  # noqa: E402
+from sandbox_services.rest_vs_grpc.services.catalog.client import UNSAMPLED_TRACEPARENT  # noqa: E402
 
 os.environ.setdefault("LAB_KEEPALIVE_SECONDS", "3")
 
@@ -51,7 +51,7 @@ UNSAMPLED = {"traceparent": UNSAMPLED_TRACEPARENT}
 async def _bare_rest(address: str) -> tuple[list[float], int, float, float]:
     import aiohttp
 
-    from sandbox_services.catalog import codec_json
+    from sandbox_services.rest_vs_grpc.services.catalog import codec_json
 
     url = f"http://{address}/v1/products?count={ITEMS}&offset=0"
     async with aiohttp.ClientSession(headers=UNSAMPLED) as session:
@@ -70,7 +70,7 @@ async def _bare_rest(address: str) -> tuple[list[float], int, float, float]:
 async def _bare_grpc(address: str) -> tuple[list[float], int, float, float]:
     import grpc
 
-    from sandbox_services.catalog import codec_proto
+    from sandbox_services.rest_vs_grpc.services.catalog import codec_proto
     from sandbox_services.protos_gen.labapi.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 
     async with grpc.aio.insecure_channel(address) as channel:
@@ -116,7 +116,7 @@ def _cpu_per_call(summary: dict, cpu_s: float) -> dict:
 
 def bare_main(transport: str, address: str) -> None:
     """Drive one transport bare and print its summary as JSON (the child's whole job)."""
-    from sandbox_services.labs.rest_vs_grpc.latency import summarise
+    from sandbox_services.rest_vs_grpc.latency import summarise
 
     drive = _bare_rest if transport == "rest" else _bare_grpc
     latencies, errors, elapsed, cpu_s = asyncio.run(drive(address))

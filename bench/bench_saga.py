@@ -31,9 +31,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sandbox_services.labs.saga import invariants, scenario
-from sandbox_services.labs.saga.config import SagaConfig
-from sandbox_services.labs.saga.local import LocalSandbox
+from sandbox_services.saga import invariants, scenario
+from sandbox_services.saga.knobs import SagaConfig
+from sandbox_services.saga.local import LocalSandbox
 from sandbox_services.saga.inprocess import Chaos, ChoreographyWorld, OrchestrationWorld
 from sandbox_services.saga.interface import MODES, FaultPlan, Order
 

@@ -16,6 +16,8 @@ from typing import Any
 import markdown
 import yaml
 
+from sandbox_services.runtime.plan import lesson_module
+
 PARAMETER_TYPES = ("int", "float", "choice", "bool")
 CHECKPOINT_KINDS = ("run", "quiz", "read")
 SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,48}$")
@@ -144,7 +146,7 @@ class LessonInvalid(Exception):
 
 def lab_module_name(slug: str) -> str:
     """Return the Python package holding a lesson's LabSpec."""
-    return "sandbox_services.labs." + slug.replace("-", "_")
+    return lesson_module(slug)
 
 
 def load_lesson(path: Path) -> Lesson:

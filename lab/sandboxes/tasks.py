@@ -134,7 +134,7 @@ def sandboxes_reconcile() -> int:
 @shared_task
 def broker_sweep() -> list[str]:
     """Delete RabbitMQ streams of sandboxes that are gone (streams refuse x-expires)."""
-    from sandbox_services.messaging.sweeper import sweep_orphan_streams
+    from sandbox_services.broker.sweeper import sweep_orphan_streams
 
     return sweep_orphan_streams(settings.AMQP_URL, client.is_alive, redis_url=settings.REDIS_URL)
 

@@ -27,6 +27,7 @@ import redis
 from . import keys
 from .config import RuntimeConfig, configure_logging, load_config
 from .forking import exit_code, fork_child
+from .plan import lesson_packages
 
 log = logging.getLogger("sandbox_services.host")
 
@@ -57,15 +58,15 @@ def warm_imports() -> None:
     """Import the service stack and every lab module, so forks start with them loaded."""
     for name in STACK:
         importlib.import_module(name)
-    import sandbox_services.labs as labs
-
-    for module in pkgutil.walk_packages(
-        labs.__path__, prefix="sandbox_services.labs.", onerror=lambda name: None
-    ):
+    for package_name in lesson_packages():
         try:
-            importlib.import_module(module.name)
+            package = importlib.import_module(package_name)
+            for module in pkgutil.walk_packages(
+                package.__path__, prefix=f"{package_name}.", onerror=lambda name: None
+            ):
+                importlib.import_module(module.name)
         except Exception as error:  # a broken lab must not take the other labs down
-            log.warning("cannot import %s: %s", module.name, error)
+            log.warning("cannot import %s: %s", package_name, error)
     # channels_redis imports django.conf as a library; what must never happen
     # here is Django being configured (settings loaded, apps set up).
     if "django.conf" in sys.modules and sys.modules["django.conf"].settings.configured:

@@ -50,14 +50,43 @@ class SandboxPlan:
         return {port: name for name, ports in self.ports.items() for port in ports}
 
 
-def load_lab(slug: str) -> LabSpec:
-    """Import ``sandbox_services.labs.<slug with underscores>`` and return its LAB."""
-    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", slug):
+# Packages of sandbox_services/ that are plumbing, not lessons. Every other
+# subpackage is one lesson: ``sandbox_services/<slug with underscores>/``, with
+# its LabSpec as ``LAB`` in ``__init__.py``. A shared package never imports a
+# lesson (tests/test_layout.py checks it).
+SHARED_PACKAGES = frozenset({"runtime", "broker", "proxy", "protos_gen"})
+
+
+def lesson_module(slug: str) -> str:
+    """Return the dotted name of the package that holds a lesson's sandbox."""
+    name = slug.replace("-", "_")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", slug) or name in SHARED_PACKAGES:
         raise LookupError(f"{slug!r} is not a lesson slug")
-    module = importlib.import_module(f"sandbox_services.labs.{slug.replace('-', '_')}")
+    return f"sandbox_services.{name}"
+
+
+def lesson_packages() -> list[str]:
+    """Return the dotted names of every lesson package under sandbox_services/."""
+    root = Path(__file__).resolve().parent.parent
+    return sorted(
+        f"sandbox_services.{path.parent.name}"
+        for path in root.glob("*/__init__.py")
+        if path.parent.name not in SHARED_PACKAGES
+    )
+
+
+def load_lab(slug: str) -> LabSpec:
+    """Import the lesson's package and return its LAB."""
+    name = lesson_module(slug)
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if error.name != name:
+            raise
+        raise LookupError(f"no lesson package {name}") from None
     lab = getattr(module, "LAB", None)
     if not isinstance(lab, LabSpec):
-        raise LookupError(f"sandbox_services.labs.{slug.replace('-', '_')} defines no LAB")
+        raise LookupError(f"{name} defines no LAB")
     return lab
 
 

@@ -16,17 +16,17 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox_services.labs.saga.config import SagaConfig
+from sandbox_services.saga.knobs import SagaConfig
 
-from . import outbox
-from .backend import ParticipantBackend
-from .choreography import subscriptions
-from .coordinator import SagaCoordinator
-from .interface import SERVICES, Order, StepResult, StepTimeout
-from .participants import open_backend
-from .reactions import handle_event
-from .saga_log import SagaLog
-from .store import database_path, transaction
+from sandbox_services.saga.services.participant import outbox
+from sandbox_services.saga.services.participant.backend import ParticipantBackend
+from sandbox_services.saga.choreography import subscriptions
+from sandbox_services.saga.services.coordinator.backend import SagaCoordinator
+from sandbox_services.saga.interface import SERVICES, Order, StepResult, StepTimeout
+from sandbox_services.saga.services.participant.participants import open_backend
+from sandbox_services.saga.services.participant.reactions import handle_event
+from sandbox_services.saga.services.coordinator.saga_log import SagaLog
+from sandbox_services.saga.store import database_path, transaction
 
 
 @dataclass(frozen=True)

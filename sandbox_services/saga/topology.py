@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pika.adapters.blocking_connection import BlockingChannel
 
-from sandbox_services.messaging.naming import full_name, queue_arguments
+from sandbox_services.broker.naming import full_name, queue_arguments
 
-from .choreography import subscriptions
-from .interface import SERVICES
+from sandbox_services.saga.choreography import subscriptions
+from sandbox_services.saga.interface import SERVICES
 
 
 def exchange_name(prefix: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sandbox_services.protos_gen.labapi.saga.v1 import saga_pb2
 
-from .interface import FaultPlan, Order, StepResult
+from sandbox_services.saga.interface import FaultPlan, Order, StepResult
 
 # action -> (gRPC service, method): the participants' RPC names, as in the proto.
 RPCS: dict[str, tuple[str, str]] = {

@@ -7,7 +7,7 @@ import pytest
 from django.conf import settings
 
 from lab.sandboxes.tasks import broker_sweep
-from sandbox_services.messaging.sweeper import record_stream
+from sandbox_services.broker.sweeper import record_stream
 
 
 def test_broker_sweep_deletes_an_abandoned_sandboxes_stream(db):

@@ -46,7 +46,7 @@ def test_a_lesson_without_its_lab_package_is_reported(tmp_path):
     path = write_lesson(tmp_path, "no-such-lab", GOOD_FRONT + "<!-- step: one -->\nText\n")
     problems = problems_of(path)
     assert any(
-        problem.startswith("lab: cannot import sandbox_services.labs.no_such_lab")
+        problem.startswith("lab: cannot import sandbox_services.no_such_lab")
         for problem in problems
     )
 

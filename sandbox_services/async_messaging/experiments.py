@@ -1,0 +1,416 @@
+"""The five experiments of the async messaging lesson.
+
+Each takes the learner's parameters (validated against ``knobs.PARAMETERS``),
+drives the live services through their clients and ``ctx.control``, and returns
+a result in the shape of ``runtime.spec.RESULT_SHAPE``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+
+from sandbox_services.runtime.params import ParameterError, validate
+from sandbox_services.broker.probes import DepthSampler, percentile, wait_until
+from sandbox_services.runtime.spec import ExperimentContext
+
+from . import knobs, dead_letters
+from .scenario import (
+    Lab,
+    all_caught_up,
+    distinct_at_least,
+    latency_row,
+    new_order,
+    reported,
+)
+
+
+@reported
+async def sync_vs_async(ctx: ExperimentContext, params: dict) -> dict:
+    """Place orders both ways; then break email and place one more of each."""
+    p = validate(knobs.PARAMETERS["sync-vs-async"], params)
+    lab = Lab(ctx)
+    try:
+        latencies: dict[str, list[float]] = {"sync": [], "async": []}
+        for i in range(p["orders"]):
+            for mode in ("sync", "async"):
+                elapsed, error = await lab.orders.timed_order(new_order(), mode=mode)
+                if error is None:
+                    latencies[mode].append(elapsed)
+            await ctx.progress(0.5 * (i + 1) / p["orders"], "healthy orders")
+        rows = []
+        before = (await lab.consumers["email"].stats())["distinct"]
+        fault = p["email_fault"]
+        if fault == "stop":
+            await ctx.control("stop", "email")
+        elif fault == "slow":
+            await ctx.control("delay", "email", delay_ms=p["slow_ms"])
+        for mode in ("sync", "async"):
+            elapsed, error = await lab.orders.timed_order(new_order(), mode=mode)
+            rows.append([mode, f"email {fault}", round(elapsed, 1), error or "accepted"])
+        await ctx.progress(0.75, "fault phase done; restoring email")
+        if fault == "stop":
+            await ctx.control("start", "email")
+        elif fault == "slow":
+            await ctx.control("clear", "email")
+        # The async order's email goes out once email is back: its queue kept the event.
+        expected = before + (1 if fault == "stop" else 2)
+        delivered = await wait_until(
+            lambda: distinct_at_least(lab.consumers["email"], expected), timeout_s=20
+        )
+        sync_p50, async_p50 = (
+            percentile(latencies["sync"], 0.5),
+            percentile(latencies["async"], 0.5),
+        )
+        sync_failed = fault == "stop" and rows[0][3] != "accepted"
+        return {
+            "headline": (
+                f"Sync orders took {sync_p50} ms at p50, async {async_p50} ms; with email {fault}, "
+                + (
+                    "the sync order failed and the async one was accepted."
+                    if sync_failed
+                    else "both were accepted, at the latencies below."
+                )
+            ),
+            "summary": [
+                {"label": "sync p50", "value": sync_p50, "unit": "ms"},
+                {"label": "async p50", "value": async_p50, "unit": "ms"},
+                {"label": "email caught up", "value": delivered, "unit": ""},
+            ],
+            "charts": [
+                {
+                    "title": "Caller's latency, healthy services",
+                    "type": "bar",
+                    "x_label": "percentile",
+                    "y_label": "ms",
+                    "categories": ["p50", "p99", "max"],
+                    "series": [
+                        latency_row("sync", latencies["sync"]),
+                        latency_row("async", latencies["async"]),
+                    ],
+                }
+            ],
+            "table": {"columns": ["mode", "condition", "latency ms", "outcome"], "rows": rows},
+            "notes": [
+                "The async order's email was sent after email came back."
+                if delivered
+                else "Email had not caught up within 20 s."
+            ],
+            "ok": delivered and (fault != "stop" or sync_failed),
+        }
+    finally:
+        await lab.close()
+
+
+@reported
+async def temporal_decoupling(ctx: ExperimentContext, params: dict) -> dict:
+    """Keep orders flowing while one consumer is stopped or slow; watch its queue."""
+    p = validate(knobs.PARAMETERS["temporal-decoupling"], params)
+    if p["orders"] / p["rate"] > knobs.MAX_LOAD_SECONDS:
+        raise ParameterError("rate", f"orders / rate must be at most {knobs.MAX_LOAD_SECONDS} s")
+    lab = Lab(ctx)
+    victim = p["consumer"]
+    sampler = DepthSampler(ctx.amqp_url, {victim: ctx.prefix + victim})
+    try:
+        before = {name: stats["distinct"] for name, stats in (await lab.counts()).items()}
+        sampler.start()
+        healthy = [(await lab.orders.timed_order(new_order(), mode="async"))[0] for _ in range(5)]
+        if p["fault"] == "stop":
+            await ctx.control("stop", victim)
+        else:
+            await ctx.control("delay", victim, delay_ms=p["slow_ms"])
+        during: list[float] = []
+        errors = 0
+        interval = 1 / p["rate"]
+        started = time.monotonic()
+        for i in range(p["orders"]):
+            elapsed, error = await lab.orders.timed_order(new_order(), mode="async")
+            during.append(elapsed)
+            errors += error is not None
+            await asyncio.sleep(max(0.0, started + (i + 1) * interval - time.monotonic()))
+            if i % 10 == 0:
+                await ctx.progress(
+                    0.6 * i / p["orders"], f"{victim} {p['fault']}: {i} orders placed"
+                )
+        peak = max((point[1] for point in sampler.points[victim]), default=0)
+        await ctx.progress(0.6, f"restoring {victim}; watch its queue drain")
+        await ctx.control("start" if p["fault"] == "stop" else "clear", victim)
+        total = 5 + p["orders"]
+        caught_up = await wait_until(
+            lambda: all_caught_up(lab, before, total), timeout_s=60, every_s=0.25
+        )
+        await asyncio.sleep(0.5)  # one more depth sample at zero for the chart
+        await sampler.stop()
+        seen = {
+            name: stats["distinct"] - before[name] for name, stats in (await lab.counts()).items()
+        }
+        return {
+            "headline": (
+                f"{victim}'s queue rose to {peak} while the producer's p50 stayed at "
+                f"{percentile(during, 0.5)} ms; after the restart every consumer saw all {total} orders."
+                if caught_up
+                else f"Not every consumer caught up: {seen} of {total}."
+            ),
+            "summary": [
+                {"label": "peak depth", "value": peak, "unit": "messages"},
+                {"label": "producer p50 before", "value": percentile(healthy, 0.5), "unit": "ms"},
+                {"label": "producer p50 during", "value": percentile(during, 0.5), "unit": "ms"},
+                {"label": "orders refused", "value": errors, "unit": ""},
+            ],
+            "charts": [
+                {
+                    "title": f"{victim} queue depth",
+                    "type": "line",
+                    "x_label": "s",
+                    "y_label": "messages",
+                    "series": [{"name": victim, "points": sampler.points[victim]}],
+                },
+                {
+                    "title": "Producer latency",
+                    "type": "bar",
+                    "x_label": "percentile",
+                    "y_label": "ms",
+                    "categories": ["p50", "p99", "max"],
+                    "series": [
+                        latency_row("before", healthy),
+                        latency_row(f"{victim} {p['fault']}", during),
+                    ],
+                },
+            ],
+            "table": {
+                "columns": ["consumer", "orders seen", "orders placed"],
+                "rows": [[name, seen[name], total] for name in knobs.CONSUMERS],
+            },
+            "ok": caught_up and errors == 0,
+        }
+    finally:
+        await sampler.stop()
+        await ctx.control("clear", victim)
+        await lab.close()
+
+
+@reported
+async def at_least_once(ctx: ExperimentContext, params: dict) -> dict:
+    """Crash a consumer after its work and before its ack; count what happens twice."""
+    p = validate(knobs.PARAMETERS["at-least-once"], params)
+    if p["crashes"] > p["orders"]:
+        raise ParameterError("crashes", f"must not exceed orders ({p['orders']})")
+    lab = Lab(ctx)
+    name = p["consumer"]
+    client = lab.consumers[name]
+    try:
+        previous = await client.configure()
+        # Prefetch 1: only the crashing message is unacked when the process dies.
+        await client.configure(idempotent=p["idempotent"], prefetch=1)
+
+        async def prefetch_is_one() -> bool:
+            return (await client.stats()).get("prefetch_applied") == 1
+
+        # Orders sent before the consumer re-subscribes would arrive in a window of
+        # the old prefetch: a crash would take the next marked order down unacked too.
+        await wait_until(prefetch_is_one, timeout_s=10, every_s=0.1)
+        before = await client.stats()
+        crash_at = set(random.sample(range(p["orders"]), p["crashes"]))
+        for i in range(p["orders"]):
+            order = new_order(crash_in=[name] if i in crash_at else [])
+            await lab.orders.place_order(order, mode="async")
+        restarts = 0
+
+        async def drained() -> bool:
+            nonlocal restarts
+            restarts += await lab.ensure_running(name)
+            return (await client.stats())["distinct"] - before["distinct"] >= p["orders"]
+
+        done = await wait_until(drained, timeout_s=60, every_s=0.2)
+        after = await client.stats()
+        await client.configure(prefetch=previous["prefetch"])
+        effects = after["effects"] - before["effects"]
+        distinct = after["distinct"] - before["distinct"]
+        crashes = after["counters"].get("crashes", 0) - before["counters"].get("crashes", 0)
+        duplicates = effects - distinct
+        expected_effects = p["orders"] if p["idempotent"] else p["orders"] + crashes
+        return {
+            "headline": (
+                f"{crashes} crashes before the ack; {name} did its work {effects} times for "
+                f"{distinct} orders: "
+                + (
+                    "exactly once each, thanks to deduplication."
+                    if p["idempotent"]
+                    else f"{duplicates} duplicates."
+                )
+            ),
+            "summary": [
+                {"label": "orders", "value": p["orders"], "unit": ""},
+                {"label": "crashes", "value": crashes, "unit": ""},
+                {"label": "effects", "value": effects, "unit": ""},
+                {"label": "duplicates", "value": duplicates, "unit": ""},
+                {"label": "restarts", "value": restarts, "unit": ""},
+            ],
+            "table": {
+                "columns": ["", "count"],
+                "rows": [
+                    ["orders placed", p["orders"]],
+                    ["distinct orders handled", distinct],
+                    ["effects (emails sent)", effects],
+                    ["duplicates", duplicates],
+                    ["crashes", crashes],
+                ],
+            },
+            "notes": [
+                "Prefetch was 1 during the run, so each crash left exactly one message unacked."
+            ],
+            "ok": done and distinct == p["orders"] and effects == expected_effects,
+        }
+    finally:
+        await lab.ensure_running(name)
+        await lab.close()
+
+
+@reported
+async def poison_messages(ctx: ExperimentContext, params: dict) -> dict:
+    """Send one order email can never handle; watch it retried, dead-lettered, sent back."""
+    p = validate(knobs.PARAMETERS["poison-messages"], params)
+    lab = Lab(ctx)
+    email = lab.consumers["email"]
+    dead, queue = ctx.prefix + "email" + knobs.DEAD_SUFFIX, ctx.prefix + "email"
+    try:
+        before = await email.stats()
+        for _ in range(p["good_orders"]):
+            await lab.orders.place_order(new_order(), mode="async")
+        poison = new_order(customer_email=knobs.POISON_EMAIL)
+        await lab.orders.place_order(poison, mode="async")
+        await ctx.progress(0.3, "poison order placed; email retries it")
+        letter = None
+
+        async def landed() -> bool:
+            nonlocal letter
+            letter = await asyncio.to_thread(dead_letters.peek, ctx.amqp_url, dead)
+            return letter is not None and letter["message_id"] == poison.order_id
+
+        in_dead_queue = await wait_until(landed, timeout_s=20, every_s=0.2)
+        good_done = await wait_until(
+            lambda: distinct_at_least(email, before["distinct"] + p["good_orders"]), timeout_s=20
+        )
+        mid = await email.stats()
+        rows = [
+            ["good orders handled", mid["distinct"] - before["distinct"]],
+            ["retries", mid["counters"].get("retried", 0) - before["counters"].get("retried", 0)],
+            [
+                "dead-lettered",
+                mid["counters"].get("dead_lettered", 0)
+                - before["counters"].get("dead_lettered", 0),
+            ],
+        ]
+        outcome = "left in the dead-letter queue"
+        if in_dead_queue and p["send_back"]:
+            await ctx.progress(0.7, "sending the repaired message back")
+            await asyncio.to_thread(dead_letters.send_back, ctx.amqp_url, dead, queue, True)
+            handled = await wait_until(
+                lambda: distinct_at_least(email, mid["distinct"] + 1), timeout_s=20
+            )
+            outcome = "repaired, sent back and handled" if handled else "sent back, not handled yet"
+        rows.append(["poison message", outcome])
+        return {
+            "headline": (
+                f"The poison order was tried {letter['attempts'] if letter else '?'} times, then "
+                f"parked in email.dead ({letter['reason'] if letter else '?'}); the other "
+                f"{p['good_orders']} orders went through; it was {outcome}."
+            ),
+            "summary": [
+                {"label": "attempts", "value": letter["attempts"] if letter else 0, "unit": ""}
+            ],
+            "table": {"columns": ["", "value"], "rows": rows},
+            "dead_letter": letter,
+            "notes": [
+                (
+                    f"The consumer gives up after {knobs.MAX_ATTEMPTS} attempts (knobs.MAX_ATTEMPTS); "
+                    "the broker's dead-letter exchange moves it."
+                )
+            ],
+            "ok": in_dead_queue and good_done,
+        }
+    finally:
+        await lab.close()
+
+
+@reported
+async def competing_consumers(ctx: ExperimentContext, params: dict) -> dict:
+    """Scale analytics to N replicas with a prefetch; measure throughput and each one's share."""
+    p = validate(knobs.PARAMETERS["competing-consumers"], params)
+    if p["orders"] * p["work_ms"] / 1000 / p["replicas"] > knobs.MAX_LOAD_SECONDS:
+        raise ParameterError(
+            "orders",
+            f"orders x work_ms / replicas must be at most {knobs.MAX_LOAD_SECONDS} s of work",
+        )
+    lab = Lab(ctx)
+    analytics = lab.consumers["analytics"]
+    try:
+        await analytics.configure(prefetch=p["prefetch"], work_ms=p["work_ms"])
+        if p["scale"] == "before":
+            await ctx.control("scale", "analytics", replicas=p["replicas"])
+        before = await analytics.stats()
+        # Tracing every one of hundreds of orders would measure the tracer: sample.
+        ctx.set_sample_ratio(0.02)
+        started = time.monotonic()
+        pending = [new_order() for _ in range(p["orders"])]
+
+        async def place_some() -> None:
+            while pending:
+                await lab.orders.place_order(pending.pop(), mode="async")
+
+        await asyncio.gather(*(place_some() for _ in range(8)))
+        published_s = time.monotonic() - started
+        if p["scale"] == "after":
+            # Replica 0 has had a window of `prefetch` messages pushed to it already.
+            await ctx.control("scale", "analytics", replicas=p["replicas"])
+        await ctx.progress(0.5, "all orders published; analytics is draining")
+        done = await wait_until(
+            lambda: distinct_at_least(analytics, before["distinct"] + p["orders"]),
+            timeout_s=90,
+            every_s=0.1,
+        )
+        elapsed = time.monotonic() - started
+        after = await analytics.stats()
+        shares = {
+            replica: count - before["by_replica"].get(replica, 0)
+            for replica, count in after["by_replica"].items()
+        }
+        throughput = round(p["orders"] / elapsed, 1)
+        return {
+            "headline": (
+                f"{p['replicas']} analytics replica(s) (added {p['scale']} the orders) with "
+                f"prefetch {p['prefetch']} handled "
+                f"{p['orders']} orders at {throughput} orders/s."
+            ),
+            "summary": [
+                {"label": "throughput", "value": throughput, "unit": "orders/s"},
+                {"label": "publishing took", "value": round(published_s, 2), "unit": "s"},
+                {"label": "draining took", "value": round(elapsed, 2), "unit": "s"},
+            ],
+            "charts": [
+                {
+                    "title": "Share of the orders per replica",
+                    "type": "bar",
+                    "x_label": "replica",
+                    "y_label": "orders",
+                    "categories": [f"replica {r}" for r in sorted(shares)],
+                    "series": [{"name": "orders", "values": [shares[r] for r in sorted(shares)]}],
+                }
+            ],
+            "table": {
+                "columns": ["replica", "orders", "share %"],
+                "rows": [
+                    [r, n, round(100 * n / max(1, p["orders"]), 1)]
+                    for r, n in sorted(shares.items())
+                ],
+            },
+            "notes": ["Traces were sampled at 2% during the load."],
+            "ok": done,
+        }
+    finally:
+        ctx.set_sample_ratio(1.0)
+        await analytics.configure(prefetch=knobs.DEFAULT_PREFETCH, work_ms=None)
+        await ctx.control("scale", "analytics", replicas=1)
+        await lab.close()

@@ -1,0 +1,34 @@
+"""Teardown and live gauges of the async messaging lesson."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sandbox_services.broker.gauges import forget_gauges, queue_gauges
+from sandbox_services.broker.sweeper import delete_objects
+from sandbox_services.runtime.spec import ExperimentContext
+
+from . import knobs
+
+
+async def metrics(ctx: ExperimentContext) -> dict:
+    """Return per-queue gauges: {"queues": {short name: {depth, unacked, consumers, ...}}}."""
+    return await asyncio.to_thread(
+        queue_gauges,
+        amqp_url=ctx.amqp_url,
+        redis_url=ctx.redis_url,
+        sandbox_id=ctx.sandbox_id,
+        prefix=ctx.prefix,
+        queues=knobs.queue_names(),
+    )
+
+
+async def teardown(ctx: ExperimentContext) -> None:
+    """Delete every queue and exchange of the sandbox, and its gauge keys."""
+    await asyncio.to_thread(
+        delete_objects,
+        ctx.amqp_url,
+        queues=[ctx.prefix + name for name in knobs.queue_names()],
+        exchanges=[ctx.prefix + knobs.EXCHANGE],
+    )
+    await asyncio.to_thread(forget_gauges, ctx.redis_url, ctx.sandbox_id)

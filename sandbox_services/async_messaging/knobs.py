@@ -1,0 +1,119 @@
+"""Every knob of the async messaging lesson, in one place.
+
+Names are short names; on the broker each is prefixed with the sandbox's
+``ctx.prefix`` ("lab.<sandbox id>.").
+"""
+
+from __future__ import annotations
+
+from pika.adapters.blocking_connection import BlockingChannel
+
+from sandbox_services.broker.naming import QUEUE_EXPIRES_MS, queue_arguments
+from sandbox_services.runtime.params import Param
+
+# --- topology ---------------------------------------------------------------------------
+# The order service publishes one OrderPlaced event here; it does not know who listens.
+EXCHANGE = "orders"
+ROUTING_KEY = "order.placed"
+# Each consumer has its own queue bound to the exchange: one copy of every event each.
+CONSUMERS = ("email", "audit", "analytics")
+# Where a message goes after MAX_ATTEMPTS failures: "<consumer>.dead".
+DEAD_SUFFIX = ".dead"
+# Queues of an abandoned sandbox delete themselves after this long without consumers.
+EXPIRES_MS = QUEUE_EXPIRES_MS
+
+# --- consumers --------------------------------------------------------------------------
+# Simulated work per message (ms): what "sending an email" costs in this sandbox.
+WORK_MS = {"email": 3.0, "audit": 1.0, "analytics": 2.0}
+# Messages the broker may push to one consumer before it acks any (basic.qos).
+DEFAULT_PREFETCH = 10
+PREFETCH_RANGE = (1, 500)
+# A message that fails this many times in a row goes to the dead-letter queue.
+MAX_ATTEMPTS = 3
+# Replicas a consumer may be scaled to (competing consumers on one queue).
+MAX_REPLICAS = 3
+
+# --- the order service --------------------------------------------------------------------
+# In sync mode the order service calls each consumer over HTTP and waits this long at most.
+SYNC_CALL_TIMEOUT_S = 3.0
+# How long a publish may keep retrying through a broker outage before the order fails.
+PUBLISH_RETRY_DEADLINE_S = 15.0
+# An email address the email service can never deliver to: the poison message.
+POISON_EMAIL = "nobody@invalid"
+
+# A run's load phase may last this long at most (keeps runs inside their timeouts).
+MAX_LOAD_SECONDS = 60
+
+# --- experiment parameters (bounds shown to the learner and enforced) --------------------
+PARAMETERS = {
+    "sync-vs-async": [
+        Param("orders", "int", 10, 1, 100, help="Orders placed in each mode"),
+        Param("email_fault", "choice", "stop", choices=("none", "stop", "slow")),
+        Param("slow_ms", "int", 500, 0, 2000, help="Injected delay when email is slow"),
+    ],
+    "temporal-decoupling": [
+        Param("orders", "int", 60, 5, 500, help="Orders placed while the consumer is down"),
+        Param("consumer", "choice", "email", choices=CONSUMERS),
+        Param("fault", "choice", "stop", choices=("stop", "slow")),
+        Param("rate", "float", 20.0, 1.0, 200.0, help="Orders per second"),
+        Param("slow_ms", "int", 200, 10, 2000, help="Injected delay per message when slow"),
+    ],
+    "at-least-once": [
+        Param("orders", "int", 20, 1, 200),
+        Param(
+            "crashes", "int", 3, 0, 20, help="Orders on which the consumer crashes before its ack"
+        ),
+        Param(
+            "idempotent", "bool", False, help="Deduplicate by message id in the consumer's store"
+        ),
+        Param("consumer", "choice", "email", choices=CONSUMERS),
+    ],
+    "poison-messages": [
+        Param("good_orders", "int", 5, 0, 100),
+        Param(
+            "send_back", "bool", True, help="Repair the dead letter and move it back to its queue"
+        ),
+    ],
+    "competing-consumers": [
+        Param("orders", "int", 300, 10, 2000),
+        Param("replicas", "int", 3, 1, MAX_REPLICAS),
+        Param("prefetch", "int", DEFAULT_PREFETCH, *PREFETCH_RANGE),
+        Param("work_ms", "float", 5.0, 0.0, 50.0, help="Simulated work per message in analytics"),
+        Param(
+            "scale",
+            "choice",
+            "before",
+            choices=("before", "after"),
+            help="Add the replicas before the orders arrive, or onto a backlog",
+        ),
+    ],
+}
+
+
+def queue_names() -> list[str]:
+    """Return the short names of every queue the lesson declares."""
+    return [*CONSUMERS, *(c + DEAD_SUFFIX for c in CONSUMERS)]
+
+
+def declare_exchange(channel: BlockingChannel, prefix: str) -> None:
+    """Declare the topic exchange; auto-delete so it goes once its queues have expired."""
+    channel.exchange_declare(prefix + EXCHANGE, "topic", durable=True, auto_delete=True)
+
+
+def declare_consumer_queue(channel: BlockingChannel, prefix: str, consumer: str) -> None:
+    """Declare a consumer's queue, its dead-letter queue and its binding."""
+    declare_exchange(channel, prefix)
+    dead = prefix + consumer + DEAD_SUFFIX
+    channel.queue_declare(dead, durable=True, arguments=queue_arguments(EXPIRES_MS))
+    # Rejected messages go straight to "<consumer>.dead" through the default exchange.
+    arguments = queue_arguments(
+        EXPIRES_MS, **{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dead}
+    )
+    channel.queue_declare(prefix + consumer, durable=True, arguments=arguments)
+    channel.queue_bind(prefix + consumer, prefix + EXCHANGE, ROUTING_KEY)
+
+
+def declare_all(channel: BlockingChannel, prefix: str) -> None:
+    """Declare the whole topology (idempotent: same arguments each time)."""
+    for consumer in CONSUMERS:
+        declare_consumer_queue(channel, prefix, consumer)

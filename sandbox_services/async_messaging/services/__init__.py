@@ -1,0 +1,1 @@
+"""The services of the async messaging lesson, one package each."""

@@ -1,0 +1,57 @@
+"""Teardown and live gauges of the event sourcing lesson."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sandbox_services.event_sourcing.services.accounts.client import AccountsClient
+from sandbox_services.event_sourcing.services.projector.client import ProjectorClient
+from sandbox_services.broker.gauges import forget_gauges, queue_gauges
+from sandbox_services.broker.sweeper import delete_objects, forget_streams
+from sandbox_services.runtime.spec import ExperimentContext
+
+from . import knobs
+
+
+async def metrics(ctx: ExperimentContext) -> dict:
+    """Return {"queues": {...}} for the log and the compare queue, and each view's lag."""
+    gauges = await asyncio.to_thread(
+        queue_gauges,
+        amqp_url=ctx.amqp_url,
+        redis_url=ctx.redis_url,
+        sandbox_id=ctx.sandbox_id,
+        prefix=ctx.prefix,
+        queues=[knobs.COMPARE_QUEUE],
+        streams=[knobs.STREAM],
+    )
+    accounts = AccountsClient(ctx.address("accounts"), timeout_s=1.0)
+    client = ProjectorClient(ctx.address("projector"), timeout_s=1.0)
+    try:
+        # The aggregate knows the log's length exactly: a stream's ready count is always 0.
+        head = gauges["queues"][knobs.STREAM]["depth"] = await accounts.head()
+        views = await client.views()
+        # A stream's declare-ok reports no consumers; each view reads it with one.
+        gauges["queues"][knobs.STREAM]["consumers"] = len(views)
+        gauges["views"] = {
+            name: {"next_offset": v["next_offset"], "lag": max(0, head - v["events"])}
+            for name, v in views.items()
+        }
+    except Exception:
+        gauges["views"] = {}
+    finally:
+        await client.close()
+        await accounts.close()
+    return gauges
+
+
+async def teardown(ctx: ExperimentContext) -> None:
+    """Delete the stream, the compare queue and the exchange; forget the stream and gauges."""
+    stream = ctx.prefix + knobs.STREAM
+    await asyncio.to_thread(
+        delete_objects,
+        ctx.amqp_url,
+        queues=[stream, ctx.prefix + knobs.COMPARE_QUEUE],
+        exchanges=[ctx.prefix + knobs.EXCHANGE],
+    )
+    await asyncio.to_thread(forget_streams, ctx.redis_url, [stream])
+    await asyncio.to_thread(forget_gauges, ctx.redis_url, ctx.sandbox_id)

@@ -1,0 +1,84 @@
+"""Every knob of the event sourcing lesson, in one place (short names; ctx.prefix is added)."""
+
+from __future__ import annotations
+
+from pika.adapters.blocking_connection import BlockingChannel
+
+from sandbox_services.event_sourcing.projections import KINDS
+from sandbox_services.broker.naming import QUEUE_EXPIRES_MS, queue_arguments, stream_arguments
+from sandbox_services.runtime.params import Param
+
+# --- topology ---------------------------------------------------------------------------
+# The aggregate appends every event through this fanout exchange...
+EXCHANGE = "events"
+# ...to this stream: the system of record. Reading it does not remove anything.
+STREAM = "log"
+# Streams cannot expire (x-expires is refused); they are bounded by age and size and
+# deleted by teardown or, for an abandoned sandbox, by the stream sweeper.
+STREAM_MAX_AGE = "1D"
+STREAM_MAX_BYTES = 200_000_000
+# The classic queue of experiment 4, bound beside the stream while it runs.
+COMPARE_QUEUE = "compare"
+EXPIRES_MS = QUEUE_EXPIRES_MS
+
+# --- the aggregate service --------------------------------------------------------------
+# How long the service keeps retrying an append through a broker outage.
+APPEND_RETRY_DEADLINE_S = 15.0
+# Commands a single load request may generate (bulk history for the experiments).
+MAX_LOAD_COMMANDS = 10_000
+
+# --- the projector ----------------------------------------------------------------------
+# Events applied per SQLite transaction (and per span) while catching up.
+PROJECTION_BATCH = 500
+# Prefetch of each view's stream consumer (streams require one).
+PROJECTION_PREFETCH = 1000
+MAX_VIEWS = 8
+
+# --- experiment parameters --------------------------------------------------------------
+PARAMETERS = {
+    "replay": [
+        Param("events", "int", 500, 10, 10_000, help="Events appended before the replay"),
+        Param("view", "choice", "balances", choices=("balances", "statistics")),
+    ],
+    "state-as-of": [
+        Param("history", "int", 30, 2, 500, help="Commands in the account's history"),
+        Param("points", "int", 8, 1, 50, help="Versions to rebuild the account at"),
+    ],
+    "late-projection": [
+        Param("events", "int", 3000, 100, 10_000, help="Events appended before the view is added"),
+        Param("kind", "choice", "activity", choices=tuple(KINDS)),
+    ],
+    "log-vs-queue": [
+        Param("events", "int", 100, 1, 5000),
+    ],
+    "optimistic-concurrency": [
+        Param(
+            "contenders",
+            "int",
+            2,
+            2,
+            10,
+            help="Commands sent at once with the same expected version",
+        ),
+    ],
+}
+
+
+def declare_log(channel: BlockingChannel, prefix: str) -> None:
+    """Declare the exchange and the stream bound to it."""
+    # Auto-delete: when the sweeper deletes an orphan stream, the exchange follows it.
+    channel.exchange_declare(prefix + EXCHANGE, "fanout", durable=True, auto_delete=True)
+    channel.queue_declare(
+        prefix + STREAM,
+        durable=True,
+        arguments=stream_arguments(STREAM_MAX_AGE, STREAM_MAX_BYTES),
+    )
+    channel.queue_bind(prefix + STREAM, prefix + EXCHANGE)
+
+
+def declare_compare_queue(channel: BlockingChannel, prefix: str) -> None:
+    """Declare the classic queue of the log-vs-queue experiment, bound beside the stream."""
+    channel.queue_declare(
+        prefix + COMPARE_QUEUE, durable=True, arguments=queue_arguments(EXPIRES_MS)
+    )
+    channel.queue_bind(prefix + COMPARE_QUEUE, prefix + EXCHANGE)

@@ -1,0 +1,1 @@
+"""The services of the event sourcing lesson, one package each."""

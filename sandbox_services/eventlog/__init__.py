@@ -1,1 +1,0 @@
-"""Event sourcing services: an account aggregate writing to a log, projections reading it."""

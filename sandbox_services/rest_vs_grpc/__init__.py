@@ -1,0 +1,40 @@
+"""The REST vs gRPC lesson's sandbox: a catalog served both ways and a caller that uses both."""
+
+from sandbox_services.rest_vs_grpc.knobs import SETTINGS
+from sandbox_services.runtime.spec import ExperimentSpec, LabSpec, ServiceSpec
+
+_EXPERIMENTS = "sandbox_services.rest_vs_grpc.experiments"
+
+LAB = LabSpec(
+    slug="rest-vs-grpc",
+    services=(
+        ServiceSpec(
+            name="caller",
+            main="sandbox_services.rest_vs_grpc.services.caller.server_rest:main",
+            protocol="http",
+            title="Caller (calls the catalog both ways)",
+            depends_on=("catalog-rest", "catalog-grpc"),
+        ),
+        ServiceSpec(
+            name="catalog-rest",
+            main="sandbox_services.rest_vs_grpc.services.catalog.server_rest:main",
+            protocol="http",
+            title="Catalog over REST (JSON, HTTP/1.1)",
+        ),
+        ServiceSpec(
+            name="catalog-grpc",
+            main="sandbox_services.rest_vs_grpc.services.catalog.server_grpc:main",
+            protocol="grpc",
+            title="Catalog over gRPC (protobuf, HTTP/2)",
+        ),
+    ),
+    experiments=(
+        ExperimentSpec(name="one-call", main=f"{_EXPERIMENTS}:one_call", timeout_s=30),
+        # Two runs of up to 10 s each, warm-up, forks and serialization timing.
+        ExperimentSpec(name="load", main=f"{_EXPERIMENTS}:load", timeout_s=60),
+        ExperimentSpec(name="streaming", main=f"{_EXPERIMENTS}:streaming", timeout_s=30),
+        ExperimentSpec(name="contract", main=f"{_EXPERIMENTS}:contract", timeout_s=30),
+        ExperimentSpec(name="multiplexing", main=f"{_EXPERIMENTS}:multiplexing", timeout_s=30),
+    ),
+    settings=SETTINGS,
+)

@@ -1,0 +1,1 @@
+"""The services of the rest vs grpc lesson, one package each."""

@@ -1,0 +1,1 @@
+"""The Saga lesson's services: orders, payments, inventory, shipping and a coordinator."""

@@ -1,0 +1,116 @@
+"""The outbox relay: publish committed outbox rows to RabbitMQ, then mark them published.
+
+It runs on its own thread with its own broker connection and its own SQLite
+connection. Publisher confirms make "published" mean "the broker has it".
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from pathlib import Path
+
+import pika
+from opentelemetry import context, propagate, trace
+
+from sandbox_services.saga.knobs import SagaConfig
+from sandbox_services.broker.connection import CONNECTION_ERRORS, connect
+
+from sandbox_services.saga.services.participant import outbox
+from sandbox_services.saga.store import connect as connect_store
+from sandbox_services.saga.store import transaction
+from sandbox_services.saga.topology import declare_exchange, exchange_name
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("sandbox_services.saga.services.participant.relay")
+
+
+class Relay(threading.Thread):
+    """Publish one service's outbox until told to stop."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        db_path: Path,
+        amqp_url: str,
+        prefix: str,
+        config: SagaConfig,
+        stop: threading.Event,
+        wake: threading.Event,
+    ) -> None:
+        super().__init__(name=f"{service}-relay", daemon=True)
+        self.service = service
+        self.db_path = db_path
+        self.amqp_url = amqp_url
+        self.prefix = prefix
+        self.config = config
+        self.stop = stop
+        self.wake = wake
+        self.published = 0
+
+    def run(self) -> None:
+        db = connect_store(self.db_path)
+        while not self.stop.is_set():
+            try:
+                self._publish_until_stopped(db)
+            except CONNECTION_ERRORS as error:
+                log.warning("%s relay lost the broker (%s); reconnecting", self.service, error)
+                self.stop.wait(0.5)
+        db.close()
+
+    def _publish_until_stopped(self, db: sqlite3.Connection) -> None:
+        connection = connect(
+            self.amqp_url, name=f"{self.prefix}{self.service}-relay", stop=self.stop
+        )
+        try:
+            channel = connection.channel()
+            channel.confirm_delivery()
+            declare_exchange(channel, self.prefix)
+            exchange = exchange_name(self.prefix)
+            while not self.stop.is_set():
+                # Clear before reading: a commit that lands after the read sets it
+                # again, so no wake-up is lost between the read and the wait.
+                self.wake.clear()
+                rows = outbox.pending(db, self.config.relay_batch)
+                for row in rows:
+                    self._publish(channel, exchange, row)
+                if rows:
+                    # Crash here and these rows go out again on restart: at-least-once.
+                    with transaction(db):
+                        outbox.mark_published(db, [row["id"] for row in rows])
+                    self.published += len(rows)
+                    continue
+                self.wake.wait(self.config.relay_poll_s)
+                connection.process_data_events(0)
+        finally:
+            if connection.is_open:
+                connection.close()
+
+    def _publish(
+        self,
+        channel: pika.adapters.blocking_connection.BlockingChannel,
+        exchange: str,
+        row: sqlite3.Row,
+    ) -> None:
+        # Continue the trace of the step that wrote the row, not a new one.
+        parent = propagate.extract({"traceparent": row["traceparent"]})
+        token = context.attach(parent)
+        try:
+            with tracer.start_as_current_span(f"relay {row['event']}") as span:
+                span.set_attribute("saga.message_id", row["message_id"])
+                headers: dict[str, str] = {}
+                propagate.inject(headers)
+                properties = pika.BasicProperties(
+                    message_id=row["message_id"],
+                    content_type="application/json",
+                    delivery_mode=pika.DeliveryMode.Persistent,
+                    headers=headers,
+                    type=row["event"],
+                )
+                copies = 2 if row["duplicate"] else 1
+                for _ in range(copies):
+                    channel.basic_publish(exchange, row["event"], row["body"].encode(), properties)
+        finally:
+            context.detach(token)

@@ -1,0 +1,1 @@
+"""Tests of the async messaging lesson on the real runtime."""

@@ -1,0 +1,1 @@
+"""Tests of the event sourcing lesson on the real runtime."""

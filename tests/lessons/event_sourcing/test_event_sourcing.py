@@ -1,0 +1,306 @@
+"""The event sourcing lesson against the real RabbitMQ stream, its services as processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import pika
+import pika.exceptions
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sandbox_services.event_sourcing.services.accounts.client import AccountsClient
+from sandbox_services.event_sourcing.domain import Command, DomainError
+from sandbox_services.event_sourcing.projections import project
+from sandbox_services.event_sourcing.services.projector.client import ProjectorClient
+from sandbox_services.event_sourcing import LAB, config
+from sandbox_services.broker.harness import LocalSandbox
+from sandbox_services.broker.naming import stream_arguments
+from sandbox_services.runtime.params import ParameterError
+from sandbox_services.broker.probes import wait_until
+from sandbox_services.broker import stream as stream_module
+from sandbox_services.broker.stream import read_stream
+from sandbox_services.broker.sweeper import (
+    STREAMS_KEY,
+    delete_objects,
+    forget_streams,
+    record_stream,
+    sweep_orphan_streams,
+)
+from tests.broker import broker_has
+
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+pytestmark = pytest.mark.timeout(240)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory):
+    box = LocalSandbox(LAB, workdir=tmp_path_factory.mktemp("event-sourcing"), redis_url=REDIS_URL)
+    try:
+        box.start()
+        yield box
+    finally:
+        box.stop()
+        asyncio.run(box.teardown())
+
+
+commands = st.lists(
+    st.tuples(st.sampled_from(["deposit", "deposit", "withdraw"]), st.integers(1, 400)),
+    min_size=1,
+    max_size=25,
+)
+
+
+async def append_history(accounts: AccountsClient, account_id: str, history) -> list[int]:
+    """Apply a history of commands; return the expected balance after each version."""
+    await accounts.execute(Command(account_id, "open"))
+    balances = [0, 0]
+    for kind, amount in history:
+        try:
+            await accounts.execute(Command(account_id, kind, amount))
+        except DomainError:
+            continue  # overdraft refused: no event
+        balances.append(balances[-1] + (amount if kind == "deposit" else -amount))
+    return balances
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck))
+@given(history=commands, data=st.data())
+def test_state_as_of_any_version_equals_the_fold_of_its_first_events(sandbox, history, data):
+    async def scenario():
+        accounts = AccountsClient(sandbox.address("accounts"))
+        account_id = f"acct-{uuid.uuid4().hex[:8]}"
+        try:
+            balances = await append_history(accounts, account_id, history)
+            versions = data.draw(
+                st.lists(st.integers(0, len(balances) - 1), min_size=1, max_size=4)
+            )
+            for version in versions:
+                state = await accounts.account(account_id, as_of=version)
+                assert (state.version, state.balance) == (version, balances[version])
+        finally:
+            await accounts.close()
+
+    run(scenario())
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
+@given(history=commands, view=st.sampled_from(["balances", "statistics"]))
+def test_replay_from_offset_zero_rebuilds_the_same_projection(sandbox, history, view):
+    async def scenario():
+        accounts = AccountsClient(sandbox.address("accounts"))
+        projector = ProjectorClient(sandbox.address("projector"))
+        try:
+            await append_history(accounts, f"acct-{uuid.uuid4().hex[:8]}", history)
+            head = await accounts.head()
+
+            async def at_head() -> bool:
+                return (await projector.view(view))["events"] >= head
+
+            assert await wait_until(at_head, timeout_s=30)
+            before = (await projector.view(view))["state"]
+            await projector.rebuild(view)
+            assert await wait_until(at_head, timeout_s=30)
+            after = (await projector.view(view))["state"]
+            assert after == before
+            # And both equal the projection computed straight from the log.
+            log = await asyncio.to_thread(
+                lambda: [e for _, e, _ in read_stream(AMQP_URL, sandbox.prefix + config.STREAM)]
+            )
+            assert len({(e["account_id"], e["version"]) for e in log}) == head
+            assert after == project(view, log)
+        finally:
+            await accounts.close()
+            await projector.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("experiment", "params"),
+    [
+        ("replay", {"events": 200}),
+        ("state-as-of", {"history": 15, "points": 5}),
+        ("late-projection", {"events": 800, "kind": "activity"}),
+        ("log-vs-queue", {"events": 40}),
+        ("optimistic-concurrency", {"contenders": 4}),
+    ],
+)
+def test_experiment_meets_its_expectation(sandbox, experiment, params):
+    result = run(sandbox.run(experiment, params))
+    assert result["ok"], (result.get("headline"), result.get("table"))
+    assert result["headline"]
+
+
+def test_optimistic_concurrency_refuses_with_a_clear_error(sandbox):
+    result = run(sandbox.run("optimistic-concurrency", {"contenders": 2}))
+    outcomes = [row[1] for row in result["table"]["rows"]]
+    assert sorted(o.split(" ")[0] for o in outcomes) == ["appended", "refused"]
+    refused = next(row for row in result["table"]["rows"] if row[1].startswith("refused"))
+    assert "expected_version" in refused[2] and "is at version" in refused[2]
+
+
+def test_log_keeps_events_a_queue_forgets(sandbox):
+    result = run(sandbox.run("log-vs-queue", {"events": 20}))
+    rows = {row[0]: row[1:] for row in result["table"]["rows"]}
+    assert rows["left after reading"][0] == 0
+    assert rows["second read"] == [0, 20]
+
+
+def test_a_replay_whose_first_delivery_is_slow_still_reads_the_whole_log(monkeypatch):
+    # On a loaded machine the broker can take longer to start delivering a stream
+    # than the pause allowed between two deliveries; that read must not look empty.
+    name = f"test-slow-first-{uuid.uuid4().hex[:8]}"
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    channel = connection.channel()
+    channel.queue_declare(name, durable=True, arguments=stream_arguments(max_age="1h"))
+    channel.confirm_delivery()
+    for seq in range(100):
+        channel.basic_publish("", name, json.dumps({"seq": seq}).encode())
+    consume = stream_module.untraced_basic_consume
+
+    def late_consume(reader_channel, queue, callback, **kwargs):
+        # The consumer starts a second after the reader begins to wait for it.
+        reader_channel.connection.call_later(
+            1.0, lambda: consume(reader_channel, queue, callback, **kwargs)
+        )
+
+    monkeypatch.setattr(stream_module, "untraced_basic_consume", late_consume)
+    try:
+        seqs = [event["seq"] for _, event, _ in read_stream(AMQP_URL, name, idle_s=0.5)]
+    finally:
+        channel.queue_delete(name)
+        connection.close()
+    assert seqs == list(range(100))
+
+
+def test_bad_commands_and_parameters_are_refused_naming_the_field(sandbox):
+    async def scenario():
+        accounts = AccountsClient(sandbox.address("accounts"))
+        account_id = f"acct-{uuid.uuid4().hex[:8]}"
+        try:
+            await accounts.execute(Command(account_id, "open"))
+            with pytest.raises(DomainError, match="amount"):
+                await accounts.execute(Command(account_id, "deposit", 0))
+            with pytest.raises(DomainError, match="type"):
+                await accounts.execute(Command(account_id, "steal", 5))
+            with pytest.raises(DomainError, match="as_of"):
+                await accounts.account(account_id, as_of=99)
+        finally:
+            await accounts.close()
+
+    run(scenario())
+    with pytest.raises(ParameterError, match="events"):
+        run(sandbox.run("replay", {"events": 10**9}))
+
+
+def test_metrics_hook_reports_the_log_and_each_views_lag(sandbox):
+    gauges = run(sandbox.metrics())
+    log = gauges["queues"][config.STREAM]
+    assert set(log) == {"depth", "unacked", "consumers", "publish_rate", "deliver_rate"}
+    assert log["depth"] > 0 and log["consumers"] == 2
+    assert set(gauges["views"]) == {"balances", "statistics"}
+
+
+def test_teardown_removes_stream_exchange_and_record(tmp_path):
+    box = LocalSandbox(LAB, workdir=tmp_path, redis_url=REDIS_URL)
+    try:
+        box.start()
+        run(box.run("log-vs-queue", {"events": 5}))
+    finally:
+        box.stop()
+        run(box.teardown())
+    assert not broker_has(box.prefix + config.STREAM)
+    assert not broker_has(box.prefix + config.COMPARE_QUEUE)
+    assert not broker_has(box.prefix + config.EXCHANGE, "exchange")
+    assert not redis.Redis.from_url(REDIS_URL).sismember(STREAMS_KEY, box.prefix + config.STREAM)
+
+
+def test_sweeper_deletes_streams_of_gone_sandboxes_only():
+    alive, dead = uuid.uuid4().hex, uuid.uuid4().hex
+    names = [f"lab.{alive}.log", f"lab.{dead}.log"]
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        channel = connection.channel()
+        for name in names:
+            channel.queue_declare(name, durable=True, arguments=stream_arguments())
+            record_stream(REDIS_URL, name)
+        # Only `dead` is gone: streams of other sandboxes in this Redis must not be touched.
+        deleted = sweep_orphan_streams(
+            AMQP_URL, lambda sandbox_id: sandbox_id != dead, redis_url=REDIS_URL
+        )
+        assert f"lab.{dead}.log" in deleted and f"lab.{alive}.log" not in deleted
+        assert broker_has(f"lab.{alive}.log") and not broker_has(f"lab.{dead}.log")
+        members = redis.Redis.from_url(REDIS_URL).smembers(STREAMS_KEY)
+        assert f"lab.{dead}.log".encode() not in members
+    finally:
+        if connection.is_open:
+            connection.close()
+        delete_objects(AMQP_URL, queues=names)
+        forget_streams(REDIS_URL, names)
+
+
+def test_lesson_declares_the_same_parameters_the_lab_enforces():
+    from pathlib import Path
+
+    import yaml
+
+    text = (Path(__file__).resolve().parents[2] / "lessons/event-sourcing/lesson.md").read_text()
+    declared = {
+        e["name"]: e.get("parameters", [])
+        for e in yaml.safe_load(text.split("---")[1])["experiments"]
+    }
+    assert set(declared) == {spec.name for spec in LAB.experiments} == set(config.PARAMETERS)
+    keys = ("name", "type", "default", "min", "max", "choices")
+    for name, params in config.PARAMETERS.items():
+        enforced = [{k: v for k, v in p.as_dict().items() if k in keys} for p in params]
+        shown = [{k: v for k, v in p.items() if k in keys} for p in declared[name]]
+        assert shown == enforced, name
+
+
+def test_a_replay_through_a_broker_outage_stays_exact_and_reports_it(tmp_path):
+    from test_async_messaging import CuttableProxy
+
+    proxy = CuttableProxy()
+    box = LocalSandbox(
+        LAB,
+        workdir=tmp_path,
+        redis_url=REDIS_URL,
+        amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F",
+    )
+
+    async def run_with_outage() -> dict:
+        task = asyncio.create_task(box.run("replay", {"events": 600}))
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(proxy.cut, 0.8)
+        return await task
+
+    try:
+        box.start()
+        result = run(run_with_outage())
+        # The aggregate's view of the log and the projection agree after the outage.
+        head = run(_head(box))
+    finally:
+        box.stop()
+        run(box.teardown())
+        proxy.close()
+    assert result["ok"], (result.get("headline"), result.get("table"))
+    assert any("dropped" in note for note in result.get("notes", [])), result
+    assert head >= 600
+
+
+async def _head(box: LocalSandbox) -> int:
+    accounts = AccountsClient(box.address("accounts"))
+    try:
+        return await accounts.head()
+    finally:
+        await accounts.close()

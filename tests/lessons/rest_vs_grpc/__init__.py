@@ -1,0 +1,1 @@
+"""Tests of the rest vs grpc lesson on the real runtime."""

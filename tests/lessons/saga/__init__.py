@@ -1,0 +1,1 @@
+"""Tests of the saga lesson on the real runtime."""
