@@ -55,7 +55,7 @@ def prepare_environment(scratch: Path) -> str:
 
 
 def make_tokens(count: int) -> list[str]:
-    from lab.accounts.services import labuser_upsert
+    from lab.users.services import labuser_upsert
 
     return [labuser_upsert(username=f"bench-{index}", role="learner")[1] for index in range(count)]
 

@@ -44,8 +44,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
-    "lab.accounts",
-    "lab.catalog",
+    "lab.users",
+    "lab.curriculum",
     "lab.sandboxes",
     "lab.web",
 ]

@@ -57,7 +57,7 @@ def make_user(db):
     """Return a function that creates a user with a role and returns (user, token)."""
     from django.contrib.auth import get_user_model
 
-    from lab.accounts.services import labuser_upsert
+    from lab.users.services import labuser_upsert
 
     def make(name: str | None = None, role: str = "learner", password: str | None = None):
         username = name or f"user-{uuid.uuid4().hex[:6]}"

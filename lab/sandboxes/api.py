@@ -6,7 +6,7 @@ from rest_framework.exceptions import APIException, NotFound, PermissionDenied, 
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from lab.accounts.services import user_for_request
+from lab.users.services import user_for_request
 
 from . import selectors, services
 from .serializers import FaultInput, RunCreateInput, RunOutput, SandboxCreateInput, SandboxOutput

@@ -3,7 +3,7 @@
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
-from lab.accounts.selectors import can_watch, is_instructor
+from lab.users.selectors import can_watch, is_instructor
 
 from .models import ACTIVE_STATES, Run, Sandbox
 

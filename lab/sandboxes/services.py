@@ -8,8 +8,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.utils import timezone
 
-from lab.catalog.params import ParamsInvalid, params_clean
-from lab.catalog.selectors import LessonNotFound, lesson_get
+from lab.curriculum.params import ParamsInvalid, params_clean
+from lab.curriculum.selectors import LessonNotFound, lesson_get
 from sandbox_services.runtime import client
 
 from .models import ACTIVE_STATES, Run, Sandbox, SandboxState

@@ -8,9 +8,9 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from lab.catalog.lessons import lab_module_name
-from lab.catalog.selectors import LessonNotFound, lesson_get
-from lab.catalog.services import progress_record_run
+from lab.curriculum.lessons import lab_module_name
+from lab.curriculum.selectors import LessonNotFound, lesson_get
+from lab.curriculum.services import progress_record_run
 from sandbox_services.runtime import client
 
 from . import events

@@ -8,8 +8,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q
 
-from lab.accounts.models import Role
-from lab.catalog.selectors import lesson_list, progress_for
+from lab.users.models import Role
+from lab.curriculum.selectors import lesson_list, progress_for
 from lab.sandboxes.selectors import sandbox_list_active
 
 User = get_user_model()

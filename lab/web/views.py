@@ -13,16 +13,16 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from lab.accounts.selectors import is_guest, is_instructor
-from lab.accounts.services import MODEL_BACKEND, guest_convert, learner_create, user_for_request
-from lab.catalog.selectors import (
+from lab.users.selectors import is_guest, is_instructor
+from lab.users.services import MODEL_BACKEND, guest_convert, learner_create, user_for_request
+from lab.curriculum.selectors import (
     LessonNotFound,
     lesson_get,
     lesson_list,
     progress_for,
     progress_summary,
 )
-from lab.catalog.services import ProgressInvalid, progress_record
+from lab.curriculum.services import ProgressInvalid, progress_record
 from lab.sandboxes.selectors import sandbox_current, sandbox_get_visible, sandbox_list_mine
 from lab.sandboxes.serializers import SandboxOutput
 

@@ -5,8 +5,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from lab.accounts.selectors import role_of
-from lab.catalog.selectors import lesson_get
+from lab.users.selectors import role_of
+from lab.curriculum.selectors import lesson_get
 
 from .helpers import LESSON, api_for
 
@@ -28,7 +28,7 @@ def test_labuser_creates_then_updates_and_prints_a_token(db, capsys):
 
 
 def test_a_visitor_becomes_a_guest_and_signing_up_keeps_progress(db, lesson):
-    from lab.accounts.services import guest_convert
+    from lab.users.services import guest_convert
 
     browser = APIClient()
     step = lesson.steps[0].id

@@ -6,8 +6,8 @@ import pytest
 from django.conf import settings
 from django.core import checks
 
-from lab.catalog.lessons import LessonInvalid, load_all, load_lesson
-from lab.catalog.params import ParamsInvalid, params_clean
+from lab.curriculum.lessons import LessonInvalid, load_all, load_lesson
+from lab.curriculum.params import ParamsInvalid, params_clean
 
 GOOD_FRONT = """---
 title: Demo
@@ -109,7 +109,7 @@ def test_parameters_are_bounded_and_typed():
 def _experiment_from(front: str):
     import yaml
 
-    from lab.catalog.lessons import _experiment
+    from lab.curriculum.lessons import _experiment
 
     meta = yaml.safe_load(front.strip().strip("-"))
     problems = []

@@ -2,8 +2,8 @@
 
 from django import template
 
-from lab.accounts.selectors import is_guest as _is_guest
-from lab.accounts.selectors import is_instructor as _is_instructor
+from lab.users.selectors import is_guest as _is_guest
+from lab.users.selectors import is_instructor as _is_instructor
 
 register = template.Library()
 

@@ -295,7 +295,7 @@ def test_load_experiment_measures_both_transports_and_keeps_runs(standalone: Sta
 
 
 def test_lesson_parameters_match_the_lab_knobs() -> None:
-    from lab.catalog.lessons import load_lesson
+    from lab.curriculum.lessons import load_lesson
     from sandbox_services.rest_vs_grpc import LAB, config
 
     lesson = load_lesson(ROOT / "lessons" / "rest-vs-grpc" / "lesson.md")

@@ -6,7 +6,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from lab.accounts.services import user_for_request
+from lab.users.services import user_for_request
 
 from .selectors import LessonNotFound, lesson_get, lesson_list, progress_for
 from .services import ProgressInvalid, progress_record

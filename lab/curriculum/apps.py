@@ -1,8 +1,9 @@
 from django.apps import AppConfig
 
 
-class CatalogConfig(AppConfig):
-    name = "lab.catalog"
+class CurriculumConfig(AppConfig):
+    name = "lab.curriculum"
+    # The database tables were created under the app's first name; the label keeps them.
     label = "catalog"
 
     def ready(self) -> None:

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from lab.accounts.services import labuser_upsert
+from lab.users.services import labuser_upsert
 
 
 class Command(BaseCommand):
