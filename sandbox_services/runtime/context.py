@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import itertools
 import json
 import os
@@ -36,6 +37,7 @@ class ServiceCtx:
     replica: int
     ready_fd: int | None = None
     faults: SharedFaults = field(init=False)
+    _route: Callable[..., list[str] | None] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.faults = SharedFaults(self.plan.table, self.name)
@@ -48,13 +50,25 @@ class ServiceCtx:
         self.workdir = self.plan.workdir
         self.settings = self.plan.lab.settings
 
+    def _routed(self, service: str) -> list[str] | None:
+        # A lab that puts something between services (the mesh's sidecars) says
+        # where this replica reaches the peer; the service's code stays the same.
+        if self.plan.lab.route is None:
+            return None
+        if self._route is None:
+            module_name, _, attribute = self.plan.lab.route.partition(":")
+            self._route = getattr(importlib.import_module(module_name), attribute)
+        return self._route(self.plan, self.name, self.replica, service)
+
     def address(self, service: str) -> str:
         """Return "127.0.0.1:PORT" of another service of this sandbox (replica 0)."""
-        return self.plan.address(service)
+        routed = self._routed(service)
+        return routed[0] if routed else self.plan.address(service)
 
     def addresses(self, service: str) -> list[str]:
         """Return the addresses of every running replica of a service."""
-        return self.plan.addresses(service)
+        routed = self._routed(service)
+        return list(routed) if routed else self.plan.addresses(service)
 
     def ready(self) -> None:
         """Tell the supervisor this service is ready."""

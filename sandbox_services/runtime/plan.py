@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import re
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .faults import ServiceTable
@@ -23,6 +23,8 @@ class SandboxPlan:
     amqp_url: str
     redis_url: str
     workdir: Path
+    # Pool name -> ports of the lab's own listeners (LabSpec.extra_ports).
+    extra_ports: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def prefix(self) -> str:
@@ -110,18 +112,49 @@ def allocate_ports(lab: LabSpec) -> dict[str, list[int]]:
     return ports
 
 
+def allocate_extra_ports(lab: LabSpec, taken: set[int]) -> dict[str, list[int]]:
+    """Reserve the lab's extra port pools, none of them among ``taken``."""
+    sockets: list[socket.socket] = []
+    pools: dict[str, list[int]] = {}
+    try:
+        for name, count in lab.extra_ports.items():
+            pools[name] = []
+            while len(pools[name]) < count:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.bind(("127.0.0.1", 0))
+                sockets.append(sock)
+                if sock.getsockname()[1] not in taken:
+                    pools[name].append(sock.getsockname()[1])
+    finally:
+        for sock in sockets:
+            sock.close()
+    return pools
+
+
+def run_preflight(lab: LabSpec) -> None:
+    """Run the lab's preflight check, if it has one; it raises naming what is missing."""
+    if lab.preflight:
+        module_name, _, attribute = lab.preflight.partition(":")
+        getattr(importlib.import_module(module_name), attribute)()
+
+
 def make_plan(
     *, sandbox_id: str, lesson: str, amqp_url: str, redis_url: str, workdir: Path
 ) -> SandboxPlan:
     """Load the lesson's lab and reserve its ports; create the sandbox's private directory."""
     lab = load_lab(lesson)
+    run_preflight(lab)
     workdir.mkdir(parents=True, exist_ok=True)
+    ports = allocate_ports(lab)
     return SandboxPlan(
         sandbox_id=sandbox_id,
         lab=lab,
-        ports=allocate_ports(lab),
+        ports=ports,
         table=ServiceTable(spec.name for spec in lab.services),
         amqp_url=amqp_url,
         redis_url=redis_url,
         workdir=workdir,
+        extra_ports=allocate_extra_ports(
+            lab, {port for replicas in ports.values() for port in replicas}
+        ),
     )

@@ -65,6 +65,19 @@ class LabSpec:
     # the dict is fanned out as a ``metrics`` message (queue depths, breaker states).
     metrics: str | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
+    # Optional "module:function" to ``def f() -> None`` that raises with a message
+    # naming what this machine lacks for the lab (a binary such as haproxy); the
+    # sandbox is then refused with that message, and other labs start as before.
+    preflight: str | None = None
+    # Extra 127.0.0.1 ports the lab's own processes listen on besides the services'
+    # (a sidecar proxy's listeners): pool name -> count, reserved with the services'
+    # ports and found in ``plan.extra_ports[name]``.
+    extra_ports: Mapping[str, int] = field(default_factory=dict)
+    # Optional "module:function" to ``def f(plan, service, replica, peer) -> list[str] | None``:
+    # the addresses through which a service reaches a peer when the lab puts
+    # something between them (the mesh's sidecars); None means the peer's own.
+    # ``ctx.address`` and ``ctx.addresses`` of services ask it on every call.
+    route: str | None = None
 
     def service(self, name: str) -> ServiceSpec:
         for spec in self.services:
