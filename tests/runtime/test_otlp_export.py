@@ -51,7 +51,7 @@ class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self, received: Received) -> None:
         self.received = received
 
-    def Export(self, request, context):  # noqa: N802 (the proto's method name)
+    def Export(self, request, context):  # the proto names the method
         self.received.add(request)
         return trace_service_pb2.ExportTraceServiceResponse()
 
@@ -66,7 +66,7 @@ def grpc_receiver(received: Received) -> tuple[grpc.Server, int]:
 
 def http_receiver(received: Received) -> tuple[ThreadingHTTPServer, int]:
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 (http.server's name)
+        def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             if self.headers.get("Content-Encoding") == "gzip":
                 body = gzip.decompress(body)
