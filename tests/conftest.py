@@ -13,9 +13,11 @@ import pytest
 from hypothesis import Phase, settings
 
 from tests.lab_env import ROOT
+from tests.sandboxes import lesson_sandbox, new_sandbox, sandbox_host
 from lab.harness import LabProcesses, wait_for
 
-__all__ = ["LabProcesses", "wait_for"]
+# The real-sandbox fixtures of tests/sandboxes.py, for every test module.
+__all__ = ["LabProcesses", "lesson_sandbox", "new_sandbox", "sandbox_host", "wait_for"]
 
 # The property tests drive real processes, seconds an example: shrinking a failure
 # would take longer than the suite. A failure is reported as generated, with the

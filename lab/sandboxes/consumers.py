@@ -6,16 +6,15 @@ that arrives both ways is sent once.
 """
 
 import time
-from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from sandbox_services.runtime import client
+from sandbox_services.runtime import client, keys
 
 from . import selectors
-from .events import sandbox_payload, without_process_ids
+from .events import sandbox_state_message
 
 REPLAY_CHUNK = 500
 TOUCH_EVERY_S = 10.0
@@ -44,7 +43,7 @@ class SandboxConsumer(AsyncJsonWebsocketConsumer):
             await self.close()  # Before accept: the client gets HTTP 403.
             return
         self.sandbox_id = sandbox.id
-        self.group = sandbox.group_name
+        self.group = keys.channel_group(sandbox.id)
         self.is_owner = user.pk == sandbox.owner_id
         self.last_touch = 0.0
         self.replayed: set[int] = set()
@@ -81,14 +80,10 @@ class SandboxConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "spans", "items": items})
 
     async def sandbox_state(self, event):
-        sandbox = without_process_ids(event.get("sandbox", {}))
-        # The supervisor stamps Unix seconds; browsers get one format, ISO 8601.
-        if isinstance(sandbox.get("expires_at"), (int, float)):
-            sandbox["expires_at"] = datetime.fromtimestamp(sandbox["expires_at"], UTC).isoformat()
-        await self.send_json({"type": "sandbox", "sandbox": sandbox})
+        await self.send_json({"type": "sandbox", "sandbox": event["sandbox"]})
 
     async def sandbox_run(self, event):
-        await self.send_json({"type": "run", "run": event.get("run", {})})
+        await self.send_json({"type": "run", "run": event["run"]})
 
     async def sandbox_metrics(self, event):
         message = {"type": "metrics", "metrics": event.get("metrics", {})}
@@ -97,12 +92,12 @@ class SandboxConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(message)
 
     async def _snapshot(self, sandbox) -> dict:
-        payload = sandbox_payload(sandbox)
+        """Return the database's view of the sandbox with its services as the supervisor sees them."""
         if sandbox.is_active:
             status = await database_sync_to_async(client.status)(sandbox.id)
             if status and isinstance(status.get("services"), dict):
-                payload["services"] = without_process_ids(status["services"])
-        return payload
+                sandbox.services = status["services"]
+        return sandbox_state_message(sandbox)["sandbox"]
 
     def _touch(self) -> None:
         client.touch(self.sandbox_id, _idle_timeout())

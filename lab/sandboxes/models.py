@@ -48,10 +48,6 @@ class Sandbox(models.Model):
     def is_active(self) -> bool:
         return self.state in ACTIVE_STATES
 
-    @property
-    def group_name(self) -> str:
-        return f"sandbox.{self.id}"
-
 
 class RunState(models.TextChoices):
     QUEUED = "queued"

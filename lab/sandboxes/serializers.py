@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
-from .events import without_process_ids
+from sandbox_services.runtime.messages import without_process_ids
+
 from .models import Run, Sandbox
 
 

@@ -16,23 +16,12 @@ from collections.abc import Iterable
 import pika
 import redis
 
+from ..runtime import keys
 from .connection import CONNECTION_ERRORS, connect
 
 FLUSH_EVERY_S = 0.5
 # An unacked gauge from a replica that stopped flushing (killed) stops counting after this.
 INFLIGHT_TTL_S = 3
-
-
-def counts_key(sandbox_id: str) -> str:
-    return f"lab:amqp:{sandbox_id}:counts"
-
-
-def inflight_pattern(sandbox_id: str) -> str:
-    return f"lab:amqp:{sandbox_id}:inflight:*"
-
-
-def last_sample_key(sandbox_id: str) -> str:
-    return f"lab:amqp:{sandbox_id}:last"
 
 
 class GaugeReporter:
@@ -83,9 +72,9 @@ class GaugeReporter:
         try:
             pipe = self._redis.pipeline(transaction=False)
             for key, n in pending.items():
-                pipe.hincrby(counts_key(self._sandbox_id), key, n)
+                pipe.hincrby(keys.amqp_counts(self._sandbox_id), key, n)
             for queue, n in inflight.items():
-                key = f"lab:amqp:{self._sandbox_id}:inflight:{queue}:{self._owner}"
+                key = keys.amqp_inflight(self._sandbox_id, queue, self._owner)
                 pipe.set(key, n, ex=INFLIGHT_TTL_S)
             pipe.execute()
         except redis.RedisError:
@@ -155,14 +144,16 @@ def queue_gauges(
     """
     client = redis.Redis.from_url(redis_url)
     now = time.time()
-    totals = {k.decode(): int(v) for k, v in client.hgetall(counts_key(sandbox_id)).items()}
+    counts = client.hgetall(keys.amqp_counts(sandbox_id))
+    totals = {k.decode(): int(v) for k, v in counts.items()}
     unacked: dict[str, int] = {}
-    for key in client.scan_iter(match=inflight_pattern(sandbox_id), count=200):
-        queue = key.decode().split(":")[4]
+    for key in client.scan_iter(match=keys.amqp_inflight_pattern(sandbox_id), count=200):
+        queue = keys.amqp_inflight_queue(key.decode())
         value = client.get(key)
         unacked[queue] = unacked.get(queue, 0) + int(value or 0)
-    last = json.loads(client.get(last_sample_key(sandbox_id)) or "{}")
-    client.set(last_sample_key(sandbox_id), json.dumps({"t": now, "totals": totals}), ex=60)
+    last_sample = keys.amqp_last_sample(sandbox_id)
+    last = json.loads(client.get(last_sample) or "{}")
+    client.set(last_sample, json.dumps({"t": now, "totals": totals}), ex=60)
     elapsed = now - last.get("t", now)
 
     def rate(queue: str, field: str) -> float:
@@ -191,6 +182,6 @@ def queue_gauges(
 def forget_gauges(redis_url: str, sandbox_id: str) -> None:
     """Delete a sandbox's gauge keys from Redis."""
     client = redis.Redis.from_url(redis_url)
-    keys = [counts_key(sandbox_id), last_sample_key(sandbox_id)]
-    keys += list(client.scan_iter(match=inflight_pattern(sandbox_id), count=200))
-    client.delete(*keys)
+    names = [keys.amqp_counts(sandbox_id), keys.amqp_last_sample(sandbox_id)]
+    names += list(client.scan_iter(match=keys.amqp_inflight_pattern(sandbox_id), count=200))
+    client.delete(*names)

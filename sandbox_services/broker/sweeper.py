@@ -2,7 +2,7 @@
 
 Queues expire on their own (x-expires) but streams refuse it, and without the
 management API nobody can list the broker's queues. So every stream a sandbox
-declares is recorded in the Redis set ``lab:streams``; the sweeper reads it.
+declares is recorded in the Redis set ``keys.DECLARED_STREAMS``; the sweeper reads it.
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ from collections.abc import Callable, Iterable
 import pika.exceptions
 import redis
 
+from ..runtime import keys
 from .connection import CONNECTION_ERRORS, connect
 from .naming import sandbox_of
 
 log = logging.getLogger(__name__)
-
-STREAMS_KEY = "lab:streams"
 
 
 def default_redis_url() -> str:
@@ -28,7 +27,7 @@ def default_redis_url() -> str:
 
 def record_stream(redis_url: str, name: str) -> None:
     """Remember a declared stream so the sweeper can delete it if teardown never comes."""
-    redis.Redis.from_url(redis_url).sadd(STREAMS_KEY, name)
+    redis.Redis.from_url(redis_url).sadd(keys.DECLARED_STREAMS, name)
 
 
 def delete_objects(
@@ -65,7 +64,7 @@ def delete_objects(
 def forget_streams(redis_url: str, names: Iterable[str]) -> None:
     names = list(names)
     if names:
-        redis.Redis.from_url(redis_url).srem(STREAMS_KEY, *names)
+        redis.Redis.from_url(redis_url).srem(keys.DECLARED_STREAMS, *names)
 
 
 def sweep_orphan_streams(
@@ -75,7 +74,7 @@ def sweep_orphan_streams(
     redis_url = redis_url or default_redis_url()
     client = redis.Redis.from_url(redis_url)
     orphans = []
-    for raw in client.smembers(STREAMS_KEY):
+    for raw in client.smembers(keys.DECLARED_STREAMS):
         name = raw.decode()
         sandbox_id = sandbox_of(name)
         if sandbox_id is None or not is_alive(sandbox_id):

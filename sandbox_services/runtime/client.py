@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import redis
@@ -40,6 +41,7 @@ def spawn(
     hard_deadline: float,
     idle_timeout_s: float,
     timeout_s: float = 15.0,
+    settings: Mapping[str, Any] | None = None,
 ) -> dict:
     """Ask the sandbox host of Celery worker ``host`` to start a sandbox; wait until ready.
 
@@ -47,7 +49,8 @@ def spawn(
     "port": int, "replicas": int, "pid": int}}}`` or raises ``SandboxError``
     with the reason (a service that never became healthy, an unknown lesson).
     ``hard_deadline`` is a Unix time; the supervisor expires the sandbox after
-    ``idle_timeout_s`` without ``touch``.
+    ``idle_timeout_s`` without ``touch``. ``settings`` (JSON values) override
+    keys of the lesson's ``LabSpec.settings`` for this sandbox only (tests do).
     """
     client = _redis()
     if not client.exists(keys.worker_alive(host)):
@@ -60,6 +63,7 @@ def spawn(
         "hard_deadline": hard_deadline,
         "idle_timeout_s": idle_timeout_s,
         "requested_at": time.time(),
+        "settings": dict(settings or {}),
         # The host drops a request nobody waits for any more (it sat in a queue
         # while no host ran): a sandbox started then would only idle away.
         "answer_by": time.time() + timeout_s,

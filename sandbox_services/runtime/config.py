@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,13 +18,18 @@ class RuntimeConfig:
     keepalive_s: float
 
 
-def load_config() -> RuntimeConfig:
-    """Read REDIS_URL, AMQP_URL, LAB_WORKDIR and LAB_KEEPALIVE_SECONDS, with defaults."""
+def load_config(environ: Mapping[str, str] | None = None) -> RuntimeConfig:
+    """Read REDIS_URL, AMQP_URL, LAB_WORKDIR and LAB_KEEPALIVE_SECONDS, with defaults.
+
+    ``environ`` defaults to this process's environment; the launcher passes the
+    one it gives a host.
+    """
+    env = os.environ if environ is None else environ
     return RuntimeConfig(
-        redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-        amqp_url=os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
-        workdir=Path(os.environ.get("LAB_WORKDIR", PROJECT_ROOT / "var" / "sandboxes")),
-        keepalive_s=float(os.environ.get("LAB_KEEPALIVE_SECONDS", "15")),
+        redis_url=env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        amqp_url=env.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
+        workdir=Path(env.get("LAB_WORKDIR", PROJECT_ROOT / "var" / "sandboxes")),
+        keepalive_s=float(env.get("LAB_KEEPALIVE_SECONDS", "15")),
     )
 
 

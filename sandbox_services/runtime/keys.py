@@ -1,4 +1,9 @@
-"""Redis key names shared by the web tier, the host, supervisors and services."""
+"""Redis key names and channel-layer group names: the only place they are built.
+
+The web tier, the host, supervisors, services and the AMQP helpers all name
+keys through these functions, so one grep finds every reader and writer of a
+key (docs/architecture.md lists them).
+"""
 
 from __future__ import annotations
 
@@ -48,6 +53,36 @@ def sandbox_spans(sandbox_id: str) -> str:
 def sandbox_status(sandbox_id: str) -> str:
     """Return the key holding the supervisor's last status as JSON."""
     return f"{PREFIX}sb:{sandbox_id}:status"
+
+
+def amqp_counts(sandbox_id: str) -> str:
+    """Return the hash of per-queue totals, fields ``<queue>|published`` and ``<queue>|delivered``."""
+    return f"{PREFIX}amqp:{sandbox_id}:counts"
+
+
+def amqp_inflight(sandbox_id: str, queue: str, owner: str) -> str:
+    """Return the key of the unacked messages one process (``<service>-<replica>``) holds."""
+    return f"{PREFIX}amqp:{sandbox_id}:inflight:{queue}:{owner}"
+
+
+def amqp_inflight_pattern(sandbox_id: str) -> str:
+    """Return the SCAN pattern matching every ``amqp_inflight`` key of a sandbox."""
+    return f"{PREFIX}amqp:{sandbox_id}:inflight:*"
+
+
+def amqp_inflight_queue(key: str) -> str:
+    """Return the queue an ``amqp_inflight`` key counts for."""
+    return key.split(":")[4]
+
+
+def amqp_last_sample(sandbox_id: str) -> str:
+    """Return the key of the metrics hook's previous sample of the totals (for rates)."""
+    return f"{PREFIX}amqp:{sandbox_id}:last"
+
+
+# The set of every RabbitMQ stream (full name) a sandbox declared. Streams refuse
+# x-expires, so the sweeper reads this set to delete those of gone sandboxes.
+DECLARED_STREAMS = f"{PREFIX}streams"
 
 
 def channel_group(sandbox_id: str) -> str:

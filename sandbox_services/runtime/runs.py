@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ from collections.abc import Awaitable, Callable
 import grpc
 from opentelemetry.sdk.trace.sampling import ParentBased
 
+from . import messages
 from .config import configure_logging
 from .context import AdjustableRatioSampler, ControlChannel, ExperimentCtx
 from .plan import SandboxPlan
@@ -47,6 +49,8 @@ def _runner_process(
 ) -> int:
     """Run one experiment; this is the whole life of the forked runner."""
     configure_logging(f"run {run_id}")
+    # SIGUSR1 prints every thread's stack to the run's log: a hung run can be looked into.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     sampler = AdjustableRatioSampler(1.0)
     init_tracing(
         "learner",
@@ -80,10 +84,21 @@ class ProgressRelay:
     """
 
     def __init__(
-        self, publish: Callable[[dict], Awaitable[None]], run_id: str, experiment: str
+        self,
+        publish: Callable[[dict], Awaitable[None]],
+        *,
+        sandbox_id: str,
+        run_id: str,
+        experiment: str,
+        params: dict[str, Any],
     ) -> None:
         self._publish = publish
-        self._run = {"id": run_id, "experiment": experiment, "state": "running"}
+        self._run = {
+            "sandbox_id": sandbox_id,
+            "run_id": run_id,
+            "experiment": experiment,
+            "params": params,
+        }
         self._pending: dict | None = None
         self._last_sent = float("-inf")
         self._timer: asyncio.TimerHandle | None = None
@@ -91,7 +106,10 @@ class ProgressRelay:
 
     async def report(self, fraction: float, message: str) -> None:
         """Record the newest progress; send it now or when the interval allows."""
-        self._pending = {**self._run, "progress": fraction, "message": message}
+        # The run record's end state (done, failed) is the Celery task's to send.
+        self._pending = messages.run_message(
+            **self._run, state="running", progress=fraction, message=message
+        )
         if self._timer is not None:
             return  # already due to go out, with whatever is newest then
         loop = asyncio.get_running_loop()
@@ -107,9 +125,9 @@ class ProgressRelay:
 
     async def _send(self) -> None:
         if self._pending is not None:
-            run, self._pending = self._pending, None
+            update, self._pending = self._pending, None
             self._last_sent = asyncio.get_running_loop().time()
-            await self._publish(run)
+            await self._publish(update)
 
     async def close(self) -> None:
         """Send what is still pending; nothing goes out after this."""
@@ -150,7 +168,13 @@ class RunManager:
         self.active[run_id] = pid
         self._on_change()
         exited = asyncio.ensure_future(wait_exit(pid))
-        progress = ProgressRelay(self._publish, run_id, experiment)
+        progress = ProgressRelay(
+            self._publish,
+            sandbox_id=self.plan.sandbox_id,
+            run_id=run_id,
+            experiment=experiment,
+            params=dict(params or {}),
+        )
         await progress.report(0.0, "started")
         try:
             async with asyncio.timeout(spec.timeout_s):

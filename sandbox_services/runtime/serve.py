@@ -17,8 +17,10 @@ faults applied (health excepted), and bind 127.0.0.1 only::
 from __future__ import annotations
 
 import asyncio
+import faulthandler
+import signal
 from typing import Any
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 import grpc
 from aiohttp import web
@@ -83,3 +85,20 @@ async def serve_grpc(ctx: ServiceContext, server: grpc.aio.Server) -> None:
         await server.wait_for_termination()
     finally:
         await server.stop(grace=0.5)
+
+
+async def serve_until_terminated(main: Callable[[Any], Awaitable[None]], ctx: Any) -> int:
+    """Run a service's ``main(ctx)`` until SIGTERM cancels it; return the exit code 0.
+
+    SIGUSR1 prints every thread's stack to stderr (the service's log), which is
+    what a test shows when a service hangs (``tests/sandboxes.py``, ``dump_stacks``).
+    """
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        await main(ctx)
+    except asyncio.CancelledError:
+        pass
+    return 0

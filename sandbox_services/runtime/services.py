@@ -16,6 +16,7 @@ from .context import ServiceCtx
 from .plan import SandboxPlan
 from .forking import fork_child, read_until_eof, wait_exit
 from .probe import grpc_health_once, http_health_once
+from .serve import serve_until_terminated
 from .spec import ServiceSpec
 from .tracing import init_tracing
 
@@ -33,23 +34,12 @@ def load_callable(dotted: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module_name), attribute)
 
 
-async def _serve(main: Callable[..., Any], ctx: ServiceCtx) -> int:
-    task = asyncio.current_task()
-    assert task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    try:
-        await main(ctx)
-    except asyncio.CancelledError:
-        pass
-    return 0
-
-
 def _service_process(plan: SandboxPlan, spec: ServiceSpec, replica: int, ready_fd: int) -> int:
     """Run one replica of a service; this is the whole life of the forked child."""
     configure_logging(spec.name if replica == 0 else f"{spec.name}#{replica}")
     init_tracing(spec.name, sandbox_id=plan.sandbox_id, redis_url=plan.redis_url)
     ctx = ServiceCtx(plan, spec.name, replica, ready_fd)
-    return asyncio.run(_serve(load_callable(spec.main), ctx))
+    return asyncio.run(serve_until_terminated(load_callable(spec.main), ctx))
 
 
 @dataclass

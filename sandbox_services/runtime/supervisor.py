@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import time
+from dataclasses import replace
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,7 +25,7 @@ import redis.asyncio as aioredis
 from channels_redis.core import RedisChannelLayer
 from redis.exceptions import RedisError
 
-from . import keys
+from . import keys, messages
 from .config import RuntimeConfig, configure_logging
 from .plan import SandboxPlan, make_plan
 from .forking import wait_exit
@@ -52,6 +53,7 @@ class Supervisor:
         self.lesson: str = request["lesson"]
         self.hard_deadline = float(request["hard_deadline"])
         self.idle_timeout_s = float(request["idle_timeout_s"])
+        self.settings_overrides: dict[str, Any] = dict(request.get("settings") or {})
         self.config = config
         self.worker = worker
         self.state = "starting"
@@ -160,7 +162,7 @@ class Supervisor:
             pipe.expire(reply_key, REPLY_TTL_S)
             await pipe.execute()
         self._mark("answered")
-        await self._send({"type": "sandbox.state", "sandbox": status})
+        await self._send(self._state_message(status))
         # After the answer: the learner waits for the services, not for the gauges.
         self._metrics_pid = start_metrics(self.plan)
         if self._metrics_pid is not None:
@@ -188,9 +190,12 @@ class Supervisor:
             redis_url=self.config.redis_url,
             workdir=self.config.workdir / self.sandbox_id,
         )
+        if self.settings_overrides:  # this sandbox only; every process reads plan.lab.settings
+            lab = self.plan.lab
+            self.plan.lab = replace(lab, settings={**lab.settings, **self.settings_overrides})
         self._port_names = self.plan.service_of_port()
         self.services = ServiceManager(self.plan, self._state_dirty.set)
-        self.runs = RunManager(self.plan, self.services, self._publish_run, self._state_dirty.set)
+        self.runs = RunManager(self.plan, self.services, self._send, self._state_dirty.set)
         self.spans = SpanPipeline(self.redis, self.sandbox_id, self._port_names, self._send)
 
     def request_stop(self, state: str, reason: str) -> None:
@@ -348,10 +353,20 @@ class Supervisor:
         except Exception:  # the browser misses a message; replay still has the spans
             log.exception("group_send to sandbox %s failed", self.sandbox_id)
 
-    async def _publish_run(self, run: dict) -> None:
-        await self._send({"type": "sandbox.run", "run": run})
+    def _state_message(self, status: dict) -> dict:
+        # The browsers' shape, the same the Celery tasks send (runtime/messages.py).
+        return messages.sandbox_state_message(
+            sandbox_id=self.sandbox_id,
+            lesson=self.lesson,
+            state=status["state"],
+            reason=status["reason"],
+            services=status["services"],
+            worker=self.worker,
+            expires_at=self.hard_deadline,
+        )
 
     def _status(self) -> dict:
+        """Return the status kept in Redis: the browsers' fields plus what operators need."""
         return {
             "id": self.sandbox_id,
             "lesson": self.lesson,
@@ -378,7 +393,7 @@ class Supervisor:
         await self.redis.set(
             keys.sandbox_status(self.sandbox_id), json.dumps(status), ex=STATUS_TTL_S
         )
-        await self._send({"type": "sandbox.state", "sandbox": status})
+        await self._send(self._state_message(status))
 
     async def _reply(self, command_id: str, answer: dict) -> None:
         if command_id == "spawn":

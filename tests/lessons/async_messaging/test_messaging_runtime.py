@@ -24,8 +24,9 @@ from sandbox_services.event_sourcing.services.accounts.client import AccountsCli
 from sandbox_services.event_sourcing.domain import Command, DomainError
 from sandbox_services.async_messaging import knobs as messaging_config
 from sandbox_services.event_sourcing import knobs as sourcing_config
-from sandbox_services.broker.gauges import counts_key, last_sample_key
-from sandbox_services.broker.sweeper import STREAMS_KEY
+from sandbox_services.runtime.keys import amqp_counts as counts_key
+from sandbox_services.runtime.keys import amqp_last_sample as last_sample_key
+from sandbox_services.runtime.keys import DECLARED_STREAMS as STREAMS_KEY
 from sandbox_services.async_messaging.services.consumers.client import ConsumerClient
 from sandbox_services.async_messaging.services.orders.client import OrdersClient
 from sandbox_services.async_messaging.services.orders.interface import Order

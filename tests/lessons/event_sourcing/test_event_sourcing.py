@@ -24,8 +24,8 @@ from sandbox_services.runtime.params import ParameterError
 from sandbox_services.broker.probes import wait_until
 from sandbox_services.broker import stream as stream_module
 from sandbox_services.broker.stream import read_stream
+from sandbox_services.runtime.keys import DECLARED_STREAMS as STREAMS_KEY
 from sandbox_services.broker.sweeper import (
-    STREAMS_KEY,
     delete_objects,
     forget_streams,
     record_stream,
