@@ -26,6 +26,8 @@ SPANS_KEPT = 20_000
 SEND_CHUNK = 200  # spans per channel-layer message
 POP_COUNT = 1000  # outbox payloads per round trip
 DRAIN_TIMEOUT_S = 5.0
+BACKGROUND = "background"  # the run of a span that no experiment run started
+TRACES_REMEMBERED = 5000  # trace id -> run, for spans whose process lost the baggage
 
 
 def _port_of_url(url: str) -> int | None:
@@ -68,6 +70,7 @@ class SpanPipeline:
         self._kept = keys.sandbox_spans(sandbox_id)
         self._port_names = port_names
         self._send = send
+        self._run_of_trace: dict[str, str] = {}
         self._queue: asyncio.Queue[dict] = asyncio.Queue()
 
     async def pump(self) -> None:
@@ -114,12 +117,29 @@ class SpanPipeline:
             self.seq += 1
             span["seq"] = self.seq
             span["peer"] = peer_of(span, self._port_names)
+            span["run"] = self._run_of(span)
             members[json.dumps(span, separators=(",", ":"))] = self.seq
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.zadd(self._kept, members)
             if self.seq > SPANS_KEPT:
                 pipe.zremrangebyrank(self._kept, 0, -SPANS_KEPT - 1)
             await pipe.execute()
+
+    def _run_of(self, span: dict) -> str:
+        """Return the span's run: its own mark, else its trace's, else background.
+
+        A message relayed later from an outbox row carries its trace context but
+        not always the baggage; its trace still tells which run it belongs to.
+        """
+        trace_id = span.get("trace_id", "")
+        run = span.get("run")
+        if run and run != BACKGROUND:
+            if trace_id not in self._run_of_trace:
+                if len(self._run_of_trace) >= TRACES_REMEMBERED:
+                    self._run_of_trace.pop(next(iter(self._run_of_trace)))
+                self._run_of_trace[trace_id] = run
+            return run
+        return self._run_of_trace.get(trace_id, BACKGROUND)
 
     async def fan_out(self) -> None:
         """Send queued messages in order, merging queued span batches."""

@@ -17,7 +17,8 @@ import threading
 from typing import Any
 
 import grpc
-from opentelemetry import propagate, trace
+from opentelemetry import baggage, propagate, trace
+from opentelemetry import context as otel_context
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
 from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
@@ -50,6 +51,11 @@ _KIND = {
 }
 
 OTLP_SHUTDOWN_S = 1.0
+# The run a span belongs to travels as W3C baggage with every call and message
+# of that run (the propagators below carry it over HTTP, gRPC and AMQP), and
+# each process copies it onto its spans as they start. A span without it is the
+# lab's own background work: health probes, gauges, pollers.
+RUN_BAGGAGE = "lab.run"
 _PIKA_SCOPE = "opentelemetry.instrumentation.pika"
 _provider: TracerProvider | None = None
 _writer: OutboxWriter | None = None
@@ -85,6 +91,7 @@ def span_to_wire(span: ReadableSpan) -> dict:
             attributes.setdefault(
                 "exception.message", str(event.attributes.get("exception.message"))
             )
+    run = attributes.pop(RUN_BAGGAGE, None)
     return {
         "trace_id": format(context.trace_id, "032x"),
         "span_id": format(context.span_id, "016x"),
@@ -97,6 +104,7 @@ def span_to_wire(span: ReadableSpan) -> dict:
         "end_ns": span.end_time,
         "status": _STATUS.get(span.status.status_code, "unset"),
         "attributes": attributes,
+        "run": run,  # the supervisor fills in "background" where no run is known
     }
 
 
@@ -126,6 +134,9 @@ class OutboxSpanProcessor(SpanProcessor):
         self._inner: set[int] = set()  # inner producer spans: never sent on their own
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        run = baggage.get_baggage(RUN_BAGGAGE, parent_context)
+        if run:
+            span.set_attribute(RUN_BAGGAGE, str(run))
         if not _is_pika_producer(span):
             return
         parent = trace.get_current_span(parent_context)
@@ -208,6 +219,11 @@ def init_tracing(
     PikaInstrumentor().instrument(**options)
     atexit.register(shutdown_tracing)
     return provider
+
+
+def attach_run(run_id: str) -> None:
+    """Mark every span this process starts from now on, and every call it makes, as the run's."""
+    otel_context.attach(baggage.set_baggage(RUN_BAGGAGE, run_id))
 
 
 def outbox_writer() -> OutboxWriter | None:
