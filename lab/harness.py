@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from sandbox_services.runtime import keys
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
@@ -116,7 +118,7 @@ class LabProcesses:
 
         connection = redis.Redis.from_url(os.environ["REDIS_URL"])
         wait_for(
-            lambda: connection.exists(f"lab:worker:{hostname}:alive"),
+            lambda: connection.exists(keys.worker_alive(hostname)),
             60,
             f"worker {name} heartbeat",
             process,
