@@ -12,7 +12,6 @@ import enum
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -210,9 +209,3 @@ def start_thread(loop: ConsumerLoop) -> threading.Thread:
     thread = threading.Thread(target=loop.run, name=f"consume-{loop.queue}", daemon=True)
     thread.start()
     return thread
-
-
-def wait_subscribed(loops: list[ConsumerLoop], timeout_s: float = 10.0) -> bool:
-    """Wait until every loop has a live consumer on its queue."""
-    give_up = time.monotonic() + timeout_s
-    return all(loop.subscribed.wait(max(0.0, give_up - time.monotonic())) for loop in loops)

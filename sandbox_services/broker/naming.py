@@ -13,13 +13,6 @@ def full_name(prefix: str, short: str) -> str:
     return f"{prefix}{short}"
 
 
-def short_name(prefix: str, name: str) -> str:
-    """Return the short name of a broker object of this sandbox."""
-    if not name.startswith(prefix):
-        raise ValueError(f"{name!r} does not belong to prefix {prefix!r}")
-    return name[len(prefix) :]
-
-
 def sandbox_of(name: str) -> str | None:
     """Return the sandbox id encoded in a broker name, or None if it is not a lab name."""
     parts = name.split(".", 2)

@@ -103,10 +103,3 @@ def close_stream_connection(connection: pika.BlockingConnection) -> None:
             connection.process_data_events(time_limit=0.05)
     except CONNECTION_ERRORS:
         pass
-
-
-def count_stream(
-    amqp_url: str, stream: str, *, start: int | str = "first", idle_s: float = 0.5
-) -> int:
-    """Return how many messages a replay from ``start`` reads."""
-    return sum(1 for _ in read_stream(amqp_url, stream, start=start, idle_s=idle_s))

@@ -145,11 +145,6 @@ class ControlChannel:
             raise ConnectionError("the supervisor closed the control channel")
         return json.loads(line)
 
-    def send_blocking(self, message: dict) -> None:
-        """Send one message from sync code outside any loop (the final result)."""
-        self._sock.setblocking(True)
-        self._sock.sendall(json.dumps(message).encode() + b"\n")
-
 
 @dataclass
 class ExperimentCtx:

@@ -8,7 +8,7 @@ coordinator and backends in one process, the lab drives them over the wire.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Literal, Protocol
 
 SERVICES = ("orders", "payments", "inventory", "shipping")
@@ -102,10 +102,6 @@ class Order:
         fields = dict(data)
         fields["plan"] = FaultPlan(**fields.get("plan", {}))
         return cls(**fields)
-
-    def with_plan(self, **changes: object) -> Order:
-        """Return a copy whose plan has ``changes`` applied."""
-        return replace(self, plan=replace(self.plan, **changes))
 
 
 # A participant's answer. "refused" is a definite no: nothing was applied.

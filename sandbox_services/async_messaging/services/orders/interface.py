@@ -1,9 +1,9 @@
-"""Domain types and the Protocol of the order service."""
+"""Domain types of the order service."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal, Protocol
+from typing import Literal
 
 Mode = Literal["sync", "async"]
 
@@ -35,8 +35,3 @@ class OrderRefused(Exception):
     def __init__(self, message: str, *, service: str) -> None:
         super().__init__(message)
         self.service = service
-
-
-class OrderService(Protocol):
-    async def place_order(self, order: Order, *, mode: Mode) -> OrderReceipt:
-        """Accept an order: call every consumer in turn (sync) or publish one event (async)."""
