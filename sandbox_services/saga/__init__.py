@@ -4,33 +4,37 @@ from sandbox_services.runtime.spec import ExperimentSpec, LabSpec, ServiceSpec
 
 from .knobs import CONFIG, PARAMETERS, TIMEOUTS
 
-_SERVERS = "sandbox_services.saga.services.participant.server_grpc"
+_SERVICES = "sandbox_services.saga.services"
 _EXPERIMENTS = "sandbox_services.saga.experiments"
 _PARTICIPANTS = ("orders", "payments", "inventory", "shipping")
 
 LAB = LabSpec(
     slug="saga",
     services=(
-        *(
-            ServiceSpec(name, f"{_SERVERS}:{name}_main", "grpc", title=f"{name.capitalize()}")
-            for name in _PARTICIPANTS
+        ServiceSpec("orders", f"{_SERVICES}.orders.server_grpc:main", "grpc", title="Orders"),
+        ServiceSpec("payments", f"{_SERVICES}.payments.server_grpc:main", "grpc", title="Payments"),
+        ServiceSpec(
+            "inventory", f"{_SERVICES}.inventory.server_grpc:main", "grpc", title="Inventory"
         ),
+        ServiceSpec("shipping", f"{_SERVICES}.shipping.server_grpc:main", "grpc", title="Shipping"),
         ServiceSpec(
             "coordinator",
-            "sandbox_services.saga.services.coordinator.server_grpc:coordinator_main",
+            f"{_SERVICES}.coordinator.server_grpc:main",
             "grpc",
             title="Saga coordinator",
             depends_on=_PARTICIPANTS,
         ),
     ),
     experiments=tuple(
-        ExperimentSpec(name, f"{_EXPERIMENTS}:{name.replace('-', '_')}", timeout_s=seconds)
+        ExperimentSpec(
+            name,
+            f"{_EXPERIMENTS}:{name.replace('-', '_')}",
+            timeout_s=seconds,
+            parameters=PARAMETERS[name],
+        )
         for name, seconds in TIMEOUTS.items()
     ),
     teardown="sandbox_services.saga.hooks:teardown",
     metrics="sandbox_services.saga.hooks:metrics",
-    settings={
-        **CONFIG.as_settings(),
-        "parameters": {name: [p.as_dict() for p in params] for name, params in PARAMETERS.items()},
-    },
+    settings=CONFIG.as_settings(),
 )

@@ -23,7 +23,10 @@ from sandbox_services.saga.services.participant.backend import ParticipantBacken
 from sandbox_services.saga.choreography import subscriptions
 from sandbox_services.saga.services.coordinator.backend import SagaCoordinator
 from sandbox_services.saga.interface import SERVICES, Order, StepResult, StepTimeout
-from sandbox_services.saga.services.participant.participants import open_backend
+from sandbox_services.saga.services.inventory.backend import InventoryBackend
+from sandbox_services.saga.services.orders.backend import OrdersBackend
+from sandbox_services.saga.services.payments.backend import PaymentsBackend
+from sandbox_services.saga.services.shipping.backend import ShippingBackend
 from sandbox_services.saga.services.participant.reactions import handle_event
 from sandbox_services.saga.services.coordinator.saga_log import SagaLog
 from sandbox_services.saga.store import database_path, transaction
@@ -46,7 +49,8 @@ class SimulatedCrash(BaseException):
 
 def open_backends(workdir: Path, config: SagaConfig) -> dict[str, ParticipantBackend]:
     """Open every participant's store in ``workdir``."""
-    return {service: open_backend(service, workdir, config) for service in SERVICES}
+    classes = (OrdersBackend, PaymentsBackend, InventoryBackend, ShippingBackend)
+    return {cls.service: cls.open(workdir, config) for cls in classes}
 
 
 class ChoreographyWorld:

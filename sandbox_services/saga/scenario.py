@@ -16,14 +16,16 @@ from pathlib import Path
 import grpc
 import pika
 
-from sandbox_services.runtime.params import ParameterError, validate
+from sandbox_services.runtime.params import ParameterError
 from sandbox_services.runtime.probe import grpc_health_once
-from sandbox_services.saga.services.participant.client import CoordinatorClient, OrdersClient, ParticipantClient
+from sandbox_services.saga.services.coordinator.client import CoordinatorClient
+from sandbox_services.saga.services.orders.client import OrdersClient
+from sandbox_services.saga.services.participant.client import ParticipantClient
 from sandbox_services.saga.interface import FAIL_KINDS, FAILABLE_SERVICES, STEPS, FaultPlan, Order
 from sandbox_services.saga.topology import exchange_name
 
 from . import invariants
-from .knobs import PARAMETERS, TIMEOUTS, SagaConfig
+from .knobs import TIMEOUTS, SagaConfig
 from .stores import read_only, rows_for
 
 # Sagas started at once; more wait for a free slot (keeps the gRPC queues short).
@@ -31,11 +33,6 @@ START_CONCURRENCY = 32
 POLL_S = 0.05
 # Tries of a saga's first call before the run gives up on it (faults may refuse some).
 START_ATTEMPTS = 6
-
-
-def parameters(experiment: str, params: dict | None) -> dict:
-    """Validate an experiment's parameters; the error names the bad one."""
-    return validate(PARAMETERS[experiment], params)
 
 
 def check_crash_order(target: str, after_step: str, fail_at: str | None) -> None:

@@ -31,11 +31,11 @@ from sandbox_services.saga.knobs import TIMEOUTS, SagaConfig
 from sandbox_services.saga.local import LocalSandbox
 from sandbox_services.saga.timeline import saga_view
 from sandbox_services.runtime.params import ParameterError
-from sandbox_services.saga import coordinator as coordinator_module
-from sandbox_services.saga.services.participant.client import CoordinatorClient
+from sandbox_services.saga.services.coordinator import backend as coordinator_module
+from sandbox_services.saga.services.coordinator.client import CoordinatorClient
 from sandbox_services.saga.inprocess import Chaos, ChoreographyWorld, OrchestrationWorld
 from sandbox_services.saga.interface import FAIL_KINDS, STATES, FaultPlan, Order
-from sandbox_services.saga.services.participant.participants import open_backend
+from sandbox_services.saga.services.payments.backend import PaymentsBackend
 from sandbox_services.saga.topology import all_queue_names, exchange_name
 from tests.broker import broker_has
 
@@ -135,7 +135,7 @@ def test_orchestration_invariants_hold_under_lost_replies_duplicates_and_coordin
 
 
 def test_compensation_before_its_step_leaves_a_tombstone_that_refuses_the_late_step(tmp_path):
-    payments = open_backend("payments", tmp_path, FAST)
+    payments = PaymentsBackend.open(tmp_path, FAST)
     order = make_orders([(FaultPlan(), 1, 500)])[0]
     try:
         assert payments.execute("refund", order).status == "noop"
@@ -148,7 +148,7 @@ def test_compensation_before_its_step_leaves_a_tombstone_that_refuses_the_late_s
 
 
 def test_a_redelivered_message_is_applied_once(tmp_path):
-    payments = open_backend("payments", tmp_path, FAST)
+    payments = PaymentsBackend.open(tmp_path, FAST)
     order = make_orders([(FaultPlan(), 1, 500)])[0]
     try:
         first = payments.execute("charge", order, message_id="m1", emit=True)
@@ -437,7 +437,7 @@ def test_lesson_front_matter_declares_the_parameters_the_experiments_enforce():
 
     from sandbox_services.saga.knobs import PARAMETERS
 
-    text = (Path(__file__).resolve().parents[2] / "lessons" / "saga" / "lesson.md").read_text()
+    text = (Path(__file__).resolve().parents[3] / "lessons" / "saga" / "lesson.md").read_text()
     meta = yaml.safe_load(text.split("---")[1])
     declared = {e["name"]: e["parameters"] for e in meta["experiments"]}
     assert declared == {name: [p.as_dict() for p in params] for name, params in PARAMETERS.items()}
@@ -459,7 +459,7 @@ def runtime_sandbox():
     name = f"saga-test-{uuid.uuid4().hex[:8]}"
     alive = keys.worker_alive(name)
     connection.set(alive, 1, px=3000)
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     host = subprocess.Popen(
         [sys.executable, "-m", "sandbox_services.runtime.host", "--name", name],
         cwd=root,

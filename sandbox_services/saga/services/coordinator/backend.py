@@ -18,7 +18,14 @@ from opentelemetry import trace
 
 from sandbox_services.saga.knobs import SagaConfig
 
-from sandbox_services.saga.interface import STEPS, Order, Participant, StepError, StepResult, StepTimeout
+from sandbox_services.saga.interface import (
+    STEPS,
+    Order,
+    Participant,
+    StepError,
+    StepResult,
+    StepTimeout,
+)
 from sandbox_services.saga.services.coordinator.saga_log import Outcome, SagaLog, SagaRecord
 from sandbox_services.saga.store import current_span_ids, now_ns
 

@@ -9,6 +9,7 @@ import grpc
 from sandbox_services.saga.knobs import SagaConfig
 from sandbox_services.protos_gen.labapi.saga.v1 import saga_pb2, saga_pb2_grpc
 from sandbox_services.runtime.serve import grpc_server
+from sandbox_services.runtime.spec import ServiceContext
 
 from sandbox_services.saga.services.participant.client import ParticipantClient
 from sandbox_services.saga.services.coordinator.backend import SagaCoordinator
@@ -43,8 +44,8 @@ class CoordinatorServicer(saga_pb2_grpc.CoordinatorServicer):
         )
 
 
-async def coordinator_main(ctx) -> None:
-    """Serve the coordinator until cancelled."""
+async def main(ctx: ServiceContext) -> None:
+    """Serve the coordinator until cancelled (a ServiceSpec main)."""
     config = SagaConfig.from_settings(ctx.settings)
     saga_log = SagaLog(database_path(ctx.workdir, "coordinator"))
     channels = {service: grpc.aio.insecure_channel(ctx.address(service)) for service in SERVICES}

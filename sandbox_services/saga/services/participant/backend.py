@@ -3,7 +3,7 @@
 Every call runs one SQLite transaction in the service's own file. Inside it:
 the idempotency check (inbox and step state), the business change, the step
 log row and, in choreography, the outbox event. Nothing here knows about the
-network; gRPC servicers, AMQP consumers and the in-process tests all call it.
+network; the gRPC servicers and the AMQP consumer both call it.
 """
 
 from __future__ import annotations
@@ -17,9 +17,22 @@ from opentelemetry import trace
 
 from sandbox_services.saga.knobs import SagaConfig
 
-from sandbox_services.saga.interface import COMPENSATIONS, FORWARD_ACTIONS, Order, StepError, StepResult, StepTimeout
+from sandbox_services.saga.interface import (
+    COMPENSATIONS,
+    FORWARD_ACTIONS,
+    Order,
+    StepError,
+    StepResult,
+    StepTimeout,
+)
 from sandbox_services.saga.services.participant.outbox import write_event
-from sandbox_services.saga.store import log_step, now_ns, open_store, transaction
+from sandbox_services.saga.store import (
+    database_path,
+    log_step,
+    now_ns,
+    open_store,
+    transaction,
+)
 
 tracer = trace.get_tracer("sandbox_services.saga")
 
@@ -41,6 +54,11 @@ class ParticipantBackend:
         # One writer at a time on this connection; SQLite allows one writer anyway.
         self.lock = threading.Lock()
         self.seed()
+
+    @classmethod
+    def open(cls, workdir: Path, config: SagaConfig) -> ParticipantBackend:
+        """Open this participant's backend on its own file in the sandbox directory."""
+        return cls(database_path(workdir, cls.service), config)
 
     def seed(self) -> None:
         """Fill the service's reference data on first start."""

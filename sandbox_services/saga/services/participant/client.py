@@ -1,4 +1,4 @@
-"""gRPC clients: a participant behind the ``Participant`` Protocol, and the entry points."""
+"""The coordinator's gRPC client of a participant, behind the ``Participant`` Protocol."""
 
 from __future__ import annotations
 
@@ -39,39 +39,3 @@ class ParticipantClient:
                 raise StepTimeout(f"{method}: no reply within {self.deadline_s:.2f}s") from error
             raise StepError(f"{method}: {error.code().name} {error.details()}") from error
         return reply_from_proto(reply)
-
-
-class OrdersClient:
-    """Start a choreographed saga and read order statuses."""
-
-    def __init__(self, channel: grpc.aio.Channel) -> None:
-        self.stub = saga_pb2_grpc.OrdersStub(channel)
-
-    async def place_order(self, order: Order, timeout_s: float = 10.0) -> StepResult:
-        """Create the order; its OrderCreated event sets the choreography going."""
-        request = saga_pb2.StepCommand(order=order_to_proto(order), attempt=1)
-        return reply_from_proto(await self.stub.PlaceOrder(request, timeout=timeout_s))
-
-    async def statuses(self, saga_ids: list[str], timeout_s: float = 10.0) -> dict[str, str]:
-        """Return each saga's order status (pending, approved, rejected or unknown)."""
-        reply = await self.stub.GetOrders(saga_pb2.OrderQuery(saga_ids=saga_ids), timeout=timeout_s)
-        return {item.saga_id: item.status for item in reply.orders}
-
-
-class CoordinatorClient:
-    """Start orchestrated sagas and read their states."""
-
-    def __init__(self, channel: grpc.aio.Channel) -> None:
-        self.stub = saga_pb2_grpc.CoordinatorStub(channel)
-
-    async def start_saga(self, order: Order, timeout_s: float = 10.0) -> str:
-        """Ask the coordinator to run a saga; return its state once it is logged."""
-        reply = await self.stub.StartSaga(order_to_proto(order), timeout=timeout_s)
-        return reply.state
-
-    async def states(
-        self, saga_ids: list[str], timeout_s: float = 10.0
-    ) -> dict[str, saga_pb2.SagaState]:
-        """Return each saga's coordinator state (state, finished, paused)."""
-        reply = await self.stub.GetSagas(saga_pb2.SagaQuery(saga_ids=saga_ids), timeout=timeout_s)
-        return {item.saga_id: item for item in reply.sagas}

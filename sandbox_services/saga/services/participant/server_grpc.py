@@ -1,24 +1,27 @@
 """Serve a participant: gRPC commands (orchestration), its event consumer and relay (choreography).
 
-Each ``*_main`` is a ServiceSpec entry point: ``async def main(ctx)`` that
-serves until cancelled. The servicers parse the request, call the backend in a
-worker thread (SQLite and the simulated work block), and shape the reply.
+Each participant's ``server_grpc.main`` (services/orders/, payments/,
+inventory/, shipping/) hands its backend and servicer to ``serve_participant``.
+Its servicer parses the request and calls ``StepRunner``, which runs the
+backend in a worker thread (SQLite and the simulated work block) and shapes the
+reply.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 
 import grpc
 
 from sandbox_services.saga.knobs import SagaConfig
-from sandbox_services.protos_gen.labapi.saga.v1 import saga_pb2, saga_pb2_grpc
+from sandbox_services.protos_gen.labapi.saga.v1 import saga_pb2
 from sandbox_services.runtime.serve import grpc_server
+from sandbox_services.runtime.spec import ServiceContext
 
 from sandbox_services.saga.services.participant.backend import ParticipantBackend
 from sandbox_services.saga.interface import StepError, StepTimeout
-from sandbox_services.saga.services.participant.participants import OrdersBackend, open_backend
 from sandbox_services.saga.services.participant.relay import Relay
 from sandbox_services.saga.services.participant.server_amqp import ChoreographyConsumer, faults_hook
 from sandbox_services.saga.store import database_path
@@ -60,86 +63,20 @@ class StepRunner:
         return reply_to_proto(result)
 
 
-class OrdersServicer(saga_pb2_grpc.OrdersServicer):
-    def __init__(self, runner: StepRunner) -> None:
-        self.runner = runner
-
-    async def PlaceOrder(self, request, context):
-        # Choreography starts here: the order row and its OrderCreated event
-        # commit together; from then on only events move the saga.
-        return await self.runner.run("create", request, context, emit=True)
-
-    async def CreateOrder(self, request, context):
-        return await self.runner.run("create", request, context)
-
-    async def ApproveOrder(self, request, context):
-        return await self.runner.run("approve", request, context)
-
-    async def RejectOrder(self, request, context):
-        return await self.runner.run("reject", request, context)
-
-    async def GetOrders(self, request, context):
-        backend = self.runner.backend
-        assert isinstance(backend, OrdersBackend)
-        statuses = await asyncio.to_thread(backend.statuses, list(request.saga_ids))
-        return saga_pb2.OrderStatuses(
-            orders=[
-                saga_pb2.OrderStatus(saga_id=saga_id, status=status)
-                for saga_id, status in statuses.items()
-            ]
-        )
-
-
-class PaymentsServicer(saga_pb2_grpc.PaymentsServicer):
-    def __init__(self, runner: StepRunner) -> None:
-        self.runner = runner
-
-    async def ChargePayment(self, request, context):
-        return await self.runner.run("charge", request, context)
-
-    async def RefundPayment(self, request, context):
-        return await self.runner.run("refund", request, context)
-
-
-class InventoryServicer(saga_pb2_grpc.InventoryServicer):
-    def __init__(self, runner: StepRunner) -> None:
-        self.runner = runner
-
-    async def ReserveStock(self, request, context):
-        return await self.runner.run("reserve", request, context)
-
-    async def ReleaseStock(self, request, context):
-        return await self.runner.run("release", request, context)
-
-
-class ShippingServicer(saga_pb2_grpc.ShippingServicer):
-    def __init__(self, runner: StepRunner) -> None:
-        self.runner = runner
-
-    async def ScheduleShipping(self, request, context):
-        return await self.runner.run("schedule", request, context)
-
-    async def CancelShipping(self, request, context):
-        return await self.runner.run("cancel", request, context)
-
-
-SERVICERS = {
-    "orders": (OrdersServicer, saga_pb2_grpc.add_OrdersServicer_to_server),
-    "payments": (PaymentsServicer, saga_pb2_grpc.add_PaymentsServicer_to_server),
-    "inventory": (InventoryServicer, saga_pb2_grpc.add_InventoryServicer_to_server),
-    "shipping": (ShippingServicer, saga_pb2_grpc.add_ShippingServicer_to_server),
-}
-
-
-async def serve_participant(ctx, service: str) -> None:
+async def serve_participant(
+    ctx: ServiceContext,
+    backend_class: type[ParticipantBackend],
+    servicer_class: Callable[[StepRunner], object],
+    add_servicer: Callable[[object, grpc.aio.Server], None],
+) -> None:
     """Serve one participant until cancelled."""
     config = SagaConfig.from_settings(ctx.settings)
-    backend = open_backend(service, ctx.workdir, config)
+    service = backend_class.service
+    backend = backend_class.open(ctx.workdir, config)
     stop, relay_wake = threading.Event(), threading.Event()
     # The runtime's server: bound to 127.0.0.1:ctx.port, health service, learner's faults.
     server = grpc_server(ctx)
-    servicer_class, add = SERVICERS[service]
-    add(servicer_class(StepRunner(backend, relay_wake)), server)
+    add_servicer(servicer_class(StepRunner(backend, relay_wake)), server)
     relay = Relay(
         service=service,
         db_path=database_path(ctx.workdir, service),
@@ -172,23 +109,3 @@ async def serve_participant(ctx, service: str) -> None:
         await asyncio.to_thread(consumer.join, 5)
         await asyncio.to_thread(relay.join, 5)
         backend.close()
-
-
-async def orders_main(ctx) -> None:
-    """Serve the orders service."""
-    await serve_participant(ctx, "orders")
-
-
-async def payments_main(ctx) -> None:
-    """Serve the payments service."""
-    await serve_participant(ctx, "payments")
-
-
-async def inventory_main(ctx) -> None:
-    """Serve the inventory service."""
-    await serve_participant(ctx, "inventory")
-
-
-async def shipping_main(ctx) -> None:
-    """Serve the shipping service."""
-    await serve_participant(ctx, "shipping")
