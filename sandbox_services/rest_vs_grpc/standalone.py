@@ -38,7 +38,7 @@ from sandbox_services.runtime.context import (
 from sandbox_services.runtime.faults import ServiceTable
 from sandbox_services.runtime.forking import fork_child
 from sandbox_services.runtime.probe import grpc_health_once, http_health_once
-from sandbox_services.runtime.services import load_callable
+from sandbox_services.runtime.service_processes import load_callable
 
 READY_TIMEOUT_S = 20.0
 

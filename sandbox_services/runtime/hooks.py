@@ -17,7 +17,7 @@ from .context import ExperimentCtx
 from .plan import SandboxPlan
 from .forking import fork_child, wait_exit
 from .outbox import OutboxWriter
-from .services import load_callable
+from .service_processes import load_callable
 
 log = logging.getLogger(__name__)
 METRICS_INTERVAL_S = 1.0

@@ -20,7 +20,7 @@ from .config import configure_logging
 from .context import AdjustableRatioSampler, ControlChannel, ExperimentCtx
 from .plan import SandboxPlan
 from .forking import fork_child, wait_exit
-from .services import ServiceManager, load_callable
+from .service_processes import ServiceManager, load_callable
 from .spec import ExperimentSpec
 from .tracing import init_tracing, shutdown_tracing
 from .zygote import Zygote, fork_zygote_before_grpc

@@ -31,7 +31,7 @@ from .plan import SandboxPlan, make_plan
 from .forking import wait_exit
 from .hooks import run_teardown, start_metrics
 from .runs import RunManager
-from .services import ServiceFailed, ServiceManager
+from .service_processes import ServiceFailed, ServiceManager
 from .spans import SpanPipeline
 
 log = logging.getLogger(__name__)
