@@ -5,8 +5,13 @@ from __future__ import annotations
 import random
 import uuid
 
+import aiohttp
+
 from sandbox_services.broker.probes import percentile
-from sandbox_services.async_messaging.services.consumers.client import ConsumerClient
+from sandbox_services.async_messaging.services.consumers.client import (
+    ConsumerClient,
+    ConsumerUnavailable,
+)
 from sandbox_services.async_messaging.services.orders.client import OrdersClient
 from sandbox_services.async_messaging.services.orders.interface import Order
 from sandbox_services.runtime.spec import ExperimentContext
@@ -33,7 +38,7 @@ class Lab:
         try:
             await self.consumers[name].stats()
             return False
-        except Exception:
+        except ConsumerUnavailable:  # no answer: the process is gone; anything else is a bug
             await self.ctx.control("start", name)
             return True
 
@@ -43,8 +48,8 @@ class Lab:
         for client in (self.orders, *self.consumers.values()):
             try:
                 total += (await client.stats())["reconnects"]
-            except Exception:
-                continue
+            except (ConsumerUnavailable, aiohttp.ClientError, TimeoutError):
+                continue  # a service the experiment stopped has no count to give
         return total
 
     async def close(self) -> None:

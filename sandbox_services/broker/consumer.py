@@ -165,7 +165,7 @@ class ConsumerLoop:
         except Exception as error:
             # A handler that raises instead of choosing an outcome gets no retries: an
             # unbounded retry of a message that breaks the handler would loop for ever.
-            log.warning("handler failed on %s: %r", delivery.message_id, error)
+            log.warning("handler failed on %s: %r", delivery.message_id, error, exc_info=True)
             outcome = Outcome.DEAD_LETTER
         if outcome is Outcome.RETRY:
             self._republish(channel, delivery, properties)

@@ -29,13 +29,25 @@ async def wait_until(
 ) -> bool:
     """Poll ``check`` until it returns true; return False when the timeout passes first."""
     give_up = time.monotonic() + timeout_s
+    last_error: Exception | None = None
     while time.monotonic() < give_up:
         try:
             if await check():
                 return True
         except Exception as error:
+            # Broad on purpose: a check asks a service that may still be starting or that
+            # the experiment stopped, through clients whose errors this module cannot know.
+            # Each miss is a "not yet"; the last one is reported below if the wait fails.
             log.debug("not yet: %r", error)
+            last_error = error
         await asyncio.sleep(every_s)
+    if last_error is not None:
+        log.warning(
+            "gave up waiting after %g s; the last check failed with %r",
+            timeout_s,
+            last_error,
+            exc_info=last_error,
+        )
     return False
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
+
 from sandbox_services.event_sourcing.services.accounts.client import AccountsClient
 from sandbox_services.event_sourcing.services.projector.client import ProjectorClient
+from sandbox_services.event_sourcing.services.projector.interface import ViewError
 from sandbox_services.broker.gauges import forget_gauges, queue_gauges
 from sandbox_services.broker.sweeper import delete_objects, forget_streams
 from sandbox_services.runtime.spec import ExperimentContext
@@ -36,7 +39,10 @@ async def metrics(ctx: ExperimentContext) -> dict:
             name: {"next_offset": v["next_offset"], "lag": max(0, head - v["events"])}
             for name, v in views.items()
         }
-    except Exception:
+    except (aiohttp.ClientError, TimeoutError, ViewError):
+        # The accounts or the projector is stopped or still starting (the learner can
+        # stop either): no views this second, the queue gauges still go out. Any other
+        # error is a bug, and the runtime's metrics loop logs it.
         gauges["views"] = {}
     finally:
         await client.close()

@@ -63,12 +63,16 @@ class QueueConsumer:
             # Runs inside the pika instrumentation's CONSUMER span, current on this thread.
             self._backend.handle_delivery(order, message_id=delivery.message_id)
         except Exception as error:
+            # Broad on purpose: whatever the work raised (an injected fault, a poison
+            # message, a bug) is what retries and the dead-letter queue are there for.
+            # The retries are counted in the store; the last failure is logged in full.
             if delivery.attempts + 1 >= knobs.MAX_ATTEMPTS:
                 log.warning(
                     "dead-lettering %s after %d attempts: %s",
                     delivery.message_id,
                     delivery.attempts + 1,
                     error,
+                    exc_info=True,
                 )
                 self._backend.store.bump("dead_lettered")
                 return Outcome.DEAD_LETTER
