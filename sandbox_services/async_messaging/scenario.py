@@ -12,7 +12,7 @@ from sandbox_services.async_messaging.services.consumers.client import (
     ConsumerClient,
     ConsumerUnavailable,
 )
-from sandbox_services.async_messaging.services.orders.client import OrdersClient
+from sandbox_services.async_messaging.services.orders.client import OrdersHttpClient
 from sandbox_services.async_messaging.services.orders.interface import Order
 from sandbox_services.runtime.spec import ExperimentContext
 
@@ -24,7 +24,7 @@ class Lab:
 
     def __init__(self, ctx: ExperimentContext) -> None:
         self.ctx = ctx
-        self.orders = OrdersClient(ctx.address("orders"))
+        self.orders = OrdersHttpClient(ctx.address("orders"))
         self.consumers = {
             name: ConsumerClient(lambda name=name: ctx.address(name)) for name in knobs.CONSUMERS
         }

@@ -28,7 +28,7 @@ from sandbox_services.broker.sweeper import delete_objects
 from sandbox_services.async_messaging.services.consumers.client import ConsumerClient
 from sandbox_services.async_messaging.services.consumers.server_amqp import CRASH_EXIT_CODE
 from sandbox_services.async_messaging.services.consumers.store import ConsumerStore
-from sandbox_services.async_messaging.services.orders.client import OrdersClient
+from sandbox_services.async_messaging.services.orders.client import OrdersHttpClient
 from sandbox_services.async_messaging.services.orders.interface import Order
 from tests.broker import broker_has, broker_report, queue_counts
 
@@ -107,7 +107,7 @@ def test_every_order_reaches_every_consumer_through_crashes_and_restarts(
 
     async def scenario() -> tuple[dict[str, dict[str, int]], dict[str, int]]:
         clients = {n: ConsumerClient(lambda n=n: sandbox.address(n)) for n in config.CONSUMERS}
-        placer = OrdersClient(sandbox.address("orders"))
+        placer = OrdersHttpClient(sandbox.address("orders"))
         try:
             await consumers_alive(sandbox)
             crashes_before = {name: crash_count(name) for name in config.CONSUMERS}

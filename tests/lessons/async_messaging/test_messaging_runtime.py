@@ -28,7 +28,7 @@ from sandbox_services.runtime.keys import amqp_counts as counts_key
 from sandbox_services.runtime.keys import amqp_last_sample as last_sample_key
 from sandbox_services.runtime.keys import DECLARED_STREAMS as STREAMS_KEY
 from sandbox_services.async_messaging.services.consumers.client import ConsumerClient
-from sandbox_services.async_messaging.services.orders.client import OrdersClient
+from sandbox_services.async_messaging.services.orders.client import OrdersHttpClient
 from sandbox_services.async_messaging.services.orders.interface import Order
 from sandbox_services.runtime import client, keys
 from tests.runtime.conftest import RunningHost, running_host, wait_until
@@ -129,7 +129,7 @@ def new_order(**fields: object) -> Order:
 
 
 async def _place(address: str, order: Order) -> None:
-    orders = OrdersClient(address)
+    orders = OrdersHttpClient(address)
     try:
         await orders.place_order(order, mode="async")
     finally:

@@ -1,4 +1,4 @@
-"""The order service over HTTP, implementing the same Protocol as the backend."""
+"""The order service over HTTP: what the experiments and tests place orders through."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import aiohttp
 from .interface import Mode, Order, OrderReceipt, OrderRefused
 
 
-class OrdersClient:
+class OrdersHttpClient:
     def __init__(self, address: str, *, timeout_s: float = 30.0) -> None:
         self._url = f"http://{address}"
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s))
