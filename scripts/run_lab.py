@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import ipaddress
 import os
 import signal
 import socket
@@ -60,6 +61,39 @@ def lab_commands(*, host: str, port: int) -> list[Child]:
     ]
 
 
+def is_loopback(host: str) -> bool:
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve anywhere
+
+
+def exposure_problems(host: str, environ: dict[str, str]) -> tuple[list[str], list[str]]:
+    """Return (warnings, refusals) for serving on ``host`` with this environment.
+
+    On loopback the lab is the developer's own. Anywhere else others may reach
+    it: DEBUG's error pages would show them the code and settings, and the
+    development secret key would let them forge sessions, so both are refused.
+    """
+    if is_loopback(host):
+        return [], []
+    warnings = [
+        f"serving on {host}, not loopback: anyone who reaches this machine can use the lab,"
+        " over plain HTTP (put a TLS proxy in front and set DJANGO_BEHIND_TLS_PROXY=1)"
+    ]
+    refusals = []
+    if environ.get("DJANGO_DEBUG", "1").strip().lower() in {"1", "true", "yes", "on"}:
+        refusals.append("DEBUG is on (the default): set DJANGO_DEBUG=0")
+    if not environ.get("DJANGO_SECRET_KEY"):
+        refusals.append(
+            "DJANGO_SECRET_KEY is not set (the development key is public): set it to"
+            " the output of python3 -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        )
+    return warnings, refusals
+
+
 def die_with_parent() -> None:
     """Ask the kernel to send SIGTERM to this child when its parent dies (Linux only)."""
     try:
@@ -69,7 +103,7 @@ def die_with_parent() -> None:
         pass
 
 
-class Supervisor:
+class ProcessGroup:
     """Start the children, relay their output, and stop them all together."""
 
     def __init__(self, children: list[Child]) -> None:
@@ -200,20 +234,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000, help="port daphne listens on")
     arguments = parser.parse_args(argv)
 
+    warnings, refusals = exposure_problems(arguments.host, dict(os.environ))
+    for warning in warnings:
+        print(f"run_lab: warning: {warning}", file=sys.stderr)
+    if refusals:
+        for refusal in refusals:
+            print(f"run_lab: refusing to serve on {arguments.host}: {refusal}", file=sys.stderr)
+        return 2
+
     (PROJECT_ROOT / "var").mkdir(exist_ok=True)
-    supervisor = Supervisor(lab_commands(host=arguments.host, port=arguments.port))
+    processes = ProcessGroup(lab_commands(host=arguments.host, port=arguments.port))
     local_host = "127.0.0.1" if arguments.host in {"0.0.0.0", "::"} else arguments.host
     url = f"http://{local_host}:{arguments.port}/"
 
     def announce() -> None:
-        supervisor.say("lab", f"starting; the lab will be at {url}")
+        processes.say("lab", f"starting; the lab will be at {url}")
         threading.Thread(
-            target=supervisor.announce_when_listening,
+            target=processes.announce_when_listening,
             kwargs={"host": local_host, "port": arguments.port, "url": url},
             daemon=True,
         ).start()
 
-    return supervisor.run(after_start=announce)
+    return processes.run(after_start=announce)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 ATTEMPTS_HEADER = "x-attempts"
 
 
-class Outcome(enum.Enum):
+class DeliveryOutcome(enum.Enum):
     ACK = "ack"
     # Put the message at the back of its queue with its attempt count raised.
     RETRY = "retry"
@@ -65,7 +65,7 @@ class ConsumerStats:
     events: list[str] = field(default_factory=list)
 
 
-Handler = Callable[[Delivery], Outcome]
+Handler = Callable[[Delivery], DeliveryOutcome]
 Declare = Callable[[BlockingChannel], None]
 
 
@@ -166,11 +166,11 @@ class ConsumerLoop:
             # A handler that raises instead of choosing an outcome gets no retries: an
             # unbounded retry of a message that breaks the handler would loop for ever.
             log.warning("handler failed on %s: %r", delivery.message_id, error, exc_info=True)
-            outcome = Outcome.DEAD_LETTER
-        if outcome is Outcome.RETRY:
+            outcome = DeliveryOutcome.DEAD_LETTER
+        if outcome is DeliveryOutcome.RETRY:
             self._republish(channel, delivery, properties)
             self.stats.retried += 1
-        if outcome is Outcome.DEAD_LETTER:
+        if outcome is DeliveryOutcome.DEAD_LETTER:
             channel.basic_reject(method.delivery_tag, requeue=False)
             self.stats.dead_lettered += 1
             self._on_delivery("dead_lettered", -1)

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sandbox_services.async_messaging import LAB, config
-from sandbox_services.broker.consumer import ConsumerLoop, Outcome, start_thread
+from sandbox_services.broker.consumer import ConsumerLoop, DeliveryOutcome, start_thread
 from sandbox_services.broker.harness import LocalSandbox
 from sandbox_services.runtime.params import ParameterError
 from sandbox_services.broker.probes import wait_until
@@ -317,7 +317,7 @@ def test_no_confirmed_message_is_lost_when_the_broker_connection_drops():
     loop = ConsumerLoop(
         url,
         queue,
-        lambda d: (received.append(d.message_id), Outcome.ACK)[1],
+        lambda d: (received.append(d.message_id), DeliveryOutcome.ACK)[1],
         declare=declare,
         name="loss-consumer",
     )
@@ -408,7 +408,9 @@ def test_trace_context_rides_in_headers_from_producer_to_consumer():
         channel.queue_declare(queue, arguments={"x-expires": 60_000})
 
     seen = threading.Event()
-    loop = ConsumerLoop(AMQP_URL, queue, lambda d: (seen.set(), Outcome.ACK)[1], declare=declare)
+    loop = ConsumerLoop(
+        AMQP_URL, queue, lambda d: (seen.set(), DeliveryOutcome.ACK)[1], declare=declare
+    )
     thread = start_thread(loop)
     publisher = Publisher(AMQP_URL, declare=declare)
     try:

@@ -8,7 +8,7 @@ import threading
 from functools import partial
 
 from sandbox_services.async_messaging import knobs
-from sandbox_services.broker.consumer import ConsumerLoop, Delivery, Outcome, start_thread
+from sandbox_services.broker.consumer import ConsumerLoop, Delivery, DeliveryOutcome, start_thread
 from sandbox_services.broker.gauges import GaugeReporter
 from sandbox_services.runtime.spec import ServiceContext
 
@@ -54,7 +54,7 @@ class QueueConsumer:
         elif event == "dead_lettered":
             self._gauges.add(name + knobs.DEAD_SUFFIX, "published")
 
-    def on_delivery(self, delivery: Delivery) -> Outcome:
+    def on_delivery(self, delivery: Delivery) -> DeliveryOutcome:
         """Handle one delivery (on the consuming thread) and say whether to ack it."""
         try:
             order = delivery.json()
@@ -75,16 +75,16 @@ class QueueConsumer:
                     exc_info=True,
                 )
                 self._backend.store.bump("dead_lettered")
-                return Outcome.DEAD_LETTER
+                return DeliveryOutcome.DEAD_LETTER
             self._backend.store.bump("retried")
-            return Outcome.RETRY
+            return DeliveryOutcome.RETRY
         first_time = not delivery.redelivered and delivery.attempts == 0
         if self._backend.name in order.get("crash_in", ()) and first_time:
             # The at-least-once experiment: the work is done and recorded, the ack is
             # not sent. The broker will deliver this message again to whoever is next.
             self._backend.store.bump("crashes")
             os._exit(CRASH_EXIT_CODE)
-        return Outcome.ACK
+        return DeliveryOutcome.ACK
 
     def start(self) -> threading.Thread:
         return start_thread(self.loop)
