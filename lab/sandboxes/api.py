@@ -6,7 +6,7 @@ from rest_framework.exceptions import APIException, NotFound, PermissionDenied, 
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import selectors, services
+from . import selectors, services, traces
 from .serializers import FaultInput, RunCreateInput, RunOutput, SandboxCreateInput, SandboxOutput
 
 
@@ -90,14 +90,10 @@ class RunListCreateApi(APIView):
     @extend_schema(request=RunCreateInput, responses={202: RunOutput})
     def post(self, request, sandbox_id: str):
         sandbox = _controlled_sandbox(request, sandbox_id)
-        data = RunCreateInput(data=request.data)
+        data = RunCreateInput(data=request.data, context={"lesson": sandbox.lesson})
         data.is_valid(raise_exception=True)
         try:
-            run = services.run_create(
-                sandbox=sandbox,
-                experiment=data.validated_data["experiment"],
-                params=request.data.get("params", {}),
-            )
+            run = services.run_create(sandbox=sandbox, **data.validated_data)
         except services.InputInvalid as error:
             raise _invalid(error) from None
         except services.SandboxNotRunning as error:
@@ -127,3 +123,29 @@ class FaultApi(APIView):
         except services.SandboxNotRunning as error:
             raise Conflict(str(error)) from None
         return Response({"services": states})
+
+
+class RunSpansApi(APIView):
+    """The run's kept spans in the wire shape, for replay in the live view."""
+
+    @extend_schema(responses={200: dict})
+    def get(self, request, run_id: str):
+        found = traces.run_spans_get_visible(user=request.user, run_id=run_id)
+        if found is None:
+            raise NotFound("No such run.")
+        run, spans, truncated = found
+        return Response({"run": run.id, "spans": spans, "truncated": truncated})
+
+
+class RunTraceExportApi(APIView):
+    """The run's trace as OTLP/JSON (an ExportTraceServiceRequest), for its owner only."""
+
+    @extend_schema(responses={200: dict})
+    def get(self, request, run_id: str):
+        found = traces.run_trace_get_owned(user=request.user, run_id=run_id)
+        if found is None:
+            raise NotFound("No such run.")
+        run, spans = found
+        response = Response(traces.otlp_json(spans=spans, sandbox_id=run.sandbox_id))
+        response["Content-Disposition"] = f'inline; filename="run-{run.id}-otlp.json"'
+        return response

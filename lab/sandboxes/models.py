@@ -70,3 +70,19 @@ class Run(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+
+class RunTrace(models.Model):
+    """A run's spans, copied out of the sandbox when the run ends.
+
+    Kept in the database beside the run rather than in Redis: a run outlives
+    its sandbox (the page lists the runs of sandboxes long gone), and replaying
+    or exporting a run must work as long as the run is listed. A run's spans are
+    read only whole (replay, export), so one JSON list is enough.
+    """
+
+    run = models.OneToOneField(Run, on_delete=models.CASCADE, related_name="trace")
+    spans = models.JSONField(default=list, blank=True)
+    # More spans than MAX_KEPT_SPANS were recorded; the first ones are kept.
+    truncated = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)

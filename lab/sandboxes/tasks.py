@@ -13,12 +13,15 @@ from lab.curriculum.selectors import LessonNotFound, lesson_get
 from lab.curriculum.services import progress_record_run
 from sandbox_services.runtime import client
 
-from . import events
+from . import events, traces
 from .models import ACTIVE_STATES, Run, RunState, Sandbox, SandboxState
 
 log = logging.getLogger(__name__)
 SPAWN_TIMEOUT_S = 20.0
 RUN_MARGIN_S = 30.0
+# A service flushes its spans on its own thread: copy a run's spans again this
+# long after it ended, for the ones still on their way then.
+LATE_SPANS_S = 3.0
 
 
 @shared_task(bind=True)
@@ -75,6 +78,23 @@ def run_execute_task(run_id: str) -> None:
     run.state, run.started_at = RunState.RUNNING, timezone.now()
     run.save(update_fields=["state", "started_at"])
     events.run_changed(run)
+    # The run's spans come after this sequence number (the status may lag: a lower bound).
+    since = int(client.status(run.sandbox_id).get("seq") or 0)
+    try:
+        _execute(run, since)
+    finally:
+        run_trace_keep_task.apply_async((run.id, since), countdown=LATE_SPANS_S)
+
+
+@shared_task
+def run_trace_keep_task(run_id: str, since: int = 0) -> None:
+    """Copy a run's late spans from its sandbox, if it still runs, beside the ones kept."""
+    run = Run.objects.filter(id=run_id).first()
+    if run is not None:
+        traces.run_trace_keep(run=run, since=since)
+
+
+def _execute(run: Run, since: int) -> None:
     try:
         reply = client.command(
             run.sandbox_id,
@@ -85,10 +105,12 @@ def run_execute_task(run_id: str) -> None:
             timeout_s=_run_timeout(run.sandbox.lesson, run.experiment),
         )
     except client.SandboxGone:
-        _run_end(run, RunState.FAILED, error="The sandbox stopped while the run was in progress.")
+        _run_end_kept(
+            run, since, RunState.FAILED, error="The sandbox stopped while the run was in progress."
+        )
         return
     except client.SandboxError as error:
-        _run_end(run, RunState.FAILED, error=str(error))
+        _run_end_kept(run, since, RunState.FAILED, error=str(error))
         return
     if reply.get("state") == "done":
         # Progress first, so a page that hears "done" finds its checkpoint passed.
@@ -98,9 +120,11 @@ def run_execute_task(run_id: str) -> None:
             lesson = None
         if lesson is not None:
             progress_record_run(user=run.sandbox.owner, lesson=lesson, experiment=run.experiment)
-        _run_end(run, RunState.DONE, result=reply.get("result"))
+        _run_end_kept(run, since, RunState.DONE, result=reply.get("result"))
     else:
-        _run_end(run, RunState.FAILED, error=str(reply.get("error") or "The experiment failed."))
+        _run_end_kept(
+            run, since, RunState.FAILED, error=str(reply.get("error") or "The experiment failed.")
+        )
 
 
 @shared_task
@@ -151,6 +175,12 @@ def _end(sandbox_id: str, state: str, reason: str) -> None:
             error=f"The sandbox {sandbox.state} while the run was in progress.",
         )
     events.sandbox_changed(sandbox)
+
+
+def _run_end_kept(run: Run, since: int, state: str, *, result=None, error: str = "") -> None:
+    # Spans first, so a page that hears the run ended can replay it at once.
+    traces.run_trace_keep(run=run, since=since)
+    _run_end(run, state, result=result, error=error)
 
 
 def _run_end(run: Run, state: str, *, result=None, error: str = "") -> None:

@@ -8,4 +8,6 @@ urlpatterns = [
     path("sandboxes/<str:sandbox_id>/runs/", api.RunListCreateApi.as_view(), name="api-runs"),
     path("sandboxes/<str:sandbox_id>/faults/", api.FaultApi.as_view(), name="api-faults"),
     path("runs/<str:run_id>/", api.RunDetailApi.as_view(), name="api-run"),
+    path("runs/<str:run_id>/spans/", api.RunSpansApi.as_view(), name="api-run-spans"),
+    path("runs/<str:run_id>/trace/", api.RunTraceExportApi.as_view(), name="api-run-trace"),
 ]
