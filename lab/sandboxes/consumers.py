@@ -14,7 +14,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from sandbox_services.runtime import client, keys
 
 from . import selectors
-from .events import sandbox_state_message
+from .events import run_message, sandbox_state_message
+from .models import Run, RunState
 
 REPLAY_CHUNK = 500
 TOUCH_EVERY_S = 10.0
@@ -50,6 +51,9 @@ class SandboxConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self.send_json({"type": "sandbox", "sandbox": await self._snapshot(sandbox)})
+        # A page opened mid-run learns of the run now, not at its next progress message.
+        for run in await database_sync_to_async(_runs_in_flight)(sandbox.id):
+            await self.send_json({"type": "run", "run": run})
         items = await client.areplay(self.sandbox_id, _since(self.scope.get("query_string", b"")))
         self.replayed = {item["seq"] for item in items}
         for start in range(0, len(items), REPLAY_CHUNK):
@@ -101,6 +105,13 @@ class SandboxConsumer(AsyncJsonWebsocketConsumer):
 
     def _touch(self) -> None:
         client.touch(self.sandbox_id, _idle_timeout())
+
+
+def _runs_in_flight(sandbox_id: str) -> list[dict]:
+    runs = Run.objects.filter(
+        sandbox_id=sandbox_id, state__in=(RunState.QUEUED, RunState.RUNNING)
+    ).order_by("created_at")
+    return [run_message(run)["run"] for run in runs]
 
 
 def _idle_timeout() -> float:
