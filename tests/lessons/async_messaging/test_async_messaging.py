@@ -1,4 +1,10 @@
-"""The async messaging lesson against the real RabbitMQ and Redis, its services as processes."""
+"""The async messaging lesson against the real RabbitMQ and Redis, in a real sandbox.
+
+The sandbox comes from tests/sandboxes.py (a real host, supervisor and forked
+services); the tests read their evidence apart from the experiments' own
+figures: each consumer's SQLite store in the sandbox's directory, and the
+broker's queue counts.
+"""
 
 from __future__ import annotations
 
@@ -18,10 +24,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sandbox_services.async_messaging import LAB, config
+from sandbox_services.async_messaging import knobs as config
 from sandbox_services.broker.consumer import ConsumerLoop, DeliveryOutcome, start_thread
-from sandbox_services.broker.harness import LocalSandbox
-from sandbox_services.runtime.params import ParameterError
 from sandbox_services.broker.probes import wait_until
 from sandbox_services.broker.publisher import Publisher
 from sandbox_services.broker.sweeper import delete_objects
@@ -30,21 +34,17 @@ from sandbox_services.async_messaging.services.consumers.server_amqp import CRAS
 from sandbox_services.async_messaging.services.consumers.store import ConsumerStore
 from sandbox_services.async_messaging.services.orders.client import OrdersHttpClient
 from sandbox_services.async_messaging.services.orders.interface import Order
+from sandbox_services.runtime.launcher import running_host
 from tests.broker import broker_has, broker_report, queue_counts
+from tests.sandboxes import Sandbox, SandboxError, start_sandbox
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 pytestmark = pytest.mark.timeout(240)
 
 
 @pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    box = LocalSandbox(LAB, workdir=tmp_path_factory.mktemp("async-messaging"))
-    try:
-        box.start()
-        yield box
-    finally:
-        box.stop()
-        asyncio.run(box.teardown())
+def sandbox(lesson_sandbox) -> Sandbox:
+    return lesson_sandbox("async-messaging")
 
 
 def run(coro):
@@ -52,12 +52,11 @@ def run(coro):
 
 
 @contextlib.contextmanager
-def read_store(box: LocalSandbox, name: str) -> Iterator[ConsumerStore]:
-    """Open a consumer's store for one read and close it at once.
+def read_store(box: Sandbox, name: str) -> Iterator[ConsumerStore]:
+    """Open a consumer's own store (its SQLite file in the sandbox's directory) for one read.
 
-    The services are forked from this process: a SQLite connection left open here
-    when one is forked would be inherited by it, and SQLite's locks do not survive
-    that (its own documentation warns against carrying a connection across fork).
+    Closed at once: the consumer keeps writing to it, and a reader left open
+    would hold SQLite's shared lock between reads.
     """
     store = ConsumerStore(box.workdir / f"{name}.sqlite3")
     try:
@@ -66,24 +65,24 @@ def read_store(box: LocalSandbox, name: str) -> Iterator[ConsumerStore]:
         store.close()
 
 
-async def start_consumer(box: LocalSandbox, name: str) -> None:
+def start_consumer(box: Sandbox, name: str) -> None:
     """Start a consumer; one that dies on a message marked to crash it is started again."""
     for _ in range(10):
         try:
-            await box.control("start", name)
+            box.control("start", name)
             return
-        except RuntimeError as error:
+        except SandboxError as error:
             # The crash is the experiment's own (exit 70 after the work, before the
             # ack); the message comes back redelivered and does not crash it twice.
-            if f"exited with {CRASH_EXIT_CODE}" not in str(error):
+            if f"exited with code {CRASH_EXIT_CODE}" not in str(error):
                 raise
     raise AssertionError(f"{name} kept crashing on start")
 
 
-async def consumers_alive(box: LocalSandbox) -> None:
+def consumers_alive(box: Sandbox) -> None:
     for name in config.CONSUMERS:
         if not box.addresses(name):
-            await start_consumer(box, name)
+            start_consumer(box, name)
 
 
 @settings(
@@ -109,7 +108,7 @@ def test_every_order_reaches_every_consumer_through_crashes_and_restarts(
         clients = {n: ConsumerClient(lambda n=n: sandbox.address(n)) for n in config.CONSUMERS}
         placer = OrdersHttpClient(sandbox.address("orders"))
         try:
-            await consumers_alive(sandbox)
+            consumers_alive(sandbox)
             crashes_before = {name: crash_count(name) for name in config.CONSUMERS}
             for client in clients.values():
                 await client.configure(idempotent=idempotent)
@@ -121,11 +120,11 @@ def test_every_order_reaches_every_consumer_through_crashes_and_restarts(
                 ids.append(order.order_id)
                 for at, victim in kills:
                     if at == i:
-                        await sandbox.control("kill", victim)
-                        await start_consumer(sandbox, victim)
+                        sandbox.control("kill", victim)
+                        start_consumer(sandbox, victim)
 
             async def all_seen() -> bool:
-                await consumers_alive(sandbox)
+                consumers_alive(sandbox)
                 for name in config.CONSUMERS:
                     with read_store(sandbox, name) as store:
                         seen = set(store.handled_ids())
@@ -147,7 +146,7 @@ def test_every_order_reaches_every_consumer_through_crashes_and_restarts(
                 )
             # Let a crash-and-redelivery still in flight finish before counting effects.
             await asyncio.sleep(0.5)
-            await consumers_alive(sandbox)
+            consumers_alive(sandbox)
             effects = {}
             for name in config.CONSUMERS:
                 with read_store(sandbox, name) as store:
@@ -177,7 +176,7 @@ def test_every_order_reaches_every_consumer_through_crashes_and_restarts(
 
 
 def test_sync_order_fails_and_async_order_waits_while_email_is_stopped(sandbox):
-    result = run(sandbox.run("sync-vs-async", {"orders": 3, "email_fault": "stop"}))
+    result = sandbox.run("sync-vs-async", {"orders": 3, "email_fault": "stop", "slow_ms": 500})
     assert result["ok"], (result.get("headline"), result.get("table"))
     sync_row, async_row = result["table"]["rows"]
     assert "email unavailable" in sync_row[3]
@@ -185,9 +184,8 @@ def test_sync_order_fails_and_async_order_waits_while_email_is_stopped(sandbox):
 
 
 def test_stopped_consumer_queue_grows_then_drains_and_every_consumer_sees_every_order(sandbox):
-    result = run(
-        sandbox.run("temporal-decoupling", {"orders": 20, "rate": 40, "consumer": "audit"})
-    )
+    params = {"orders": 20, "rate": 40.0, "consumer": "audit", "fault": "stop", "slow_ms": 200}
+    result = sandbox.run("temporal-decoupling", params)
     if not result["ok"]:
         sandbox.dump_stacks()
         print(broker_report(sandbox.prefix))
@@ -199,7 +197,7 @@ def test_stopped_consumer_queue_grows_then_drains_and_every_consumer_sees_every_
 
 
 def test_poison_message_is_dead_lettered_after_bounded_attempts_and_can_be_sent_back(sandbox):
-    result = run(sandbox.run("poison-messages", {"good_orders": 3}))
+    result = sandbox.run("poison-messages", {"good_orders": 3, "send_back": True})
     assert result["ok"], (result.get("headline"), result.get("table"))
     assert result["dead_letter"]["attempts"] == config.MAX_ATTEMPTS
     assert result["dead_letter"]["reason"] == "rejected"
@@ -207,40 +205,27 @@ def test_poison_message_is_dead_lettered_after_bounded_attempts_and_can_be_sent_
 
 
 def test_competing_consumers_share_the_queue(sandbox):
-    result = run(
-        sandbox.run(
-            "competing-consumers", {"orders": 60, "replicas": 3, "prefetch": 1, "work_ms": 5}
-        )
-    )
+    params = {"orders": 60, "replicas": 3, "prefetch": 1, "work_ms": 5.0, "scale": "before"}
+    result = sandbox.run("competing-consumers", params)
     assert result["ok"], (result.get("headline"), result.get("table"))
     shares = [row[1] for row in result["table"]["rows"]]
     assert len(shares) == 3 and sum(shares) == 60 and min(shares) > 0
     assert len(sandbox.addresses("analytics")) == 1  # scaled back afterwards
 
 
-def test_metrics_hook_publishes_per_queue_gauges(sandbox):
-    run(sandbox.metrics())
-    gauges = run(sandbox.metrics())
-    assert set(gauges["queues"]) == set(config.queue_names())
-    for values in gauges["queues"].values():
-        assert set(values) == {"depth", "unacked", "consumers", "publish_rate", "deliver_rate"}
-        assert isinstance(values["depth"], int) and isinstance(values["publish_rate"], float)
-    assert gauges["queues"]["email"]["consumers"] == 1
-
-
 @pytest.mark.parametrize(
     ("params", "name"),
     [
-        ({"orders": 0}, "orders"),
-        ({"orders": 5, "email_fault": "explode"}, "email_fault"),
-        ({"orders": "many"}, "orders"),
-        ({"surprise": 1}, "surprise"),
+        ({"orders": 0, "email_fault": "stop", "slow_ms": 500}, "orders"),
+        ({"orders": 5, "email_fault": "explode", "slow_ms": 500}, "email_fault"),
+        ({"orders": "many", "email_fault": "stop", "slow_ms": 500}, "orders"),
+        ({"orders": 5, "email_fault": "stop", "slow_ms": 500, "surprise": 1}, "surprise"),
     ],
 )
-def test_bad_parameters_are_refused_naming_the_parameter(sandbox, params, name):
-    with pytest.raises(ParameterError) as refused:
-        run(sandbox.run("sync-vs-async", params))
-    assert refused.value.name == name and name in str(refused.value)
+def test_bad_parameters_fail_the_run_naming_the_parameter(sandbox, params, name):
+    reply = sandbox.run_reply("sync-vs-async", params)
+    assert reply["state"] == "failed", reply
+    assert "ParameterError" in reply["error"] and name in reply["error"], reply["error"]
 
 
 class CuttableProxy:
@@ -345,14 +330,11 @@ def test_no_confirmed_message_is_lost_when_the_broker_connection_drops():
         delete_objects(AMQP_URL, queues=[queue])
 
 
-def test_teardown_leaves_no_queue_or_exchange_behind(tmp_path):
-    box = LocalSandbox(LAB, workdir=tmp_path)
-    try:
-        box.start()
-        run(box.run("sync-vs-async", {"orders": 1, "email_fault": "none"}))
-    finally:
-        box.stop()
-        run(box.teardown())
+def test_stop_runs_the_teardown_and_leaves_no_queue_or_exchange_behind(new_sandbox):
+    box = new_sandbox("async-messaging")
+    box.run("sync-vs-async", {"orders": 1, "email_fault": "none", "slow_ms": 500})
+    assert broker_has(box.prefix + "email")
+    assert box.stop()["state"] == "stopped"
     names = [box.prefix + q for q in config.queue_names()]
     assert not [n for n in names if broker_has(n)]
     assert not broker_has(box.prefix + config.EXCHANGE, "exchange")
@@ -439,48 +421,30 @@ def test_store_counts_duplicates_only_without_idempotency(tmp_path: Path):
     store.close()
 
 
-def lesson_parameters(slug: str) -> dict[str, list[dict]]:
-    """Return each experiment's parameters as the lesson's front matter declares them."""
-    import yaml
-
-    text = (Path(__file__).resolve().parents[2] / "lessons" / slug / "lesson.md").read_text()
-    front = yaml.safe_load(text.split("---")[1])
-    return {e["name"]: e.get("parameters", []) for e in front["experiments"]}
-
-
-def test_lesson_declares_the_same_parameters_the_lab_enforces():
-    declared = lesson_parameters("async-messaging")
-    assert set(declared) == {spec.name for spec in LAB.experiments} == set(config.PARAMETERS)
-    keys = ("name", "type", "default", "min", "max", "choices")
-    for name, params in config.PARAMETERS.items():
-        enforced = [{k: v for k, v in p.as_dict().items() if k in keys} for p in params]
-        shown = [{k: v for k, v in p.items() if k in keys} for p in declared[name]]
-        assert shown == enforced, name
-
-
-def test_a_run_through_a_broker_outage_loses_no_order_and_reports_the_reconnects(tmp_path):
+def test_a_run_through_a_broker_outage_loses_no_order_and_reports_the_reconnects():
     proxy = CuttableProxy()
-    box = LocalSandbox(
-        LAB, workdir=tmp_path, amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F"
-    )
-
-    async def run_with_outage() -> dict:
-        # Enough orders that the outage, and the reconnect after it, fall inside the run:
-        # with 15 the run could end before the services had noticed and reconnected.
-        run_task = asyncio.create_task(
-            box.run("sync-vs-async", {"orders": 60, "email_fault": "none"})
-        )
-        await asyncio.sleep(0.4)
-        await asyncio.to_thread(proxy.cut, 0.8)
-        return await run_task
-
+    proxied = f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F"
+    params = {"orders": 60, "email_fault": "none", "slow_ms": 500}
     try:
-        box.start()
-        result = run(run_with_outage())
+        # A host of its own, whose sandboxes reach RabbitMQ through the proxy only.
+        with running_host(extra_env={"AMQP_URL": proxied}) as host:
+            box = start_sandbox(host, "async-messaging")
+            # Enough orders that the outage, and the reconnect after it, fall inside the
+            # run: with 15 the run could end before the services had noticed and reconnected.
+            outcome: list[dict] = []
+            running = threading.Thread(
+                target=lambda: outcome.append(box.run_reply("sync-vs-async", params))
+            )
+            running.start()
+            time.sleep(0.4)
+            proxy.cut(0.8)
+            running.join(120)
+            assert outcome, "the run did not answer within 120 s"
     finally:
-        box.stop()
-        run(box.teardown())
         proxy.close()
+    reply = outcome[0]
+    assert reply["state"] == "done", reply
+    result = reply["result"]
     assert result["ok"], (result.get("headline"), result.get("table"))
     assert any("dropped" in note for note in result["notes"]), result["notes"]
     assert len(result["charts"][0]["series"][1]["values"]) == 3  # async orders all accepted

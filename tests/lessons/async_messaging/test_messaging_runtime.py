@@ -1,7 +1,7 @@
 """The two messaging lessons under the real runtime: host, supervisor, forked services and runners.
 
 One host serves two sandboxes, one per lesson (async-messaging and
-event-sourcing). Every experiment runs as the platform runs it
+event-sourcing), from tests/sandboxes.py. Every experiment runs as the platform runs it
 (``client.command("run")``) with small parameters; spans come from the
 replay set, metrics from the channel layer, and after the stop the broker
 is asked, passively, for each of the sandbox's queues, exchanges and streams.
@@ -13,8 +13,7 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -30,47 +29,13 @@ from sandbox_services.runtime.keys import DECLARED_STREAMS as STREAMS_KEY
 from sandbox_services.async_messaging.services.consumers.client import ConsumerClient
 from sandbox_services.async_messaging.services.orders.client import OrdersHttpClient
 from sandbox_services.async_messaging.services.orders.interface import Order
-from sandbox_services.runtime import client, keys
-from tests.runtime.conftest import RunningHost, running_host, wait_until
+from sandbox_services.runtime import keys
+from tests.sandboxes import Sandbox, wait_until
 from tests.broker import broker_has
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 GAUGE_FIELDS = {"depth", "unacked", "consumers", "publish_rate", "deliver_rate"}
 pytestmark = pytest.mark.timeout(240)
-
-
-@dataclass
-class Sandbox:
-    """A running sandbox of one lesson, and what its spawn reply said."""
-
-    id: str
-    services: dict
-
-    def run(self, experiment: str, params: dict, timeout_s: float = 90) -> dict:
-        """Run an experiment through the supervisor; return its result once it is done."""
-        reply = client.command(
-            self.id,
-            "run",
-            run_id=uuid.uuid4().hex[:8],
-            experiment=experiment,
-            params=params,
-            timeout_s=timeout_s,
-        )
-        assert reply["state"] == "done", reply
-        return reply["result"]
-
-    def service(self, name: str, op: str, **params: object) -> dict:
-        """Change a service as a learner would; return its state."""
-        return client.command(self.id, "service", service=name, op=op, **params)["services"][name]
-
-    def address(self, name: str) -> str:
-        return f"127.0.0.1:{self.services[name]['port']}"
-
-    def last_seq(self) -> int:
-        return client.status(self.id)["seq"]
-
-    def spans_since(self, seq: int) -> list[dict]:
-        return client.replay(self.id, since=seq)
 
 
 async def _first_lab_metrics(sandbox_id: str, timeout_s: float = 10) -> dict:
@@ -93,35 +58,19 @@ def first_lab_metrics(sandbox_id: str) -> dict:
 
 
 def stop_and_wait(sandbox: Sandbox) -> dict:
-    reply = client.command(sandbox.id, "stop", timeout_s=30)
-    assert reply["state"] == "stopped", reply
+    reply = sandbox.stop()
+    assert reply is not None and reply["state"] == "stopped", reply
     return reply
 
 
 @pytest.fixture(scope="module")
-def host() -> Iterator[RunningHost]:
-    with running_host() as started:
-        yield started
-
-
-def _spawn(host: RunningHost, lesson: str) -> Iterator[Sandbox]:
-    sandbox_id, reply = host.spawn(lesson=lesson, idle_timeout_s=600, lifetime_s=600)
-    sandbox = Sandbox(sandbox_id, reply["services"])
-    try:
-        yield sandbox
-    finally:
-        if client.is_alive(sandbox_id):
-            client.command(sandbox_id, "stop", timeout_s=30)
+def messaging(lesson_sandbox) -> Sandbox:
+    return lesson_sandbox("async-messaging")
 
 
 @pytest.fixture(scope="module")
-def messaging(host: RunningHost) -> Iterator[Sandbox]:
-    yield from _spawn(host, "async-messaging")
-
-
-@pytest.fixture(scope="module")
-def sourcing(host: RunningHost) -> Iterator[Sandbox]:
-    yield from _spawn(host, "event-sourcing")
+def sourcing(lesson_sandbox) -> Sandbox:
+    return lesson_sandbox("event-sourcing")
 
 
 def new_order(**fields: object) -> Order:
@@ -164,7 +113,7 @@ def test_sync_vs_async_fails_the_sync_order_and_traces_one_publish_to_every_cons
     assert sync_row[3] != "accepted" and async_row[3] == "accepted"
 
     def traced_publish() -> tuple[dict, list[dict]] | None:
-        spans = messaging.spans_since(since)
+        spans = messaging.spans(since)
         for producer in spans:
             if producer["service"] != "orders" or producer["kind"] != "producer":
                 continue
@@ -184,7 +133,7 @@ def test_sync_vs_async_fails_the_sync_order_and_traces_one_publish_to_every_cons
     def published() -> list[str]:
         return [
             span["attributes"].get("messaging.message.id")
-            for span in messaging.spans_since(since)
+            for span in messaging.spans(since)
             if span["service"] == "orders" and span["kind"] == "producer"
         ]
 
@@ -192,7 +141,7 @@ def test_sync_vs_async_fails_the_sync_order_and_traces_one_publish_to_every_cons
     # They land a batch at a time: wait for all four, then give a duplicate time to show.
     wait_until(lambda: len(published()) >= 4, 10)
     time.sleep(0.5)
-    amqp = [span for span in messaging.spans_since(since) if span["protocol"] == "amqp"]
+    amqp = [span for span in messaging.spans(since) if span["protocol"] == "amqp"]
     assert amqp and all(span["peer"] == "rabbitmq" for span in amqp)
     ids = published()
     assert len(ids) == len(set(ids)) == 4  # 3 healthy + 1 with email stopped
@@ -206,7 +155,7 @@ def test_temporal_decoupling_lets_every_consumer_see_every_order(messaging: Sand
     assert {name: seen for name, seen, _ in result["table"]["rows"]} == dict.fromkeys(
         messaging_config.CONSUMERS, 15
     )
-    assert messaging.service("email", "clear")["state"] == "running"
+    assert messaging.control("clear", "email")["email"]["state"] == "running"
 
 
 def test_at_least_once_with_idempotency_counts_each_effect_once_through_crashes(
@@ -218,7 +167,7 @@ def test_at_least_once_with_idempotency_counts_each_effect_once_through_crashes(
     summary = {item["label"]: item["value"] for item in result["summary"]}
     assert result["ok"], result
     assert summary["crashes"] == 2 and summary["effects"] == 6 and summary["duplicates"] == 0
-    status = client.status(messaging.id)
+    status = messaging.status()
     assert status["state"] == "running"
     assert status["services"]["audit"]["state"] == "running"
 
@@ -240,22 +189,22 @@ def test_competing_consumers_share_the_queue_between_replicas(messaging: Sandbox
     # Replicas write to one store in the shared workdir: its counts add up across them.
     assert sum(shares.values()) == 60
     assert sum(1 for count in shares.values() if count > 0) >= 2, shares
-    assert client.status(messaging.id)["services"]["analytics"]["replicas"] == 1
+    assert messaging.status()["services"]["analytics"]["replicas"] == 1
 
 
 def test_scaled_replicas_listen_on_ports_of_their_own(messaging: Sandbox) -> None:
-    state = messaging.service("analytics", "scale", replicas=2)
+    state = messaging.control("scale", "analytics", replicas=2)["analytics"]
     try:
         ports = [instance["port"] for instance in state["instances"][:2]]
         assert state["state"] == "running" and len(set(ports)) == 2
         assert all(instance["state"] == "running" for instance in state["instances"][:2])
     finally:
-        messaging.service("analytics", "scale", replicas=1)
+        messaging.control("scale", "analytics", replicas=1)
 
 
 def test_start_of_a_running_service_changes_nothing(messaging: Sandbox) -> None:
-    before = client.status(messaging.id)["services"]["orders"]
-    after = messaging.service("orders", "start")
+    before = messaging.status()["services"]["orders"]
+    after = messaging.control("start", "orders")["orders"]
     assert after["state"] == "running" and after["pid"] == before["pid"]
 
 
@@ -264,19 +213,16 @@ def test_a_consumer_that_crashes_with_status_70_shows_crashed_and_starts_again(
 ) -> None:
     asyncio.run(_place(messaging.address("orders"), new_order(crash_in=["email"])))
     crashed = wait_until(
-        lambda: (
-            (entry := client.status(messaging.id)["services"]["email"])["state"] == "crashed"
-            and entry
-        ),
+        lambda: (entry := messaging.status()["services"]["email"])["state"] == "crashed" and entry,
         10,
     )
     assert crashed["exit_code"] == 70
-    assert client.status(messaging.id)["state"] == "running"
-    assert messaging.service("email", "start")["state"] == "running"
+    assert messaging.status()["state"] == "running"
+    assert messaging.control("start", "email")["email"]["state"] == "running"
 
 
 def test_injected_delay_is_applied_once_on_the_http_path(messaging: Sandbox) -> None:
-    messaging.service("audit", "delay", delay_ms=300)
+    messaging.control("delay", "audit", delay_ms=300)
     try:
         address = messaging.address("audit")
         handled_s = asyncio.run(
@@ -284,19 +230,19 @@ def test_injected_delay_is_applied_once_on_the_http_path(messaging: Sandbox) -> 
         )
         stats_s = asyncio.run(_timed(lambda c: c.stats(), address))
     finally:
-        messaging.service("audit", "clear")
+        messaging.control("clear", "audit")
     assert 0.3 <= handled_s < 0.55  # the service's own delay, not doubled by the runtime
     assert stats_s < 0.25
 
 
 def test_injected_delay_slows_the_order_service_once(messaging: Sandbox) -> None:
-    messaging.service("orders", "delay", delay_ms=300)
+    messaging.control("delay", "orders", delay_ms=300)
     try:
         started = time.monotonic()
         asyncio.run(_place(messaging.address("orders"), new_order()))
         elapsed_s = time.monotonic() - started
     finally:
-        messaging.service("orders", "clear")
+        messaging.control("clear", "orders")
     assert 0.3 <= elapsed_s < 0.55
 
 
@@ -307,6 +253,8 @@ def test_async_messaging_metrics_carry_every_queue_in_the_documented_shape(
     queues = metrics["queues"]
     assert set(queues) == set(messaging_config.queue_names())
     assert all(set(gauge) == GAUGE_FIELDS for gauge in queues.values())
+    for gauge in queues.values():
+        assert isinstance(gauge["depth"], int) and isinstance(gauge["publish_rate"], float)
     assert queues["email"]["consumers"] >= 1
 
 
@@ -365,7 +313,7 @@ def test_appends_are_amqp_spans_to_rabbitmq(sourcing: Sandbox) -> None:
         # Message ids are "<account>:<version>": the run's own account, not the
         # previous test's, whose last spans may still be landing.
         accounts: dict[str, list[dict]] = {}
-        for span in sourcing.spans_since(since):
+        for span in sourcing.spans(since):
             if span["service"] == "accounts" and span["kind"] == "producer":
                 account = str(span["attributes"].get("messaging.message.id", "")).split(":")[0]
                 accounts.setdefault(account, []).append(span)
@@ -388,12 +336,12 @@ def test_injected_errors_refuse_commands_with_the_reason(sourcing: Sandbox) -> N
         finally:
             await accounts.close()
 
-    sourcing.service("accounts", "error", error_rate=1.0)
+    sourcing.control("error", "accounts", error_rate=1.0)
     try:
         with pytest.raises(DomainError, match="fault injected"):
             asyncio.run(open_account())
     finally:
-        sourcing.service("accounts", "clear")
+        sourcing.control("clear", "accounts")
     asyncio.run(open_account())
 
 
@@ -418,7 +366,7 @@ def test_a_restarted_account_service_rebuilds_its_state_from_the_log(sourcing: S
             await accounts.close()
 
     before = asyncio.run(write_then_read())
-    assert sourcing.service("accounts", "restart")["state"] == "running"
+    assert sourcing.control("restart", "accounts")["accounts"]["state"] == "running"
     # The new process knows nothing but the log: the same state means it replayed it.
     assert asyncio.run(read()) == before
 
