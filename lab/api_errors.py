@@ -1,7 +1,39 @@
 """One error shape for the whole API: {"detail": "...", "errors": {field: [...]}}."""
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
+
+API_PREFIX = "/api/"
+
+
+def error_response(detail: str, status: int, errors: dict | None = None) -> JsonResponse:
+    return JsonResponse({"detail": detail, "errors": errors or {}}, status=status)
+
+
+def _too_large() -> JsonResponse:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return error_response(f"The request body is larger than {limit} bytes.", 413)
+
+
+class OversizeBodyMiddleware:
+    """Refuse an API body over DATA_UPLOAD_MAX_MEMORY_SIZE with the JSON error, before reading it."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if request.path.startswith(API_PREFIX) and limit is not None:
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                return error_response("Content-Length is not a number.", 400)
+            if length > limit:
+                return _too_large()
+        return self.get_response(request)
 
 
 def _flatten(errors, prefix: str = "") -> dict[str, list[str]]:
@@ -25,6 +57,11 @@ def _flatten(errors, prefix: str = "") -> dict[str, list[str]]:
 
 
 def exception_handler(exc, context):
+    # Django's own request errors would otherwise become its HTML 400 page.
+    if isinstance(exc, RequestDataTooBig):
+        return _too_large()
+    if isinstance(exc, SuspiciousOperation):
+        return error_response("The request is malformed.", 400)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

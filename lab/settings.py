@@ -25,12 +25,30 @@ ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1
 CSRF_TRUSTED_ORIGINS = [
     origin for origin in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if origin
 ]
-# Behind a proxy that terminates TLS: trust its X-Forwarded-Proto and send cookies
-# over HTTPS only. Off by default, since a direct client could forge the header.
-if env_bool("DJANGO_BEHIND_TLS_PROXY", False):
+# Behind a proxy that terminates TLS: trust its X-Forwarded-Proto, redirect plain
+# HTTP to HTTPS, tell browsers to stay on HTTPS (HSTS) and send cookies over HTTPS
+# only. Off by default, since a direct client could forge the header.
+BEHIND_TLS_PROXY = env_bool("DJANGO_BEHIND_TLS_PROXY", False)
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", str(365 * 24 * 3600)))
+    # Both bind every subdomain of the lab's domain (preload, for years): the owner's call.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", False)
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+# Where the web port is published (compose's LAB_BIND). On loopback over plain
+# HTTP there is no TLS for the HTTPS-only settings to protect, so their deploy
+# checks say nothing there; published anywhere else without the TLS proxy, they warn.
+LAB_BIND = os.environ.get("LAB_BIND", "127.0.0.1")
+if not BEHIND_TLS_PROXY and LAB_BIND in {"127.0.0.1", "localhost", "::1", "[::1]"}:
+    SILENCED_SYSTEM_CHECKS = [
+        "security.W004",  # SECURE_HSTS_SECONDS
+        "security.W008",  # SECURE_SSL_REDIRECT
+        "security.W012",  # SESSION_COOKIE_SECURE
+        "security.W016",  # CSRF_COOKIE_SECURE
+    ]
 
 INSTALLED_APPS = [
     "daphne",
@@ -52,6 +70,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "lab.csp.ContentSecurityPolicyMiddleware",
+    "lab.api_errors.OversizeBodyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -102,8 +122,12 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Sign-up and `manage.py labuser --password` both apply these.
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
@@ -139,6 +163,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "reconcile-sandboxes": {"task": "lab.sandboxes.tasks.sandboxes_reconcile", "schedule": 5.0},
     "sweep-broker": {"task": "lab.sandboxes.tasks.broker_sweep", "schedule": 60.0},
+    "expire-guests": {"task": "lab.users.tasks.guests_expire_task", "schedule": 600.0},
 }
 
 REST_FRAMEWORK = {
@@ -146,7 +171,15 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    # Reads that need no user stay open; every write needs a user (a session with
+    # its CSRF token, or a token). Nothing in the API makes a user.
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
+    # The default JSON parser with a nesting limit: a deep document is a 400, not a RecursionError.
+    "DEFAULT_PARSER_CLASSES": [
+        "lab.parsers.DepthLimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "lab.api_errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {"sandbox_start": "30/min"},
@@ -156,7 +189,22 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Lessons, sandboxes, experiment runs and faults.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Declares the error responses and the lesson shapes (lab/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "lab.schema.document_errors_and_lessons",
+    ],
 }
+# Deepest JSON document the API and the WebSocket accept (lab/parsers.py).
+LAB_JSON_MAX_DEPTH = int(os.environ.get("LAB_JSON_MAX_DEPTH", "32"))
+# The debug page hides settings that carry credentials (lab/error_reports.py).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "lab.error_reports.CredentialHidingFilter"
+
+# Guests: made only by the "Try as a guest" form, at most this many per client
+# address (REMOTE_ADDR) per hour; deleted this many seconds after they joined
+# unless a sandbox of theirs is still live or they signed up.
+LAB_GUESTS_PER_ADDRESS_PER_HOUR = int(os.environ.get("LAB_GUESTS_PER_ADDRESS_PER_HOUR", "5"))
+LAB_GUEST_MAX_AGE = float(os.environ.get("LAB_GUEST_MAX_AGE", str(24 * 3600)))
 
 # Sandboxes: quotas and deadlines (seconds).
 LAB_SANDBOXES_PER_LEARNER = int(os.environ.get("LAB_SANDBOXES_PER_LEARNER", "1"))

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from lab.parsers import loads_bounded
 from sandbox_services.runtime import client, keys
 
 from . import selectors
@@ -64,6 +65,18 @@ class SandboxConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code):
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        """Parse a frame with the API's depth limit; answer a bad one and keep the socket."""
+        if text_data is None:
+            await self.send_json({"type": "error", "detail": "Send JSON as text frames."})
+            return
+        try:
+            content = loads_bounded(text_data)
+        except ValueError as error:  # malformed or over-deep JSON
+            await self.send_json({"type": "error", "detail": f"Not valid JSON: {error}"[:200]})
+            return
+        await self.receive_json(content, **kwargs)
 
     async def receive_json(self, content, **kwargs):
         if not isinstance(content, dict) or content.get("type") != "ping":

@@ -1,5 +1,7 @@
 """Reads of sandboxes and runs, always through who is asking."""
 
+import re
+
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
@@ -7,12 +9,27 @@ from lab.users.selectors import can_watch, is_instructor
 
 from .models import ACTIVE_STATES, Run, Sandbox
 
+# Sandbox and run ids are uuid4 hex. Anything else (a NUL byte, which PostgreSQL
+# refuses in text with an error) is absent without asking the database.
+_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def is_id(value: object) -> bool:
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
+
+
+def _text_filter(value: str | None) -> str | None:
+    # A NUL can match nothing stored, and PostgreSQL errors on it: match nothing.
+    return value.replace("\x00", "\ufffd") if value else value
+
 
 def sandbox_get_visible(
     *, user: AbstractBaseUser | AnonymousUser, sandbox_id: str
 ) -> Sandbox | None:
-    """Return the sandbox if ``user`` owns it or teaches; None otherwise (as if absent)."""
-    sandbox = Sandbox.objects.filter(id=str(sandbox_id)[:32]).first()
+    """Return the sandbox if ``user`` may watch its owner; None otherwise (as if absent)."""
+    if not is_id(sandbox_id):
+        return None
+    sandbox = Sandbox.objects.filter(id=sandbox_id).first()
     if sandbox is None or not can_watch(user, sandbox.owner_id):
         return None
     return sandbox
@@ -21,7 +38,7 @@ def sandbox_get_visible(
 def sandbox_list_mine(*, user: AbstractBaseUser, lesson: str | None = None) -> QuerySet[Sandbox]:
     sandboxes = Sandbox.objects.filter(owner=user)
     if lesson:
-        sandboxes = sandboxes.filter(lesson=lesson)
+        sandboxes = sandboxes.filter(lesson=_text_filter(lesson))
     return sandboxes
 
 
@@ -37,7 +54,9 @@ def sandbox_list_active() -> QuerySet[Sandbox]:
 
 
 def run_get_visible(*, user: AbstractBaseUser | AnonymousUser, run_id: str) -> Run | None:
-    run = Run.objects.select_related("sandbox").filter(id=str(run_id)[:32]).first()
+    if not is_id(run_id):
+        return None
+    run = Run.objects.select_related("sandbox").filter(id=run_id).first()
     if run is None or not can_watch(user, run.sandbox.owner_id):
         return None
     return run
@@ -46,7 +65,7 @@ def run_get_visible(*, user: AbstractBaseUser | AnonymousUser, run_id: str) -> R
 def run_list(*, sandbox: Sandbox, experiment: str | None = None, limit: int = 50) -> list[Run]:
     runs = sandbox.runs.all()
     if experiment:
-        runs = runs.filter(experiment=experiment)
+        runs = runs.filter(experiment=_text_filter(experiment))
     return list(runs[:limit])
 
 
@@ -56,7 +75,7 @@ def runs_of_user(
     """Return a learner's kept runs of a lesson across their sandboxes, newest first."""
     runs = Run.objects.filter(sandbox__owner=user, sandbox__lesson=lesson)
     if experiment:
-        runs = runs.filter(experiment=experiment)
+        runs = runs.filter(experiment=_text_filter(experiment))
     return list(runs.order_by("-created_at")[:limit])
 
 

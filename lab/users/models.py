@@ -15,6 +15,8 @@ class Profile(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile"
     )
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.LEARNER)
+    # The client address a guest was made from: guests are capped per address.
+    created_from = models.GenericIPAddressField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.user.username} ({self.role})"

@@ -33,19 +33,19 @@ class LearnerRow:
 def learners_for_instructor(*, instructor: AbstractBaseUser) -> list[LearnerRow]:
     """Return each learner the instructor watches, with progress per lesson and live sandboxes.
 
-    An instructor who teaches cohorts sees their learners; one who teaches none
-    (a small self-hosted lab) sees every learner, and every guest who has
-    started something, since a guest is a learner who hasn't signed up yet.
+    An instructor sees the learners of the cohorts they teach, and no one else:
+    one who teaches no cohort yet sees an empty class. A superuser, who reads
+    every row in the admin anyway, sees every learner and every guest who has
+    started something.
     """
-    taught = User.objects.filter(cohorts__instructors=instructor)
-    if taught.exists():
-        users = taught
-    else:
+    if instructor.is_superuser:
         users = User.objects.filter(
             Q(profile__role=Role.LEARNER)
             | Q(profile__role=Role.GUEST, progress__isnull=False)
             | Q(profile__role=Role.GUEST, sandboxes__isnull=False)
         )
+    else:
+        users = User.objects.filter(cohorts__instructors=instructor)
     users = users.distinct().select_related("profile").order_by("username")
     lessons = lesson_list()
     active = {}

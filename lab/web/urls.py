@@ -13,6 +13,7 @@ urlpatterns = [
         name="checkpoint-answer",
     ),
     path("accounts/signup/", views.signup, name="signup"),
+    path("accounts/guest/", views.guest_start, name="guest"),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=False),

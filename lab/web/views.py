@@ -10,11 +10,18 @@ from django.contrib.auth import login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from lab.users.selectors import is_guest, is_instructor
-from lab.users.services import MODEL_BACKEND, guest_convert, learner_create, user_for_request
+from lab.users.services import (
+    MODEL_BACKEND,
+    GuestLimitReached,
+    guest_convert,
+    guest_create,
+    learner_create,
+)
 from lab.curriculum.selectors import (
     LessonNotFound,
     lesson_get,
@@ -47,14 +54,33 @@ def _lesson_or_404(slug: str):
         raise Http404("No such lesson.") from None
 
 
-def _lab_config(*, lesson, sandbox, read_only: bool, history_sandbox=None) -> dict:
+def _lab_config(
+    *, lesson, sandbox, read_only: bool, history_sandbox=None, signed_in: bool = True
+) -> dict:
     return {
         "lesson": lesson.as_dict(),
         "sandbox": dict(SandboxOutput(sandbox).data) if sandbox else None,
         # Kept runs are listed through a sandbox; with none running, the last one shows them.
         "historySandbox": (history_sandbox or sandbox).id if (history_sandbox or sandbox) else None,
         "readOnly": read_only,
+        # An anonymous visitor reads; the page offers "Try as a guest" instead of Start.
+        "signedIn": signed_in,
     }
+
+
+def _safe_next(request: HttpRequest, default: str = "/") -> str:
+    """Return the ``next`` the request names if it stays on this site, else ``default``."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return default
+
+
+def _signed_in_or_403(request: HttpRequest) -> None:
+    if not request.user.is_authenticated:
+        raise PermissionDenied("Choose Try as a guest, or sign in, to keep your progress.")
 
 
 def _steps_context(lesson, progress: dict) -> list[dict]:
@@ -75,7 +101,7 @@ def _steps_context(lesson, progress: dict) -> list[dict]:
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    # Browsing the list makes no guest; the first lesson opened does.
+    # Browsing makes no guest: only the "Try as a guest" form does.
     percents = progress_summary(user=request.user) if request.user.is_authenticated else {}
     lessons = [
         {"lesson": lesson, "percent": percents.get(lesson.slug, 0)} for lesson in lesson_list()
@@ -87,18 +113,26 @@ def home(request: HttpRequest) -> HttpResponse:
 @ensure_csrf_cookie
 def lesson_detail(request: HttpRequest, slug: str) -> HttpResponse:
     lesson = _lesson_or_404(slug)
-    user = user_for_request(request)
+    user = request.user
+    signed_in = user.is_authenticated
     progress = progress_for(user=user, lesson=lesson)
     sandbox = sandbox_current(user=user, lesson=lesson.slug)
-    last_sandbox = sandbox or sandbox_list_mine(user=user, lesson=lesson.slug).first()
+    last_sandbox = sandbox or (
+        sandbox_list_mine(user=user, lesson=lesson.slug).first() if signed_in else None
+    )
     context = {
         "lesson": lesson,
         "progress": progress,
         "steps": _steps_context(lesson, progress),
         "lab_config": _lab_config(
-            lesson=lesson, sandbox=sandbox, read_only=False, history_sandbox=last_sandbox
+            lesson=lesson,
+            sandbox=sandbox,
+            read_only=False,
+            history_sandbox=last_sandbox,
+            signed_in=signed_in,
         ),
-        "read_only": False,
+        # Nothing to record for an anonymous reader: steps and checkpoints show read-only.
+        "read_only": not signed_in,
     }
     return render(request, "web/lesson.html", context)
 
@@ -107,7 +141,8 @@ def lesson_detail(request: HttpRequest, slug: str) -> HttpResponse:
 def step_done(request: HttpRequest, slug: str, step_id: str) -> HttpResponse:
     """Mark a step read (htmx swaps the step's status; without htmx, back to the step)."""
     lesson = _lesson_or_404(slug)
-    user = user_for_request(request)
+    _signed_in_or_403(request)
+    user = request.user
     try:
         progress_record(user=user, lesson=lesson, step=step_id)
     except ProgressInvalid:
@@ -136,7 +171,9 @@ def checkpoint_answer(request: HttpRequest, slug: str, checkpoint_id: str) -> Ht
     checkpoint = lesson.checkpoint(checkpoint_id)
     if checkpoint is None or (request.method == "POST" and checkpoint.kind == "run"):
         raise Http404("No such checkpoint to answer.")
-    user = user_for_request(request)
+    if request.method == "POST":
+        _signed_in_or_403(request)
+    user = request.user
     if request.method == "GET":
         progress = progress_for(user=user, lesson=lesson)
         passed = progress["checkpoints"].get(checkpoint.id, False)
@@ -202,8 +239,20 @@ def signup(request: HttpRequest) -> HttpResponse:
         # Logging in again rotates the session key and keeps the session's data.
         login(request, user, backend=MODEL_BACKEND)
         messages.success(request, f"Welcome, {user.username}. Your progress is kept.")
-        return redirect(request.GET.get("next") or "/")
+        return redirect(_safe_next(request))
     return render(request, "registration/signup.html", {"form": form})
+
+
+@require_POST
+def guest_start(request: HttpRequest) -> HttpResponse:
+    """Make a guest for this browser on an explicit, CSRF-checked POST, then go back."""
+    if not request.user.is_authenticated:
+        try:
+            user = guest_create(client_address=request.META.get("REMOTE_ADDR"))
+        except GuestLimitReached as refused:
+            return render(request, "web/guest_refused.html", {"reason": str(refused)}, status=429)
+        login(request, user, backend=MODEL_BACKEND)
+    return redirect(_safe_next(request))
 
 
 def _instructor_only(request: HttpRequest) -> None:

@@ -247,7 +247,11 @@ export class ExperimentPanel {
     if (run.state === "done" && run.id !== this.announced) {
       // The lesson's run checkpoints listen for this and ask the server whether they passed.
       this.announced = run.id;
-      document.body.dispatchEvent(new CustomEvent("lab:run-done", { detail: { experiment: run.experiment, run: run.id } }));
+      const detail = { experiment: run.experiment, run: run.id };
+      document.body.dispatchEvent(new CustomEvent("lab:run-done", { detail }));
+      // One event name per experiment, so htmx triggers need no filter expression
+      // (htmx evaluates those with eval, which the Content-Security-Policy forbids).
+      document.body.dispatchEvent(new CustomEvent(`lab:run-done-${run.experiment}`, { detail }));
     }
     if (this.submit) this.submit.disabled = !this.#canRun();
     if (run.result || run.state === "failed") {

@@ -38,6 +38,7 @@ function start() {
   const sandboxPanel = new SandboxPanel(document.getElementById("sandbox-panel"), {
     lesson: config.lesson.slug,
     readOnly,
+    signedIn: config.signedIn !== false,
     onSandbox: (sandbox) => watch(sandbox),
   });
 

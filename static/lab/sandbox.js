@@ -27,12 +27,14 @@ export function isEnded(sandbox) {
 export class SandboxPanel {
   /**
    * @param {HTMLElement} root
-   * @param {{lesson: string, readOnly: boolean, onSandbox: (sandbox: object|null) => void}} options
+   * @param {{lesson: string, readOnly: boolean, signedIn?: boolean, onSandbox: (sandbox: object|null) => void}} options
    */
-  constructor(root, { lesson, readOnly, onSandbox }) {
+  constructor(root, { lesson, readOnly, signedIn = true, onSandbox }) {
     this.root = root;
     this.lesson = lesson;
     this.readOnly = readOnly;
+    // An anonymous visitor starts nothing: the page's "Try as a guest" form stands in for Start.
+    this.signedIn = signedIn;
     this.onSandbox = onSandbox;
     this.sandbox = null;
     this.rows = new Map();
@@ -46,7 +48,7 @@ export class SandboxPanel {
     this.button.addEventListener("click", () => this.#toggle());
     this.expires = html("span", { class: "muted sandbox-expires" });
     this.bar.append(this.stateBadge);
-    if (!this.readOnly) this.bar.append(this.button);
+    if (!this.readOnly && this.signedIn) this.bar.append(this.button);
     this.bar.append(this.expires);
     this.progress = html("progress", { class: "sandbox-progress", max: "1", "aria-label": "Services started" });
     this.progress.hidden = true;
