@@ -35,8 +35,11 @@ LOG_FORMAT_FIELDS = (
     ('"tp"', '"%[var(txn.tp)]"'),
     ('"sid"', '"%[var(txn.sid)]"'),
     ('"tls"', '"%[ssl_fc]"'),
+    ('"btls"', '"%[ssl_bc]"'),
     ('"cn"', '"%[ssl_c_s_dn(CN)]"'),
     ('"serial"', '"%[ssl_c_serial,hex]"'),
+    ('"sserial"', '"%[ssl_s_serial,hex]"'),
+    ('"fault"', '"%[var(txn.fault)]"'),
     ('"m"', '"%HM"'),
     ('"p"', '"%{+E}HP"'),
 )
@@ -120,3 +123,41 @@ def trace_rules() -> list[str]:
         " if { var(txn.tp) -m len 55 }",
         "    http-response set-var(txn.t1) date(0,us)",
     ]
+
+
+LUA_DIRECTORY = Path(__file__).resolve().parent / "lua"
+
+
+def lua_load(script: str) -> str:
+    """Return the global ``lua-load`` line of one of this package's Lua scripts."""
+    return f"    lua-load {LUA_DIRECTORY / script}"
+
+
+def fault_rules(
+    *, delay_percent: float, delay_ms: int, abort_percent: float, abort_status: int
+) -> list[str]:
+    """Return http-request rules that delay and/or abort a share of requests (percent, 2 decimals).
+
+    As Envoy's fault filter: the delay first, then the abort, each its own draw
+    in ten-thousandths ("10%" is ``rand(10000)`` below 1000). The log line
+    marks a delayed request ``fault=delay`` and an aborted one ``fault=abort``,
+    so the spans show which. Delays need ``lua_load("delay.lua")`` in the
+    global section.
+    """
+    rules: list[str] = []
+    if delay_percent > 0 and delay_ms > 0:
+        threshold = round(delay_percent * 100)
+        rules += [
+            "    http-request set-var(txn.roll) rand(10000)",
+            f"    http-request set-var(txn.fault) str(delay) if {{ var(txn.roll) -m int lt {threshold} }}",
+            f"    http-request lua.lab_delay {delay_ms} if {{ var(txn.roll) -m int lt {threshold} }}",
+        ]
+    if abort_percent > 0:
+        threshold = round(abort_percent * 100)
+        rules += [
+            "    http-request set-var(txn.roll) rand(10000)",
+            f"    http-request set-var(txn.fault) str(abort) if {{ var(txn.roll) -m int lt {threshold} }}",
+            f"    http-request return status {abort_status} content-type text/plain"
+            f' string "fault injected by policy" if {{ var(txn.roll) -m int lt {threshold} }}',
+        ]
+    return rules

@@ -170,3 +170,11 @@ async def set_ssl_cert(socket_path: Path | str, cert_path: Path | str, pem: str)
     if "Success" not in committed:
         raise RuntimeError(f"commit ssl cert {cert_path}: {committed.strip()}")
     return committed
+
+
+def certificate_serial(show_ssl_cert_text: str) -> str | None:
+    """Return the serial (hex) from a ``show ssl cert <file>`` answer."""
+    for line in show_ssl_cert_text.splitlines():
+        if line.startswith("Serial:"):
+            return line.split(":", 1)[1].strip().upper()
+    return None

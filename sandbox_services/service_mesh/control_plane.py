@@ -1,0 +1,410 @@
+"""The mesh's control plane, one process per sandbox: certificates, sidecars, policy, telemetry.
+
+It plays istiod's parts (CA, configuration from policy, endpoint discovery)
+and the kubelet's (it starts every sidecar HAProxy as its own child). It
+also reads the sidecars' log lines and turns them into spans, the job
+Envoy's tracer does inside the proxy. The data plane, the requests
+themselves, never passes through this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import logging
+import shutil
+import tempfile
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sandbox_services.proxy import runtime_api
+from sandbox_services.proxy.certs import CertificateAuthority, Issued
+from sandbox_services.proxy.logs import LogReceiver
+from sandbox_services.proxy.process import ConfigInvalid, HAProxyProcess
+from sandbox_services.proxy.spans import span_of_record
+
+from . import knobs
+from .policy import MeshPolicy, PolicyInvalid, parse_policy
+from .render import MeshFiles, render_sidecar
+from .topology import APP_SERVICES, REPLICAS, Sidecar, mesh_directory, sidecars_of_plan
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EdgeStats:
+    """Requests from one workload to one replica, as the caller's sidecar logged them."""
+
+    requests: int = 0
+    errors: int = 0
+    retries: int = 0
+    tls: int = 0
+    recent_ms: deque = field(default_factory=lambda: deque(maxlen=200))
+
+
+class ControlPlane:
+    """Own the sandbox's CA and sidecars; apply policy; read state and telemetry."""
+
+    def __init__(self, plan, put_span) -> None:
+        self.plan = plan
+        self.sandbox_id = plan.sandbox_id
+        self.sidecars: list[Sidecar] = sidecars_of_plan(plan)
+        directory = mesh_directory(plan.workdir)
+        directory.mkdir(parents=True, exist_ok=True)
+        # Unix socket paths must stay under 108 bytes: a short directory of their own.
+        sockets = Path(tempfile.mkdtemp(prefix=f"labmesh-{self.sandbox_id[:8]}-"))
+        self.files = MeshFiles(
+            sandbox_id=self.sandbox_id,
+            config_directory=directory,
+            socket_directory=sockets,
+            ca_path=directory / "certs" / "ca.pem",
+        )
+        self.ca = CertificateAuthority(self.sandbox_id, directory / "certs")
+        self.certificates: dict[str, Issued] = {}
+        self.policy_text = knobs.DEFAULT_POLICY
+        self.policy: MeshPolicy = parse_policy(self.policy_text)
+        self.version = 1
+        self.history: list[dict] = []
+        self.proxies: dict[str, HAProxyProcess] = {}
+        self.logs = LogReceiver(self.files.log_socket, self._on_record)
+        self._put_span = put_span
+        self._lock = asyncio.Lock()
+        self.edges: dict[tuple[str, str], EdgeStats] = {}
+        self.refused: deque = deque(maxlen=50)
+        self.records = 0
+        self._known_running: dict[str, set[int]] = {}
+        self.start_ms: dict[str, float] = {}
+
+    # -- life --------------------------------------------------------------
+
+    def running(self) -> dict[str, set[int]]:
+        """Return the running replicas of each app service (the endpoints)."""
+        return {name: set(self.plan.table.running(name)) for name in APP_SERVICES}
+
+    async def start(self) -> None:
+        """Issue certificates, start the log socket, then every sidecar at once."""
+        started = time.monotonic()
+        for workload in REPLICAS:
+            self.certificates[workload] = self.ca.issue(workload, ttl=knobs.WORKLOAD_CERT_TTL)
+        self.start_ms["certificates"] = round((time.monotonic() - started) * 1000, 1)
+        await self.logs.start()
+        running = self.running()
+        self._known_running = running
+        for sidecar in self.sidecars:
+            self.proxies[sidecar.name] = HAProxyProcess(sidecar.name, self.files.config_directory)
+            # Each process's stats socket is where the rendered config says.
+            self.proxies[sidecar.name].stats_socket = self.files.stats_socket(sidecar)
+            self.proxies[sidecar.name].master_socket = (
+                self.files.socket_directory / f"{sidecar.name}.master.sock"
+            )
+        await asyncio.gather(
+            *(
+                self.proxies[sidecar.name].start(self._render(sidecar, running))
+                for sidecar in self.sidecars
+            )
+        )
+        self.start_ms["sidecars"] = round((time.monotonic() - started) * 1000, 1)
+
+    async def stop(self) -> None:
+        """Stop every sidecar and the log socket; remove the socket directory."""
+        await asyncio.gather(*(proxy.stop() for proxy in self.proxies.values()))
+        self.logs.close()
+        shutil.rmtree(self.files.socket_directory, ignore_errors=True)
+
+    def _render(self, sidecar: Sidecar, running: dict[str, set[int]], policy=None) -> str:
+        return render_sidecar(
+            sidecar,
+            sidecars=self.sidecars,
+            policy=policy or self.policy,
+            files=self.files,
+            running=running,
+        )
+
+    # -- endpoints (Istio's EDS) -------------------------------------------
+
+    async def sync_endpoints(self) -> None:
+        """Put replicas that stopped into maintenance and ones that started back, live."""
+        running = self.running()
+        if running == self._known_running:
+            return
+        self._known_running = running
+        for sidecar in self.sidecars:
+            for host in sidecar.outbound:
+                if host not in running:
+                    continue
+                for target in self.sidecars:
+                    if target.workload != host:
+                        continue
+                    state = "ready" if target.replica in running[host] else "maint"
+                    try:
+                        await runtime_api.command(
+                            self.proxies[sidecar.name].stats_socket,
+                            f"set server {host}/{target.name} state {state}",
+                        )
+                    except (OSError, asyncio.TimeoutError) as error:
+                        log.warning("endpoint update on %s: %s", sidecar.name, error)
+
+    # -- policy --------------------------------------------------------------
+
+    def preview(self, text: str) -> tuple[MeshPolicy, dict[str, str]]:
+        """Validate a policy and render every sidecar with it; raise PolicyInvalid naming the field."""
+        policy = parse_policy(text)
+        running = self.running()
+        return policy, {s.name: self._render(s, running, policy) for s in self.sidecars}
+
+    async def apply(self, text: str) -> dict:
+        """Validate, render and apply a policy to every sidecar whose config changed, hitlessly."""
+        async with self._lock:
+            policy, configs = self.preview(text)
+            diffs = {}
+            for name, config_text in configs.items():
+                old = self.proxies[name].config_text
+                if old != config_text:
+                    diffs[name] = "".join(
+                        difflib.unified_diff(
+                            old.splitlines(keepends=True),
+                            config_text.splitlines(keepends=True),
+                            fromfile=f"{name}.cfg (v{self.version})",
+                            tofile=f"{name}.cfg (v{self.version + 1})",
+                        )
+                    )
+            started = time.monotonic()
+            try:
+                reload_ms = await asyncio.gather(
+                    *(self.proxies[name].reload(configs[name]) for name in diffs)
+                )
+            except ConfigInvalid as error:  # our renderer's bug, not the learner's
+                raise PolicyInvalid({"haproxy": [str(error)]}) from None
+            self.policy, self.policy_text = policy, text
+            if diffs:
+                self.version += 1
+            applied = {
+                "version": self.version,
+                "changed": sorted(diffs),
+                "diff": diffs,
+                "reload_ms": {name: round(ms, 1) for name, ms in zip(diffs, reload_ms)},
+                "applied_in_ms": round((time.monotonic() - started) * 1000, 1),
+                "at": time.time(),
+            }
+            self.history.append({k: v for k, v in applied.items() if k != "diff"})
+            return applied
+
+    # -- certificates ----------------------------------------------------------
+
+    async def rotate(self) -> dict:
+        """Issue every workload a new certificate and swap it into its sidecars in memory."""
+        async with self._lock:
+            rotated = {}
+            for workload in REPLICAS:
+                old = self.certificates[workload]
+                new = self.ca.issue(workload, ttl=knobs.WORKLOAD_CERT_TTL)
+                self.certificates[workload] = new
+                loaded = {}
+                for sidecar in self.sidecars:
+                    if sidecar.workload == workload:
+                        socket_path = self.proxies[sidecar.name].stats_socket
+                        await runtime_api.set_ssl_cert(socket_path, new.path, new.pem)
+                        # HAProxy's own word on what it now serves.
+                        loaded[sidecar.name] = runtime_api.certificate_serial(
+                            await runtime_api.command(socket_path, f"show ssl cert {new.path}")
+                        )
+                rotated[workload] = {
+                    "old_serial": old.serial,
+                    "new_serial": new.serial,
+                    "loaded_by_sidecars": loaded,
+                }
+            return rotated
+
+    # -- mesh on/off -------------------------------------------------------------
+
+    def set_enabled(self, enabled: bool) -> None:
+        """Point the apps at their sidecars (on) or straight at their peers (off)."""
+        flag = mesh_directory(self.plan.workdir) / "off"
+        if enabled:
+            flag.unlink(missing_ok=True)
+        else:
+            flag.touch()
+
+    # -- state, from HAProxy ---------------------------------------------------------
+
+    async def server_states(self) -> dict[str, list[dict]]:
+        """Return, for each caller sidecar, its view of every upstream replica (``show stat``)."""
+        result: dict[str, list[dict]] = {}
+        for sidecar in self.sidecars:
+            if not sidecar.outbound:
+                continue
+            try:
+                text = await runtime_api.command(self.proxies[sidecar.name].stats_socket, "show stat")
+                states = runtime_api.server_states(text)
+            except (OSError, asyncio.TimeoutError, ValueError) as error:
+                result[sidecar.name] = [{"error": str(error)}]
+                continue
+            result[sidecar.name] = [
+                state.as_dict() for state in states if state.backend in sidecar.outbound
+            ]
+        return result
+
+    async def totals(self) -> dict[str, dict]:
+        """Return each sidecar's frontend/backend counters from its own stats."""
+        result = {}
+        for name, proxy in self.proxies.items():
+            try:
+                result[name] = runtime_api.proxy_totals(
+                    await runtime_api.command(proxy.stats_socket, "show stat")
+                )
+            except (OSError, asyncio.TimeoutError, ValueError) as error:
+                result[name] = {"error": str(error)}
+        return result
+
+    def processes(self) -> list[dict]:
+        """Return each sidecar's master and worker pids (for CPU and memory figures)."""
+        return [
+            {
+                "sidecar": sidecar.name,
+                "workload": sidecar.workload,
+                "replica": sidecar.replica,
+                "master_pid": self.proxies[sidecar.name].pid,
+                "worker_pids": self.proxies[sidecar.name].worker_pids(),
+                "reloads": self.proxies[sidecar.name].reloads,
+            }
+            for sidecar in self.sidecars
+        ]
+
+    def topology(self) -> dict:
+        """Return the sidecars, their listeners and identities (what experiments dial)."""
+        return {
+            "enabled": (mesh_directory(self.plan.workdir) / "off").exists() is False,
+            "version": self.version,
+            "start_ms": self.start_ms,
+            "ca": str(self.files.ca_path),
+            "sidecars": [
+                {
+                    "name": sidecar.name,
+                    "workload": sidecar.workload,
+                    "replica": sidecar.replica,
+                    "app_port": sidecar.app_port,
+                    "inbound_port": sidecar.inbound_port,
+                    "outbound": sidecar.outbound,
+                    "mtls": self.policy.mtls(sidecar.workload) if sidecar.inbound_port else None,
+                    "spiffe_id": self.certificates[sidecar.workload].spiffe_id,
+                    "cert_serial": self.certificates[sidecar.workload].serial,
+                    "cert_path": str(self.certificates[sidecar.workload].path),
+                }
+                for sidecar in self.sidecars
+            ],
+        }
+
+    def config_lines(self) -> int:
+        """Return the lines of generated HAProxy configuration across the sandbox."""
+        return sum(len(proxy.config_text.splitlines()) for proxy in self.proxies.values())
+
+    # -- telemetry: log lines to spans ------------------------------------------------
+
+    def _sidecar(self, name: str) -> Sidecar | None:
+        return next((sidecar for sidecar in self.sidecars if sidecar.name == name), None)
+
+    def _on_record(self, record: dict) -> None:
+        self.records += 1
+        sidecar = self._sidecar(str(record.get("w")))
+        if sidecar is None:
+            return
+        if record.get("event") == "connection-error":
+            self._refusal(sidecar, record)
+            return
+        frontend = str(record.get("fe") or "")
+        server = str(record.get("srv") or "")
+        attributes: dict = {"mesh.sidecar": sidecar.name}
+        if frontend.startswith("inbound"):
+            kind, name = "server", f"inbound {sidecar.workload}"
+            issued = self.ca.identity_of(str(record.get("serial") or ""))
+            attributes["mtls"] = record.get("tls") == "1"
+            if issued is not None:
+                attributes["peer.spiffe_id"] = issued.spiffe_id
+            elif record.get("tls") != "1":
+                attributes["peer.spiffe_id"] = "(plaintext: no identity)"
+        else:
+            host = str(record.get("be") or "").split("_")[0] or frontend.removeprefix("outbound_")
+            kind, name = "client", f"outbound {host}"
+            if frontend.endswith("_tries"):
+                name = f"tries {host}"
+            attributes["mtls"] = record.get("btls") == "1"
+            issued = self.ca.identity_of(str(record.get("sserial") or ""))
+            if issued is not None:
+                attributes["peer.spiffe_id"] = issued.spiffe_id
+            target = self._sidecar(server)
+            if target is not None and target.app_port is not None:
+                attributes["server.port"] = target.app_port  # names the peer on the lifeline
+                attributes["mesh.replica"] = target.replica
+            self._count_edge(sidecar, server, record)
+        if record.get("fault"):
+            attributes["mesh.fault"] = record["fault"]
+        span = span_of_record(
+            record,
+            service=f"{sidecar.workload}-sidecar",
+            kind=kind,
+            name=name,
+            attributes=attributes,
+        )
+        if span is not None:
+            self._put_span(span)
+
+    def _count_edge(self, sidecar: Sidecar, server: str, record: dict) -> None:
+        if not server or server.startswith("<") or server == "tries":
+            return
+        edge = self.edges.setdefault((sidecar.workload, server), EdgeStats())
+        edge.requests += 1
+        status = int(record.get("st") or 0)
+        if status >= 500 or status <= 0:
+            edge.errors += 1
+        edge.retries += int(str(record.get("rc") or "0").lstrip("+") or 0)
+        edge.tls += record.get("sserial", "") not in ("", "-")
+        edge.recent_ms.append(max(int(record.get("ta") or 0), 0))
+
+    def _refusal(self, sidecar: Sidecar, record: dict) -> None:
+        """Make a span of a connection the sidecar refused (no TLS under STRICT, a bad cert)."""
+        import os
+
+        now_ns = (int(record.get("ts") or 0) * 1000 + int(record.get("ms") or 0)) * 1_000_000
+        reason = record.get("ssl_err") or record.get("err") or "refused"
+        self.refused.append({"sidecar": sidecar.name, "reason": reason, "at_ns": now_ns})
+        self._put_span(
+            {
+                "trace_id": os.urandom(16).hex(),
+                "span_id": os.urandom(8).hex(),
+                "parent_id": None,
+                "service": f"{sidecar.workload}-sidecar",
+                "name": f"refused connection to {sidecar.workload}",
+                "kind": "server",
+                "protocol": "http",
+                "start_ns": now_ns,
+                "end_ns": now_ns,
+                "status": "error",
+                "attributes": {
+                    "mesh.sidecar": sidecar.name,
+                    "mesh.refusal": reason,
+                    "mtls.mode": self.policy.mtls(sidecar.workload),
+                    "client": record.get("client"),
+                },
+            }
+        )
+
+    def edge_metrics(self) -> list[dict]:
+        """Return request rate inputs, error counts and p99 per caller -> replica edge."""
+        result = []
+        for (caller, server), edge in sorted(self.edges.items()):
+            recent = sorted(edge.recent_ms)
+            p99 = recent[min(len(recent) - 1, int(len(recent) * 0.99))] if recent else None
+            result.append(
+                {
+                    "from": caller,
+                    "to": server,
+                    "requests": edge.requests,
+                    "errors": edge.errors,
+                    "retries": edge.retries,
+                    "mtls": edge.tls > 0,
+                    "p99_ms": p99,
+                }
+            )
+        return result

@@ -1,0 +1,199 @@
+"""Serve the mesh control plane: it starts the sidecars, then answers the lab over HTTP.
+
+Routes (JSON unless said): GET /mesh (topology, policy, processes),
+GET /mesh/state (each replica's state as HAProxy reports it, edges, refusals),
+GET /mesh/config/<sidecar> (text), POST /mesh/policy (YAML body; 400 naming
+the field), POST /mesh/policy/preview (the diff, not applied), POST
+/mesh/rotate, POST /mesh/enabled, GET /mesh/spans?trace_id=.
+
+It also publishes the replicas' states and the edges once a second as the
+sandbox's metrics, which the lesson page draws as breakers and a graph.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import logging
+import os
+from collections import deque
+
+from aiohttp import web
+
+from sandbox_services.runtime import tracing
+from sandbox_services.runtime.serve import add_health_route, serve_http
+from sandbox_services.runtime.spec import ServiceContext
+
+from ...control_plane import ControlPlane
+from ...policy import PolicyInvalid
+
+log = logging.getLogger(__name__)
+PLANE_KEY = web.AppKey("plane", ControlPlane)
+SPANS_KEY = web.AppKey("spans", deque)
+ENDPOINT_SYNC_S = 0.1
+METRICS_INTERVAL_S = 1.0
+SPANS_KEPT = 5000
+
+
+def _untraced_application_class() -> type[web.Application]:
+    # The runtime swaps in OpenTelemetry's traced Application. The control
+    # plane's own API is not the learner's traffic (the page polls it), so it
+    # is served by aiohttp's class underneath, and makes no spans of its own.
+    return next(cls for cls in web.Application.__mro__ if cls.__module__ == "aiohttp.web_app")
+
+
+async def topology(request: web.Request) -> web.Response:
+    plane = request.app[PLANE_KEY]
+    return web.json_response(
+        {
+            **plane.topology(),
+            "policy": plane.policy_text,
+            "processes": plane.processes(),
+            "config_lines": plane.config_lines(),
+            "history": plane.history,
+            "control_plane_pid": os.getpid(),
+        }
+    )
+
+
+async def state(request: web.Request) -> web.Response:
+    plane = request.app[PLANE_KEY]
+    return web.json_response(
+        {
+            "servers": await plane.server_states(),
+            "edges": plane.edge_metrics(),
+            "refused": list(plane.refused),
+            "log_records": plane.records,
+            "version": plane.version,
+        }
+    )
+
+
+async def totals(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[PLANE_KEY].totals())
+
+
+async def config(request: web.Request) -> web.Response:
+    plane = request.app[PLANE_KEY]
+    proxy = plane.proxies.get(request.match_info["sidecar"])
+    if proxy is None:
+        raise web.HTTPNotFound(text="no such sidecar")
+    return web.Response(text=proxy.config_text)
+
+
+def _invalid(error: PolicyInvalid) -> web.Response:
+    return web.json_response({"detail": str(error), "errors": error.errors}, status=400)
+
+
+async def apply_policy(request: web.Request) -> web.Response:
+    try:
+        applied = await request.app[PLANE_KEY].apply(await request.text())
+    except PolicyInvalid as error:
+        return _invalid(error)
+    return web.json_response(applied)
+
+
+async def preview_policy(request: web.Request) -> web.Response:
+    plane = request.app[PLANE_KEY]
+    try:
+        _, configs = plane.preview(await request.text())
+    except PolicyInvalid as error:
+        return _invalid(error)
+    diffs = {
+        name: "".join(
+            difflib.unified_diff(
+                plane.proxies[name].config_text.splitlines(keepends=True),
+                text.splitlines(keepends=True),
+                fromfile=f"{name}.cfg (running)",
+                tofile=f"{name}.cfg (proposed)",
+            )
+        )
+        for name, text in configs.items()
+        if text != plane.proxies[name].config_text
+    }
+    return web.json_response({"diff": diffs, "changed": sorted(diffs)})
+
+
+async def rotate(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[PLANE_KEY].rotate())
+
+
+async def enabled(request: web.Request) -> web.Response:
+    body = await request.json()
+    if not isinstance(body.get("enabled"), bool):
+        return web.json_response(
+            {"detail": "enabled: true or false", "errors": {"enabled": ["must be true or false"]}},
+            status=400,
+        )
+    request.app[PLANE_KEY].set_enabled(body["enabled"])
+    return web.json_response({"enabled": body["enabled"]})
+
+
+async def spans(request: web.Request) -> web.Response:
+    wanted = set(request.query.getall("trace_id", []))
+    kept = request.app[SPANS_KEY]
+    return web.json_response([span for span in kept if not wanted or span["trace_id"] in wanted])
+
+
+async def _endpoints(plane: ControlPlane) -> None:
+    while True:
+        try:
+            await plane.sync_endpoints()
+        except Exception:
+            log.exception("endpoint sync failed")
+        await asyncio.sleep(ENDPOINT_SYNC_S)
+
+
+async def _metrics(ctx: ServiceContext, plane: ControlPlane) -> None:
+    while True:
+        await asyncio.sleep(METRICS_INTERVAL_S)
+        try:
+            ctx.metrics(
+                {
+                    "mesh": {
+                        "servers": await plane.server_states(),
+                        "edges": plane.edge_metrics(),
+                        "version": plane.version,
+                        "sidecars": len(plane.proxies),
+                        "config_lines": plane.config_lines(),
+                    }
+                }
+            )
+        except Exception:
+            log.exception("mesh metrics failed")
+
+
+async def main(ctx: ServiceContext) -> None:
+    kept: deque = deque(maxlen=SPANS_KEPT)
+    writer = tracing.outbox_writer()
+
+    def put_span(span: dict) -> None:
+        kept.append(span)
+        if writer is not None:
+            writer.put_span(span)
+
+    plane = ControlPlane(ctx.plan, put_span)  # type: ignore[attr-defined]
+    await plane.start()
+    app = _untraced_application_class()()
+    add_health_route(app)
+    app[PLANE_KEY] = plane
+    app[SPANS_KEY] = kept
+    app.router.add_get("/mesh", topology)
+    app.router.add_get("/mesh/state", state)
+    app.router.add_get("/mesh/totals", totals)
+    app.router.add_get("/mesh/config/{sidecar}", config)
+    app.router.add_post("/mesh/policy", apply_policy)
+    app.router.add_post("/mesh/policy/preview", preview_policy)
+    app.router.add_post("/mesh/rotate", rotate)
+    app.router.add_post("/mesh/enabled", enabled)
+    app.router.add_get("/mesh/spans", spans)
+    loops = [
+        asyncio.ensure_future(_endpoints(plane)),
+        asyncio.ensure_future(_metrics(ctx, plane)),
+    ]
+    try:
+        await serve_http(ctx, app)
+    finally:
+        for task in loops:
+            task.cancel()
+        await plane.stop()
