@@ -52,7 +52,7 @@ from typing import Any
 
 import pytest
 
-from sandbox_services.runtime import client
+from sandbox_services.runtime import client, keys
 from sandbox_services.runtime.client import SandboxError, SandboxGone
 from sandbox_services.runtime.launcher import LaunchedHost, launch_host, running_host
 from sandbox_services.runtime.plan import load_lab
@@ -142,8 +142,9 @@ class Sandbox:
         ]
 
     def last_seq(self) -> int:
-        """Return the sequence number of the newest span the supervisor has numbered."""
-        return int(self.status().get("seq", 0))
+        """Return the seq of the newest span kept so far (0 if none): later spans have higher."""
+        newest = self.host.redis.zrange(keys.sandbox_spans(self.id), -1, -1, withscores=True)
+        return int(newest[0][1]) if newest else 0
 
     def spans(self, since: int = 0) -> list[dict]:
         """Return the kept spans with seq > since, oldest first."""
