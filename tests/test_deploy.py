@@ -38,22 +38,94 @@ def run_preflight(**environment: str | None) -> subprocess.CompletedProcess[str]
 # --- docker-compose.yml
 
 
-def test_compose_file_is_valid_for_debian_docker_compose() -> None:
+def docker_compose() -> str:
     binary = shutil.which("docker-compose")
     if binary is None:
         if IN_CI:
             pytest.fail("docker-compose is not installed: .ci/run should have installed it")
         pytest.skip("docker-compose is not installed (apt-get install docker-compose)")
+    return binary
+
+
+def compose_config(*arguments: str, **environment: str | None) -> subprocess.CompletedProcess:
+    """Run `docker-compose config` with these variables changed (None removes one)."""
+    env = {**os.environ, "DJANGO_SECRET_KEY": "a-test-key-" + "x" * 40, **environment}
+    return subprocess.run(
+        [docker_compose(), "-f", str(COMPOSE_FILE), *arguments, "config"],
+        cwd=ROOT,
+        env={name: value for name, value in env.items() if value is not None},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_compose_file_is_valid_for_debian_docker_compose() -> None:
     for profile in ([], ["--profile", "jaeger"]):
-        result = subprocess.run(
-            [binary, "-f", str(COMPOSE_FILE), *profile, "config", "-q"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = compose_config(*profile)
         assert result.returncode == 0, result.stderr
+
+
+def test_compose_refuses_to_start_without_a_secret_key() -> None:
+    result = compose_config(DJANGO_SECRET_KEY=None)
+    assert result.returncode != 0
+    assert "set DJANGO_SECRET_KEY" in result.stderr
+
+
+def test_compose_publishes_the_web_port_on_loopback_unless_told() -> None:
+    default = yaml.safe_load(compose_config(LAB_BIND=None).stdout)["services"]["web"]
+    assert default["ports"] == ["127.0.0.1:8000:8000/tcp"] or default["ports"][0] in (
+        "127.0.0.1:8000:8000",
+        {"host_ip": "127.0.0.1", "published": 8000, "target": 8000, "protocol": "tcp"},
+    )
+    assert default["environment"]["LAB_BIND"] == "127.0.0.1"
+    chosen = yaml.safe_load(compose_config(LAB_BIND="0.0.0.0").stdout)["services"]["web"]
+    assert str(chosen["ports"][0]).startswith("0.0.0.0:8000:8000")
+
+
+def deploy_check(environment: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run `manage.py check --deploy` under ``environment`` on a scratch SQLite file."""
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--tag", "security"],
+        cwd=ROOT,
+        env={"PATH": os.environ["PATH"], **environment, "DATABASE_URL": "sqlite:///:memory:"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def compose_web_environment(**environment: str) -> dict[str, str]:
+    config = yaml.safe_load(compose_config(**environment).stdout)
+    return {
+        name: str(value)
+        for name, value in config["services"]["web"]["environment"].items()
+        if value is not None
+    }
+
+
+def test_check_deploy_is_clean_under_composes_settings() -> None:
+    result = deploy_check(compose_web_environment())
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout, result.stdout + result.stderr
+
+
+def test_check_deploy_is_clean_behind_a_tls_proxy_and_warns_without_one() -> None:
+    behind = deploy_check(
+        compose_web_environment(
+            LAB_BIND="0.0.0.0",
+            DJANGO_BEHIND_TLS_PROXY="1",
+            DJANGO_HSTS_INCLUDE_SUBDOMAINS="1",
+            DJANGO_HSTS_PRELOAD="1",
+        )
+    )
+    assert "no issues" in behind.stdout, behind.stdout + behind.stderr
+    # Published beyond loopback over plain HTTP, the HTTPS checks speak up.
+    exposed = deploy_check(compose_web_environment(LAB_BIND="0.0.0.0"))
+    for warning in ("W004", "W008", "W012", "W016"):
+        assert warning in exposed.stderr + exposed.stdout, warning
 
 
 def test_compose_services_wait_for_healthy_dependencies() -> None:
@@ -158,14 +230,52 @@ def test_make_test_uses_redis_database_1() -> None:
 # --- scripts/run_lab.py
 
 
+def run_lab(*arguments: str, **environment: str | None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **environment}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "run_lab.py"), *arguments],
+        cwd=ROOT,
+        env={name: value for name, value in env.items() if value is not None},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_run_lab_off_loopback_warns_and_refuses_debug_and_the_development_key() -> None:
+    # Port 1 is never reached: the refusal comes before anything starts.
+    result = run_lab("--host", "0.0.0.0", "--port", "1", DJANGO_DEBUG=None, DJANGO_SECRET_KEY=None)
+    assert result.returncode == 2
+    assert "warning: serving on 0.0.0.0" in result.stderr
+    assert "DEBUG is on" in result.stderr and "DJANGO_SECRET_KEY is not set" in result.stderr
+    assert "starting" not in result.stdout
+    keyed = run_lab(
+        "--host", "0.0.0.0", "--port", "1", DJANGO_DEBUG="1", DJANGO_SECRET_KEY="k" * 50
+    )
+    assert keyed.returncode == 2 and "DEBUG is on" in keyed.stderr
+
+
+def test_run_lab_on_loopback_has_nothing_to_say() -> None:
+    import runpy
+
+    module = runpy.run_path(str(ROOT / "scripts" / "run_lab.py"))
+    for host in ("127.0.0.1", "localhost", "::1", "[::1]"):
+        assert module["exposure_problems"](host, {}) == ([], [])
+    warnings, refusals = module["exposure_problems"](
+        "192.0.2.10", {"DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "k" * 50}
+    )
+    assert warnings and not refusals
+
+
 def start_supervisor_harness(child_code: str) -> tuple[subprocess.Popen[str], list[int]]:
-    """Start run_lab's Supervisor over two children running child_code; return it and their pids."""
+    """Start run_lab's ProcessGroup over two children running child_code; return it and their pids."""
     harness = textwrap.dedent(
         f"""
         import runpy, sys
         module = runpy.run_path({str(ROOT / "scripts" / "run_lab.py")!r})
         child = [sys.executable, "-c", {child_code!r}]
-        supervisor = module["Supervisor"]([module["Child"]("one", child),
+        supervisor = module["ProcessGroup"]([module["Child"]("one", child),
                                            module["Child"]("two", child)])
         sys.exit(supervisor.run())
         """
