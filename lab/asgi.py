@@ -14,7 +14,8 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels_auth_token_middlewares.middleware import DRFAuthTokenMiddleware  # noqa: E402
 
-from lab.sandboxes.routing import websocket_urlpatterns  # noqa: E402
+from lab.classroom.routing import websocket_urlpatterns as classroom_routes  # noqa: E402
+from lab.sandboxes.routing import websocket_urlpatterns as sandbox_routes  # noqa: E402
 from lab.ws_security import BrowserOriginValidator  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -22,7 +23,9 @@ application = ProtocolTypeRouter(
         "http": django_application,
         # Session first (browsers); a token header (scripts) when the session is anonymous.
         "websocket": BrowserOriginValidator(
-            AuthMiddlewareStack(DRFAuthTokenMiddleware(URLRouter(websocket_urlpatterns)))
+            AuthMiddlewareStack(
+                DRFAuthTokenMiddleware(URLRouter(sandbox_routes + classroom_routes))
+            )
         ),
     }
 )

@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "lab.curriculum",
     "lab.sandboxes",
     "lab.web",
+    "lab.classroom",
 ]
 
 MIDDLEWARE = [

@@ -7,5 +7,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/", include("lab.curriculum.urls")),
     path("api/", include("lab.sandboxes.urls")),
+    path("", include("lab.classroom.urls")),
     path("", include("lab.web.urls")),
 ]

@@ -19,7 +19,9 @@ import yaml
 from sandbox_services.runtime.plan import lesson_module
 
 PARAMETER_TYPES = ("int", "float", "choice", "bool")
-CHECKPOINT_KINDS = ("run", "quiz", "read")
+CHECKPOINT_KINDS = ("run", "quiz", "read", "predict")
+# A predict checkpoint takes a number, or one of its choices (each a range of the figure).
+ANSWER_TYPES = ("number", "choice")
 SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,48}$")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,48}$")
 STEP_MARKER = re.compile(r"<!--\s*step:\s*([A-Za-z0-9_-]+)\s*-->")
@@ -76,6 +78,16 @@ class Checkpoint:
     choices: tuple[str, ...] = ()
     answer: int | None = None
     explanation: str = ""
+    # kind predict: the answer is graded against the summary figure ``figure`` of the
+    # run's own result (divided by the figure ``per`` when given): a number within
+    # ``tolerance`` (a fraction of the observed value), or the choice whose range
+    # the figure falls in (``bins`` are the boundaries between the choices).
+    answer_type: str = ""
+    figure: str = ""
+    per: str = ""
+    tolerance: float = 0.0
+    bins: tuple[float, ...] = ()
+    unit: str = ""
 
     def as_dict(self) -> dict:
         # The answer stays on the server: a quiz that ships its answer teaches nothing.
@@ -86,6 +98,9 @@ class Checkpoint:
             "experiment": self.experiment,
             "question": self.question,
             "choices": list(self.choices),
+            "answer_type": self.answer_type,
+            "figure": self.figure,
+            "unit": self.unit,
         }
 
 
@@ -106,6 +121,8 @@ class Lesson:
     experiments: tuple[Experiment, ...]
     checkpoints: tuple[Checkpoint, ...]
     path: Path = field(compare=False)
+    # About how long the lesson takes, for the path on the home page.
+    minutes: int = 0
 
     def experiment(self, name: str) -> Experiment | None:
         return next((item for item in self.experiments if item.name == name), None)
@@ -122,6 +139,7 @@ class Lesson:
             "title": self.title,
             "summary": self.summary,
             "order": self.order,
+            "minutes": self.minutes,
             "steps": [{"id": step.id, "title": step.title} for step in self.steps],
             "experiments": [experiment.as_dict() for experiment in self.experiments],
             "checkpoints": [checkpoint.as_dict() for checkpoint in self.checkpoints],
@@ -179,6 +197,12 @@ def load_lesson(path: Path) -> Lesson:
     if not isinstance(order, int):
         problem("order", "must be an integer")
         order = 100
+    minutes = meta.get("minutes")
+    if minutes is not None and (
+        not isinstance(minutes, int) or isinstance(minutes, bool) or minutes < 1
+    ):
+        problem("minutes", "must be a whole number of minutes, at least 1")
+        minutes = None
 
     steps_meta = _list_of_mappings(meta.get("steps"), "steps", problem)
     step_titles: dict[str, str] = {}
@@ -229,6 +253,8 @@ def load_lesson(path: Path) -> Lesson:
         experiments=tuple(experiments),
         checkpoints=tuple(checkpoints),
         path=path,
+        # Without a figure in the file: about five minutes a step and three a run.
+        minutes=minutes or 5 * len(steps) + 3 * len(experiments),
     )
 
 
@@ -339,7 +365,7 @@ def _checkpoint(
     if kind not in CHECKPOINT_KINDS:
         problem(f"{where}.kind", f"must be one of {', '.join(CHECKPOINT_KINDS)}")
         return None
-    if kind == "run" and item.get("experiment") not in experiments:
+    if kind in ("run", "predict") and item.get("experiment") not in experiments:
         problem(
             f"{where}.experiment", f"names no experiment of this lesson: {item.get('experiment')!r}"
         )
@@ -350,6 +376,8 @@ def _checkpoint(
             problem(f"{where}.question", "a quiz needs a question and at least two choices")
         if not isinstance(answer, int) or not 0 <= answer < len(choices):
             problem(f"{where}.answer", "must be the index of the right choice")
+    if kind == "predict":
+        _check_prediction(item, where, choices, problem)
     return Checkpoint(
         id=checkpoint_id,
         step=str(item.get("step")),
@@ -359,7 +387,52 @@ def _checkpoint(
         choices=choices,
         answer=answer if isinstance(answer, int) else None,
         explanation=str(item.get("explanation") or ""),
+        answer_type=str(item.get("answer_type") or ""),
+        figure=str(item.get("figure") or ""),
+        per=str(item.get("per") or ""),
+        tolerance=float(item.get("tolerance") or 0),
+        bins=tuple(float(bound) for bound in item.get("bins") or () if _is_number(bound)),
+        unit=str(item.get("unit") or ""),
     )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_prediction(item: dict, where: str, choices: tuple, problem) -> None:
+    """Check a predict checkpoint: a question, the figure it is graded on, and how."""
+    if not item.get("question"):
+        problem(f"{where}.question", "a prediction needs a question")
+    if not isinstance(item.get("figure"), str) or not item["figure"].strip():
+        problem(f"{where}.figure", "names the summary figure of the run it is graded on")
+    if "per" in item and (not isinstance(item["per"], str) or not item["per"].strip()):
+        problem(f"{where}.per", "names the summary figure to divide by")
+    answer_type = item.get("answer_type")
+    if answer_type not in ANSWER_TYPES:
+        problem(f"{where}.answer_type", f"must be one of {', '.join(ANSWER_TYPES)}")
+    elif answer_type == "number":
+        tolerance = item.get("tolerance")
+        if not _is_number(tolerance) or not 0 < tolerance <= 10:
+            problem(
+                f"{where}.tolerance",
+                "a number prediction needs a tolerance: a fraction of the observed value",
+            )
+    else:
+        bins = item.get("bins")
+        if len(choices) < 2:
+            problem(f"{where}.choices", "a choice prediction needs at least two choices")
+        elif (
+            not isinstance(bins, list)
+            or len(bins) != len(choices) - 1
+            or not all(_is_number(bound) for bound in bins)
+            or bins != sorted(bins)
+        ):
+            problem(
+                f"{where}.bins",
+                f"needs {len(choices) - 1} ascending numbers: the figure's boundaries "
+                "between one choice and the next",
+            )
 
 
 def _steps(body: str, step_titles: dict, experiments: set, problem) -> list[Step]:

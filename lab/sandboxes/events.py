@@ -6,10 +6,15 @@ The supervisor sends the same two messages; both build them with
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.dispatch import Signal
 
 from sandbox_services.runtime import keys, messages
 
 from .models import Run, RunState, Sandbox
+
+# Sent after a sandbox's state went to its browsers; the class view listens
+# (the tasks move states with QuerySet.update(), which sends no post_save).
+sandbox_announced = Signal()
 
 
 def sandbox_state_message(sandbox: Sandbox) -> dict:
@@ -49,6 +54,7 @@ def _send(sandbox_id: str, message: dict) -> None:
 def sandbox_changed(sandbox: Sandbox) -> None:
     """Send a sandbox's state to the browsers watching it."""
     _send(sandbox.id, sandbox_state_message(sandbox))
+    sandbox_announced.send(sender=Sandbox, sandbox=sandbox)
 
 
 def run_changed(run: Run) -> None:

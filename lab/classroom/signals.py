@@ -1,0 +1,68 @@
+"""Push changes of progress, sandboxes, runs and scenarios to the cohorts' class views.
+
+Progress, runs and scenarios are saved with ``save()``/``create()``, so post_save
+sees them. A sandbox's state moves with ``QuerySet.update()`` in the Celery tasks;
+those places announce it through ``lab.sandboxes.events.sandbox_changed``,
+which sends ``sandbox_announced``.
+"""
+
+from django.db import transaction
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+
+from lab.curriculum.models import Progress
+from lab.curriculum.selectors import LessonNotFound, lesson_get
+from lab.sandboxes.events import sandbox_announced
+from lab.sandboxes.models import Run, RunState, Sandbox
+
+from .events import cohort_changed, learner_changed
+from .models import Prediction, Scenario, ScenarioTarget
+
+
+def _later(function, *args) -> None:
+    # After the commit, so the class view reads what was saved.
+    transaction.on_commit(lambda: function(*args))
+
+
+@receiver(post_save, sender=Progress)
+def progress_saved(sender, instance: Progress, **kwargs) -> None:
+    _later(learner_changed, instance.user_id)
+
+
+@receiver(post_save, sender=Sandbox)
+def sandbox_saved(sender, instance: Sandbox, **kwargs) -> None:
+    _later(learner_changed, instance.owner_id)
+
+
+@receiver(sandbox_announced)
+def sandbox_state_sent(sender, sandbox: Sandbox, **kwargs) -> None:
+    _later(learner_changed, sandbox.owner_id)
+
+
+@receiver(post_save, sender=Run)
+def run_saved(sender, instance: Run, **kwargs) -> None:
+    from .services import predictions_grade_run
+
+    if instance.state == RunState.DONE:
+        try:
+            lesson = lesson_get(slug=instance.sandbox.lesson)
+        except LessonNotFound:
+            lesson = None
+        if lesson is not None:
+            predictions_grade_run(run=instance, lesson=lesson)
+    _later(learner_changed, instance.sandbox.owner_id)
+
+
+@receiver(post_save, sender=Prediction)
+def prediction_saved(sender, instance: Prediction, **kwargs) -> None:
+    _later(learner_changed, instance.user_id)
+
+
+@receiver(post_save, sender=Scenario)
+def scenario_saved(sender, instance: Scenario, **kwargs) -> None:
+    _later(cohort_changed, instance.cohort_id)
+
+
+@receiver(post_save, sender=ScenarioTarget)
+def scenario_target_saved(sender, instance: ScenarioTarget, **kwargs) -> None:
+    _later(cohort_changed, instance.scenario.cohort_id)
