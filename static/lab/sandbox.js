@@ -14,12 +14,6 @@ function html(tag, attributes = {}, text) {
   return node;
 }
 
-/** A time from the API (ISO text) or from the supervisor (Unix seconds) as a Date. */
-function toDate(value) {
-  if (typeof value === "number") return new Date(value < 1e12 ? value * 1000 : value);
-  return new Date(value);
-}
-
 export function isEnded(sandbox) {
   return !sandbox || ENDED.has(sandbox.state);
 }
@@ -79,7 +73,7 @@ export class SandboxPanel {
     this.button.classList.toggle("danger", !ended);
     this.button.disabled = state === "stopping";
     this.expires.textContent = !ended && this.sandbox?.expires_at
-      ? `until ${toDate(this.sandbox.expires_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`
+      ? `until ${new Date(this.sandbox.expires_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`
       : "";
     this.#showProgress(state);
     this.#showServices(ended ? {} : this.sandbox?.services || {});
