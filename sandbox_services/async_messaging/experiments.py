@@ -18,7 +18,7 @@ from sandbox_services.runtime.spec import ExperimentContext
 
 from . import knobs, dead_letters
 from .scenario import (
-    Lab,
+    OrderServices,
     all_caught_up,
     distinct_at_least,
     latency_row,
@@ -31,7 +31,7 @@ from .scenario import (
 async def sync_vs_async(ctx: ExperimentContext, params: dict) -> dict:
     """Place orders both ways; then break email and place one more of each."""
     p = validate(knobs.PARAMETERS["sync-vs-async"], params)
-    lab = Lab(ctx)
+    lab = OrderServices(ctx)
     try:
         latencies: dict[str, list[float]] = {"sync": [], "async": []}
         for i in range(p["orders"]):
@@ -110,7 +110,7 @@ async def temporal_decoupling(ctx: ExperimentContext, params: dict) -> dict:
     p = validate(knobs.PARAMETERS["temporal-decoupling"], params)
     if p["orders"] / p["rate"] > knobs.MAX_LOAD_SECONDS:
         raise ParameterError("rate", f"orders / rate must be at most {knobs.MAX_LOAD_SECONDS} s")
-    lab = Lab(ctx)
+    lab = OrderServices(ctx)
     victim = p["consumer"]
     sampler = DepthSampler(ctx.amqp_url, {victim: ctx.prefix + victim})
     try:
@@ -197,7 +197,7 @@ async def at_least_once(ctx: ExperimentContext, params: dict) -> dict:
     p = validate(knobs.PARAMETERS["at-least-once"], params)
     if p["crashes"] > p["orders"]:
         raise ParameterError("crashes", f"must not exceed orders ({p['orders']})")
-    lab = Lab(ctx)
+    lab = OrderServices(ctx)
     name = p["consumer"]
     client = lab.consumers[name]
     try:
@@ -272,7 +272,7 @@ async def at_least_once(ctx: ExperimentContext, params: dict) -> dict:
 async def poison_messages(ctx: ExperimentContext, params: dict) -> dict:
     """Send one order email can never handle; watch it retried, dead-lettered, sent back."""
     p = validate(knobs.PARAMETERS["poison-messages"], params)
-    lab = Lab(ctx)
+    lab = OrderServices(ctx)
     email = lab.consumers["email"]
     dead, queue = ctx.prefix + "email" + knobs.DEAD_SUFFIX, ctx.prefix + "email"
     try:
@@ -344,7 +344,7 @@ async def competing_consumers(ctx: ExperimentContext, params: dict) -> dict:
             "orders",
             f"orders x work_ms / replicas must be at most {knobs.MAX_LOAD_SECONDS} s of work",
         )
-    lab = Lab(ctx)
+    lab = OrderServices(ctx)
     analytics = lab.consumers["analytics"]
     try:
         await analytics.configure(prefetch=p["prefetch"], work_ms=p["work_ms"])

@@ -19,7 +19,7 @@ from sandbox_services.runtime.spec import ExperimentContext
 from . import knobs
 
 
-class Lab:
+class OrderServices:
     """The experiment's handles on the sandbox: the order service and the consumers."""
 
     def __init__(self, ctx: ExperimentContext) -> None:
@@ -73,7 +73,7 @@ def reported(experiment):
     """Wrap an experiment so its result says whether the broker connection dropped."""
 
     async def run(ctx: ExperimentContext, params: dict) -> dict:
-        lab = Lab(ctx)
+        lab = OrderServices(ctx)
         try:
             before = await lab.reconnects()
             result = await experiment(ctx, params)
@@ -106,6 +106,6 @@ async def distinct_at_least(client: ConsumerClient, expected: int) -> bool:
     return (await client.stats())["distinct"] >= expected
 
 
-async def all_caught_up(lab: Lab, before: dict[str, int], total: int) -> bool:
+async def all_caught_up(lab: OrderServices, before: dict[str, int], total: int) -> bool:
     counts = await lab.counts()
     return all(counts[name]["distinct"] - before[name] >= total for name in knobs.CONSUMERS)

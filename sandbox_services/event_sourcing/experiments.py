@@ -22,7 +22,9 @@ from sandbox_services.runtime.spec import ExperimentContext
 from . import knobs
 
 
-class Lab:
+class LedgerServices:
+    """The experiment's handles on the sandbox: the account service and the projector."""
+
     def __init__(self, ctx: ExperimentContext) -> None:
         self.ctx = ctx
         self.accounts = AccountsClient(ctx.address("accounts"))
@@ -49,7 +51,7 @@ def reported(experiment):
     """Wrap an experiment so its result says whether the broker connection dropped."""
 
     async def run(ctx: ExperimentContext, params: dict) -> dict:
-        lab = Lab(ctx)
+        lab = LedgerServices(ctx)
         try:
             before = await lab.reconnects()
             result = await experiment(ctx, params)
@@ -75,7 +77,7 @@ def seed() -> int:
 async def replay(ctx: ExperimentContext, params: dict) -> dict:
     """Drop a view and rebuild it from offset 0; compare it with what it was."""
     p = validate(knobs.PARAMETERS["replay"], params)
-    lab = Lab(ctx)
+    lab = LedgerServices(ctx)
     try:
         await lab.accounts.load(commands=p["events"], accounts=10, seed=seed())
         await ctx.progress(0.3, "history appended; waiting for the view")
@@ -124,7 +126,7 @@ async def replay(ctx: ExperimentContext, params: dict) -> dict:
 async def state_as_of(ctx: ExperimentContext, params: dict) -> dict:
     """Give one account a history, then rebuild it at several versions from the log."""
     p = validate(knobs.PARAMETERS["state-as-of"], params)
-    lab = Lab(ctx)
+    lab = LedgerServices(ctx)
     account_id = f"acct-{uuid.uuid4().hex[:8]}"
     try:
         expected = [0]  # balance after each version; version 1 is the opening
@@ -185,7 +187,7 @@ async def state_as_of(ctx: ExperimentContext, params: dict) -> dict:
 async def late_projection(ctx: ExperimentContext, params: dict) -> dict:
     """Append thousands of events, then add a new view: it catches up from the start."""
     p = validate(knobs.PARAMETERS["late-projection"], params)
-    lab = Lab(ctx)
+    lab = LedgerServices(ctx)
     name = f"late-{p['kind']}-{uuid.uuid4().hex[:4]}"
     try:
         await lab.accounts.load(commands=p["events"], accounts=20, seed=seed())
@@ -294,7 +296,7 @@ def _delete(amqp_url: str, queue: str) -> None:
 async def log_vs_queue(ctx: ExperimentContext, params: dict) -> dict:
     """Send the same events to a classic queue and the stream; consume both; replay both."""
     p = validate(knobs.PARAMETERS["log-vs-queue"], params)
-    lab = Lab(ctx)
+    lab = LedgerServices(ctx)
     queue = ctx.prefix + knobs.COMPARE_QUEUE
     stream = ctx.prefix + knobs.STREAM
     try:
@@ -338,7 +340,7 @@ async def log_vs_queue(ctx: ExperimentContext, params: dict) -> dict:
 async def optimistic_concurrency(ctx: ExperimentContext, params: dict) -> dict:
     """Send commands at once, all expecting the same version: one wins, the others are refused."""
     p = validate(knobs.PARAMETERS["optimistic-concurrency"], params)
-    lab = Lab(ctx)
+    lab = LedgerServices(ctx)
     account_id = f"acct-{uuid.uuid4().hex[:8]}"
     try:
         await lab.accounts.execute(Command(account_id, "open"))
