@@ -1,21 +1,28 @@
 #!/usr/bin/env python3
-"""Benchmark the Saga lesson: throughput and latency per mode, and a 10,000-saga soak.
+"""Benchmark the Saga lesson on the real runtime: throughput and latency per mode, and a soak.
 
-1. Full path: the five services as real processes, real gRPC and RabbitMQ, the
-   lesson's config (2 ms of simulated work per step). SAGAS_PER_MODE sagas per
-   mode with no failures, closed loop with IN_FLIGHT sagas running at once (each
-   client starts a saga, waits for its end, starts the next); before that,
-   SAGAS_ALONE sagas one at a time for the latency of a lone saga. Sagas per second =
-   sagas / wall time; p50/p99 latency per saga from the services' own records
-   (orders: created to final; coordinator: started to final). Spans get real ids
-   but are not exported (the local harness has no exporter).
-2. Soak: SOAK_SAGAS sagas per mode with a random failure per step (refusal,
-   error or timeout), random duplicate deliveries, reordering, lost replies and
-   crashes, through the real backends, outbox, reactions, coordinator and saga
-   log on real SQLite files, in one process with an in-memory wire (see
-   sandbox_services/saga/inprocess.py): the full broker path does not fit a
-   10,000-saga soak in the time limit on 2 shared cores. Prints the invariant
-   violations, which must be 0.
+Both parts run on sandboxes of a real sandbox host (runtime/launcher.py): its
+supervisor forks the five services, which speak real gRPC and real AMQP through
+RabbitMQ, each on its own SQLite file. This process drives the sagas as the
+experiments do (scenario.SagaDriver, over the services' gRPC ports) and reads
+the results from the services' own stores.
+
+1. Full path: the lesson's config (2 ms of simulated work per step).
+   SAGAS_PER_MODE sagas per mode with no failures, closed loop with IN_FLIGHT
+   sagas running at once (each client starts a saga, waits for its end, starts
+   the next); before that, SAGAS_ALONE sagas one at a time for the latency of a
+   lone saga. Sagas per second = sagas / wall time; p50/p99 latency per saga
+   from the services' own records (orders: created to final; coordinator:
+   started to final). The services trace as they do in the lab; this client
+   starts no trace of its own.
+2. Soak: batches of SOAK_BATCH sagas per mode, each step failing with
+   SOAK_FAILURE_PROBABILITY (refusal, error or timeout), SOAK_DUPLICATES of them
+   with every message or command sent twice; during each batch one service is
+   broken as a learner could break it: SIGKILLed and started again, delayed past
+   the coordinator's deadline (lost replies), or failing half its calls. No
+   simulated work (step_work_s 0), so the soak measures the saga machinery.
+   It stops at SOAK_SAGAS per mode or at the time budget, and prints the
+   invariant violations, which must be 0.
 
 Prints lines "name: value unit".
 """
@@ -23,45 +30,88 @@ Prints lines "name: value unit".
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import sys
-import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+# Database 1, as the tests and the other benchmarks: never a development lab's.
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/1")
+os.environ.setdefault("LAB_KEEPALIVE_SECONDS", "5")
+os.environ.setdefault("LAB_WORKDIR", str(ROOT / "var" / "sandboxes-bench"))
 
-from sandbox_services.saga import invariants, scenario
-from sandbox_services.saga.knobs import SagaConfig
-from sandbox_services.saga.local import LocalSandbox
-from sandbox_services.saga.inprocess import Chaos, ChoreographyWorld, OrchestrationWorld
-from sandbox_services.saga.interface import MODES, FaultPlan, Order
+from sandbox_services.runtime import client  # noqa: E402
+from sandbox_services.runtime.launcher import LaunchedHost, running_host  # noqa: E402
+from sandbox_services.saga import LAB, invariants, scenario  # noqa: E402
+from sandbox_services.saga.interface import MODES, FaultPlan, Order  # noqa: E402
+from sandbox_services.saga.knobs import SagaConfig  # noqa: E402
 
 SAGAS_PER_MODE = 200
 SAGAS_ALONE = 30  # one at a time: the latency of a saga with nothing else in flight
 IN_FLIGHT = 16
 # The soak stops early (and says so) past this many seconds, so `make bench` stays bounded.
-SOAK_BUDGET_S = 200.0
-SOAK_SAGAS = 5_000  # per mode: 10,000 in all
+SOAK_BUDGET_S = 150.0
+SOAK_SAGAS = 2_500  # per mode, at most
+SOAK_BATCH = 250
 SOAK_FAILURE_PROBABILITY = 0.1
-SOAK_BATCH = 500
-SOAK_CONFIG = SagaConfig(
-    step_work_s=0.0, participant_budget_s=0.0, retry_backoff_s=0.0, crash_pause_s=0.0
-)
+SOAK_DUPLICATES = 0.1
+SOAK_SETTINGS = {"step_work_s": 0.0}
+# A broken service stays broken this long, starting this far into its batch.
+FAULT_WINDOW_S = 0.5
+FAULT_AT_S = (0.0, 0.5)
+LATE_REPLY_DELAY_MS = 600
+SERVICES = {
+    "choreography": ("orders", "payments", "inventory", "shipping"),
+    "orchestration": ("coordinator", "payments", "inventory", "shipping"),
+}
 
 
-async def full_path(workdir: Path) -> None:
+class BenchSandbox:
+    """One saga sandbox of the host: its ports, directory and the learner's controls."""
+
+    def __init__(self, host: LaunchedHost, settings: dict | None = None) -> None:
+        self.host = host
+        self.id, reply = host.spawn("saga", timeout_s=60, settings=settings)
+        self.ports = {name: entry["port"] for name, entry in reply["services"].items()}
+        self.workdir = host.workdir / self.id
+        self.settings = {**LAB.settings, **(settings or {})}
+
+    def context(self) -> SimpleNamespace:
+        """Return what ``scenario.SagaDriver`` reads of an experiment's ctx."""
+        return SimpleNamespace(
+            sandbox_id=self.id,
+            prefix=f"lab.{self.id}.",
+            workdir=self.workdir,
+            amqp_url=self.host.config.amqp_url,
+            settings=self.settings,
+            address=lambda service: f"127.0.0.1:{self.ports[service]}",
+        )
+
+    def control(self, op: str, service: str, **params) -> dict:
+        """Change a service as a learner's fault would; return every service's state."""
+        reply = client.command(self.id, "service", service=service, op=op, timeout_s=60, **params)
+        return reply["services"]
+
+    def stop(self) -> None:
+        """Stop the sandbox; its teardown deletes its broker objects."""
+        client.command(self.id, "stop", timeout_s=30)
+
+
+async def full_path(host: LaunchedHost) -> None:
     """Run sagas through the live services: alone (latency), then IN_FLIGHT at once (rate)."""
-    sandbox = LocalSandbox(workdir)
+    sandbox = BenchSandbox(host)
     try:
-        await sandbox.start_all()
-        driver = scenario.SagaDriver(sandbox.experiment_context(), "batch")
+        driver = scenario.SagaDriver(sandbox.context(), "batch")
         try:
             for mode in MODES:
-                _, latencies, _ = await _closed_loop(driver, workdir, mode, SAGAS_ALONE, 1)
+                _, latencies, _ = await _closed_loop(driver, sandbox.workdir, mode, SAGAS_ALONE, 1)
                 print(f"saga {mode} p50 latency alone: {_p(latencies, 0.5):.1f} ms")
                 rate, latencies, running = await _closed_loop(
-                    driver, workdir, mode, SAGAS_PER_MODE, IN_FLIGHT
+                    driver, sandbox.workdir, mode, SAGAS_PER_MODE, IN_FLIGHT
                 )
                 print(f"saga {mode} sagas per second: {rate:.1f} sagas/s")
                 print(f"saga {mode} p50 latency: {_p(latencies, 0.5):.1f} ms")
@@ -70,7 +120,7 @@ async def full_path(workdir: Path) -> None:
         finally:
             await driver.close()
     finally:
-        sandbox.close()
+        sandbox.stop()
 
 
 async def _closed_loop(
@@ -132,87 +182,108 @@ async def _client(
         await waiter.until_ended(order.saga_id)
 
 
-def soak_orders(rng: random.Random, count: int) -> list[Order]:
+def soak_orders(rng: random.Random, config: SagaConfig, count: int) -> list[Order]:
     """Return ``count`` orders, each failing at a random step with the soak's probability."""
-    kinds = ("refusal", "error", "timeout")
-    config = SagaConfig()
-    return [
-        scenario.new_order(
-            config,
-            _plan(rng, kinds),
-            rng=rng,
-            quantity=rng.randint(1, 3),
-            amount_cents=rng.randint(100, 50_000),
+    orders = []
+    for _ in range(count):
+        plan = scenario.random_plan(rng, SOAK_FAILURE_PROBABILITY, "mixed")
+        plan = FaultPlan(
+            fail_at=plan.fail_at,
+            fail_kind=plan.fail_kind,
+            duplicate=rng.random() < SOAK_DUPLICATES,
         )
-        for _ in range(count)
-    ]
+        orders.append(
+            scenario.new_order(
+                config,
+                plan,
+                rng=rng,
+                quantity=rng.randint(1, 3),
+                amount_cents=rng.randint(100, 50_000),
+            )
+        )
+    return orders
 
 
-def _plan(rng: random.Random, kinds: tuple[str, ...]) -> FaultPlan:
-    plan = scenario.random_plan(rng, SOAK_FAILURE_PROBABILITY, "mixed")
-    return FaultPlan(fail_at=plan.fail_at, fail_kind=plan.fail_kind, duplicate=rng.random() < 0.1)
+async def break_one(sandbox: BenchSandbox, rng: random.Random, mode: str) -> str:
+    """Break a random service for FAULT_WINDOW_S, as a learner could; return what was done."""
+    service, fault = rng.choice(SERVICES[mode]), rng.choice(("kill", "delay", "error"))
+    await asyncio.sleep(rng.uniform(*FAULT_AT_S))
+    if fault == "kill":
+        await asyncio.to_thread(sandbox.control, "kill", service)
+    elif fault == "delay":
+        await asyncio.to_thread(sandbox.control, "delay", service, delay_ms=LATE_REPLY_DELAY_MS)
+    else:
+        await asyncio.to_thread(sandbox.control, "error", service, error_rate=0.5)
+    await asyncio.sleep(FAULT_WINDOW_S)
+    await asyncio.to_thread(sandbox.control, "start" if fault == "kill" else "clear", service)
+    return fault
 
 
-def soak(workdir: Path) -> None:
-    """Run SOAK_SAGAS sagas per mode with chaos; print outcomes and invariant violations."""
+async def soak(host: LaunchedHost) -> None:
+    """Run the soak per mode on a sandbox of its own; print outcomes and invariant violations."""
+    sandbox = BenchSandbox(host, SOAK_SETTINGS)
     rng = random.Random(42)
+    config = SagaConfig.from_settings(sandbox.settings)
     violations = 0
     deadline = time.monotonic() + SOAK_BUDGET_S
-    for mode in MODES:
-        directory = workdir / f"soak-{mode}"
-        directory.mkdir()
-        started = time.monotonic()
-        ids: list[str] = []
-        for batch in range(SOAK_SAGAS // SOAK_BATCH):
-            if time.monotonic() > deadline:
-                print(f"  soak {mode} stopped early at the time budget ({SOAK_BUDGET_S:.0f} s)")
-                break
-            orders = soak_orders(rng, SOAK_BATCH)
-            ids += [order.saga_id for order in orders]
-            if mode == "choreography":
-                world = ChoreographyWorld(
-                    directory, SOAK_CONFIG, Chaos(duplicate=0.05, reorder=True, crash=0.01), batch
-                )
-                for order in orders:
-                    world.place(order)
-                world.run()
-            else:
-                world = OrchestrationWorld(
-                    directory,
-                    SOAK_CONFIG,
-                    Chaos(duplicate=0.05, crash=0.002, lost_reply=0.02),
-                    batch,
-                )
-                asyncio.run(world.run(orders))
-            world.close()
-        elapsed = time.monotonic() - started
-        checks = invariants.check(directory, ids, mode=mode)
-        failed = [check for check in checks if not check["ok"]]
-        violations += len(failed)
-        counts = scenario.outcome_counts(directory, ids)
-        print(f"soak {mode} sagas: {len(ids)} sagas")
-        print(f"soak {mode} approved: {counts['approved']} sagas")
-        print(f"soak {mode} rejected: {counts['rejected']} sagas")
-        print(f"soak {mode} still running: {counts['running']} sagas")
-        print(f"soak {mode} rate: {len(ids) / elapsed:.0f} sagas/s")
-        for check in failed:
-            print(f"  VIOLATED {mode}: {check['name']}: {check['detail']}")
+    try:
+        for mode in MODES:
+            mode_deadline = time.monotonic() + (deadline - time.monotonic()) / (
+                len(MODES) - MODES.index(mode)
+            )
+            started = time.monotonic()
+            ids: list[str] = []
+            faults: dict[str, int] = {"kill": 0, "delay": 0, "error": 0}
+            while len(ids) < SOAK_SAGAS:
+                if time.monotonic() > mode_deadline:
+                    print(f"  soak {mode} stopped early at its share of the time budget")
+                    break
+                orders = soak_orders(rng, config, SOAK_BATCH)
+                ids += [order.saga_id for order in orders]
+                driver = scenario.SagaDriver(sandbox.context(), "batch")
+                try:
+                    breaking = asyncio.ensure_future(break_one(sandbox, rng, mode))
+                    await driver.run(mode, orders)
+                    faults[await breaking] += 1
+                finally:
+                    await driver.close()
+            # Sagas stalled behind a fault finish once it is gone: give them their time.
+            driver = scenario.SagaDriver(sandbox.context(), "batch")
+            try:
+                running = await driver.wait(mode, ids)
+            finally:
+                await driver.close()
+            elapsed = time.monotonic() - started
+            checks = invariants.check(sandbox.workdir, ids, mode=mode)
+            failed = [check for check in checks if not check["ok"]]
+            violations += len(failed)
+            counts = scenario.outcome_counts(sandbox.workdir, ids)
+            print(f"soak {mode} sagas: {len(ids)} sagas")
+            print(f"soak {mode} approved: {counts['approved']} sagas")
+            print(f"soak {mode} rejected: {counts['rejected']} sagas")
+            print(f"soak {mode} still running: {len(running)} sagas")
+            print(f"soak {mode} services killed: {faults['kill']} times")
+            print(f"soak {mode} services delayed: {faults['delay']} times")
+            print(f"soak {mode} services failing: {faults['error']} times")
+            print(f"soak {mode} rate: {len(ids) / elapsed:.0f} sagas/s")
+            for check in failed:
+                print(f"  VIOLATED {mode}: {check['name']}: {check['detail']}")
+    finally:
+        sandbox.stop()
     print(
-        "soak path: real backends, outbox, reactions, coordinator and saga log on real SQLite"
-        f" files under {workdir}; in-memory wire with duplicates, reordering, lost replies"
-        " and crashes"
+        "soak path: the real services of a sandbox (host, supervisor, forked processes), real"
+        " gRPC and RabbitMQ; one service killed, delayed or failing during each batch"
     )
     print(f"soak invariant violations: {violations} violations")
 
 
 def main() -> None:
-    """Run the full-path benchmark, then the soak."""
-    with tempfile.TemporaryDirectory(prefix="bench-saga-") as directory:
-        asyncio.run(full_path(Path(directory) / "live"))
-    # tmpfs when there is one: the soak measures the saga logic, not the disk's checkpoints.
-    shm = "/dev/shm" if Path("/dev/shm").is_dir() else None
-    with tempfile.TemporaryDirectory(prefix="bench-saga-soak-", dir=shm) as directory:
-        soak(Path(directory))
+    """Start a sandbox host; run the full-path benchmark, then the soak; end the host."""
+    # The host in this process's session: Linux's autogroup scheduler shares the CPU
+    # between sessions, so the services and this client get it as one group.
+    with running_host(own_session=False) as host:
+        asyncio.run(full_path(host))
+        asyncio.run(soak(host))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,7 @@
 """The saga's domain types, its step table and the Protocol every participant transport implements.
 
-A coordinator written against ``Participant`` does not know whether gRPC or a
-direct call carries a command: the property tests drive the very same
-coordinator and backends in one process, the lab drives them over the wire.
+A coordinator written against ``Participant`` does not know what carries a
+command; in the lab it is gRPC (services/participant/client.py).
 """
 
 from __future__ import annotations

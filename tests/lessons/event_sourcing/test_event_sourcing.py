@@ -1,10 +1,19 @@
-"""The event sourcing lesson against the real RabbitMQ stream, its services as processes."""
+"""The event sourcing lesson on the real runtime: its services forked by the lab's supervisor.
+
+The sandbox comes from the lab's own host and supervisor (tests/sandboxes.py);
+experiments run as the platform runs them, in the supervisor's forked runner.
+The evidence is the log itself (read straight from the RabbitMQ stream), the
+services' own answers and the broker's objects.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 import uuid
+from types import SimpleNamespace
 
 import pika
 import pika.exceptions
@@ -17,24 +26,28 @@ from sandbox_services.event_sourcing.services.accounts.client import AccountsCli
 from sandbox_services.event_sourcing.domain import Command, DomainError
 from sandbox_services.event_sourcing.projections import project
 from sandbox_services.event_sourcing.services.projector.client import ProjectorClient
-from sandbox_services.event_sourcing import LAB, config
-from sandbox_services.broker.harness import LocalSandbox
+from sandbox_services.event_sourcing import LAB, hooks
+from sandbox_services.event_sourcing import knobs as config
 from sandbox_services.broker.naming import stream_arguments
-from sandbox_services.runtime.params import ParameterError
 from sandbox_services.broker.probes import wait_until
 from sandbox_services.broker import stream as stream_module
 from sandbox_services.broker.stream import read_stream
-from sandbox_services.runtime.keys import DECLARED_STREAMS as STREAMS_KEY
 from sandbox_services.broker.sweeper import (
     delete_objects,
     forget_streams,
     record_stream,
     sweep_orphan_streams,
 )
+from sandbox_services.runtime.config import load_config
+from sandbox_services.runtime.keys import DECLARED_STREAMS
+from sandbox_services.runtime.launcher import running_host
 from tests.broker import broker_has
+from tests.lessons.async_messaging.test_async_messaging import CuttableProxy
+from tests.sandboxes import RunFailed, Sandbox, start_sandbox
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
-REDIS_URL = "redis://127.0.0.1:6379/0"
+# The tests' Redis database (make test sets REDIS_URL), the one the hosts they start use.
+REDIS_URL = load_config().redis_url
 pytestmark = pytest.mark.timeout(240)
 
 
@@ -43,14 +56,22 @@ def run(coro):
 
 
 @pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    box = LocalSandbox(LAB, workdir=tmp_path_factory.mktemp("event-sourcing"), redis_url=REDIS_URL)
-    try:
-        box.start()
-        yield box
-    finally:
-        box.stop()
-        asyncio.run(box.teardown())
+def sandbox(lesson_sandbox) -> Sandbox:
+    """One event sourcing sandbox for the module's tests, on the real runtime."""
+    return lesson_sandbox("event-sourcing")
+
+
+def hook_context(box: Sandbox) -> SimpleNamespace:
+    """Return what the lesson's hooks read of their ctx, for this sandbox."""
+    return SimpleNamespace(
+        sandbox_id=box.id,
+        prefix=box.prefix,
+        workdir=box.workdir,
+        amqp_url=box.host.config.amqp_url,
+        redis_url=box.host.config.redis_url,
+        address=box.address,
+        addresses=box.addresses,
+    )
 
 
 commands = st.lists(
@@ -136,13 +157,13 @@ def test_replay_from_offset_zero_rebuilds_the_same_projection(sandbox, history, 
     ],
 )
 def test_experiment_meets_its_expectation(sandbox, experiment, params):
-    result = run(sandbox.run(experiment, params))
+    result = sandbox.run(experiment, params)
     assert result["ok"], (result.get("headline"), result.get("table"))
     assert result["headline"]
 
 
 def test_optimistic_concurrency_refuses_with_a_clear_error(sandbox):
-    result = run(sandbox.run("optimistic-concurrency", {"contenders": 2}))
+    result = sandbox.run("optimistic-concurrency", {"contenders": 2})
     outcomes = [row[1] for row in result["table"]["rows"]]
     assert sorted(o.split(" ")[0] for o in outcomes) == ["appended", "refused"]
     refused = next(row for row in result["table"]["rows"] if row[1].startswith("refused"))
@@ -150,7 +171,7 @@ def test_optimistic_concurrency_refuses_with_a_clear_error(sandbox):
 
 
 def test_log_keeps_events_a_queue_forgets(sandbox):
-    result = run(sandbox.run("log-vs-queue", {"events": 20}))
+    result = sandbox.run("log-vs-queue", {"events": 20})
     rows = {row[0]: row[1:] for row in result["table"]["rows"]}
     assert rows["left after reading"][0] == 0
     assert rows["second read"] == [0, 20]
@@ -199,30 +220,30 @@ def test_bad_commands_and_parameters_are_refused_naming_the_field(sandbox):
             await accounts.close()
 
     run(scenario())
-    with pytest.raises(ParameterError, match="events"):
-        run(sandbox.run("replay", {"events": 10**9}))
+    with pytest.raises(RunFailed) as failed:
+        sandbox.run("replay", {"events": 10**9})
+    assert "ParameterError" in failed.value.error and "events:" in failed.value.error
 
 
 def test_metrics_hook_reports_the_log_and_each_views_lag(sandbox):
-    gauges = run(sandbox.metrics())
+    gauges = run(hooks.metrics(hook_context(sandbox)))
     log = gauges["queues"][config.STREAM]
     assert set(log) == {"depth", "unacked", "consumers", "publish_rate", "deliver_rate"}
     assert log["depth"] > 0 and log["consumers"] == 2
     assert set(gauges["views"]) == {"balances", "statistics"}
 
 
-def test_teardown_removes_stream_exchange_and_record(tmp_path):
-    box = LocalSandbox(LAB, workdir=tmp_path, redis_url=REDIS_URL)
-    try:
-        box.start()
-        run(box.run("log-vs-queue", {"events": 5}))
-    finally:
-        box.stop()
-        run(box.teardown())
-    assert not broker_has(box.prefix + config.STREAM)
+def test_stopping_the_sandbox_removes_stream_exchange_and_record(new_sandbox):
+    box = new_sandbox("event-sourcing")
+    box.run("log-vs-queue", {"events": 5})
+    stream = box.prefix + config.STREAM
+    assert broker_has(stream)
+    assert redis.Redis.from_url(REDIS_URL).sismember(DECLARED_STREAMS, stream)
+    box.stop()  # the supervisor runs the lesson's teardown hook
+    assert not broker_has(stream)
     assert not broker_has(box.prefix + config.COMPARE_QUEUE)
     assert not broker_has(box.prefix + config.EXCHANGE, "exchange")
-    assert not redis.Redis.from_url(REDIS_URL).sismember(STREAMS_KEY, box.prefix + config.STREAM)
+    assert not redis.Redis.from_url(REDIS_URL).sismember(DECLARED_STREAMS, stream)
 
 
 def test_sweeper_deletes_streams_of_gone_sandboxes_only():
@@ -240,7 +261,7 @@ def test_sweeper_deletes_streams_of_gone_sandboxes_only():
         )
         assert f"lab.{dead}.log" in deleted and f"lab.{alive}.log" not in deleted
         assert broker_has(f"lab.{alive}.log") and not broker_has(f"lab.{dead}.log")
-        members = redis.Redis.from_url(REDIS_URL).smembers(STREAMS_KEY)
+        members = redis.Redis.from_url(REDIS_URL).smembers(DECLARED_STREAMS)
         assert f"lab.{dead}.log".encode() not in members
     finally:
         if connection.is_open:
@@ -249,56 +270,39 @@ def test_sweeper_deletes_streams_of_gone_sandboxes_only():
         forget_streams(REDIS_URL, names)
 
 
-def test_lesson_declares_the_same_parameters_the_lab_enforces():
-    from pathlib import Path
-
-    import yaml
-
-    text = (Path(__file__).resolve().parents[2] / "lessons/event-sourcing/lesson.md").read_text()
-    declared = {
-        e["name"]: e.get("parameters", [])
-        for e in yaml.safe_load(text.split("---")[1])["experiments"]
-    }
-    assert set(declared) == {spec.name for spec in LAB.experiments} == set(config.PARAMETERS)
-    keys = ("name", "type", "default", "min", "max", "choices")
-    for name, params in config.PARAMETERS.items():
-        enforced = [{k: v for k, v in p.as_dict().items() if k in keys} for p in params]
-        shown = [{k: v for k, v in p.items() if k in keys} for p in declared[name]]
-        assert shown == enforced, name
+def test_the_lab_carries_the_parameters_knobs_declares():
+    assert {spec.name: spec.parameters for spec in LAB.experiments} == config.PARAMETERS
 
 
-def test_a_replay_through_a_broker_outage_stays_exact_and_reports_it(tmp_path):
-    from test_async_messaging import CuttableProxy
-
+def test_a_replay_through_a_broker_outage_stays_exact_and_reports_it():
     proxy = CuttableProxy()
-    box = LocalSandbox(
-        LAB,
-        workdir=tmp_path,
-        redis_url=REDIS_URL,
-        amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F",
-    )
-
-    async def run_with_outage() -> dict:
-        task = asyncio.create_task(box.run("replay", {"events": 600}))
-        await asyncio.sleep(0.5)
-        await asyncio.to_thread(proxy.cut, 0.8)
-        return await task
-
+    proxied = f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F"
+    outcome: list[dict] = []
     try:
-        box.start()
-        result = run(run_with_outage())
-        # The aggregate's view of the log and the projection agree after the outage.
-        head = run(_head(box))
+        # A host of its own, whose sandboxes reach RabbitMQ through the proxy only.
+        with running_host(extra_env={"AMQP_URL": proxied}) as host:
+            box = start_sandbox(host, "event-sourcing")
+            running = threading.Thread(
+                target=lambda: outcome.append(box.run_reply("replay", {"events": 600}))
+            )
+            running.start()
+            time.sleep(0.5)
+            proxy.cut(0.8)
+            running.join(200)
+            assert outcome, "the run did not answer within 200 s"
+            # The aggregate's view of the log and the projection agree after the outage.
+            head = run(_head(box))
     finally:
-        box.stop()
-        run(box.teardown())
         proxy.close()
+    reply = outcome[0]
+    assert reply["state"] == "done", reply
+    result = reply["result"]
     assert result["ok"], (result.get("headline"), result.get("table"))
     assert any("dropped" in note for note in result.get("notes", [])), result
     assert head >= 600
 
 
-async def _head(box: LocalSandbox) -> int:
+async def _head(box: Sandbox) -> int:
     accounts = AccountsClient(box.address("accounts"))
     try:
         return await accounts.head()

@@ -1,50 +1,101 @@
-"""The Saga lesson: invariants under chaos, crashes of real processes, and the run results.
+"""The Saga lesson on the real runtime: invariants under faults, crashes of real processes, results.
 
-Two layers, both on the real code paths. The property tests run the real
-backends, outbox, reactions, coordinator and saga log on real SQLite files in
-one process, with a scripted wire (duplicates, reordering, lost replies,
-crashes), so hundreds of sagas take seconds. The live tests run the five
-services as real processes over real gRPC and RabbitMQ and SIGKILL them.
+Every test runs against a sandbox started by the lab's own host and supervisor
+(tests/sandboxes.py): five forked services speaking real gRPC to each other and
+real AMQP through RabbitMQ, each on its own SQLite file. Experiments run as the
+platform runs them, in the supervisor's forked runner. The evidence is the
+services' own stores (read-only, through the invariant checks), the broker, and
+the spans the supervisor kept; never what an experiment says about itself.
+
+The property tests drive random sagas from this process and break a service
+while they run, the way a learner can: SIGKILL it and start it again, delay its
+calls past the coordinator's deadline (the step applies, its reply comes too
+late), or fail a share of them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import signal
-import tempfile
 import time
-import uuid
-from pathlib import Path
+from collections.abc import Iterator
+from types import SimpleNamespace
 
 import grpc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from sandbox_services.saga import LAB, experiments, hooks, invariants, scenario
-from sandbox_services.saga.knobs import TIMEOUTS, SagaConfig
-from sandbox_services.saga.local import LocalSandbox
-from sandbox_services.saga.timeline import saga_view
-from sandbox_services.runtime.params import ParameterError
-from sandbox_services.saga.services.coordinator import backend as coordinator_module
-from sandbox_services.saga.services.coordinator.client import CoordinatorClient
-from sandbox_services.saga.inprocess import Chaos, ChoreographyWorld, OrchestrationWorld
+from sandbox_services.saga import LAB, hooks, invariants, scenario
 from sandbox_services.saga.interface import FAIL_KINDS, STATES, FaultPlan, Order
-from sandbox_services.saga.services.payments.backend import PaymentsBackend
+from sandbox_services.saga.knobs import PARAMETERS, TIMEOUTS, SagaConfig
+from sandbox_services.saga.services.coordinator.client import CoordinatorClient
+from sandbox_services.saga.services.orders.client import OrdersClient
+from sandbox_services.saga.services.participant.client import ParticipantClient
+from sandbox_services.saga.stores import read_only, rows_for
+from sandbox_services.saga.timeline import saga_view
 from sandbox_services.saga.topology import all_queue_names, exchange_name
 from tests.broker import broker_has
+from tests.sandboxes import LaunchedHost, RunFailed, Sandbox, start_sandbox, wait_until
 
 pytestmark = pytest.mark.timeout(300)
 
-# No simulated latency in-process: the property tests are about correctness.
-FAST = SagaConfig(step_work_s=0.0, participant_budget_s=0.0, retry_backoff_s=0.0, crash_pause_s=0.0)
-SAGAS_PER_EXAMPLE = 10
-EXAMPLES = 22  # x 10 sagas = 220 sagas per mode
+CONFIG = SagaConfig()
+SAGAS_PER_EXAMPLE = 8
+EXAMPLES = 6  # per mode: each example is a few seconds of live sagas and a broken service
+# How long a fault stays on; the sagas start one every SPACING_S, so some start
+# before it, some while it is on and some after, and each meets it mid-flight.
+FAULT_WINDOW_S = 0.8
+SPACING_S = 0.15
+# A delay past the coordinator's step deadline: the step applies, its reply is lost.
+LATE_REPLY_DELAY_MS = 600
+
+
+def params_of(experiment: str, **values) -> dict:
+    """Return every parameter of an experiment: its declared defaults, then ``values``."""
+    return {**{p.name: p.default for p in PARAMETERS[experiment]}, **values}
+
+
+def driver_context(box: Sandbox, **overrides) -> SimpleNamespace:
+    """Return what ``scenario.SagaDriver`` reads of an experiment's ctx, for this sandbox."""
+    return SimpleNamespace(
+        sandbox_id=box.id,
+        prefix=box.prefix,
+        workdir=box.workdir,
+        amqp_url=box.host.config.amqp_url,
+        settings={**LAB.settings, **overrides},
+        address=box.address,
+        addresses=box.addresses,
+    )
+
+
+def assert_invariants(box: Sandbox, orders: list[Order], mode: str) -> None:
+    results = invariants.check(box.workdir, [o.saga_id for o in orders], mode=mode)
+    assert [r for r in results if not r["ok"]] == [], results
+
+
+async def wait_ended(box: Sandbox, driver: scenario.SagaDriver, mode: str, ids: list[str]) -> None:
+    """Wait for these sagas to end; on a timeout, dump every process's stacks, then fail."""
+    running = await driver.wait(mode, ids)
+    if running:
+        box.dump_stacks()
+    assert running == [], f"{len(running)} {mode} saga(s) never ended"
+
+
+@pytest.fixture(scope="module")
+def saga(sandbox_host: LaunchedHost) -> Iterator[Sandbox]:
+    """One saga sandbox for the module; after it stops, its broker objects are gone."""
+    box = start_sandbox(sandbox_host, "saga")
+    try:
+        yield box
+    finally:
+        box.stop()
+    # The lesson's teardown hook ran when the supervisor stopped the sandbox.
+    assert not any(broker_has(name) for name in all_queue_names(box.prefix))
+    assert not broker_has(exchange_name(box.prefix), "exchange")
+
+
+# -- invariants under random sagas and a broken service --------------------------------------
 
 plans = st.builds(
     FaultPlan,
@@ -57,190 +108,161 @@ orders_strategy = st.lists(
     min_size=SAGAS_PER_EXAMPLE,
     max_size=SAGAS_PER_EXAMPLE,
 )
+faults = st.sampled_from(["kill", "delay", "error"])
 
 
 def make_orders(specs: list[tuple[FaultPlan, int, int]]) -> list[Order]:
+    rng = random.Random(len(specs))
     return [
-        Order(
-            uuid.uuid4().hex, f"o{i}", "ada", FAST.skus[i % len(FAST.skus)], quantity, amount, plan
-        )
-        for i, (plan, quantity, amount) in enumerate(specs)
+        scenario.new_order(CONFIG, plan, quantity=quantity, amount_cents=amount, rng=rng)
+        for plan, quantity, amount in specs
     ]
 
 
-def assert_invariants(workdir: Path, orders: list[Order], mode: str) -> None:
-    results = invariants.check(workdir, [o.saga_id for o in orders], mode=mode)
-    assert [r for r in results if not r["ok"]] == [], results
+async def break_for_a_while(box: Sandbox, service: str, fault: str, after_s: float) -> None:
+    """Break ``service`` ``after_s`` into the run, for FAULT_WINDOW_S, as a learner would."""
+    await asyncio.sleep(after_s)
+    if fault == "kill":
+        states = await asyncio.to_thread(box.control, "kill", service)
+        assert states[service]["state"] == "crashed", states[service]
+    elif fault == "delay":
+        await asyncio.to_thread(box.control, "delay", service, delay_ms=LATE_REPLY_DELAY_MS)
+    else:
+        await asyncio.to_thread(box.control, "error", service, error_rate=0.5)
+    await asyncio.sleep(FAULT_WINDOW_S)
+    if fault == "kill":
+        states = await asyncio.to_thread(box.control, "start", service)
+        assert states[service]["state"] == "running", states[service]
+    else:
+        await asyncio.to_thread(box.control, "clear", service)
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+def run_broken(box: Sandbox, mode: str, orders: list[Order], service: str, fault: str, at: float):
+    """Run the sagas while ``service`` is broken for a while; wait until every one ended."""
+
+    async def scenario_run() -> None:
+        driver = scenario.SagaDriver(driver_context(box), "batch")
+        try:
+            breaking = asyncio.ensure_future(break_for_a_while(box, service, fault, at))
+            try:
+                for order in orders:
+                    await driver.start(mode, order)
+                    await asyncio.sleep(SPACING_S)
+            finally:
+                await breaking
+            await wait_ended(box, driver, mode, [o.saga_id for o in orders])
+        finally:
+            await driver.close()
+
+    asyncio.run(scenario_run())
+
+
+@settings(max_examples=EXAMPLES, suppress_health_check=list(HealthCheck))
 @given(
     specs=orders_strategy,
-    duplicate=st.floats(0.0, 0.5),
-    reorder=st.booleans(),
-    crash=st.floats(0.0, 0.2),
-    seed=st.integers(0, 2**32 - 1),
+    service=st.sampled_from(["orders", "payments", "inventory", "shipping"]),
+    fault=faults,
+    at=st.floats(0.0, 0.4),
 )
-def test_choreography_invariants_hold_under_duplicates_reordering_and_crashes(
-    specs, duplicate, reorder, crash, seed
+def test_choreography_invariants_hold_when_a_participant_is_killed_slowed_or_failing(
+    saga, specs, service, fault, at
 ):
     orders = make_orders(specs)
-    with tempfile.TemporaryDirectory() as directory:
-        world = ChoreographyWorld(
-            Path(directory), FAST, Chaos(duplicate=duplicate, reorder=reorder, crash=crash), seed
-        )
-        try:
-            for order in orders:
-                world.place(order)
-            world.run()
-        finally:
-            world.close()
-        assert_invariants(Path(directory), orders, "choreography")
+    run_broken(saga, "choreography", orders, service, fault, at)
+    assert_invariants(saga, orders, "choreography")
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+@settings(max_examples=EXAMPLES, suppress_health_check=list(HealthCheck))
 @given(
     specs=orders_strategy,
-    duplicate=st.floats(0.0, 0.5),
-    crash=st.floats(0.0, 0.1),
-    lost_reply=st.floats(0.0, 0.3),
-    seed=st.integers(0, 2**32 - 1),
+    service=st.sampled_from(["coordinator", "payments", "inventory", "shipping"]),
+    fault=faults,
+    at=st.floats(0.0, 0.4),
 )
-def test_orchestration_invariants_hold_under_lost_replies_duplicates_and_coordinator_crashes(
-    specs, duplicate, crash, lost_reply, seed
+def test_orchestration_invariants_hold_through_lost_replies_duplicates_and_killed_processes(
+    saga, specs, service, fault, at
 ):
     orders = make_orders(specs)
-    with tempfile.TemporaryDirectory() as directory:
-        world = OrchestrationWorld(
-            Path(directory),
-            FAST,
-            Chaos(duplicate=duplicate, crash=crash, lost_reply=lost_reply),
-            seed,
-        )
-        try:
-            asyncio.run(world.run(orders))
-        finally:
-            world.close()
-        assert_invariants(Path(directory), orders, "orchestration")
+    run_broken(saga, "orchestration", orders, service, fault, at)
+    assert_invariants(saga, orders, "orchestration")
 
 
-def test_compensation_before_its_step_leaves_a_tombstone_that_refuses_the_late_step(tmp_path):
-    payments = PaymentsBackend.open(tmp_path, FAST)
-    order = make_orders([(FaultPlan(), 1, 500)])[0]
+# -- idempotency, read from the participants' own stores -------------------------------------
+
+
+def ledger(box: Sandbox, saga_id: str) -> list[str]:
+    with read_only(box.workdir, "payments") as conn:
+        rows = rows_for(conn, "SELECT kind FROM ledger", [saga_id])
+    return [row["kind"] for row in rows]
+
+
+async def test_compensation_before_its_step_leaves_a_tombstone_that_refuses_the_late_step(saga):
+    order = scenario.new_order(CONFIG, amount_cents=500)
+    async with grpc.aio.insecure_channel(saga.address("payments")) as channel:
+        payments = ParticipantClient("payments", channel, 5.0)
+        assert (await payments.execute("refund", order)).status == "noop"
+        assert (await payments.execute("charge", order)).status == "refused"
+        assert (await payments.execute("charge", order)).status == "refused"
+    assert ledger(saga, order.saga_id) == []
+
+
+async def test_an_event_delivered_twice_is_applied_once(saga):
+    # The plan makes every relay publish each outbox row twice, same message id.
+    order = scenario.new_order(CONFIG, FaultPlan(duplicate=True))
+    driver = scenario.SagaDriver(driver_context(saga), "batch")
     try:
-        assert payments.execute("refund", order).status == "noop"
-        assert payments.execute("charge", order).status == "refused"
-        assert payments.execute("charge", order).status == "refused"
-        ledger = payments.conn.execute("SELECT COUNT(*) FROM ledger").fetchone()[0]
+        async with grpc.aio.insecure_channel(saga.address("orders")) as channel:
+            assert (await OrdersClient(channel).place_order(order)).status == "done"
+        await wait_ended(saga, driver, "choreography", [order.saga_id])
     finally:
-        payments.close()
-    assert ledger == 0
+        await driver.close()
+    assert ledger(saga, order.saga_id) == ["charge"]
+    with read_only(saga.workdir, "payments") as conn:
+        handled = [
+            (row["step"], row["status"])
+            for row in rows_for(conn, "SELECT step, status FROM step_log", [order.saga_id])
+        ]
+        events = rows_for(conn, "SELECT event FROM outbox", [order.saga_id])
+    assert sorted(handled) == [("charge", "done"), ("charge", "duplicate")]
+    assert [row["event"] for row in events] == ["PaymentCharged"]
+    assert_invariants(saga, [order], "choreography")
 
 
-def test_a_redelivered_message_is_applied_once(tmp_path):
-    payments = PaymentsBackend.open(tmp_path, FAST)
-    order = make_orders([(FaultPlan(), 1, 500)])[0]
-    try:
-        first = payments.execute("charge", order, message_id="m1", emit=True)
-        again = payments.execute("charge", order, message_id="m1", emit=True)
-        rows = payments.conn.execute("SELECT kind FROM ledger").fetchall()
-        events = payments.conn.execute("SELECT event FROM outbox").fetchall()
-    finally:
-        payments.close()
-    assert (first.status, again.status) == ("done", "duplicate")
-    assert [r[0] for r in rows] == ["charge"]
-    assert [e[0] for e in events] == ["PaymentCharged"]
+# -- crashes of real processes ---------------------------------------------------------------
 
 
-def test_each_coordinator_timeline_entry_opens_the_span_of_its_own_command(tmp_path, monkeypatch):
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    # A tracer of our own, not the global provider: the services this module starts set theirs.
-    monkeypatch.setattr(coordinator_module, "tracer", provider.get_tracer("test"))
-    order = make_orders([(FaultPlan(fail_at="shipping"), 1, 500)])[0]
-    world = OrchestrationWorld(tmp_path, FAST, Chaos(), seed=1)
-    try:
-        asyncio.run(world.run([order]))
-    finally:
-        world.close()
-    spans = {format(s.context.span_id, "016x"): s for s in exporter.get_finished_spans()}
-    entries = [
-        i
-        for i in saga_view(tmp_path, order.saga_id, mode="orchestration")["timeline"]
-        if i["service"] == "coordinator"
-    ]
-    assert len(entries) == 7  # create, charge, reserve, failed schedule, release, refund, reject
-    assert len({i["span_id"] for i in entries}) == len(entries)
-    for entry in entries:
-        span = spans[entry["span_id"]]
-        assert span.attributes["saga.action"] == entry["step"], (entry, span.name)
-
-
-# -- the live sandbox: real processes, real gRPC, real RabbitMQ -------------------------------
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    """Start the five services as processes; stop them and delete broker objects, always."""
-    box = LocalSandbox(tmp_path_factory.mktemp("saga"))
-    try:
-        asyncio.run(box.start_all())
-        yield box
-    finally:
-        box.close()
-    assert not any(broker_has(name) for name in all_queue_names(box.prefix))
-    assert not broker_has(exchange_name(box.prefix), "exchange")
-
-
-@pytest.fixture
-def ctx(sandbox):
-    return sandbox.experiment_context()
-
-
-async def test_sigkill_of_the_coordinator_mid_saga_then_start_completes_or_compensates(sandbox):
+async def test_sigkill_of_the_coordinator_mid_saga_then_start_completes_or_compensates(saga):
     outcomes = {}
     for then_fail in (None, "shipping"):
-        order = scenario.new_order(
-            SagaConfig(), FaultPlan(fail_at=then_fail, pause_after="payments")
-        )
-        async with grpc.aio.insecure_channel(sandbox.address("coordinator")) as channel:
-            await CoordinatorClient(channel).start_saga(order)
+        order = scenario.new_order(CONFIG, FaultPlan(fail_at=then_fail, pause_after="payments"))
+        async with grpc.aio.insecure_channel(saga.address("coordinator")) as channel:
+            coordinator = CoordinatorClient(channel)
+            await coordinator.start_saga(order)
             deadline = time.monotonic() + 20
-            while not (await CoordinatorClient(channel).states([order.saga_id]))[
-                order.saga_id
-            ].paused:
+            while not (await coordinator.states([order.saga_id]))[order.saga_id].paused:
                 assert time.monotonic() < deadline, "the saga never paused between two steps"
                 await asyncio.sleep(0.05)
-        pid = sandbox.processes["coordinator"].pid
-        os.kill(pid, signal.SIGKILL)
-        assert sandbox.processes["coordinator"].wait(10) == -signal.SIGKILL
-        await sandbox.start("coordinator")
-        async with grpc.aio.insecure_channel(sandbox.address("coordinator")) as channel:
+        before = saga.states()["coordinator"]["pid"]
+        killed = await asyncio.to_thread(saga.control, "kill", "coordinator")
+        assert killed["coordinator"]["state"] == "crashed"
+        assert killed["coordinator"]["exit_code"] == -9  # SIGKILL: no goodbye
+        started = await asyncio.to_thread(saga.control, "start", "coordinator")
+        assert started["coordinator"]["pid"] not in (None, before)
+        async with grpc.aio.insecure_channel(saga.address("coordinator")) as channel:
+            coordinator = CoordinatorClient(channel)
             deadline = time.monotonic() + 20
-            while True:
-                state = (await CoordinatorClient(channel).states([order.saga_id]))[order.saga_id]
-                if state.finished:
-                    break
+            while not (
+                state := (await coordinator.states([order.saga_id]))[order.saga_id]
+            ).finished:
                 assert time.monotonic() < deadline, f"saga stuck in {state.state}"
                 await asyncio.sleep(0.05)
         outcomes[then_fail] = state.state
-        assert_invariants(sandbox.workdir, [order], "orchestration")
+        assert_invariants(saga, [order], "orchestration")
     assert outcomes == {None: "APPROVED", "shipping": "REJECTED"}
 
 
-async def test_participant_crash_between_commit_and_publish_loses_nothing(ctx, sandbox):
-    result = await experiments.crash(ctx, {"target": "payments"})
+def test_participant_crash_between_commit_and_publish_loses_nothing(saga):
+    result = saga.run("crash", params_of("crash", target="payments"))
     assert result["ok"], (result.get("headline"), result.get("table"))
     timeline = result["saga"]["timeline"]
     assert ("payments", "process", "killed") in {
@@ -251,34 +273,31 @@ async def test_participant_crash_between_commit_and_publish_loses_nothing(ctx, s
         i["service"] == "payments" and i["step"] == "charge" and i["status"] == "duplicate"
         for i in timeline
     )
-    assert sandbox.running("payments")
+    assert saga.states()["payments"]["state"] == "running"
+    assert_invariants(saga, [_order(result["saga"]["saga_id"])], "choreography")
 
 
-async def test_live_random_sagas_with_duplicate_deliveries_keep_every_invariant(ctx):
-    rng = random.Random(7)
-    driver = scenario.SagaDriver(ctx, "batch")
-    try:
-        for mode in ("choreography", "orchestration"):
-            orders = [
-                scenario.new_order(
-                    SagaConfig(),
-                    FaultPlan(
-                        fail_at=rng.choice((None, "payments", "inventory", "shipping")),
-                        fail_kind=rng.choice(("refusal", "error")),
-                        duplicate=rng.random() < 0.5,
-                    ),
-                    rng=rng,
-                )
-                for _ in range(30)
-            ]
-            assert await driver.run(mode, orders) == []
-            assert_invariants(ctx.workdir, orders, mode)
-    finally:
-        await driver.close()
+def test_the_runtime_kills_and_restarts_the_coordinator_and_the_saga_compensates(saga):
+    result = saga.run(
+        "crash",
+        params_of("crash", target="coordinator", after_step="inventory", then_fail_at="shipping"),
+    )
+    assert result["ok"], (result.get("headline"), result.get("table"))
+    assert result["saga"]["current_state"] == "REJECTED"
+    assert saga.states()["coordinator"]["state"] == "running"
+    assert_invariants(saga, [_order(result["saga"]["saga_id"])], "orchestration")
 
 
-async def test_failure_run_result_carries_the_timeline_with_compensations_in_reverse(ctx):
-    result = await experiments.failure(ctx, {"fail_at": "shipping", "fail_kind": "refusal"})
+def _order(saga_id: str) -> Order:
+    """Return an order that names only its saga id (what the invariant check reads)."""
+    return Order(saga_id, "", "", "", 0, 0, FaultPlan())
+
+
+# -- run results -----------------------------------------------------------------------------
+
+
+def test_failure_run_result_carries_the_timeline_with_compensations_in_reverse(saga):
+    result = saga.run("failure", params_of("failure", fail_at="shipping", fail_kind="refusal"))
     assert result["ok"], (result.get("headline"), result.get("table"))
     assert [view["mode"] for view in result["sagas"]] == ["choreography", "orchestration"]
     for view in result["sagas"]:
@@ -314,9 +333,7 @@ async def test_failure_run_result_carries_the_timeline_with_compensations_in_rev
         failure = [i for i in view["timeline"] if i["kind"] == "failure"]
         assert failure and failure[0]["service"] in ("shipping", "coordinator")
         assert all(i["trace_id"] for i in view["timeline"])
-        # Each of the coordinator's entries opens its own command's span, not the saga's.
-        commands = [i["span_id"] for i in view["timeline"] if i["service"] == "coordinator"]
-        assert len(set(commands)) == len(commands)
+        assert_invariants(saga, [_order(view["saga_id"])], view["mode"])
     orchestration = result["sagas"][1]
     assert orchestration["current_state"] == "REJECTED"
     assert orchestration["states"] == [
@@ -335,8 +352,49 @@ async def test_failure_run_result_carries_the_timeline_with_compensations_in_rev
     assert all(list(edge) in orchestration["state_edges"] for edge in visited)
 
 
-async def test_duplicates_experiment_ignores_every_repeat_and_the_early_compensation(ctx):
-    result = await experiments.duplicates(ctx, {"sagas": 6})
+def test_each_coordinator_timeline_entry_opens_the_span_of_its_own_command(saga):
+    since = saga.last_seq()
+    result = saga.run("failure", params_of("failure", mode="orchestration", fail_at="shipping"))
+    (view,) = result["sagas"]
+    entries = [i for i in view["timeline"] if i["service"] == "coordinator"]
+    assert len(entries) == 7  # create, charge, reserve, failed schedule, release, refund, reject
+    assert len({i["span_id"] for i in entries}) == len(entries)
+    wanted = {i["span_id"] for i in entries}
+
+    def coordinator_spans() -> dict[str, dict] | None:
+        # Spans reach the supervisor in batches, after the run's reply: wait for all of them.
+        spans = {s["span_id"]: s for s in saga.spans(since) if s["span_id"] in wanted}
+        return spans if len(spans) == len(wanted) else None
+
+    spans = wait_until(coordinator_spans, timeout_s=20)
+    for entry in entries:
+        span = spans[entry["span_id"]]
+        assert span["service"] == "coordinator", span
+        assert span["attributes"]["saga.action"] == entry["step"], (entry, span["name"])
+        assert span["trace_id"] == entry["trace_id"]
+
+
+def test_the_runtime_runs_a_timeout_and_orchestration_also_undoes_the_timed_out_step(saga):
+    result = saga.run("failure", params_of("failure", fail_at="inventory", fail_kind="timeout"))
+    assert result["ok"], result["invariants"]
+    for view in result["sagas"]:
+        undone = [
+            i["step"]
+            for i in view["timeline"]
+            if i["kind"] == "compensation" and i["service"] != "coordinator"
+        ]
+        # A timeout is no answer: orchestration also undoes the timed-out step itself.
+        expected = (
+            ["refund", "reject"]
+            if view["mode"] == "choreography"
+            else ["release", "refund", "reject"]
+        )
+        assert undone == expected, view["timeline"]
+        assert_invariants(saga, [_order(view["saga_id"])], view["mode"])
+
+
+def test_duplicates_experiment_ignores_every_repeat_and_the_early_compensation(saga):
+    result = saga.run("duplicates", params_of("duplicates", sagas=6))
     assert result["ok"], (result.get("headline"), result.get("table"))
     assert result["summary"][0]["value"] > 0
     for view in result["sagas"]:
@@ -344,13 +402,13 @@ async def test_duplicates_experiment_ignores_every_repeat_and_the_early_compensa
         assert any(i["status"] == "noop" for i in view["timeline"])
 
 
-async def test_a_saga_still_running_at_the_deadline_is_reported_as_running(
-    ctx, sandbox, monkeypatch
-):
-    monkeypatch.setitem(TIMEOUTS, "happy-path", 3.0)
-    await ctx.control("stop", "shipping")
+def test_a_saga_still_running_at_the_deadline_is_reported_as_running(sandbox_host):
+    # A sandbox of its own: shipping is stopped, and each run may wait only 10% of its
+    # time (3 s of happy-path's 30), so the stuck sagas outlive the run.
+    box = start_sandbox(sandbox_host, "saga", {"wait_fraction": 0.1})
     try:
-        result = await experiments.happy_path(ctx, {})
+        box.control("stop", "shipping")
+        result = box.run("happy-path", params_of("happy-path"))
         # The stuck choreography saga does not eat the orchestration saga's time:
         # the run's own view already shows the coordinator waiting on the cancel.
         orchestration_view = result["sagas"][1]
@@ -359,34 +417,38 @@ async def test_a_saga_still_running_at_the_deadline_is_reported_as_running(
         assert "choreography still running" in result["headline"], result["headline"]
         assert "orchestration still running" in result["headline"], result["headline"]
         assert "Both sagas ran" not in result["headline"]
-        # The metrics hook, what the browser sees every second, shows it running too.
-        assert (await hooks.metrics(ctx))["sagas_running"] >= 1
+        # The metrics hook's figures, what the browser sees every second, show it running too.
+        assert hooks.saga_counts(box.workdir)["sagas_running"] >= 1
+        assert result["ok"] is False
+        assert len(result["running"]["choreography"]) == 1
+        assert any("still running" in note for note in result["notes"])
+        ended = next(i for i in result["invariants"]["choreography"] if "stuck" in i["name"])
+        assert not ended["ok"] and "1 still running" in ended["detail"]
         # The coordinator cannot confirm the cancel of a shipment that may exist: it waits.
         orchestrated = result["running"]["orchestration"][0]
-        async with grpc.aio.insecure_channel(sandbox.address("coordinator")) as channel:
-            deadline = time.monotonic() + 20
-            while (await CoordinatorClient(channel).states([orchestrated]))[
-                orchestrated
-            ].state != "CANCELLING_SHIPPING":
-                assert time.monotonic() < deadline, "never reached CANCELLING_SHIPPING"
-                await asyncio.sleep(0.05)
+        assert saga_view(box.workdir, orchestrated, mode="orchestration")["current_state"] == (
+            "CANCELLING_SHIPPING"
+        )
+        box.control("start", "shipping")
+
+        # Once shipping is back, both stalled sagas finish on their own.
+        async def both_end() -> None:
+            driver = scenario.SagaDriver(driver_context(box, wait_fraction=0.1), "batch")
+            try:
+                for mode in ("choreography", "orchestration"):
+                    await wait_ended(box, driver, mode, result["running"][mode])
+            finally:
+                await driver.close()
+
+        asyncio.run(both_end())
+        assert saga_view(box.workdir, orchestrated, mode="orchestration")["current_state"] == (
+            "REJECTED"
+        )
     finally:
-        await ctx.control("start", "shipping")
-    assert result["ok"] is False
-    assert len(result["running"]["choreography"]) == 1
-    assert any("still running" in note for note in result["notes"])
-    ended = next(i for i in result["invariants"]["choreography"] if "stuck" in i["name"])
-    assert not ended["ok"] and "1 still running" in ended["detail"]
-    # Once shipping is back, both stalled sagas finish on their own.
-    driver = scenario.SagaDriver(ctx, "batch")
-    try:
-        for mode in ("choreography", "orchestration"):
-            assert await driver.wait(mode, result["running"][mode]) == []
-    finally:
-        await driver.close()
-    assert saga_view(ctx.workdir, orchestrated, mode="orchestration")["current_state"] == (
-        "REJECTED"
-    )
+        box.stop()
+
+
+# -- the runtime refuses what the declaration does not allow ----------------------------------
 
 
 @pytest.mark.parametrize(
@@ -406,16 +468,16 @@ async def test_a_saga_still_running_at_the_deadline_is_reported_as_running(
         ("duplicates", {"bogus": 1}, "bogus"),
     ],
 )
-async def test_bad_parameters_are_refused_with_a_message_naming_them(ctx, experiment, params, name):
-    function = getattr(experiments, experiment.replace("-", "_"))
-    with pytest.raises(ParameterError) as error:
-        await function(ctx, params)
-    assert str(error.value).startswith(f"{name}:")
+def test_bad_parameters_fail_the_run_with_a_message_naming_them(saga, experiment, params, name):
+    with pytest.raises(RunFailed) as failed:
+        saga.run(experiment, params)
+    assert "ParameterError" in failed.value.error, failed.value.error
+    assert f"{name}:" in failed.value.error, failed.value.error
 
 
 def test_lab_spec_names_every_experiment_and_exposes_grpc_services():
     assert LAB.slug == "saga"
-    assert {e.name for e in LAB.experiments} == set(TIMEOUTS)
+    assert {e.name for e in LAB.experiments} == set(TIMEOUTS) == set(PARAMETERS)
     assert {s.name for s in LAB.services} == {
         "orders",
         "payments",
@@ -424,128 +486,11 @@ def test_lab_spec_names_every_experiment_and_exposes_grpc_services():
         "coordinator",
     }
     assert all(s.protocol == "grpc" for s in LAB.services)
+    # Each service's entry point lives in its own folder.
+    assert all(f".services.{s.name}.server_grpc:main" in s.main for s in LAB.services)
 
 
 def test_saga_view_of_an_unknown_saga_is_empty_and_says_it_is_stuck(tmp_path):
     view = saga_view(tmp_path, "nope", mode="orchestration")
     assert view["timeline"] == [] and view["current_state"] is None
     assert view["invariants"][0]["ok"] is False
-
-
-def test_lesson_front_matter_declares_the_parameters_the_experiments_enforce():
-    import yaml
-
-    from sandbox_services.saga.knobs import PARAMETERS
-
-    text = (Path(__file__).resolve().parents[3] / "lessons" / "saga" / "lesson.md").read_text()
-    meta = yaml.safe_load(text.split("---")[1])
-    declared = {e["name"]: e["parameters"] for e in meta["experiments"]}
-    assert declared == {name: [p.as_dict() for p in params] for name, params in PARAMETERS.items()}
-
-
-# -- through the lab's own runtime: host, supervisor, forked services and runners -----------
-@pytest.fixture(scope="module")
-def runtime_sandbox():
-    """Start a sandbox host with a worker heartbeat, spawn a saga sandbox; end both, always."""
-    import subprocess
-    import sys
-    import threading
-
-    import redis
-
-    from sandbox_services.runtime import client, keys
-
-    connection = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/1"))
-    name = f"saga-test-{uuid.uuid4().hex[:8]}"
-    alive = keys.worker_alive(name)
-    connection.set(alive, 1, px=3000)
-    root = Path(__file__).resolve().parents[3]
-    host = subprocess.Popen(
-        [sys.executable, "-m", "sandbox_services.runtime.host", "--name", name],
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root), "LAB_KEEPALIVE_SECONDS": "3"},
-        start_new_session=True,
-    )
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(1.0):
-            connection.set(alive, 1, px=3000)
-
-    threading.Thread(target=beat, daemon=True).start()
-    sandbox_id = uuid.uuid4().hex
-    try:
-        client.spawn(
-            host=name,
-            sandbox_id=sandbox_id,
-            lesson="saga",
-            hard_deadline=time.time() + 240,
-            idle_timeout_s=120,
-            timeout_s=60,
-        )
-        yield sandbox_id
-    finally:
-        if client.is_alive(sandbox_id):
-            client.command(sandbox_id, "stop", timeout_s=20)
-        stop.set()
-        host.send_signal(signal.SIGTERM)
-        try:
-            host.wait(10)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(host.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        host.wait()
-        connection.delete(alive)
-    prefix = f"lab.{sandbox_id}."
-    # The lesson's teardown hook ran when the sandbox stopped.
-    assert not any(broker_has(queue) for queue in all_queue_names(prefix))
-
-
-def run_in_runtime(sandbox_id: str, experiment: str, params: dict) -> dict:
-    from sandbox_services.runtime import client
-
-    reply = client.command(
-        sandbox_id,
-        "run",
-        run_id=uuid.uuid4().hex[:8],
-        experiment=experiment,
-        params=params,
-        timeout_s=120,
-    )
-    assert reply["state"] == "done", reply
-    return reply["result"]
-
-
-def test_the_runtime_runs_the_failure_experiment_and_returns_the_timeline(runtime_sandbox):
-    result = run_in_runtime(
-        runtime_sandbox, "failure", {"fail_at": "inventory", "fail_kind": "timeout"}
-    )
-    assert result["ok"], result["invariants"]
-    for view in result["sagas"]:
-        undone = [
-            i["step"]
-            for i in view["timeline"]
-            if i["kind"] == "compensation" and i["service"] != "coordinator"
-        ]
-        # A timeout is no answer: orchestration also undoes the timed-out step itself.
-        expected = (
-            ["refund", "reject"]
-            if view["mode"] == "choreography"
-            else ["release", "refund", "reject"]
-        )
-        assert undone == expected, view["timeline"]
-
-
-def test_the_runtime_kills_and_restarts_the_coordinator_and_the_saga_compensates(
-    runtime_sandbox,
-):
-    result = run_in_runtime(
-        runtime_sandbox,
-        "crash",
-        {"target": "coordinator", "after_step": "inventory", "then_fail_at": "shipping"},
-    )
-    assert result["ok"], (result.get("headline"), result.get("table"))
-    assert result["saga"]["current_state"] == "REJECTED"

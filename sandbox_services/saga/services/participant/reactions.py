@@ -1,7 +1,7 @@
 """Handle one choreography event: run the reaction it calls for, with retries where they belong.
 
-Both the AMQP consumer and the in-process tests call ``handle_event``, so the
-property tests exercise exactly the code that runs behind RabbitMQ.
+The participant's AMQP consumer (server_amqp.py) calls ``handle_event`` for
+each delivery and acks it only after the call returns.
 """
 
 from __future__ import annotations

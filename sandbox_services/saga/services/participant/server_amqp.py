@@ -85,7 +85,7 @@ class ChoreographyConsumer(threading.Thread):
     def _on_message(self, channel, method, properties: pika.BasicProperties, body: bytes) -> None:
         token = None
         if not trace.get_current_span().get_span_context().is_valid:
-            # Not instrumented (local harness): pick the trace up from the headers ourselves.
+            # pika not instrumented (tracing off): pick the trace up from the headers ourselves.
             token = context.attach(propagate.extract(properties.headers or {}))
         try:
             event = json.loads(body)
