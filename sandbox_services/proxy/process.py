@@ -41,7 +41,7 @@ def check_config(config_text: str, path: Path, *, binary: str | None = None) -> 
     candidate.write_text(config_text)
     try:
         result = subprocess.run(
-            [binary, "-c", "-q", "-f", str(candidate)],
+            [binary, "-c", "-f", str(candidate)],
             capture_output=True,
             text=True,
             timeout=10,
@@ -49,7 +49,10 @@ def check_config(config_text: str, path: Path, *, binary: str | None = None) -> 
     finally:
         candidate.unlink(missing_ok=True)
     if result.returncode != 0:
-        raise ConfigInvalid((result.stderr or result.stdout).strip())
+        alerts = [
+            line for line in (result.stdout + result.stderr).splitlines() if "ALERT" in line
+        ]
+        raise ConfigInvalid("\n".join(alerts) or (result.stderr or result.stdout).strip())
 
 
 class HAProxyProcess:

@@ -31,6 +31,7 @@ from .render import MeshFiles, render_sidecar
 from .topology import APP_SERVICES, REPLICAS, Sidecar, mesh_directory, sidecars_of_plan
 
 log = logging.getLogger(__name__)
+SAMPLE_FIELDS = ("t0", "t1", "tp", "sid", "tls", "btls", "cn", "serial", "sserial", "fault")
 
 
 @dataclass
@@ -307,6 +308,9 @@ class ControlPlane:
 
     def _on_record(self, record: dict) -> None:
         self.records += 1
+        for key in SAMPLE_FIELDS:  # HAProxy logs a sample it could not fetch as "-"
+            if record.get(key) == "-":
+                record[key] = ""
         sidecar = self._sidecar(str(record.get("w")))
         if sidecar is None:
             return

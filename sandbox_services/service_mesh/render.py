@@ -24,6 +24,7 @@ from .policy import (
 from .topology import Sidecar
 
 DEFAULT_SERVER_TIMEOUT_MS = 30_000
+PROBE_MS = 100  # health probe interval of an ejected replica
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ def _inbound(sidecar: Sidecar, policy: MeshPolicy, files: MeshFiles) -> list[str
             "    # listener, anything else to the plaintext one (Istio sniffs the same way).",
             "    mode tcp",
             "    no log",
+            '    log-format "tcp"',  # the default line's HTTP fields are refused in TCP mode
             f"    bind {address}",
             "    tcp-request inspect-delay 2s",
             "    tcp-request content accept if { req.ssl_hello_type 1 }",
@@ -178,9 +180,12 @@ def _server_lines(
                 f" verify required verifyhost {dns_name(files.sandbox_id, host)} alpn http/1.1"
             )
         if outlier is not None:
+            # Ejected for baseEjectionTime: once marked down, it must pass this many
+            # probes in a row, one every PROBE_MS, to come back.
+            rise = max(1, round(outlier.base_ejection_ms / PROBE_MS))
             words.append(
-                f"check inter {outlier.interval_ms}ms fastinter {outlier.base_ejection_ms}ms"
-                f" downinter {outlier.base_ejection_ms}ms rise 1 fall 1"
+                f"check inter {outlier.interval_ms}ms fastinter {PROBE_MS}ms"
+                f" downinter {PROBE_MS}ms rise {rise} fall 1"
                 f" observe layer7 error-limit {outlier.consecutive_5xx} on-error mark-down"
             )
         if per_server_connections is not None:
@@ -280,8 +285,11 @@ def _outbound(
         lines += [
             f"    # outlierDetection: {outlier.consecutive_5xx} consecutive 5xx eject a replica for"
             f" {outlier.base_ejection_ms} ms,",
-            "    # then a probe readmits it (Envoy readmits without probing and doubles the time",
-            "    # on each ejection; HAProxy probes every baseEjectionTime while it is down).",
+            f"    # then it is readmitted after passing {max(1, round(outlier.base_ejection_ms / PROBE_MS))}"
+            f" probes {PROBE_MS} ms apart (Envoy readmits",
+            "    # without probing and multiplies the time by the number of ejections). interval",
+            "    # becomes the probe interval of a healthy replica: HAProxy judges every response",
+            "    # as it comes, where Envoy sweeps every interval.",
             "    option httpchk GET /healthz",
             "    http-check expect status 200",
         ]

@@ -133,3 +133,296 @@ def mtls(figures: dict) -> dict:
         "figures": figures,
         "ok": ok,
     }
+
+
+def _percent(part: float, whole: float) -> float:
+    return round(100 * part / whole, 1) if whole else 0.0
+
+
+def load_balancing(figures: dict) -> dict:
+    runs = figures["runs"]
+    slow_ms = figures["params"]["slow_ms"]
+    rows = []
+    for balancer, run in runs.items():
+        own = run["by_replica_own_count"]
+        total = sum(own.values()) or 1
+        rows.append(
+            [balancer]
+            + [f"{own.get(str(r), 0)} ({_percent(own.get(str(r), 0), total)}%)" for r in range(3)]
+            + [round(run["latency_ms"][q] or 0, 2) for q in ("p50", "p90", "p99")]
+            + [round(run["elapsed_s"], 2), run["failed"]]
+        )
+    rr, lr = runs["ROUND_ROBIN"], runs["LEAST_REQUEST"]
+    share = {
+        name: _percent(run["by_replica_own_count"].get("2", 0), sum(run["by_replica_own_count"].values()))
+        for name, run in runs.items()
+    }
+    return {
+        "headline": (
+            f"With replica 2 slower by {slow_ms} ms, ROUND_ROBIN sent it {share['ROUND_ROBIN']}% of requests"
+            f" (p99 {rr['latency_ms']['p99']:.1f} ms); LEAST_REQUEST sent it {share['LEAST_REQUEST']}%"
+            f" (p99 {lr['latency_ms']['p99']:.1f} ms)."
+        ),
+        "summary": [
+            {"label": "slow replica's share, ROUND_ROBIN", "value": share["ROUND_ROBIN"], "unit": "%"},
+            {"label": "slow replica's share, LEAST_REQUEST", "value": share["LEAST_REQUEST"], "unit": "%"},
+            {"label": "p90 ROUND_ROBIN", "value": round(rr["latency_ms"]["p90"] or 0, 2), "unit": "ms"},
+            {"label": "p90 LEAST_REQUEST", "value": round(lr["latency_ms"]["p90"] or 0, 2), "unit": "ms"},
+            {"label": "p99 ROUND_ROBIN", "value": round(rr["latency_ms"]["p99"] or 0, 2), "unit": "ms"},
+            {"label": "p99 LEAST_REQUEST", "value": round(lr["latency_ms"]["p99"] or 0, 2), "unit": "ms"},
+            {"label": "seconds for all, ROUND_ROBIN", "value": round(rr["elapsed_s"], 2), "unit": "s"},
+            {"label": "seconds for all, LEAST_REQUEST", "value": round(lr["elapsed_s"], 2), "unit": "s"},
+        ],
+        "charts": [
+            {
+                "title": "Requests each replica served (its own count)",
+                "type": "bar",
+                "x_label": "replica",
+                "y_label": "requests",
+                "categories": ["backend-0", "backend-1", "backend-2 (slow)"],
+                "series": [
+                    {"name": name, "values": [run["by_replica_own_count"].get(str(r), 0) for r in range(3)]}
+                    for name, run in runs.items()
+                ],
+            }
+        ],
+        "table": {
+            "columns": ["algorithm", "backend-0", "backend-1", "backend-2 (slow)", "p50 ms", "p90 ms", "p99 ms", "seconds", "failed"],
+            "rows": rows,
+        },
+        "notes": [
+            "Counts are the replicas' own; HAProxy's per-server counters agreed: "
+            + "; ".join(f"{name}: {run['by_server_haproxy']}" for name, run in runs.items()),
+            "ROUND_ROBIN ignores how busy a replica is, so the slow one gets its third and every"
+            " request sent there waits. LEAST_REQUEST (HAProxy's leastconn: fewest requests in flight;"
+            " Envoy's picks the better of two random choices) sends less to a replica that holds on to requests.",
+            f"{figures['params']['concurrency']} requests in flight at once: with one at a time,"
+            " every replica is idle when chosen and both algorithms behave alike.",
+        ],
+        "figures": figures,
+        "ok": all(run["failed"] == 0 for run in runs.values()),
+    }
+
+
+def outlier_detection(figures: dict) -> dict:
+    timeline = figures["timeline"]
+    ejected = next((t for t, status, *_ in timeline if status.startswith("DOWN")), None)
+    readmitted = next(
+        (t for t, status, *_ in timeline if ejected is not None and t > ejected and status.startswith("UP")),
+        None,
+    )
+    transitions = timeline[-1][3] if timeline else 0
+    buckets: dict[float, list[int]] = {}
+    for sent, status, _ in figures["requests"]:
+        bucket = round(int(sent / 0.25) * 0.25, 2)
+        counts = buckets.setdefault(bucket, [0, 0])
+        counts[0] += 1
+        counts[1] += status != 200
+    error_series = [[t, round(100 * errors / total, 1)] for t, (total, errors) in sorted(buckets.items())]
+    state_series = [[t, 0 if status.startswith("DOWN") else 1] for t, status, *_ in timeline]
+    failed = sum(1 for _, status, _ in figures["requests"] if status != 200)
+    return {
+        "headline": (
+            f"backend-1 failed from {figures['failed_at_s']} s; HAProxy ejected it at {ejected} s and readmitted it"
+            f" at {readmitted} s after probing; the caller saw {failed} errors in {len(figures['requests'])} requests."
+        ),
+        "summary": [
+            {"label": "ejected at", "value": ejected, "unit": "s"},
+            {"label": "readmitted at", "value": readmitted, "unit": "s"},
+            {"label": "times ejected (chkdown)", "value": transitions},
+            {"label": "errors seen by the caller", "value": failed},
+            {"label": "503s the replica sent", "value": figures["replica_1_failed"]},
+        ],
+        "charts": [
+            {
+                "title": "Caller's error rate (%, per 250 ms) and backend-1 in rotation (1) or ejected (0)",
+                "type": "line",
+                "x_label": "s",
+                "y_label": "",
+                "series": [
+                    {"name": "error rate %", "points": error_series},
+                    {"name": "backend-1 in rotation", "points": state_series},
+                ],
+            }
+        ],
+        "table": {
+            "columns": ["s", "HAProxy status", "last check", "times marked down"],
+            "rows": [
+                row
+                for index, row in enumerate(timeline)
+                if index == 0 or row[1].split()[0] != timeline[index - 1][1].split()[0]
+            ],
+        },
+        "notes": [
+            "The state is HAProxy's own (show stat on the client's sidecar), polled every 100 ms; nothing"
+            " here computes it. \"DOWN 5/20\" is HAProxy saying the ejected replica has passed 5 of the 20"
+            " probes it needs to come back: the probing phase.",
+            f"The replica healed at {figures['healed_at_s']} s. Readmission came from a health check after"
+            " baseEjectionTime; if it still failed, it was ejected again after"
+            f" {figures['params']['consecutive_errors']} more errors. Envoy readmits without a probe and"
+            " doubles the ejection time each time.",
+            "Unlike a Hystrix-style breaker, which guards the caller's whole dependency and opens for"
+            " every replica at once, outlier detection ejects one replica from the pool and keeps"
+            " sending to the others.",
+        ],
+        "figures": figures,
+        "ok": ejected is not None and readmitted is not None,
+    }
+
+
+def retries(figures: dict) -> dict:
+    rescue, storm, timeouts = figures["rescue"], figures["storm"], figures["timeouts"]
+    rows = []
+    for label, run in rescue.items():
+        rows.append(
+            [
+                f"flaky replica, {label}",
+                f"{_percent(run['caller_failed'], run['caller_requests'])}% of {run['caller_requests']}",
+                f"{_percent(run['flaky_replica_failed'], run['flaky_replica_received'])}% of {run['flaky_replica_received']}",
+                run["backend_received_total"],
+                run["haproxy_retries"],
+            ]
+        )
+    for label, run in storm.items():
+        rows.append(
+            [
+                f"failing backend, {label}",
+                f"{_percent(run['client_failed'], run['client_requests'])}% of {run['client_requests']}",
+                "100%",
+                run["backend_received"],
+                f"x{run['amplification']}",
+            ]
+        )
+    attempts = figures["params"]["attempts"]
+    with_retries = next(run for label, run in rescue.items() if label != "no retries")
+    without = rescue["no retries"]
+    two = storm["retries at two hops"]
+    notes = [
+        "Caller error rates are what the load generator saw; replica figures are the replica's own"
+        " counters; retries are HAProxy's own count (wretr).",
+        f"A retry storm: with {attempts} retries at each of two hops, one request can reach the failing"
+        f" backend (1+{attempts}) x (1+{attempts}) = {(1 + attempts) ** 2} times. Envoy's retry budget"
+        " (and Finagle's) caps retries at a share of live traffic; HAProxy has none, so retry at one hop.",
+    ]
+    for label, run in timeouts.items():
+        notes.append(
+            f"{label}: status {run['statuses']}, {run['elapsed_ms']['p50']:.0f} ms to answer (p50),"
+            f" backend received {run['backend_received']} for {run['calls']} calls."
+        )
+    return {
+        "headline": (
+            f"Retries cut the caller's errors from {_percent(without['caller_failed'], without['caller_requests'])}%"
+            f" to {_percent(with_retries['caller_failed'], with_retries['caller_requests'])}% while the flaky"
+            f" replica still failed {_percent(with_retries['flaky_replica_failed'], with_retries['flaky_replica_received'])}%;"
+            f" with retries at two hops each request hit the failing backend {two['amplification']} times."
+        ),
+        "summary": [
+            {"label": "caller errors, no retries", "value": _percent(without["caller_failed"], without["caller_requests"]), "unit": "%"},
+            {"label": "caller errors, with retries", "value": _percent(with_retries["caller_failed"], with_retries["caller_requests"]), "unit": "%"},
+            {"label": "amplification, one hop", "value": storm["retries at one hop"]["amplification"]},
+            {"label": "amplification, two hops", "value": two["amplification"]},
+        ],
+        "table": {
+            "columns": ["case", "caller errors", "replica errors", "backend received", "retries"],
+            "rows": rows,
+        },
+        "notes": notes,
+        "figures": figures,
+        "ok": with_retries["caller_failed"] <= without["caller_failed"],
+    }
+
+
+def fault_injection(figures: dict) -> dict:
+    params = figures["params"]
+    return {
+        "headline": (
+            f"By policy alone, {figures['spans_delayed']} of {figures['requests']} calls were delayed"
+            f" {params['delay_ms']} ms and {figures['spans_aborted']} aborted with 503: the client's sidecar"
+            " spans say which, and the aborted ones never reached the backend."
+        ),
+        "summary": [
+            {"label": "delayed (spans)", "value": figures["spans_delayed"]},
+            {"label": "aborted (spans)", "value": figures["spans_aborted"]},
+            {"label": "503s the caller saw", "value": figures["caller_503"]},
+            {"label": "requests the backend received", "value": figures["backend_received"]},
+        ],
+        "table": {
+            "columns": ["", "count", "sidecar span p50 ms"],
+            "rows": [
+                ["delayed", figures["spans_delayed"], round(figures["delayed_span_ms"]["p50"] or 0, 2)],
+                ["aborted", figures["spans_aborted"], "-"],
+                ["untouched", figures["spans"] - figures["spans_delayed"] - figures["spans_aborted"],
+                 round(figures["other_span_ms"]["p50"] or 0, 2)],
+            ],
+        },
+        "notes": [
+            f"Asked for: delay {params['delay_percent']}%, abort {params['abort_percent']}%; each draw is"
+            " independent, so the counts scatter around those shares.",
+            f"{figures['requests']} sent - {figures['spans_aborted']} aborted = "
+            f"{figures['requests'] - figures['spans_aborted']}; the backend counted {figures['backend_received']}.",
+            "The fault lives in the caller's sidecar (outbound), as Envoy's fault filter does for a"
+            " VirtualService: no application changed, and other callers of the backend are untouched.",
+        ],
+        "figures": figures,
+        "ok": figures["backend_received"] == figures["requests"] - figures["spans_aborted"],
+    }
+
+
+def trace_propagation(figures: dict) -> dict:
+    traces = figures["traces"]
+    calls = figures["params"]["calls"]
+    forwarded, dropped = traces["forwarded"], traces["not forwarded"]
+    joined = sum(1 for services in forwarded if "frontend" in services and "backend" in services)
+    rows = [[label, len(items), " | ".join(", ".join(services) for services in items[:4])] for label, items in traces.items()]
+    return {
+        "headline": (
+            f"{calls} calls with the frontend forwarding traceparent made {len(forwarded)} traces;"
+            f" the same calls without it made {len(dropped)}: the sidecars cannot join what the app drops."
+        ),
+        "summary": [
+            {"label": "traces, forwarded", "value": len(forwarded)},
+            {"label": "traces, not forwarded", "value": len(dropped)},
+        ],
+        "table": {"columns": ["frontend", "traces", "services per trace"], "rows": rows},
+        "notes": [
+            "Each sidecar continues the trace of the request it carries, but the frontend's outgoing call"
+            " is a new request: only the app knows it was caused by the incoming one. Istio's docs say the"
+            " same: applications must forward the trace headers.",
+            "In the broken case the first trace ends at the frontend, and a second one starts at its call to"
+            " the backend, with no parent.",
+        ],
+        "figures": figures,
+        "ok": len(forwarded) == calls and joined == calls and len(dropped) == 2 * calls,
+    }
+
+
+def live_policy(figures: dict) -> dict:
+    failed = len(figures["failed"])
+    reloads = sum(len(change["changed"]) for change in figures["changes"])
+    slowest = max((ms for change in figures["changes"] for ms in change["reload_ms"].values()), default=0)
+    diff_text = "\n".join(figures["last_diff"].values())
+    return {
+        "headline": (
+            f"{len(figures['changes'])} policy changes ({reloads} sidecar reloads) under"
+            f" {figures['params']['rate']} requests/s across two hops: {failed} of {figures['requests']} requests failed."
+        ),
+        "summary": [
+            {"label": "failed requests", "value": failed},
+            {"label": "sidecar reloads", "value": reloads},
+            {"label": "slowest reload", "value": slowest, "unit": "ms"},
+        ],
+        "table": {
+            "columns": ["version", "sidecars changed", "applied in ms"],
+            "rows": [[c["version"], ", ".join(c["changed"]), c["applied_in_ms"]] for c in figures["changes"]],
+        },
+        "notes": [
+            "Each change: the control plane validated the YAML, rendered every sidecar's configuration,"
+            " asked HAProxy to check it, and reloaded only the sidecars whose file changed: a new worker"
+            " takes the listening sockets while the old one finishes what it carries.",
+            "The last change, as a diff of generated configuration:",
+            diff_text[:4000],
+        ],
+        "figures": {key: value for key, value in figures.items() if key != "last_diff"},
+        "diff": figures["last_diff"],
+        "ok": failed == 0,
+    }
