@@ -25,6 +25,8 @@ STARTS = 20
 STREAMING_SANDBOXES = 10
 RUNS_PER_SANDBOX = 10  # about 600 spans: enough that p99 is not the third-worst span
 LESSON = "rest-vs-grpc"
+# Every parameter the run means, as a script would send it.
+ONE_CALL = {"experiment": "one-call", "params": {"items": 10}}
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -101,9 +103,7 @@ async def stream_one(base: str, token: str, latencies: list[float], ready: async
             await ready.wait()
             # Each sandbox streams steadily: one run at a time, the next when it is done.
             runs_done = 0
-            await http.post(
-                f"/api/sandboxes/{sandbox['id']}/runs/", json={"experiment": "one-call"}
-            )
+            await http.post(f"/api/sandboxes/{sandbox['id']}/runs/", json=ONE_CALL)
             deadline = time.monotonic() + 180
             while runs_done < RUNS_PER_SANDBOX and time.monotonic() < deadline:
                 message = await ws.receive_json(timeout=max(0.1, deadline - time.monotonic()))
@@ -118,9 +118,7 @@ async def stream_one(base: str, token: str, latencies: list[float], ready: async
                 ):
                     runs_done += 1
                     if runs_done < RUNS_PER_SANDBOX:
-                        await http.post(
-                            f"/api/sandboxes/{sandbox['id']}/runs/", json={"experiment": "one-call"}
-                        )
+                        await http.post(f"/api/sandboxes/{sandbox['id']}/runs/", json=ONE_CALL)
         await http.delete(f"/api/sandboxes/{sandbox['id']}/")
 
 

@@ -4,8 +4,9 @@
 1. Publish-to-consume latency and throughput: a confirmed publish per message to a
    topic exchange with three bound queues (email, audit, analytics), each consumed
    with manual acks and prefetch 10. "bare" is plain pika in the same topology;
-   "lab" is the lesson's Publisher feeding the real consumer service processes
-   (thread bridge to asyncio, SQLite effect store, gauges) with their work set to 0.
+   "lab" is the lesson's Publisher feeding the consumer services of a real sandbox
+   (a sandbox host started by runtime/launcher.py, its supervisor and forked
+   services: thread bridge to asyncio, SQLite effect store, gauges), work set to 0.
    Latency is measured on the email queue: from before the publish to the commit
    of the effect (lab) or to the callback (bare).
 2. Replay: 100,000 events in a stream, read from offset 0 by the lesson's projector
@@ -17,11 +18,11 @@ Prints lines "name: value unit". Traffic is bounded: a few thousand messages, on
 
 from __future__ import annotations
 
-import asyncio
 import json
 import multiprocessing
 import os
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import threading
@@ -30,22 +31,27 @@ import uuid
 from contextlib import closing
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+# Database 1, as the other benchmarks and the tests: never a development lab's.
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/1")
+os.environ.setdefault("LAB_KEEPALIVE_SECONDS", "5")
+os.environ.setdefault("LAB_WORKDIR", str(ROOT / "var" / "sandboxes-bench"))
 
-import pika
+import pika  # noqa: E402
 
-from sandbox_services.event_sourcing.services.projector.backend import ProjectorEngine
-from sandbox_services.event_sourcing.services.projector.store import ProjectorStore
-from sandbox_services.async_messaging import LAB, config
-from sandbox_services.broker.harness import LocalSandbox
-from sandbox_services.broker.naming import stream_arguments
-from sandbox_services.broker.probes import percentile
-from sandbox_services.broker.publisher import Publisher
-from sandbox_services.broker.stream import read_stream
-from sandbox_services.broker.sweeper import delete_objects
+from sandbox_services.event_sourcing.services.projector.backend import ProjectorEngine  # noqa: E402
+from sandbox_services.event_sourcing.services.projector.store import ProjectorStore  # noqa: E402
+from sandbox_services.async_messaging import knobs as config  # noqa: E402
+from sandbox_services.broker.naming import stream_arguments  # noqa: E402
+from sandbox_services.broker.probes import percentile  # noqa: E402
+from sandbox_services.broker.publisher import Publisher  # noqa: E402
+from sandbox_services.broker.stream import read_stream  # noqa: E402
+from sandbox_services.broker.sweeper import delete_objects  # noqa: E402
+from sandbox_services.runtime import client  # noqa: E402
+from sandbox_services.runtime.launcher import LaunchedHost, running_host  # noqa: E402
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "1000"))
 # Bare and lab runs alternate this many times; the best run of each is compared, so a
 # burst of load from a neighbour on this shared machine hurts neither side alone.
@@ -135,24 +141,32 @@ def bare_run(n: int) -> tuple[dict[str, float], dict[str, float]]:
 
 
 # --- the lab ------------------------------------------------------------------------------
-def lab_run(n: int) -> tuple[dict[str, float], dict[str, float]]:
-    box = LocalSandbox(
-        LAB, workdir=Path(tempfile.mkdtemp(prefix="bench-lab-")), redis_url=REDIS_URL
-    )
+def _set_work_ms_zero(workdir: Path, consumer: str) -> None:
+    # The consumer reads its simulated work from its own store's settings table.
+    with closing(sqlite3.connect(workdir / f"{consumer}.sqlite3")) as db, db:
+        db.execute("INSERT OR REPLACE INTO settings VALUES ('work_ms', '0')")
+
+
+def _control(sandbox_id: str, op: str, service: str) -> None:
+    client.command(sandbox_id, "service", service=service, op=op, timeout_s=30)
+
+
+def lab_run(host: LaunchedHost, n: int) -> tuple[dict[str, float], dict[str, float]]:
+    sandbox_id, _ = host.spawn("async-messaging", timeout_s=60)
+    workdir = host.workdir / sandbox_id
+    prefix = f"lab.{sandbox_id}."
     try:
-        box.start()
         for name in config.CONSUMERS:
-            with closing(sqlite3.connect(box.workdir / f"{name}.sqlite3")) as db, db:
-                db.execute("INSERT OR REPLACE INTO settings VALUES ('work_ms', '0')")
-        publisher = Publisher(AMQP_URL, declare=lambda ch: config.declare_all(ch, box.prefix))
+            _set_work_ms_zero(workdir, name)
+        publisher = Publisher(AMQP_URL, declare=lambda ch: config.declare_all(ch, prefix))
         sent: dict[str, float] = {}
         for i in range(n):
             sent[f"o{i}"] = time.time()
             publisher.publish(
-                box.prefix + config.EXCHANGE, config.ROUTING_KEY, order_body(i), message_id=f"o{i}"
+                prefix + config.EXCHANGE, config.ROUTING_KEY, order_body(i), message_id=f"o{i}"
             )
         publisher.close()
-        email = box.workdir / "email.sqlite3"
+        email = workdir / "email.sqlite3"
         give_up = time.monotonic() + 120
         while time.monotonic() < give_up:
             with closing(sqlite3.connect(email)) as db, db:
@@ -165,8 +179,7 @@ def lab_run(n: int) -> tuple[dict[str, float], dict[str, float]]:
             )
         return sent, received
     finally:
-        box.stop()
-        asyncio.run(box.teardown())
+        client.command(sandbox_id, "stop", timeout_s=30)  # its teardown deletes its queues
 
 
 def figures_of(sent: dict[str, float], received: dict[str, float]) -> dict:
@@ -218,20 +231,17 @@ def bare_drain(n: int, with_store: bool = False) -> float:
     return (len(received) - 1) / (max(received.values()) - min(received.values()))
 
 
-def lab_drain(n: int) -> float:
+def lab_drain(host: LaunchedHost, n: int) -> float:
     """Return messages/s the email consumer service sustains on a backlog (first to last)."""
-    box = LocalSandbox(
-        LAB, workdir=Path(tempfile.mkdtemp(prefix="bench-drain-")), redis_url=REDIS_URL
-    )
+    sandbox_id, _ = host.spawn("async-messaging", timeout_s=60)
+    workdir = host.workdir / sandbox_id
     try:
-        box.start()
-        with closing(sqlite3.connect(box.workdir / "email.sqlite3")) as db, db:
-            db.execute("INSERT OR REPLACE INTO settings VALUES ('work_ms', '0')")
+        _set_work_ms_zero(workdir, "email")
         for name in config.CONSUMERS:
-            asyncio.run(box.control("stop", name))
-        publish_backlog(box.prefix + config.EXCHANGE, config.ROUTING_KEY, n)
-        asyncio.run(box.control("start", "email"))
-        email = box.workdir / "email.sqlite3"
+            _control(sandbox_id, "stop", name)
+        publish_backlog(f"lab.{sandbox_id}.{config.EXCHANGE}", config.ROUTING_KEY, n)
+        _control(sandbox_id, "start", "email")
+        email = workdir / "email.sqlite3"
         give_up = time.monotonic() + 120
         while time.monotonic() < give_up:
             with closing(sqlite3.connect(email)) as db, db:
@@ -243,8 +253,7 @@ def lab_drain(n: int) -> float:
             time.sleep(0.1)
         raise RuntimeError("the email consumer did not drain its backlog")
     finally:
-        box.stop()
-        asyncio.run(box.teardown())
+        client.command(sandbox_id, "stop", timeout_s=30)
 
 
 # --- replay ---------------------------------------------------------------------------------
@@ -301,11 +310,20 @@ def replay_reader(stream: str, n: int) -> float:
 
 
 def main() -> None:
+    """Start one sandbox host for the lab's side, run every measurement, end the host."""
+    # The host stays in this session: Linux's autogroup shares the CPU between
+    # sessions, and the bare side's consumers run in this one.
+    with running_host(own_session=False, stderr=subprocess.DEVNULL) as host:
+        measure(host)
+
+
+def measure(host: LaunchedHost) -> None:
+    """Print every figure: lab against bare pika, drain, replay."""
     print(f"messages: {MESSAGES} per run", flush=True)
     print(f"loadavg_1m_before: {os.getloadavg()[0]:.1f} processes", flush=True)
     runs: dict[str, list[dict]] = {"bare_pika": [], "lab": []}
     for round_number in range(1, ROUNDS + 1):
-        for label, run in (("bare_pika", bare_run), ("lab", lab_run)):
+        for label, run in (("bare_pika", bare_run), ("lab", lambda n: lab_run(host, n))):
             figures = figures_of(*run(MESSAGES))
             runs[label].append(figures)
             report(f"{label}_round{round_number}", figures)
@@ -324,7 +342,7 @@ def main() -> None:
     print(f"lab_vs_bare_throughput: {round(100 * lab['rate'] / bare['rate'], 1)} %", flush=True)
     print(f"lab_vs_bare_p50: {round(100 * lab['p50'] / max(bare['p50'], 1e-9), 1)} %", flush=True)
     drain_n = 2 * MESSAGES
-    bare_rate, lab_rate = bare_drain(drain_n), lab_drain(drain_n)
+    bare_rate, lab_rate = bare_drain(drain_n), lab_drain(host, drain_n)
     print(f"bare_pika_drain_{drain_n}: {round(bare_rate)} msg/s", flush=True)
     print(f"lab_drain_{drain_n}: {round(lab_rate)} msg/s", flush=True)
     print(f"lab_vs_bare_drain: {round(100 * lab_rate / bare_rate, 1)} %", flush=True)

@@ -19,11 +19,10 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -32,6 +31,9 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/1")
 from sandbox_services.rest_vs_grpc.services.catalog.client import UNSAMPLED_TRACEPARENT  # noqa: E402
 
 os.environ.setdefault("LAB_KEEPALIVE_SECONDS", "3")
+
+if TYPE_CHECKING:
+    from sandbox_services.runtime.launcher import LaunchedHost
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 CONCURRENCY = 16
@@ -142,49 +144,31 @@ def bare_load(transport: str, address: str) -> dict:
 
 
 class LabSandbox:
-    """A sandbox host for a pretend worker, and one rest-vs-grpc sandbox on it."""
+    """A sandbox host for a pretend worker (runtime/launcher.py), and one rest-vs-grpc sandbox."""
 
     def __init__(self) -> None:
-        import redis
-
-        from sandbox_services.runtime import client, keys
+        from sandbox_services.runtime import client
 
         self.client = client
-        self.name = f"bench-{uuid.uuid4().hex[:8]}"
-        self.sandbox_id = uuid.uuid4().hex
-        self._redis = redis.Redis.from_url(os.environ["REDIS_URL"])
-        self._alive_key = keys.worker_alive(self.name)
-        self._keepalive_ms = int(float(os.environ["LAB_KEEPALIVE_SECONDS"]) * 1000)
-        self._stop = threading.Event()
-        self._host: subprocess.Popen | None = None
+        self.host: LaunchedHost | None = None
+        self.sandbox_id = ""
         self.ports: dict[str, int] = {}
 
-    def _beat(self) -> None:
-        # What the Celery worker does; if this process dies, the host follows.
-        while not self._stop.wait(self._keepalive_ms / 3000):
-            self._redis.set(self._alive_key, 1, px=self._keepalive_ms)
-
     def start(self) -> None:
-        self._redis.set(self._alive_key, 1, px=self._keepalive_ms)
-        threading.Thread(target=self._beat, daemon=True).start()
-        self._host = subprocess.Popen(
-            [sys.executable, "-m", "sandbox_services.runtime.host", "--name", self.name],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        from sandbox_services.runtime.launcher import launch_host
+
+        self.host = launch_host(
+            f"bench-{uuid.uuid4().hex[:8]}",
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             # Same session as this benchmark and its bare clients, on purpose:
             # Linux's autogroup scheduler shares CPU between sessions, so a
             # host in a session of its own would leave the lab's generator and
             # servers one share between them against the bare client's extra one.
+            own_session=False,
         )
-        reply = self.client.spawn(
-            host=self.name,
-            sandbox_id=self.sandbox_id,
-            lesson="rest-vs-grpc",
-            hard_deadline=time.time() + 900,
-            idle_timeout_s=600,
-            timeout_s=90,
+        self.sandbox_id, reply = self.host.spawn(
+            "rest-vs-grpc", idle_timeout_s=600, lifetime_s=900, timeout_s=90
         )
         self.ports = {name: state["port"] for name, state in reply["services"].items()}
 
@@ -208,20 +192,9 @@ class LabSandbox:
         return reply["result"]["results"]
 
     def stop(self) -> None:
-        try:
-            self.client.command(self.sandbox_id, "stop", timeout_s=15)
-        except Exception:  # the host's group is ended below anyway
-            pass
-        self._stop.set()
-        self._redis.delete(self._alive_key)
-        if self._host is not None:
-            # The host stops its supervisors (and they their services) on SIGTERM.
-            self._host.terminate()
-            try:
-                self._host.wait(15)
-            except subprocess.TimeoutExpired:
-                self._host.kill()
-                self._host.wait()
+        """Stop the sandbox and end the host with everything it forked."""
+        if self.host is not None:
+            self.host.stop()
 
 
 def _median(runs: list[dict], transport: str, figure: str) -> float:

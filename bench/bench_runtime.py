@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -23,10 +21,10 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/1")
 os.environ.setdefault("LAB_KEEPALIVE_SECONDS", "5")
 os.environ.setdefault("LAB_WORKDIR", str(ROOT / "var" / "sandboxes-bench"))
 
-import redis  # noqa: E402
 from channels_redis.core import RedisChannelLayer  # noqa: E402
 
 from sandbox_services.runtime import client, keys  # noqa: E402
+from sandbox_services.runtime.launcher import LaunchedHost, running_host  # noqa: E402
 
 STARTS = 20
 STREAMING_SANDBOXES = 10
@@ -41,61 +39,16 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 class Host:
-    """A sandbox host and the worker heartbeat it needs, for the length of the benchmark."""
+    """A sandbox host (runtime/launcher.py) and the selftest sandboxes the benchmarks spawn."""
 
-    def __init__(self) -> None:
-        self.name = f"bench-{uuid.uuid4().hex[:8]}"
-        self.redis = redis.Redis.from_url(os.environ["REDIS_URL"])
-        self.keepalive_s = float(os.environ["LAB_KEEPALIVE_SECONDS"])
-        self._stop = threading.Event()
-
-    def __enter__(self) -> Host:
-        self._beat()
-        threading.Thread(target=self._heartbeat, daemon=True).start()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "sandbox_services.runtime.host", "--name", self.name],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            start_new_session=True,
-            stderr=subprocess.DEVNULL,
-        )
-        return self
-
-    def _beat(self) -> None:
-        self.redis.set(keys.worker_alive(self.name), 1, px=int(self.keepalive_s * 1000))
-
-    def _heartbeat(self) -> None:
-        while not self._stop.wait(self.keepalive_s / 3):
-            self._beat()
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait()
-        self.redis.delete(keys.worker_alive(self.name))
+    def __init__(self, launched: LaunchedHost) -> None:
+        self.launched = launched
 
     def spawn(self) -> str:
         return self.spawn_with_reply()[0]
 
     def spawn_with_reply(self) -> tuple[str, dict]:
-        sandbox_id = uuid.uuid4().hex
-        reply = client.spawn(
-            host=self.name,
-            sandbox_id=sandbox_id,
-            lesson="selftest",
-            hard_deadline=time.time() + 600,
-            idle_timeout_s=600,
-            timeout_s=30,
-        )
-        return sandbox_id, reply
+        return self.launched.spawn("selftest", idle_timeout_s=600, lifetime_s=600, timeout_s=30)
 
 
 def bench_start(host: Host) -> None:
@@ -204,7 +157,8 @@ BENCHES = {"start": bench_start, "memory": bench_memory, "latency": bench_latenc
 def main(argv: list[str] | None = None) -> None:
     """Run the measurements named on the command line (all three by default) on a fresh host."""
     names = (sys.argv[1:] if argv is None else argv) or list(BENCHES)
-    with Host() as host:
+    with running_host(f"bench-{uuid.uuid4().hex[:8]}", stderr=subprocess.DEVNULL) as launched:
+        host = Host(launched)
         for name in names:
             BENCHES[name](host)
             # Latency on a shared machine means little without how busy it was.
