@@ -38,10 +38,10 @@ function drawGrid(state) {
       "tr",
       {},
       node("th", { scope: "col" }, "Learner"),
-      steps.map((step, index) => node("th", { scope: "col", title: step.title }, `${index + 1}. ${step.title}`)),
       node("th", { scope: "col" }, "Sandbox"),
       node("th", { scope: "col" }, "Last run"),
       node("th", { scope: "col" }, "Failed runs"),
+      steps.map((step, index) => node("th", { scope: "col", title: step.title }, `${index + 1}. ${step.title}`)),
     ),
   );
   const rows = state.learners.map((row) => {
@@ -56,10 +56,6 @@ function drawGrid(state) {
       "tr",
       { "data-learner": row.username },
       node("th", { scope: "row" }, row.username),
-      steps.map((step) => {
-        const cell = stepCell(row, step.id);
-        return node("td", { "data-step": step.id, "data-state": cell.state, className: `step-cell is-${cell.state}` }, cell.text);
-      }),
       node(
         "td",
         { "data-sandbox-state": sandbox ? sandbox.state : "none" },
@@ -68,6 +64,10 @@ function drawGrid(state) {
       ),
       node("td", { "data-run-state": row.last_run ? row.last_run.state : "none", title: row.last_run ? row.last_run.headline || row.last_run.error : "" }, runText(row.last_run)),
       node("td", {}, errorRateText(row)),
+      steps.map((step) => {
+        const cell = stepCell(row, step.id);
+        return node("td", { "data-step": step.id, "data-state": cell.state, className: `step-cell is-${cell.state}` }, cell.text);
+      }),
     );
   });
   const body = rows.length

@@ -82,9 +82,10 @@ def test_an_instructor_of_another_cohort_is_refused(make_user):
     assert pushed.status_code == 404
     assert cohort.scenarios.count() == 0
     # The owner's own page opens.
-    assert signed_in(teacher, "a long pass phrase 1").get(
-        f"/class/cohorts/{cohort.id}/"
-    ).status_code == 200
+    assert (
+        signed_in(teacher, "a long pass phrase 1").get(f"/class/cohorts/{cohort.id}/").status_code
+        == 200
+    )
 
 
 @pytest.mark.django_db(transaction=True)
