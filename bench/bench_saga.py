@@ -280,8 +280,14 @@ async def soak(host: LaunchedHost) -> None:
 def main() -> None:
     """Start a sandbox host; run the full-path benchmark, then the soak; end the host."""
     # The host in this process's session: Linux's autogroup scheduler shares the CPU
-    # between sessions, so the services and this client get it as one group.
-    with running_host(own_session=False) as host:
+    # between sessions, so the services and this client get it as one group. Its log
+    # goes to a file: its timestamps would read as figures ("22: 19 ...") here.
+    log_path = Path(os.environ["LAB_WORKDIR"]) / "bench-saga-host.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        open(log_path, "ab") as log,
+        running_host(own_session=False, stdout=log, stderr=log) as host,
+    ):
         asyncio.run(full_path(host))
         asyncio.run(soak(host))
 
