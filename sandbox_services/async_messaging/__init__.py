@@ -37,4 +37,6 @@ LAB = LabSpec(
     teardown="sandbox_services.async_messaging.hooks:teardown",
     metrics="sandbox_services.async_messaging.hooks:metrics",
     settings={"parameters": {k: [p.as_dict() for p in v] for k, v in knobs.PARAMETERS.items()}},
+    # The broker between the producer and its consumers: messages flow left to right.
+    lifelines=("learner", "orders", "rabbitmq", "email", "audit", "analytics"),
 )

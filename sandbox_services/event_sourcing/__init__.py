@@ -35,4 +35,6 @@ LAB = LabSpec(
     teardown="sandbox_services.event_sourcing.hooks:teardown",
     metrics="sandbox_services.event_sourcing.hooks:metrics",
     settings={"parameters": {k: [p.as_dict() for p in v] for k, v in knobs.PARAMETERS.items()}},
+    # The log (a RabbitMQ stream) between the writer and the projection that reads it.
+    lifelines=("learner", "accounts", "rabbitmq", "projector"),
 )

@@ -37,4 +37,6 @@ LAB = LabSpec(
         ExperimentSpec(name="multiplexing", main=f"{_EXPERIMENTS}:multiplexing", timeout_s=30),
     ),
     settings=SETTINGS,
+    # Learner and caller on the left: every call in this lesson goes left to right.
+    lifelines=("learner", "caller", "catalog-rest", "catalog-grpc"),
 )

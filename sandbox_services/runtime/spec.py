@@ -78,6 +78,17 @@ class LabSpec:
     # something between them (the mesh's sidecars); None means the peer's own.
     # ``ctx.address`` and ``ctx.addresses`` of services ask it on every call.
     route: str | None = None
+    # The sequence diagram's columns, left to right, the same for every run of the
+    # lesson so arrows never flip. Empty means the learner, then the services in
+    # declaration order, then rabbitmq; names the trace shows but this leaves out
+    # come after, in the order they first appear.
+    lifelines: tuple[str, ...] = ()
+
+    def lifeline_order(self) -> tuple[str, ...]:
+        """Return the diagram's columns: ``lifelines``, or the default order."""
+        if self.lifelines:
+            return self.lifelines
+        return ("learner", *(spec.name for spec in self.services), "rabbitmq")
 
     def service(self, name: str) -> ServiceSpec:
         for spec in self.services:

@@ -37,4 +37,6 @@ LAB = LabSpec(
     teardown="sandbox_services.saga.hooks:teardown",
     metrics="sandbox_services.saga.hooks:metrics",
     settings=CONFIG.as_settings(),
+    # Who starts a saga on the left, the broker in the middle, the participants on the right.
+    lifelines=("learner", "orders", "coordinator", "rabbitmq", "payments", "inventory", "shipping"),
 )

@@ -6,8 +6,12 @@
 
 import { api } from "./api.js";
 import { renderResult } from "./result.js";
+import { errorElement } from "./words.js";
 
 const MAX_COMPARED = 3;
+// Over in a second or two: their results offer to play the run again, slowly.
+const FAST_EXPERIMENTS = new Set(["poison-messages", "at-least-once", "crash", "failure", "duplicates"]);
+const SLOW_SPEED = 0.25;
 
 function html(tag, attributes = {}, text) {
   const node = document.createElement(tag);
@@ -20,7 +24,15 @@ function html(tag, attributes = {}, text) {
 }
 
 function describeParams(params) {
-  return Object.entries(params || {}).map(([key, value]) => `${key}=${value}`).join(" ");
+  return Object.entries(params || {}).map(([key, value]) => `${key}=${value}`).join(", ");
+}
+
+/** What a run in flight is doing, in words ("Running (40%): replaying events"). */
+function runningText(run) {
+  if (run.state === "queued") return "Queued: waiting for the sandbox…";
+  const percent = run.progress > 0 && run.progress < 1 ? ` (${Math.round(run.progress * 100)}%)` : "";
+  const message = run.message && !["started", "done", "running"].includes(run.message) ? `: ${run.message}` : "…";
+  return run.message === "done" ? `Running${percent}: finishing…` : `Running${percent}${message}`;
 }
 
 export class ExperimentPanel {
@@ -52,7 +64,8 @@ export class ExperimentPanel {
       this.form = this.#form();
       this.root.append(this.form);
     }
-    this.status = html("div", { class: "run-status", "aria-live": "polite" });
+    // Focus comes here after Run, so a screen reader hears the run's progress.
+    this.status = html("div", { class: "run-status", role: "status", tabindex: "-1", id: `run-status-${name}` });
     this.progress = html("progress", { max: "1", class: "run-progress", "aria-label": `${title || name} progress` });
     this.progress.hidden = true;
     this.history = html("fieldset", { class: "run-history" });
@@ -175,6 +188,7 @@ export class ExperimentPanel {
       });
       this.activeRun = run.id;
       this.handleRun({ ...run, experiment: this.experiment.name, progress: 0, params });
+      this.status.focus();
     } catch (error) {
       this.#showServerErrors(error);
       this.submit.disabled = !this.#canRun();
@@ -237,13 +251,19 @@ export class ExperimentPanel {
     this.root.dataset.runState = run.state;
     this.progress.hidden = finished;
     if (!finished) {
+      // A run started in another tab (or before a reload) is this panel's run too.
+      this.activeRun = run.id;
       if (run.progress > 0) this.progress.value = run.progress;
       else this.progress.removeAttribute("value");
-      this.status.textContent = `Run ${run.state}${run.message ? `: ${run.message}` : "…"}`;
+      this.status.textContent = runningText(run);
       if (this.submit) this.submit.disabled = true;
       return;
     }
-    this.status.textContent = run.state === "failed" ? `Run failed: ${run.error || run.message || "no reason given"}` : "";
+    if (run.state === "failed") {
+      this.status.replaceChildren("Run failed: ", errorElement(run.error || run.message || "no reason given", this.sandbox?.services));
+    } else {
+      this.status.textContent = "";
+    }
     if (run.state === "done" && run.id !== this.announced) {
       // The lesson's run checkpoints listen for this and ask the server whether they passed.
       this.announced = run.id;
@@ -266,7 +286,35 @@ export class ExperimentPanel {
     this.loadRuns();
   }
 
+  /** Tell the page which runs this panel knows (the trace picker names runs by them). */
+  #announceRuns() {
+    const runs = this.runs.map((run, index) => ({ ...run, experiment: run.experiment || this.experiment.name, number: this.runs.length - index }));
+    document.dispatchEvent(new CustomEvent("lab:runs", { detail: { runs } }));
+  }
+
+  #replayButtons(run, title) {
+    const actions = html("div", { class: "result-actions" });
+    const replay = html("button", { type: "button", class: "small secondary", "data-replay": run.id }, "Replay in the trace");
+    replay.addEventListener("click", () => this.#replay(run, title, 1));
+    actions.append(replay);
+    if (FAST_EXPERIMENTS.has(this.experiment.name)) {
+      const slowly = html("button", { type: "button", class: "small", "data-replay-slowly": run.id }, "Watch it again slowly");
+      slowly.addEventListener("click", () => this.#replay(run, title, SLOW_SPEED));
+      actions.append(slowly);
+    }
+    if (!this.readOnly) {
+      const link = html("a", { href: `/api/runs/${run.id}/trace/`, download: `run-${run.id}-otlp.json`, class: "small-link" }, "Export trace (OTLP JSON)");
+      actions.append(link);
+    }
+    return actions;
+  }
+
+  #replay(run, title, speed) {
+    document.dispatchEvent(new CustomEvent("lab:replay-run", { detail: { run, label: title, speed } }));
+  }
+
   #drawHistory() {
+    this.#announceRuns();
     this.history.hidden = !this.runs.length;
     const legend = html("legend", {}, "Runs (pick up to 3 to compare)");
     const items = this.runs.map((run, index) => {
@@ -286,17 +334,23 @@ export class ExperimentPanel {
     });
     this.history.replaceChildren(legend, ...items);
     const shown = this.runs.filter((run) => this.compared.has(run.id));
+    this.compare.dataset.count = String(shown.length);
     this.compare.replaceChildren(
       ...shown.map((run) => {
         const number = this.runs.length - this.runs.indexOf(run);
         const title = `Run #${number} · ${describeParams(run.params)}`;
+        const label = `${this.experiment.name} · ${describeParams(run.params)} (run #${number})`;
         if (run.state === "failed" && !run.result) {
           const article = html("article", { class: "result is-failed", "data-ok": "false" });
-          article.append(html("h4", { class: "result-title" }, title), html("p", { class: "result-headline" }, run.error || "The run failed."));
+          const headline = html("p", { class: "result-headline" });
+          headline.append(errorElement(run.error || "The run failed.", this.sandbox?.services));
+          article.append(html("h4", { class: "result-title" }, title), headline, this.#replayButtons(run, label));
+          article.dataset.runId = run.id;
           return article;
         }
-        const article = renderResult(run.result, { title });
+        const article = renderResult(run.result, { title, services: this.sandbox?.services });
         article.dataset.runId = run.id;
+        article.append(this.#replayButtons(run, label));
         return article;
       }),
     );

@@ -3,6 +3,7 @@
 // Everything the server knows at render time comes in the #lab-config
 // json_script; everything after that comes over the socket.
 
+import { api } from "./api.js";
 import { ExperimentPanel } from "./experiments.js";
 import { MetricsView } from "./metrics.js";
 import { lightLiveStates } from "./saga-machine.js";
@@ -16,7 +17,8 @@ function start() {
   const config = JSON.parse(configElement.textContent);
   const readOnly = Boolean(config.readOnly);
 
-  const trace = new TraceView(document.getElementById("trace-view"));
+  const lifelines = JSON.parse(document.getElementById("lab-lifelines")?.textContent || "[]");
+  const trace = new TraceView(document.getElementById("trace-view"), { lifelines: config.lesson.lifelines || lifelines });
   // Lessons without gauges never show the metrics section.
   const metrics = new MetricsView(document.getElementById("metrics-view"), {
     section: document.getElementById("metrics-section"),
@@ -69,6 +71,7 @@ function start() {
         }
         break;
       case "run":
+        trace.describeRun(message.run);
         for (const panel of experiments) panel.handleRun(message.run);
         break;
       case "metrics":
@@ -104,6 +107,23 @@ function start() {
     // With no sandbox running, the runs kept from the last one are still there to compare.
     for (const panel of experiments) panel.loadRuns(config.historySandbox);
   }
+  // The experiment panels name their runs; the trace picker lists runs by those names.
+  document.addEventListener("lab:runs", (event) => {
+    for (const run of event.detail.runs || []) trace.describeRun(run);
+  });
+  // "Replay in the trace" / "Watch it again slowly" on a result: its kept spans, in the live view.
+  document.addEventListener("lab:replay-run", async (event) => {
+    const { run, label, speed } = event.detail;
+    try {
+      const kept = await api("GET", `/api/runs/${run.id}/spans/`);
+      trace.replay(kept.spans || [], { label, speed });
+    } catch (error) {
+      trace.replay([], { label });
+    }
+    const view = document.getElementById("trace-view");
+    view.scrollIntoView({ behavior: "smooth", block: "nearest" });
+    view.querySelector(".replay-bar")?.focus({ preventScroll: true });
+  });
   // A saga step (or anything else) can ask to show its span in the trace view.
   document.addEventListener("lab:select-span", (event) => {
     trace.selectSpan(event.detail.spanId);

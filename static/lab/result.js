@@ -6,6 +6,7 @@
 
 import { formatNumber, renderChart } from "./charts.js";
 import { renderSagas } from "./saga.js";
+import { errorElement, isRawError, withoutSandboxPrefix } from "./words.js";
 
 const KNOWN = new Set(["headline", "summary", "charts", "table", "notes", "ok"]);
 // Known only when the saga drawing showed them.
@@ -24,18 +25,22 @@ function tiles(summary) {
     const tile = html("div", "tile");
     const value = html("dd", "tile-value", formatNumber(item.value));
     if (item.unit) value.append(html("span", "tile-unit", ` ${item.unit}`));
-    tile.append(html("dt", "tile-label", item.label ?? ""), value);
+    tile.append(html("dt", "tile-label", withoutSandboxPrefix(item.label ?? "")), value);
     list.append(tile);
   }
   return list;
 }
 
-function table(data) {
+function table(data, services) {
+  // Focusable, so a keyboard can scroll a wide table too.
   const wrapper = html("div", "table-scroll");
+  wrapper.tabIndex = 0;
+  wrapper.setAttribute("role", "region");
+  wrapper.setAttribute("aria-label", "Result table");
   const element = html("table", "result-table");
   const head = html("tr");
   for (const column of data.columns || []) {
-    const cell = html("th", null, String(column));
+    const cell = html("th", null, withoutSandboxPrefix(String(column)) || "·");
     cell.scope = "col";
     head.append(cell);
   }
@@ -45,7 +50,15 @@ function table(data) {
   for (const row of data.rows || []) {
     const tr = html("tr");
     for (const value of row) {
-      tr.append(html("td", typeof value === "number" ? "num" : null, typeof value === "number" ? formatNumber(value) : String(value ?? "")));
+      if (typeof value === "number") {
+        tr.append(html("td", "num", formatNumber(value)));
+      } else if (isRawError(String(value ?? ""))) {
+        const cell = html("td");
+        cell.append(errorElement(String(value), services));
+        tr.append(cell);
+      } else {
+        tr.append(html("td", null, withoutSandboxPrefix(String(value ?? ""))));
+      }
     }
     tbody.append(tr);
   }
@@ -54,8 +67,22 @@ function table(data) {
   return wrapper;
 }
 
-/** Return an <article> drawing one run's result. */
-export function renderResult(result, { title } = {}) {
+/** The chart with the sandbox's prefix taken off its category and series names. */
+function plainChart(chart) {
+  if (!chart || typeof chart !== "object") return chart;
+  return {
+    ...chart,
+    categories: Array.isArray(chart.categories) ? chart.categories.map(withoutSandboxPrefix) : chart.categories,
+    series: Array.isArray(chart.series) ? chart.series.map((item) => ({ ...item, name: withoutSandboxPrefix(item?.name) })) : chart.series,
+  };
+}
+
+/**
+ * Return an <article> drawing one run's result.
+ * @param {object} result - RESULT_SHAPE
+ * @param {{title?: string, services?: object}} options - services: the sandbox's, to name a failed call's service
+ */
+export function renderResult(result, { title, services = {} } = {}) {
   const article = html("article", "result");
   if (!result || typeof result !== "object") {
     article.append(html("p", "muted", "No result."));
@@ -65,21 +92,29 @@ export function renderResult(result, { title } = {}) {
   if (failed) article.classList.add("is-failed");
   article.dataset.ok = failed ? "false" : "true";
   if (title) article.append(html("h4", "result-title", title));
-  const headline = html("p", "result-headline", result.headline ?? "");
+  const headline = html("p", "result-headline", withoutSandboxPrefix(result.headline ?? ""));
   if (failed) headline.prepend(html("span", "badge badge-error", "expectation failed"), " ");
   article.append(headline);
   if (Array.isArray(result.summary) && result.summary.length) article.append(tiles(result.summary));
   if (Array.isArray(result.charts)) {
     const charts = html("div", "result-charts");
-    for (const chart of result.charts) charts.append(renderChart(chart));
+    for (const chart of result.charts) charts.append(renderChart(plainChart(chart)));
     article.append(charts);
   }
   const saga = renderSagas(result);
   if (saga) article.append(saga);
-  if (result.table && Array.isArray(result.table.rows)) article.append(table(result.table));
+  if (result.table && Array.isArray(result.table.rows)) article.append(table(result.table, services));
   if (Array.isArray(result.notes) && result.notes.length) {
     const notes = html("ul", "result-notes");
-    for (const note of result.notes) notes.append(html("li", null, String(note)));
+    for (const note of result.notes) {
+      if (isRawError(String(note))) {
+        const item = html("li");
+        item.append(errorElement(String(note), services));
+        notes.append(item);
+      } else {
+        notes.append(html("li", null, withoutSandboxPrefix(String(note))));
+      }
+    }
     article.append(notes);
   }
   const extra = Object.fromEntries(
@@ -87,7 +122,7 @@ export function renderResult(result, { title } = {}) {
   );
   if (Object.keys(extra).length) {
     const details = html("details", "result-extra");
-    details.append(html("summary", null, "More data"), html("pre", null, JSON.stringify(extra, null, 2)));
+    details.append(html("summary", null, "More data"), html("pre", null, withoutSandboxPrefix(JSON.stringify(extra, null, 2))));
     article.append(details);
   }
   return article;

@@ -1,6 +1,9 @@
 // The sandbox part of the live panel: start/stop, a progress bar while the
 // services come up one by one, and each service's state and fault controls
 // (stop/start, injected delay, error rate, clear), which call the faults API.
+// Each service is one line of fixed height (the delay and error controls sit
+// behind a "Faults" disclosure), so stopping a service or opening the page
+// mid-run never makes the panel jump and the trace stays in view.
 
 import { api } from "./api.js";
 
@@ -38,8 +41,9 @@ export class SandboxPanel {
   #build() {
     this.bar = html("div", { class: "sandbox-bar" });
     this.stateBadge = html("span", { class: "state-badge", role: "status" }, "no sandbox");
-    this.button = html("button", { type: "button", class: "sandbox-toggle" }, "Start sandbox");
+    this.button = html("button", { type: "button", class: "sandbox-toggle", id: "sandbox-toggle" }, "Start sandbox");
     this.button.addEventListener("click", () => this.#toggle());
+    this.root.tabIndex = -1; // focus lands here after Start and Stop
     this.expires = html("span", { class: "muted sandbox-expires" });
     this.bar.append(this.stateBadge);
     if (!this.readOnly && this.signedIn) this.bar.append(this.button);
@@ -49,12 +53,14 @@ export class SandboxPanel {
     this.progressLabel = html("p", { class: "muted sandbox-progress-label", "aria-live": "polite" });
     this.progressLabel.hidden = true;
     this.error = html("p", { class: "panel-error", role: "alert" });
+    this.confirmBox = html("div", { class: "confirm-box", role: "group", "aria-labelledby": "confirm-text" });
+    this.confirmBox.hidden = true;
     this.table = html("table", { class: "services-table" });
     this.table.append(html("caption", { class: "visually-hidden" }, "Services of this sandbox"));
     this.tbody = html("tbody");
     this.table.append(this.tbody);
     this.table.hidden = true;
-    this.root.replaceChildren(this.bar, this.progress, this.progressLabel, this.error, this.table);
+    this.root.replaceChildren(this.bar, this.confirmBox, this.progress, this.progressLabel, this.error, this.table);
   }
 
   /** Show a sandbox (from the page, the API or a `sandbox` socket message). */
@@ -118,7 +124,7 @@ export class SandboxPanel {
   #serviceRow(name) {
     const element = html("tr", { "data-service": name });
     const nameCell = html("th", { scope: "row" }, name);
-    const stateCell = html("td");
+    const stateCell = html("td", { class: "service-state" });
     const badge = html("span", { class: "state-badge" });
     stateCell.append(badge);
     element.append(nameCell, stateCell);
@@ -128,11 +134,17 @@ export class SandboxPanel {
       element.append(row.faults);
       return row;
     }
-    const controls = html("td");
-    const box = html("div", { class: "service-controls" });
-    row.toggle = html("button", { type: "button", class: "small secondary" }, "Stop");
+    const toggleCell = html("td", { class: "service-toggle" });
+    row.toggle = html("button", { type: "button", class: "small secondary", "aria-label": `Stop ${name}` }, "Stop");
     row.toggle.addEventListener("click", () =>
       this.#fault(name, { action: row.state === "running" ? "stop" : "start" }));
+    toggleCell.append(row.toggle);
+    const faultsCell = html("td", { class: "service-faults-cell" });
+    const details = html("details", { class: "service-faults" });
+    row.faultSummary = html("span", { class: "fault-summary" });
+    const summary = html("summary", {}, "Faults");
+    summary.append(row.faultSummary);
+    const box = html("div", { class: "service-controls" });
     row.delay = this.#slider(`${name}-delay`, "delay", 0, 2000, 50, (value) => `${value} ms`);
     row.delay.input.addEventListener("change", () =>
       this.#fault(name, { action: "delay", delay_ms: Number(row.delay.input.value) }));
@@ -141,9 +153,10 @@ export class SandboxPanel {
       this.#fault(name, { action: "error", error_rate: Number(row.errorRate.input.value) }));
     const clear = html("button", { type: "button", class: "small secondary" }, "Clear");
     clear.addEventListener("click", () => this.#fault(name, { action: "clear" }));
-    box.append(row.toggle, row.delay.label, row.errorRate.label, clear);
-    controls.append(box);
-    element.append(controls);
+    box.append(row.delay.label, row.errorRate.label, clear);
+    details.append(summary, box);
+    faultsCell.append(details);
+    element.append(toggleCell, faultsCell);
     return row;
   }
 
@@ -164,14 +177,16 @@ export class SandboxPanel {
     row.badge.textContent = service.state || "unknown";
     row.badge.title = service.reason || "";
     row.element.dataset.state = service.state || "";
+    const faults = [];
+    if (service.delay_ms) faults.push(`+${service.delay_ms} ms`);
+    if (service.error_rate) faults.push(`${Math.round(service.error_rate * 100)}% errors`);
     if (this.readOnly) {
-      const faults = [];
-      if (service.delay_ms) faults.push(`+${service.delay_ms} ms`);
-      if (service.error_rate) faults.push(`${Math.round(service.error_rate * 100)}% errors`);
       row.faults.textContent = faults.join(", ");
       return;
     }
+    row.faultSummary.textContent = faults.length ? `: ${faults.join(", ")}` : "";
     row.toggle.textContent = service.state === "running" ? "Stop" : "Start";
+    row.toggle.setAttribute("aria-label", `${row.toggle.textContent} ${row.element.dataset.service}`);
     row.toggle.disabled = ["starting", "stopping"].includes(service.state);
     // Don't move a slider under the learner's finger.
     for (const [slider, value] of [[row.delay, service.delay_ms], [row.errorRate, service.error_rate]]) {
@@ -194,17 +209,57 @@ export class SandboxPanel {
     }
   }
 
+  /** The learner's running sandboxes of other lessons: starting this one stops them. */
+  async #othersRunning() {
+    try {
+      const mine = await api("GET", `/api/sandboxes/`);
+      return (mine || []).filter((sandbox) => ["starting", "running"].includes(sandbox.state) && sandbox.lesson !== this.lesson);
+    } catch {
+      return []; // the server still applies the quota and says so
+    }
+  }
+
+  /** Ask before stopping another lesson's sandbox; resolve true to go on. */
+  #confirmStop(others) {
+    return new Promise((resolve) => {
+      const names = others.map((sandbox) => `“${sandbox.lesson}”`).join(", ");
+      const text = html("p", { id: "confirm-text" },
+        `Your sandbox for the ${names} lesson is running. You have one sandbox at a time: starting this one stops it.`);
+      const go = html("button", { type: "button", class: "danger" }, `Stop the ${others[0].lesson} sandbox and start this one`);
+      const keep = html("button", { type: "button", class: "secondary" }, "Keep it running");
+      const answer = (value) => {
+        this.confirmBox.hidden = true;
+        this.confirmBox.replaceChildren();
+        resolve(value);
+      };
+      go.addEventListener("click", () => answer(true));
+      keep.addEventListener("click", () => {
+        answer(false);
+        this.button.focus();
+      });
+      const actions = html("div", { class: "confirm-actions" });
+      actions.append(go, keep);
+      this.confirmBox.replaceChildren(text, actions);
+      this.confirmBox.hidden = false;
+      go.focus();
+    });
+  }
+
   async #toggle() {
     this.error.textContent = "";
     this.button.disabled = true;
     try {
       if (isEnded(this.sandbox)) {
+        const others = await this.#othersRunning();
+        if (others.length && !(await this.#confirmStop(others))) return;
         const sandbox = await api("POST", "/api/sandboxes/", { lesson: this.lesson });
         this.update(sandbox);
         this.onSandbox(this.sandbox);
+        this.root.focus();
       } else {
         const sandbox = await api("DELETE", `/api/sandboxes/${this.sandbox.id}/`);
         this.update(sandbox);
+        this.root.focus();
       }
     } catch (error) {
       const details = Object.values(error.errors || {}).flat();

@@ -4,6 +4,8 @@
 
 export const LEARNER = "learner";
 export const BROKER = "rabbitmq";
+// The run of the lab's own calls (probes, gauges, pollers): no experiment run started them.
+export const BACKGROUND = "background";
 
 /** Span duration in milliseconds (end may be missing while a span is open). */
 export function durationMs(span) {
@@ -90,18 +92,24 @@ export class TraceStore {
   }
 
   /**
-   * Lifelines for these hops: the learner first, then each service in the
-   * order it first appears in time (the broker too). Computed from the hops
-   * shown, not from arrival order: a root span ends last, so it arrives last.
+   * Lifelines for these hops, in an order that never changes while the page
+   * lives: the lesson's declared columns (all of them, so every run draws a
+   * service in the same place), then any other name in the order it was first
+   * seen. With nothing declared, the learner comes first.
    */
-  lifelinesFor(hops) {
-    const names = new Set();
-    if (hops.some((hop) => hop.from === LEARNER || hop.to === LEARNER)) names.add(LEARNER);
+  lifelinesFor(hops, declared = []) {
+    this.seenLifelines ??= [];
+    const used = new Set();
     for (const hop of [...hops].sort((a, b) => a.start - b.start)) {
-      names.add(hop.from);
-      names.add(hop.to);
+      for (const name of [hop.from, hop.to]) {
+        used.add(name);
+        if (!declared.includes(name) && !this.seenLifelines.includes(name)) {
+          if (name === LEARNER) this.seenLifelines.unshift(name);
+          else this.seenLifelines.push(name);
+        }
+      }
     }
-    return [...names];
+    return [...declared, ...this.seenLifelines.filter((name) => used.has(name))];
   }
 
   findSpan(spanId) {
@@ -131,6 +139,20 @@ export function derive(trace) {
   const root = spans.find((span) => !span.parent_id || !trace.spans.has(span.parent_id));
   trace.title = root ? `${root.service}: ${displayName(root)}` : "";
   trace.errors = spans.filter((span) => span.status === "error").length;
+  trace.run = runOf(spans);
+}
+
+/**
+ * The run a trace belongs to: the experiment run's id one of its spans carries,
+ * "background" when all say so, "" for spans from before runs were marked.
+ */
+export function runOf(spans) {
+  let background = false;
+  for (const span of spans) {
+    if (span.run && span.run !== BACKGROUND) return span.run;
+    if (span.run === BACKGROUND) background = true;
+  }
+  return background ? BACKGROUND : "";
 }
 
 /**

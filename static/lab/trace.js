@@ -8,15 +8,39 @@
 // Drawn hops carry data-protocol / data-span-id, and the root element carries
 // counts (data-spans, data-hops-http, ...) so tests can check what is drawn.
 
-import { TraceStore, displayName, durationMs, formatMs } from "./trace-model.js";
+import { BACKGROUND, TraceStore, displayName, durationMs, formatMs } from "./trace-model.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const SEQ_ROW = 30;
 const WATERFALL_ROW = 22;
 const OVERSCAN = 6;
-const MIN_LIFELINE_GAP = 104;
+const MIN_LIFELINE_GAP = 92;
 const PICKER_LIMIT = 300;
+const SHOW_BACKGROUND_KEY = "lab.trace.showBackground";
+export const REPLAY_SPEEDS = [1, 0.25];
 let instances = 0;
+
+/** "load · items=10, duration_s=3": a run as the learner set it up. */
+export function describeRun(run) {
+  const params = Object.entries(run?.params || {}).map(([key, value]) => `${key}=${value}`).join(", ");
+  return params ? `${run.experiment} · ${params}` : String(run?.experiment || "run");
+}
+
+function readSetting(key) {
+  try {
+    return localStorage.getItem(key);
+  } catch {
+    return null; // storage refused (privacy mode): fall back to the default
+  }
+}
+
+function writeSetting(key, value) {
+  try {
+    localStorage.setItem(key, value);
+  } catch {
+    // Not remembered, still applied.
+  }
+}
 
 function svg(tag, attributes = {}, text) {
   const node = document.createElementNS(SVG_NS, tag);
@@ -44,12 +68,18 @@ function clockTime(ns) {
 export class TraceView {
   /**
    * @param {HTMLElement} root - element to draw into (emptied)
-   * @param {{maxTraces?: number, maxKeptTraces?: number}} options
+   * @param {{maxTraces?: number, maxKeptTraces?: number, lifelines?: string[]}} options
+   *   lifelines: the lesson's fixed column order (the learner, its services, the broker)
    */
-  constructor(root, { maxTraces = 40, maxKeptTraces = 2000 } = {}) {
+  constructor(root, { maxTraces = 40, maxKeptTraces = 2000, lifelines = [] } = {}) {
     this.root = root;
     this.maxTraces = maxTraces;
+    this.declaredLifelines = [...lifelines];
     this.store = new TraceStore({ maxKeptTraces });
+    this.liveStore = this.store;
+    this.runs = new Map(); // run id -> {experiment, params, number}
+    this.showBackground = readSetting(SHOW_BACKGROUND_KEY) === "1";
+    this.replayState = null;
     this.pending = [];
     this.frameRequested = false;
     this.pickedTrace = "";
@@ -71,6 +101,7 @@ export class TraceView {
 
   clear() {
     this.pending = [];
+    this.stopReplay();
     this.store.clear();
     this.pickedTrace = "";
     this.selectedSpanId = null;
@@ -80,7 +111,132 @@ export class TraceView {
 
   /** The highest sequence number seen: what a reconnecting socket asks to resume after. */
   get lastSeq() {
-    return this.store.maxSeq;
+    return this.liveStore.maxSeq;
+  }
+
+  /** Name a run for the picker: its experiment and parameters. */
+  describeRun(run) {
+    if (!run?.id) return;
+    const known = this.runs.get(run.id) || {};
+    this.runs.set(run.id, { ...known, ...run });
+    this.pickerSize = null; // the labels changed: rebuild the picker
+    this.#requestFrame(true);
+  }
+
+  /** Show or hide the lab's own calls (probes, gauges, pollers); remembered in this browser. */
+  setShowBackground(show) {
+    this.showBackground = Boolean(show);
+    this.backgroundSwitch.checked = this.showBackground;
+    writeSetting(SHOW_BACKGROUND_KEY, this.showBackground ? "1" : "0");
+    this.pickerSize = null;
+    this.#requestFrame(true);
+  }
+
+  // --- replay -------------------------------------------------------------
+
+  /**
+   * Play a recorded run's spans in this view: each span appears when it started,
+   * at `speed` times real time, or one at a time with Step; the scrubber moves
+   * anywhere in the run. Live spans keep arriving meanwhile and show again on
+   * "Back to live".
+   * @param {object[]} spans - the run's spans (wire shape)
+   * @param {{label?: string, speed?: number}} options
+   */
+  replay(spans, { label = "a recorded run", speed = 1 } = {}) {
+    const ordered = [...spans].filter((span) => span && span.trace_id).sort((a, b) => Number(a.start_ns) - Number(b.start_ns));
+    this.stopTimer();
+    if (!ordered.length) {
+      this.note.textContent = "Nothing to replay: no spans were kept for that run.";
+      return;
+    }
+    const start = Number(ordered[0].start_ns);
+    const end = Math.max(...ordered.map((span) => Number(span.end_ns ?? span.start_ns)));
+    this.replayState = { spans: ordered, start, end, cursor: start, shown: 0, speed, playing: false, label };
+    this.store = new TraceStore({ maxKeptTraces: 5000 });
+    this.pickedTrace = "";
+    this.follow = true;
+    this.followWaterfall = true;
+    this.replayLabel.textContent = `Replaying ${label}`;
+    this.replaySpeed.value = String(speed);
+    this.replayBar.hidden = false;
+    this.root.dataset.replay = "on";
+    this.#seek(start);
+    this.play();
+  }
+
+  play() {
+    const state = this.replayState;
+    if (!state) return;
+    if (state.cursor >= state.end) this.#seek(state.start);
+    state.playing = true;
+    this.replayPlay.textContent = "Pause";
+    let last = performance.now();
+    const tick = (now) => {
+      if (!this.replayState?.playing) return;
+      const elapsedNs = (now - last) * 1e6 * this.replayState.speed;
+      last = now;
+      this.#seek(Math.min(this.replayState.end, this.replayState.cursor + elapsedNs));
+      if (this.replayState.cursor >= this.replayState.end) this.pause();
+      else this.replayTimer = requestAnimationFrame(tick);
+    };
+    this.replayTimer = requestAnimationFrame(tick);
+  }
+
+  pause() {
+    this.stopTimer();
+    if (!this.replayState) return;
+    this.replayState.playing = false;
+    this.replayPlay.textContent = this.replayState.cursor >= this.replayState.end ? "Play again" : "Play";
+  }
+
+  /** Show the next span of the replay, and stop there. */
+  step() {
+    const state = this.replayState;
+    if (!state) return;
+    this.pause();
+    const next = state.spans[state.shown];
+    if (!next) return;
+    this.#seek(Number(next.start_ns));
+    this.replayPlay.textContent = state.cursor >= state.end ? "Play again" : "Play";
+  }
+
+  stopTimer() {
+    if (this.replayTimer) cancelAnimationFrame(this.replayTimer);
+    this.replayTimer = null;
+  }
+
+  /** Leave the replay: the live trace again, with whatever arrived meanwhile. */
+  stopReplay() {
+    this.stopTimer();
+    if (!this.replayState) return;
+    this.replayState = null;
+    this.store = this.liveStore;
+    this.replayBar.hidden = true;
+    delete this.root.dataset.replay;
+    this.pickedTrace = "";
+    this.pickerSize = null;
+    this.#requestFrame(true);
+  }
+
+  #seek(cursor) {
+    const state = this.replayState;
+    const count = state.spans.findIndex((span) => Number(span.start_ns) > cursor);
+    const shown = count < 0 ? state.spans.length : count;
+    if (shown < state.shown) {
+      this.store.clear();
+      this.store.add(state.spans.slice(0, shown));
+    } else if (shown > state.shown) {
+      this.store.add(state.spans.slice(state.shown, shown));
+    }
+    state.cursor = shown === state.spans.length && count < 0 ? Math.max(cursor, Number(state.spans.at(-1).start_ns)) : cursor;
+    state.shown = shown;
+    const total = state.end - state.start;
+    const done = Math.max(0, state.cursor - state.start);
+    this.replayScrubber.value = String(total > 0 ? Math.round((done / total) * 1000) : 1000);
+    this.replayScrubber.setAttribute("aria-valuetext", `${formatMs(done / 1e6)} of ${formatMs(total / 1e6)}`);
+    this.replayClock.textContent = `${formatMs(done / 1e6)} / ${formatMs(total / 1e6)} · ${shown} of ${state.spans.length} spans`;
+    Object.assign(this.replayBar.dataset, { shown: String(shown), total: String(state.spans.length) });
+    this.#requestFrame(true);
   }
 
   /** Resolve after the next drawing frame (a hook for tests and callers). */
@@ -108,11 +264,17 @@ export class TraceView {
     const pickerLabel = html("label", { class: "trace-picker-label" }, "Trace ");
     this.picker = html("select", { class: "trace-picker" });
     pickerLabel.append(this.picker);
-    toolbar.append(this.note, pickerLabel, this.#legend());
+    const switchLabel = html("label", { class: "trace-background-switch" });
+    this.backgroundSwitch = html("input", { type: "checkbox" });
+    this.backgroundSwitch.checked = this.showBackground;
+    this.backgroundSwitch.addEventListener("change", () => this.setShowBackground(this.backgroundSwitch.checked));
+    switchLabel.append(this.backgroundSwitch, " Show the lab's own calls");
+    toolbar.append(this.note, pickerLabel, switchLabel, this.#legend());
+    this.replayBar = this.#replayBar();
     // The option list is rebuilt at most every 750 ms while spans pour in; make
     // it current the moment the learner reaches for it.
     for (const event of ["pointerdown", "focus", "keydown"]) {
-      this.picker.addEventListener(event, () => this.#updatePicker(this.store.tracesByStart(), true));
+      this.picker.addEventListener(event, () => this.#updatePicker(this.#visible(), true));
     }
     this.picker.addEventListener("change", () => {
       this.pickedTrace = this.picker.value;
@@ -122,14 +284,14 @@ export class TraceView {
       this.#requestFrame(true);
     });
 
-    this.seqScroll = html("div", { class: "seq-scroll", tabindex: "0", "aria-label": "Sequence diagram" });
+    this.seqScroll = html("div", { class: "seq-scroll", tabindex: "0", role: "region", "aria-label": "Sequence diagram" });
     this.seqHeader = html("div", { class: "seq-header" });
     this.seqSpacer = html("div", { class: "seq-spacer" });
     this.seqSvg = svg("svg", { class: "seq-window", role: "list" });
     this.seqSpacer.append(this.seqSvg);
     this.seqScroll.append(this.seqHeader, this.seqSpacer);
 
-    this.wfScroll = html("div", { class: "wf-scroll", tabindex: "0", "aria-label": "Waterfall" });
+    this.wfScroll = html("div", { class: "wf-scroll", tabindex: "0", role: "region", "aria-label": "Waterfall" });
     this.wfSpacer = html("div", { class: "wf-spacer" });
     this.wfSvg = svg("svg", { class: "wf-window", role: "list" });
     this.wfSpacer.append(this.wfSvg);
@@ -140,7 +302,7 @@ export class TraceView {
 
     const seqTitle = html("h3", { class: "trace-heading" }, "Sequence");
     const wfTitle = html("h3", { class: "trace-heading" }, "Waterfall");
-    this.root.append(toolbar, seqTitle, this.seqScroll, wfTitle, this.wfScroll, this.details);
+    this.root.append(toolbar, this.replayBar, seqTitle, this.seqScroll, wfTitle, this.wfScroll, this.details);
 
     for (const scroller of [this.seqScroll, this.wfScroll]) {
       scroller.addEventListener("scroll", () => this.#onScroll(scroller), { passive: true });
@@ -161,6 +323,37 @@ export class TraceView {
         if (this.root.clientWidth !== this.laidOutWidth) this.#requestFrame(true);
       }).observe(this.root);
     }
+  }
+
+  #replayBar() {
+    const bar = html("div", { class: "replay-bar", role: "group", "aria-label": "Replay of a recorded run", tabindex: "-1" });
+    bar.hidden = true;
+    this.replayLabel = html("strong", { class: "replay-label" });
+    this.replayPlay = html("button", { type: "button", class: "small" }, "Pause");
+    this.replayPlay.addEventListener("click", () => (this.replayState?.playing ? this.pause() : this.play()));
+    const step = html("button", { type: "button", class: "small secondary" }, "Step");
+    step.addEventListener("click", () => this.step());
+    const speedLabel = html("label", {}, "Speed ");
+    this.replaySpeed = html("select", { class: "replay-speed" });
+    for (const speed of REPLAY_SPEEDS) this.replaySpeed.append(html("option", { value: String(speed) }, `${speed}x`));
+    this.replaySpeed.addEventListener("change", () => {
+      if (this.replayState) this.replayState.speed = Number(this.replaySpeed.value);
+    });
+    speedLabel.append(this.replaySpeed);
+    const scrubLabel = html("label", { class: "replay-scrub" }, "Position ");
+    this.replayScrubber = html("input", { type: "range", min: "0", max: "1000", step: "1", value: "0", class: "replay-scrubber" });
+    this.replayScrubber.addEventListener("input", () => {
+      const state = this.replayState;
+      if (!state) return;
+      this.pause();
+      this.#seek(state.start + (Number(this.replayScrubber.value) / 1000) * (state.end - state.start));
+    });
+    scrubLabel.append(this.replayScrubber);
+    this.replayClock = html("span", { class: "replay-clock muted", "aria-live": "off" });
+    const back = html("button", { type: "button", class: "small secondary" }, "Back to live");
+    back.addEventListener("click", () => this.stopReplay());
+    bar.append(this.replayLabel, this.replayPlay, step, speedLabel, scrubLabel, this.replayClock, back);
+    return bar;
   }
 
   #legend() {
@@ -185,7 +378,7 @@ export class TraceView {
     if (this.pending.length) {
       const batch = this.pending;
       this.pending = [];
-      this.store.add(batch);
+      this.liveStore.add(batch);
       this.needsLayout = true;
     }
     if (this.needsLayout) {
@@ -210,11 +403,18 @@ export class TraceView {
   #layout() {
     // What the drawn windows depend on: a window is redrawn only when this changes
     // (or it scrolls out of its drawn rows), so elements stay put between changes.
-    this.version = `${this.store.spanCount}:${this.store.maxSeq}:${this.store.traces.size}:${this.pickedTrace}:${this.root.clientWidth}`;
+    this.version = `${this.store.spanCount}:${this.store.maxSeq}:${this.store.traces.size}:${this.pickedTrace}:${this.root.clientWidth}:${this.showBackground}:${Boolean(this.replayState)}`;
     this.laidOutWidth = this.root.clientWidth;
-    const all = this.store.tracesByStart();
-    const picked = this.pickedTrace && this.store.traces.get(this.pickedTrace);
-    this.shown = picked ? [picked] : all.slice(-this.maxTraces);
+    // The learner's own work first: the lab's polling stays out of sight unless asked for.
+    const all = this.#visible();
+    this.hiddenBackground = this.store.traces.size - all.length;
+    if (this.pickedTrace.startsWith("run:")) {
+      const run = this.pickedTrace.slice(4);
+      this.shown = all.filter((trace) => trace.run === run).slice(-PICKER_LIMIT);
+    } else {
+      const picked = this.pickedTrace && this.store.traces.get(this.pickedTrace);
+      this.shown = picked ? [picked] : all.slice(-this.maxTraces);
+    }
     this.seqRows = [];
     this.wfRows = [];
     const counts = { http: 0, grpc: 0, amqp: 0, error: 0 };
@@ -228,7 +428,7 @@ export class TraceView {
       this.wfRows.push({ trace });
       for (const row of trace.rows) this.wfRows.push({ ...row, trace });
     }
-    this.lifelines = this.store.lifelinesFor(this.shown.flatMap((trace) => trace.hops));
+    this.lifelines = this.liveStore.lifelinesFor(this.shown.flatMap((trace) => trace.hops), this.declaredLifelines);
     const width = Math.max(this.seqScroll.clientWidth - 2, 200);
     this.gap = Math.max(MIN_LIFELINE_GAP, width / Math.max(1, this.lifelines.length));
     this.seqWidth = Math.max(width, this.gap * this.lifelines.length);
@@ -246,6 +446,7 @@ export class TraceView {
     Object.assign(this.root.dataset, {
       spans: String(this.store.spanCount),
       traces: String(all.length),
+      hiddenBackground: String(this.hiddenBackground),
       shownTraces: String(this.shown.length),
       hopsHttp: String(counts.http),
       hopsGrpc: String(counts.grpc),
@@ -255,13 +456,22 @@ export class TraceView {
     });
   }
 
+  /** The traces the learner asked to see, oldest first. */
+  #visible() {
+    const every = this.store.tracesByStart();
+    return this.showBackground ? every : every.filter((trace) => trace.run !== BACKGROUND);
+  }
+
   #updateNote(total) {
+    const hidden = this.hiddenBackground ? ` · ${this.hiddenBackground} of the lab's own hidden` : "";
     if (!total) {
-      this.note.textContent = "No spans yet.";
+      this.note.textContent = this.hiddenBackground ? `No traces of your runs yet${hidden}.` : "No spans yet.";
+    } else if (this.pickedTrace.startsWith("run:")) {
+      this.note.textContent = `Showing the ${this.shown.length} traces of one run${hidden}.`;
     } else if (this.pickedTrace) {
-      this.note.textContent = `Showing 1 picked trace of ${total}.`;
+      this.note.textContent = `Showing 1 picked trace of ${total}${hidden}.`;
     } else {
-      this.note.textContent = `Showing last ${this.shown.length} of ${total} traces · ${this.store.spanCount} spans.`;
+      this.note.textContent = `Showing last ${this.shown.length} of ${total} traces${hidden}.`;
     }
   }
 
@@ -277,19 +487,43 @@ export class TraceView {
     this.pickerSize = all.length;
     this.pickerNewest = all.at(-1)?.id;
     const options = [html("option", { value: "" }, `Most recent ${Math.min(this.maxTraces, all.length)}`)];
+    // Runs newest first, each with its traces under it; then traces of no run.
+    const groups = new Map();
     for (const trace of all.slice(-PICKER_LIMIT).reverse()) {
-      const label = `${clockTime(trace.start)} ${clip(trace.title, 40)}${trace.errors ? " ✕" : ""}`;
-      options.push(html("option", { value: trace.id }, label));
+      if (!groups.has(trace.run)) groups.set(trace.run, []);
+      groups.get(trace.run).push(trace);
+    }
+    const runNumbers = [...this.runs.keys()];
+    for (const [run, traces] of groups) {
+      let label;
+      if (run === BACKGROUND) label = "The lab's own calls (background)";
+      else if (!run) label = "Other traces";
+      else {
+        const info = this.runs.get(run);
+        const number = info?.number ?? runNumbers.indexOf(run) + 1;
+        label = info ? `${describeRun(info)}${number > 0 ? ` (run #${number})` : ""}` : `Run ${run.slice(0, 8)}`;
+      }
+      const group = html("optgroup", { label });
+      group.dataset.run = run;
+      if (run && run !== BACKGROUND) {
+        group.append(html("option", { value: `run:${run}` }, `All ${traces.length} trace${traces.length === 1 ? "" : "s"} of this run`));
+      }
+      for (const trace of traces) {
+        const text = `${clockTime(trace.start)} ${clip(trace.title, 40)}${trace.errors ? " ✕" : ""}`;
+        group.append(html("option", { value: trace.id }, text));
+      }
+      options.push(group);
     }
     this.picker.replaceChildren(...options);
     this.picker.value = this.pickedTrace;
+    if (this.picker.value !== this.pickedTrace) this.picker.value = "";
   }
 
   #requestFrameLater() {
     if (this.laterTimer) return;
     this.laterTimer = setTimeout(() => {
       this.laterTimer = null;
-      this.#updatePicker(this.store.tracesByStart());
+      this.#updatePicker(this.#visible());
     }, 800);
   }
 

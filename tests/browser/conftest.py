@@ -88,3 +88,11 @@ def static_site() -> Iterator[str]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    """axe-core's browser script (installed from npm into var/axe by the first test that asks)."""
+    from .axe import axe_script
+
+    return axe_script()

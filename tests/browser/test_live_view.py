@@ -1,0 +1,306 @@
+"""The live view shows the learner's own work, fits a 1440×900 screen, replays runs, survives reloads.
+
+Against the real lab (worker, sandbox host, services, daphne) in Debian's Chromium.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from .axe import assert_no_axe_violations
+
+SCREEN = {"width": 1440, "height": 900}
+
+
+@pytest.fixture
+def screen_page(browser):
+    """A page at the size the issue measured: 1440×900."""
+    # bypass_csp: axe-core is injected as a script the page's CSP would refuse.
+    context = browser.new_context(viewport=SCREEN, bypass_csp=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.js_errors = errors
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def become_guest(page: Page, live_lab: str, slug: str) -> None:
+    page.goto(f"{live_lab}/lessons/{slug}/")
+    guest = page.get_by_role("button", name="Try as a guest")
+    if guest.count():
+        guest.click()
+        page.wait_for_url(f"**/lessons/{slug}/**")
+    expect(page.get_by_role("button", name="Start sandbox")).to_be_visible()
+
+
+def start_sandbox(page: Page) -> None:
+    page.get_by_role("button", name="Start sandbox").click()
+    expect(page.locator("#sandbox-panel")).to_have_attribute(
+        "data-state", "running", timeout=30_000
+    )
+    expect(page.locator("#connection-status")).to_have_text("live", timeout=10_000)
+
+
+def run(page: Page, experiment: str, **params) -> None:
+    panel = page.locator(f'.experiment[data-experiment="{experiment}"]')
+    for name, value in params.items():
+        field = panel.locator(f'[name="{name}"]')
+        if field.evaluate("node => node.tagName") == "SELECT":
+            field.select_option(str(value))
+        else:
+            field.fill(str(value))
+    panel.get_by_role("button", name="Run").click()
+
+
+def wait_done(page: Page, experiment: str, timeout: float = 120_000) -> None:
+    expect(page.locator(f'.experiment[data-experiment="{experiment}"]')).to_have_attribute(
+        "data-run-state", "done", timeout=timeout
+    )
+
+
+def lifeline_names(page: Page) -> list[str]:
+    page.evaluate("window.lab.trace.drawn()")
+    return page.locator("#trace-view .lifeline-label").all_text_contents()
+
+
+def inside_viewport(page: Page, selector: str, min_height: float = 0) -> dict:
+    box = page.locator(selector).first.bounding_box()
+    assert box is not None, f"{selector} is not shown"
+    assert box["y"] >= 0 and box["x"] >= 0, (selector, box)
+    assert box["x"] + box["width"] <= SCREEN["width"], (selector, box)
+    visible = min(box["y"] + box["height"], SCREEN["height"]) - box["y"]
+    assert visible >= min_height, f"{selector}: only {visible:.0f}px of it on screen ({box})"
+    return box
+
+
+def test_background_spans_are_hidden_by_default_and_one_remembered_switch_shows_them(
+    live_lab, screen_page
+):
+    page = screen_page
+    become_guest(page, live_lab, "event-sourcing")
+    start_sandbox(page)
+    trace = page.locator("#trace-view")
+    # The idle event-sourcing sandbox polls its projector: background traces arrive, unseen.
+    page.wait_for_function(
+        "() => Number(document.getElementById('trace-view').dataset.hiddenBackground) > 2",
+        timeout=20_000,
+    )
+    assert trace.get_attribute("data-shown-traces") == "0"
+    shown_runs = page.evaluate("window.lab.trace.shown.map((trace) => trace.run)")
+    assert "background" not in shown_runs
+
+    switch = page.get_by_label("Show the lab's own calls")
+    expect(switch).not_to_be_checked()
+    switch.check()
+    page.wait_for_function(
+        "() => Number(document.getElementById('trace-view').dataset.shownTraces) > 0"
+    )
+    assert "background" in page.evaluate("window.lab.trace.shown.map((trace) => trace.run)")
+
+    page.reload()
+    expect(page.get_by_label("Show the lab's own calls")).to_be_checked()
+    page.get_by_label("Show the lab's own calls").uncheck()
+    page.reload()
+    expect(page.get_by_label("Show the lab's own calls")).not_to_be_checked()
+    assert page.js_errors == []
+
+
+def test_lifelines_keep_the_lessons_order_across_runs_and_the_picker_names_runs(
+    live_lab, screen_page
+):
+    page = screen_page
+    become_guest(page, live_lab, "rest-vs-grpc")
+    start_sandbox(page)
+    declared = ["learner", "caller", "catalog-rest", "catalog-grpc"]
+
+    run(page, "one-call", items=3)
+    wait_done(page, "one-call")
+    page.wait_for_function(
+        "() => Number(document.getElementById('trace-view').dataset.hopsGrpc) > 0"
+    )
+    assert lifeline_names(page) == declared
+    grpc_x = page.locator("#trace-view .lifeline-label", has_text="catalog-grpc").bounding_box()
+
+    run(page, "one-call", items=5)
+    page.wait_for_function(
+        "() => document.querySelectorAll('.experiment[data-experiment=\"one-call\"] .run-history label').length >= 2",
+        timeout=60_000,
+    )
+    wait_done(page, "one-call")
+    assert lifeline_names(page) == declared
+    assert (
+        page.locator("#trace-view .lifeline-label", has_text="catalog-grpc").bounding_box()
+        == grpc_x
+    )
+
+    # The picker lists runs by experiment and parameters, their traces under them.
+    picker = page.locator("#trace-view .trace-picker")
+    picker.focus()
+    groups = picker.locator("optgroup")
+    labels = groups.evaluate_all("(nodes) => nodes.map((node) => node.label)")
+    assert any(label.startswith("one-call · items=5") for label in labels), labels
+    assert any(label.startswith("one-call · items=3") for label in labels), labels
+    first_run = groups.first.locator("option").first
+    picker.select_option(first_run.get_attribute("value"))
+    page.evaluate("window.lab.trace.drawn()")
+    runs = set(page.evaluate("window.lab.trace.shown.map((trace) => trace.run)"))
+    assert len(runs) == 1 and "background" not in runs
+    assert page.js_errors == []
+
+
+def test_gauges_and_trace_are_on_screen_together_during_a_run_at_1440_by_900(
+    live_lab, screen_page, artifacts
+):
+    page = screen_page
+    become_guest(page, live_lab, "async-messaging")
+    start_sandbox(page)
+    expect(page.locator("#metrics-section")).to_be_visible(timeout=15_000)
+    run(page, "temporal-decoupling", orders=40)
+    expect(page.locator('.experiment[data-experiment="temporal-decoupling"]')).to_have_attribute(
+        "data-run-state", "running", timeout=15_000
+    )
+    page.wait_for_function(
+        "() => Number(document.getElementById('trace-view').dataset.shownTraces) > 0"
+    )
+    # Stopping a service changes one badge; the panel does not move.
+    before = page.locator("#trace-view .seq-scroll").bounding_box()
+    page.locator('tr[data-service="audit"]').get_by_role("button", name="Stop audit").click()
+    expect(page.locator('tr[data-service="audit"]')).to_have_attribute(
+        "data-state", "stopped", timeout=10_000
+    )
+    assert page.locator("#trace-view .seq-scroll").bounding_box()["y"] == before["y"]
+    row_heights = page.locator("tr[data-service]").evaluate_all(
+        "(rows) => rows.map((row) => row.getBoundingClientRect().height)"
+    )
+    assert max(row_heights) < 40, row_heights
+
+    inside_viewport(page, "#metrics-section", min_height=60)
+    inside_viewport(page, "#trace-view .seq-scroll", min_height=120)
+    page.screenshot(path=str(artifacts / "live-panel-during-run-1440x900.png"))
+    wait_done(page, "temporal-decoupling")
+    assert page.js_errors == []
+
+
+def test_a_finished_fast_run_replays_slowly_step_by_step_and_after_the_sandbox_is_gone(
+    live_lab, screen_page
+):
+    page = screen_page
+    become_guest(page, live_lab, "async-messaging")
+    start_sandbox(page)
+    run(page, "poison-messages")
+    wait_done(page, "poison-messages")
+    result = page.locator('.experiment[data-experiment="poison-messages"] .result').first
+    result.get_by_role("button", name="Watch it again slowly").click()
+    bar = page.locator("#trace-view .replay-bar")
+    expect(bar).to_be_visible()
+    expect(page.locator("#trace-view")).to_have_attribute("data-replay", "on")
+    expect(bar.locator(".replay-speed")).to_have_value("0.25")
+    total = int(bar.get_attribute("data-total"))
+    assert total > 3
+    bar.get_by_role("button", name="Pause").click()
+    shown = int(bar.get_attribute("data-shown"))
+    bar.get_by_role("button", name="Step").click()
+    expect(bar).to_have_attribute("data-shown", str(shown + 1))
+    bar.get_by_label("Position").fill("1000")
+    expect(bar).to_have_attribute("data-shown", str(total))
+    page.evaluate("window.lab.trace.drawn()")
+    assert {
+        trace["run"] for trace in page.evaluate("window.lab.trace.shown.map((t) => ({run: t.run}))")
+    } == {result.get_attribute("data-run-id")}
+    bar.get_by_role("button", name="Back to live").click()
+    expect(bar).to_be_hidden()
+
+    # The sandbox goes; the run's spans stayed with the run.
+    page.get_by_role("button", name="Stop sandbox").click()
+    expect(page.locator("#sandbox-panel")).to_have_attribute(
+        "data-state", "stopped", timeout=30_000
+    )
+    page.reload()
+    result = page.locator('.experiment[data-experiment="poison-messages"] .result').first
+    result.get_by_role("button", name="Replay in the trace").click()
+    expect(bar).to_be_visible()
+    expect(bar.locator(".replay-speed")).to_have_value("1")
+    assert int(bar.get_attribute("data-total")) == total
+    assert page.js_errors == []
+
+
+def test_a_page_opened_mid_run_shows_its_progress_within_a_second_in_every_tab(
+    live_lab, screen_page
+):
+    page = screen_page
+    become_guest(page, live_lab, "rest-vs-grpc")
+    start_sandbox(page)
+    run(page, "load", duration_s=6)
+    experiment = page.locator('.experiment[data-experiment="load"]')
+    expect(experiment).to_have_attribute("data-run-state", "running", timeout=15_000)
+    expect(page.locator("#run-status-load")).to_be_focused()
+
+    for opened in (page, page.context.new_page()):
+        started = time.monotonic()
+        if opened is page:
+            page.reload()
+        else:
+            opened.goto(page.url)
+        panel = opened.locator('.experiment[data-experiment="load"]')
+        expect(panel).to_have_attribute("data-run-state", "running", timeout=1_000)
+        expect(panel.locator(".run-progress")).to_be_visible(timeout=1_000)
+        expect(panel.locator(".run-status")).to_contain_text("Running", timeout=1_000)
+        expect(panel.get_by_role("button", name="Run")).to_be_disabled(timeout=1_000)
+        assert (
+            time.monotonic() - started < 3.0
+        )  # page load included; the run showed within 1 s of it
+        for other in panel.page.locator(".experiment button[type=submit]").all():
+            expect(other).to_be_disabled()
+    wait_done(page, "load", timeout=60_000)
+    expect(
+        page.locator('.experiment[data-experiment="load"]').get_by_role("button", name="Run")
+    ).to_be_enabled()
+
+
+def test_start_sandbox_is_within_five_tab_presses_and_focus_follows_start(live_lab, screen_page):
+    page = screen_page
+    become_guest(page, live_lab, "saga")
+    page.goto(f"{live_lab}/lessons/saga/")
+    for _ in range(2):
+        page.keyboard.press("Tab")
+    expect(page.locator(":focus")).to_have_text("Skip to the live sandbox")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Start sandbox")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#sandbox-panel")).to_be_focused(timeout=10_000)
+    expect(page.locator("#sandbox-panel")).to_have_attribute(
+        "data-state", "running", timeout=30_000
+    )
+
+
+LESSONS_AND_RUNS = [
+    ("rest-vs-grpc", "one-call", {}),
+    ("async-messaging", "at-least-once", {}),
+    ("event-sourcing", "state-as-of", {}),
+    ("saga", "crash", {}),
+]
+
+
+@pytest.mark.parametrize(("slug", "experiment", "params"), LESSONS_AND_RUNS)
+def test_lesson_pages_have_no_axe_violations_before_during_and_after_a_run(
+    live_lab, screen_page, axe_source, slug, experiment, params
+):
+    page = screen_page
+    page.goto(f"{live_lab}/lessons/{slug}/")
+    assert_no_axe_violations(page, axe_source, f"{slug}, anonymous")
+    become_guest(page, live_lab, slug)
+    start_sandbox(page)
+    assert_no_axe_violations(page, axe_source, f"{slug}, sandbox running")
+    run(page, experiment, **params)
+    assert_no_axe_violations(page, axe_source, f"{slug}, during {experiment}")
+    wait_done(page, experiment)
+    page.evaluate("window.lab.trace.drawn()")
+    assert_no_axe_violations(page, axe_source, f"{slug}, after {experiment}")
+    assert page.js_errors == []
