@@ -27,15 +27,20 @@ def figure_value(result: dict | None, label: str) -> float | None:
     return None
 
 
-def observed_figure(checkpoint: Checkpoint, result: dict | None) -> float | None:
-    """Return the figure a predict checkpoint is graded on (a ratio when it names ``per``)."""
-    value = figure_value(result, checkpoint.figure)
-    if value is None or not checkpoint.per:
+def ratio_value(result: dict | None, figure: str, per: str = "") -> float | None:
+    """Return the summary figure ``figure``, divided by the figure ``per`` when given."""
+    value = figure_value(result, figure)
+    if value is None or not per:
         return value
-    divisor = figure_value(result, checkpoint.per)
+    divisor = figure_value(result, per)
     if not divisor:
         return None
     return value / divisor
+
+
+def observed_figure(checkpoint: Checkpoint, result: dict | None) -> float | None:
+    """Return the figure a predict checkpoint is graded on (a ratio when it names ``per``)."""
+    return ratio_value(result, checkpoint.figure, checkpoint.per)
 
 
 def choice_of(checkpoint: Checkpoint, observed: float) -> int:

@@ -425,43 +425,54 @@ def prediction_for(
     ).first()
 
 
-def claim_results() -> dict[str, dict]:
-    """Return, per lesson, the most recent finished run on the site of the lesson's key experiment.
+def claim_results() -> list[dict]:
+    """Return each lesson's claim with what the site's most recent finished run of its experiment says.
 
-    The key experiment is the one its first prediction is graded on (else its
-    first experiment); the answer says what that run measured and whether its
-    result held (``ok``), never a typed-in verdict.
+    Whether a claim held comes from a recorded run: the figure the claim names
+    (above or below its bound), or, for a claim on no figure, the run's own
+    ``ok`` (its invariants). With no such run the answer is "not run yet".
     """
-    results = {}
+    items = []
     for lesson in lesson_list():
-        predict = next((item for item in lesson.checkpoints if item.kind == "predict"), None)
-        experiment = (
-            predict.experiment
-            if predict
-            else (lesson.experiments[0].name if lesson.experiments else None)
-        )
-        if experiment is None:
-            continue
-        run = (
-            Run.objects.filter(
-                sandbox__lesson=lesson.slug, experiment=experiment, state=RunState.DONE
+        claim = lesson.claim
+        entry = {"lesson": lesson, "text": claim.get("text", ""), "run": None}
+        if claim:
+            run = (
+                Run.objects.filter(
+                    sandbox__lesson=lesson.slug,
+                    experiment=claim.get("experiment"),
+                    state=RunState.DONE,
+                )
+                .order_by("-finished_at")
+                .first()
             )
-            .order_by("-finished_at")
-            .first()
-        )
-        entry = {"experiment": experiment, "run": None}
-        if run is not None and isinstance(run.result, dict):
-            figure = grading.observed_figure(predict, run.result) if predict else None
-            entry["run"] = {
-                "headline": run.result.get("headline", ""),
-                "ok": run.result.get("ok", True),
-                "finished_at": run.finished_at,
-                "figure": _figure_name(predict) if predict and figure is not None else "",
-                "value": figure,
-                "unit": predict.unit if predict else "",
-            }
-        results[lesson.slug] = entry
-    return results
+            if run is not None and isinstance(run.result, dict):
+                entry["run"] = _claim_verdict(claim, run)
+        items.append(entry)
+    return items
+
+
+def _claim_verdict(claim: dict, run: Run) -> dict:
+    figure = claim.get("figure")
+    value = held = None
+    name = ""
+    if figure:
+        name = f"{figure} / {claim['per']}" if claim.get("per") else figure
+        value = grading.ratio_value(run.result, figure, claim.get("per", ""))
+        if value is not None:
+            held = ("above" not in claim or value > claim["above"]) and (
+                "below" not in claim or value < claim["below"]
+            )
+    else:
+        held = bool(run.result.get("ok", True))
+    return {
+        "experiment": run.experiment,
+        "finished_at": run.finished_at,
+        "figure": name,
+        "value": value,
+        "held": held,
+        "headline": run.result.get("headline", ""),
+    }
 
 
 def lesson_list_for_picker() -> list[dict]:

@@ -123,6 +123,10 @@ class Lesson:
     path: Path = field(compare=False)
     # About how long the lesson takes, for the path on the home page.
     minutes: int = 0
+    # The claim the lesson tests and how a run of its experiment decides it:
+    # {text, experiment, figure, per, above, below}; without a figure the run's
+    # own ``ok`` (its invariants) decides.
+    claim: dict = field(default_factory=dict, compare=False)
 
     def experiment(self, name: str) -> Experiment | None:
         return next((item for item in self.experiments if item.name == name), None)
@@ -203,6 +207,10 @@ def load_lesson(path: Path) -> Lesson:
     ):
         problem("minutes", "must be a whole number of minutes, at least 1")
         minutes = None
+    claim = meta.get("claim") or {}
+    if not isinstance(claim, dict):
+        problem("claim", "must be a mapping: text, experiment, and optionally figure")
+        claim = {}
 
     steps_meta = _list_of_mappings(meta.get("steps"), "steps", problem)
     step_titles: dict[str, str] = {}
@@ -241,6 +249,8 @@ def load_lesson(path: Path) -> Lesson:
             checkpoints.append(checkpoint)
 
     steps = _steps(body, step_titles, experiment_names, problem)
+    if claim:
+        _check_claim(claim, experiment_names, problem)
     _check_lab(slug, experiments, problem)
     if problems:
         raise LessonInvalid(problems)
@@ -255,7 +265,25 @@ def load_lesson(path: Path) -> Lesson:
         path=path,
         # Without a figure in the file: about five minutes a step and three a run.
         minutes=minutes or 5 * len(steps) + 3 * len(experiments),
+        claim=claim,
     )
+
+
+def _check_claim(claim: dict, experiments: set, problem) -> None:
+    """Check a lesson's claim: its words, the experiment that tests it, and the rule."""
+    if not isinstance(claim.get("text"), str) or not claim["text"].strip():
+        problem("claim.text", "says what the lesson claims, in one sentence")
+    if claim.get("experiment") not in experiments:
+        problem(
+            "claim.experiment", f"names no experiment of this lesson: {claim.get('experiment')!r}"
+        )
+    if "figure" in claim:
+        bounds = [claim.get(name) for name in ("above", "below") if name in claim]
+        if not bounds or not all(_is_number(bound) for bound in bounds):
+            problem(
+                "claim.above",
+                "a claim on a figure holds when the figure is above or below a number",
+            )
 
 
 def load_all(lessons_dir: Path) -> tuple[list[Lesson], list[LessonProblem]]:

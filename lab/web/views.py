@@ -14,6 +14,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from lab.classroom.selectors import claim_results
 from lab.users.selectors import is_guest, is_instructor
 from lab.users.services import (
     MODEL_BACKEND,
@@ -103,8 +104,15 @@ def _steps_context(lesson, progress: dict) -> list[dict]:
 def home(request: HttpRequest) -> HttpResponse:
     # Browsing makes no guest: only the "Try as a guest" form does.
     percents = progress_summary(user=request.user) if request.user.is_authenticated else {}
+    # Each lesson's claim, and whether the site's latest recorded run says it held.
+    claims = {item["lesson"].slug: item for item in claim_results()}
     lessons = [
-        {"lesson": lesson, "percent": percents.get(lesson.slug, 0)} for lesson in lesson_list()
+        {
+            "lesson": lesson,
+            "percent": percents.get(lesson.slug, 0),
+            "claim": claims.get(lesson.slug),
+        }
+        for lesson in lesson_list()
     ]
     return render(request, "web/home.html", {"lessons": lessons})
 
