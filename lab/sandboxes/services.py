@@ -70,7 +70,9 @@ def sandbox_start(*, user: AbstractBaseUser, lesson: str) -> Sandbox:
             )
         for old in to_stop:
             old.state = SandboxState.STOPPING
-            old.reason = "Stopped to make room for a new sandbox (one per learner)."
+            old.reason = (
+                f"Stopped to start a sandbox for the {lesson} lesson (one sandbox per learner)."
+            )
             old.save(update_fields=["state", "reason"])
             transaction.on_commit(lambda old_id=old.id: sandbox_stop_task.delay(old_id))
         sandbox = Sandbox.objects.create(
