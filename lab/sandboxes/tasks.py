@@ -63,7 +63,9 @@ def sandbox_stop_task(sandbox_id: str) -> None:
         pass  # Already gone: the result is the same.
     except client.SandboxError as error:
         log.warning("stopping sandbox %s: %s", sandbox_id, error)
-    _end(sandbox_id, SandboxState.STOPPED, "")
+    # Keep the reason the stop was asked with (another lesson's sandbox took its place).
+    reason = Sandbox.objects.filter(id=sandbox_id).values_list("reason", flat=True).first()
+    _end(sandbox_id, SandboxState.STOPPED, reason or "Stopped from the lesson page.")
 
 
 @shared_task

@@ -304,3 +304,34 @@ def test_lesson_pages_have_no_axe_violations_before_during_and_after_a_run(
     page.evaluate("window.lab.trace.drawn()")
     assert_no_axe_violations(page, axe_source, f"{slug}, after {experiment}")
     assert page.js_errors == []
+
+
+def test_starting_another_lessons_sandbox_asks_first_and_the_stopped_one_says_why(
+    live_lab, screen_page
+):
+    from lab.sandboxes.models import Sandbox
+
+    page = screen_page
+    become_guest(page, live_lab, "rest-vs-grpc")
+    start_sandbox(page)
+    first = page.evaluate("window.lab.sandboxPanel.sandbox.id")
+
+    page.goto(f"{live_lab}/lessons/event-sourcing/")
+    page.get_by_role("button", name="Start sandbox").click()
+    confirm = page.locator("#sandbox-panel .confirm-box")
+    expect(confirm).to_contain_text("rest-vs-grpc")
+    confirm.get_by_role("button", name="Keep it running").click()
+    expect(confirm).to_be_hidden()
+    assert Sandbox.objects.get(id=first).state == "running"
+
+    page.get_by_role("button", name="Start sandbox").click()
+    confirm.get_by_role("button", name="Stop the rest-vs-grpc sandbox and start this one").click()
+    expect(page.locator("#sandbox-panel")).to_have_attribute(
+        "data-state", "running", timeout=30_000
+    )
+    deadline = time.monotonic() + 20
+    while Sandbox.objects.get(id=first).state != "stopped" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    stopped = Sandbox.objects.get(id=first)
+    assert stopped.state == "stopped"
+    assert "event-sourcing" in stopped.reason, stopped.reason
