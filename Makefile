@@ -20,9 +20,16 @@ CODEGEN_FILES := $(wildcard sandbox_services/codegen.py sandbox_services/codegen
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-# The tests use Redis database 1, so a lab running on database 0 is never disturbed.
-TEST_ENV := REDIS_URL=redis://127.0.0.1:6379/1 CELERY_BROKER_URL=redis://127.0.0.1:6379/1 \
-	LAB_KEEPALIVE_SECONDS=3
+# Redis databases: `make run` uses LAB_REDIS_DB and `make test` LAB_TEST_REDIS_DB, so a
+# test run never disturbs a running lab. A second lab beside the first needs its own:
+# `make run PORT=8001 LAB_REDIS_DB=2 DATABASE_URL=sqlite:///$PWD/var/second.sqlite3`
+# (README.md, "First steps"). A REDIS_URL set in the environment wins over LAB_REDIS_DB.
+LAB_REDIS_DB ?= 0
+LAB_TEST_REDIS_DB ?= 1
+export REDIS_URL ?= redis://127.0.0.1:6379/$(LAB_REDIS_DB)
+export CELERY_BROKER_URL ?= $(REDIS_URL)
+TEST_ENV := REDIS_URL=redis://127.0.0.1:6379/$(LAB_TEST_REDIS_DB) \
+	CELERY_BROKER_URL=redis://127.0.0.1:6379/$(LAB_TEST_REDIS_DB) LAB_KEEPALIVE_SECONDS=3
 TESTS ?= tests/
 PYTEST_ARGS ?=
 
