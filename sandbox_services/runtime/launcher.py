@@ -100,7 +100,7 @@ class LaunchedHost:
             stderr=stderr,
             # A group of its own: Ctrl-C on the caller's terminal is the caller's,
             # and one killpg ends everything the host forked. A benchmark keeps the
-            # host in its own session (own_session=False) because Linux's autogroup
+            # host in the benchmark's session (own_session=False): Linux's autogroup
             # scheduler shares the CPU between sessions, not between groups.
             start_new_session=self._own_session,
             process_group=None if self._own_session else 0,

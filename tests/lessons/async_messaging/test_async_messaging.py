@@ -237,9 +237,10 @@ class CuttableProxy:
         self._refusing = False
         self._ready = threading.Event()
         self._loop = asyncio.new_event_loop()
-        threading.Thread(
+        self._thread = threading.Thread(
             target=self._loop.run_until_complete, args=(self._serve(),), daemon=True
-        ).start()
+        )
+        self._thread.start()
         self._ready.wait(5)
 
     async def _serve(self) -> None:
@@ -249,6 +250,12 @@ class CuttableProxy:
         self._stop = asyncio.Event()
         await self._stop.wait()
         server.close()
+        # End the links here, in their loop: left pending, they would be torn down
+        # after the loop closed, each with a warning.
+        links = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in links:
+            task.cancel()
+        await asyncio.gather(*links, return_exceptions=True)
 
     async def _link(self, reader, writer) -> None:
         if self._refusing:
@@ -288,6 +295,7 @@ class CuttableProxy:
 
     def close(self) -> None:
         self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
 
 
 def test_no_confirmed_message_is_lost_when_the_broker_connection_drops():
