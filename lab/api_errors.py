@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -16,6 +17,19 @@ def error_response(detail: str, status: int, errors: dict | None = None) -> Json
 def _too_large() -> JsonResponse:
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     return error_response(f"The request body is larger than {limit} bytes.", 413)
+
+
+def not_found(request: HttpRequest, exception=None) -> HttpResponse:
+    """Answer an unknown URL: the JSON error under /api/, the site's 404 page elsewhere."""
+    if request.path.startswith(API_PREFIX):
+        return error_response("Not found.", 404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if request.path.startswith(API_PREFIX):
+        return error_response("Server error.", 500)
+    return defaults.server_error(request)
 
 
 class OversizeBodyMiddleware:

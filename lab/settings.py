@@ -175,12 +175,10 @@ REST_FRAMEWORK = {
     # Reads that need no user stay open; every write needs a user (a session with
     # its CSRF token, or a token). Nothing in the API makes a user.
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
-    # The default JSON parser with a nesting limit: a deep document is a 400, not a RecursionError.
-    "DEFAULT_PARSER_CLASSES": [
-        "lab.parsers.DepthLimitedJSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON only, with a nesting limit: a deep document is a 400, not a RecursionError,
+    # and any other body is a 415. (daphne's Twisted parses form bodies itself and
+    # answers a malformed multipart one with a bare 400 before Django sees it.)
+    "DEFAULT_PARSER_CLASSES": ["lab.parsers.DepthLimitedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "lab.api_errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {"sandbox_start": "30/min"},

@@ -10,3 +10,7 @@ urlpatterns = [
     path("", include("lab.classroom.urls")),
     path("", include("lab.web.urls")),
 ]
+
+# Unknown URLs under /api/ get the API's JSON error, not the site's HTML page.
+handler404 = "lab.api_errors.not_found"
+handler500 = "lab.api_errors.server_error"
