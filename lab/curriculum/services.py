@@ -33,9 +33,10 @@ def progress_record(
                     {"answer": [f"must be between 0 and {len(found.choices) - 1}"]}
                 )
             passed = answer == found.answer
-        elif found.kind == "run":
+        elif found.kind in ("run", "predict"):
             # A run checkpoint passes only when a run really finished (see
-            # progress_record_run), never because the browser says so.
+            # progress_record_run), a prediction when a run graded it (the
+            # classroom app), never because the browser says so.
             raise ProgressInvalid({"checkpoint": ["passes when the experiment's run finishes"]})
         else:
             passed = True

@@ -177,3 +177,29 @@ def test_the_progress_csv_lists_steps_checkpoints_and_graded_predictions(make_us
     assert predicted["status"] == "passed"
     assert {row["cohort"] for row in rows} == {"Export"}
     assert Prediction.objects.get(user=learner).run_id == run.id
+
+
+@pytest.mark.django_db
+def test_a_learner_idle_on_a_step_shows_as_stuck_and_a_prediction_cannot_be_passed_by_hand(
+    make_user,
+):
+    from lab.classroom.selectors import STUCK_AFTER_MINUTES, class_state
+    from lab.curriculum.models import Progress
+    from lab.curriculum.services import ProgressInvalid
+
+    teacher, _ = make_user(role="instructor")
+    learner, _ = make_user(name="lin", role="learner")
+    cohort = cohort_create(instructor=teacher, name="Stuck")
+    cohort_join(learner=learner, code=cohort.join_code.code)
+    lesson = lesson_get(slug=LESSON)
+    progress_record(user=learner, lesson=lesson, step="styles")
+    Progress.objects.filter(user=learner).update(
+        created_at=timezone.now() - timedelta(minutes=STUCK_AFTER_MINUTES + 2)
+    )
+    (row,) = class_state(viewer=teacher, cohort=cohort, lesson=lesson)["learners"]
+    assert row["current_step"] == "load"
+    assert row["stuck"] and row["idle_minutes"] == STUCK_AFTER_MINUTES + 2
+
+    with pytest.raises(ProgressInvalid):
+        progress_record(user=learner, lesson=lesson, checkpoint="predict-wire-ratio")
+    assert not Progress.objects.filter(checkpoint="predict-wire-ratio").exists()
