@@ -41,7 +41,7 @@ class Issued:
     """One workload certificate: where its PEM bundle lies and what it says."""
 
     service: str
-    serial: str  # upper-case hex, as HAProxy's ssl_c_serial,hex prints it
+    serial: str  # upper-case hex in whole bytes, as HAProxy prints it
     spiffe_id: str
     not_after: float  # Unix seconds
     path: Path  # certificate then key, one PEM file, as HAProxy's "crt" wants
@@ -148,7 +148,7 @@ class CertificateAuthority:
         temporary.replace(path)  # a proxy starting now reads the old file or the new, never half
         issued = Issued(
             service=service,
-            serial=format(serial, "X"),
+            serial=_hex_bytes(serial),
             spiffe_id=identity,
             not_after=(now + ttl).timestamp(),
             path=path,
@@ -162,6 +162,12 @@ class CertificateAuthority:
         """Return the certificate this CA issued with that serial (any hex case, leading zeros)."""
         with self._lock:
             return self._issued.get(_normal_serial(serial_hex))
+
+
+def _hex_bytes(number: int) -> str:
+    """Return a serial as HAProxy prints it: whole bytes of upper-case hex."""
+    text = format(number, "X")
+    return text if len(text) % 2 == 0 else "0" + text
 
 
 def _normal_serial(serial_hex: str) -> str:

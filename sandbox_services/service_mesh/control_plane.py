@@ -292,6 +292,7 @@ class ControlPlane:
                     "spiffe_id": self.certificates[sidecar.workload].spiffe_id,
                     "cert_serial": self.certificates[sidecar.workload].serial,
                     "cert_path": str(self.certificates[sidecar.workload].path),
+                    "stats_socket": str(self.proxies[sidecar.name].stats_socket),
                 }
                 for sidecar in self.sidecars
             ],

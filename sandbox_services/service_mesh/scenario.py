@@ -81,10 +81,11 @@ async def scale_backend(ctx, replicas: int) -> list[int]:
 
 
 async def restore(ctx, plane: ControlPlaneClient) -> None:
-    """Put the sandbox back as it started: default policy, one backend replica, mesh on."""
+    """Put the sandbox back as it started: default policy, one healthy backend replica, mesh on."""
     await call(plane.set_enabled, True)
     await call(plane.apply, DEFAULT_POLICY)
     await ctx.control("scale", "backend", replicas=1)
+    await behave(await call(plane.topology), 0, reset=True)
 
 
 # --- policies, written as a learner would --------------------------------------------
