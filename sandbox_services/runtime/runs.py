@@ -22,7 +22,7 @@ from .plan import SandboxPlan
 from .forking import fork_child, wait_exit
 from .service_processes import ServiceManager, load_callable
 from .spec import ExperimentSpec
-from .tracing import init_tracing, shutdown_tracing
+from .tracing import attach_run, init_tracing, shutdown_tracing
 from .zygote import Zygote, fork_zygote_before_grpc
 
 # How long a runner that has answered may take to flush and exit before SIGKILL.
@@ -58,6 +58,7 @@ def _runner_process(
         redis_url=plan.redis_url,
         sampler=ParentBased(sampler),
     )
+    attach_run(run_id)  # every span of this run, in every service it calls, says so
     # A clean zygote is forked just before the first gRPC channel or server,
     # so ctx.fork still works after the experiment has used gRPC.
     zygotes: list[Zygote] = []
