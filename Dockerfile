@@ -8,6 +8,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
+# HAProxy: the service-mesh lesson's sidecars (and the gateway's edge proxy).
+RUN apt-get update -q \
+    && apt-get install -y -q --no-install-recommends haproxy \
+    && rm -rf /var/lib/apt/lists/*
+
 # Dependencies first, in a layer of their own: it is rebuilt only when
 # pyproject.toml changes. With no package sources copied yet, `pip install .`
 # installs the dependencies and an empty distribution, replaced below.

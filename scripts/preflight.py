@@ -203,7 +203,20 @@ def main(argv: list[str] | None = None) -> int:
     if not arguments.quiet:
         names = ", ".join(f"{check.name} ({redact(check.url)})" for check in checks)
         print(f"preflight: reachable: {names}")
+    warn_if_haproxy_missing()
     return 0
+
+
+def warn_if_haproxy_missing() -> None:
+    """Name HAProxy when it is missing: only the lessons with a proxy need it, so it warns."""
+    from sandbox_services.proxy.binary import INSTALL_HINT, haproxy_path
+
+    if haproxy_path() is None:
+        print(
+            f"preflight: {INSTALL_HINT}. Until then the service-mesh lesson's sandboxes are"
+            " refused with this message; every other lesson works.",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":
