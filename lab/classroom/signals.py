@@ -6,6 +6,8 @@ those places announce it through ``lab.sandboxes.events.sandbox_changed``,
 which sends ``sandbox_announced``.
 """
 
+import logging
+
 from django.db import transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
@@ -19,9 +21,21 @@ from .events import cohort_changed, learner_changed
 from .models import Prediction, Scenario, ScenarioTarget
 
 
+log = logging.getLogger(__name__)
+
+
+def _safely(function, *args) -> None:
+    # The class view is an onlooker: a failure here must never fail the run,
+    # the sandbox task or the page that saved the row.
+    try:
+        function(*args)
+    except Exception:
+        log.exception("classroom: %s%r failed", function.__name__, args)
+
+
 def _later(function, *args) -> None:
     # After the commit, so the class view reads what was saved.
-    transaction.on_commit(lambda: function(*args))
+    transaction.on_commit(lambda: _safely(function, *args))
 
 
 @receiver(post_save, sender=Progress)
@@ -49,7 +63,7 @@ def run_saved(sender, instance: Run, **kwargs) -> None:
         except LessonNotFound:
             lesson = None
         if lesson is not None:
-            predictions_grade_run(run=instance, lesson=lesson)
+            _safely(lambda: predictions_grade_run(run=instance, lesson=lesson))
     _later(learner_changed, instance.sandbox.owner_id)
 
 

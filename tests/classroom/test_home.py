@@ -81,3 +81,12 @@ def test_a_claim_says_whether_it_held_from_the_latest_recorded_run(make_user):
     assert "REST call on the wire / gRPC call on the wire = 1.83" in rest
     saga = page[page.index('data-lesson="saga"') :][:3000]
     assert 'data-held="held"' in saga and "kept its invariants" in saga
+
+
+@pytest.mark.django_db
+def test_a_visitor_reads_the_predictions_of_a_lesson_without_recording_one():
+    page = Client().get("/lessons/rest-vs-grpc/").content.decode()
+    assert 'id="checkpoint-predict-wire-ratio"' in page
+    assert 'data-kind="predict"' in page
+    assert "Predictions are recorded for signed-in learners and guests." in page
+    assert Client().post("/class/predictions/rest-vs-grpc/predict-wire-ratio/").status_code == 403
