@@ -124,3 +124,22 @@ class Prediction(models.Model):
     @property
     def is_graded(self) -> bool:
         return self.graded_at is not None
+
+
+class QuizAnswer(models.Model):
+    """A learner's latest answer to a quiz checkpoint, right or wrong, for the class view."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    lesson = models.SlugField(max_length=50)
+    checkpoint = models.CharField(max_length=50)
+    answer = models.IntegerField()
+    passed = models.BooleanField()
+    attempts = models.PositiveIntegerField(default=1)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "lesson", "checkpoint"], name="quiz_answer_once"
+            )
+        ]

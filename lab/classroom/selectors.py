@@ -21,7 +21,7 @@ from lab.users.models import Cohort
 from lab.users.selectors import can_watch, is_instructor
 
 from . import grading
-from .models import CohortCode, Prediction, Scenario
+from .models import CohortCode, Prediction, QuizAnswer, Scenario
 
 User = get_user_model()
 
@@ -107,12 +107,18 @@ def class_state(*, viewer: AbstractBaseUser, cohort: Cohort, lesson: Lesson) -> 
     ):
         runs_by_user.setdefault(run.sandbox.owner_id, []).append(run)
     predictions = _predictions(ids, lesson)
+    answers = {
+        (answer.user_id, answer.checkpoint): answer
+        for answer in QuizAnswer.objects.filter(user_id__in=ids, lesson=lesson.slug)
+    }
     rows = []
     for learner in learners:
         mine = [row for row in progress if row["user_id"] == learner.pk]
         runs = runs_by_user.get(learner.pk, [])
         rows.append(
-            _learner_row(learner, lesson, mine, sandboxes.get(learner.pk), runs, predictions, now)
+            _learner_row(
+                learner, lesson, mine, sandboxes.get(learner.pk), runs, predictions, answers, now
+            )
         )
     return {
         "cohort": {"id": cohort.id, "name": cohort.name, "code": join_code(cohort=cohort)},
@@ -169,7 +175,7 @@ def prediction_text(checkpoint: Checkpoint, value: float | None) -> str:
     return f"{value:.3g}{(' ' + checkpoint.unit) if checkpoint.unit else ''}"
 
 
-def _learner_row(learner, lesson, progress, sandbox, runs, predictions, now) -> dict:
+def _learner_row(learner, lesson, progress, sandbox, runs, predictions, answers, now) -> dict:
     done_steps = {row["step"] for row in progress if not row["checkpoint"]}
     passed = {row["checkpoint"] for row in progress if row["checkpoint"]}
     current = next((step.id for step in lesson.steps if step.id not in done_steps), None)
@@ -188,6 +194,13 @@ def _learner_row(learner, lesson, progress, sandbox, runs, predictions, now) -> 
     checkpoints = {}
     for checkpoint in lesson.checkpoints:
         entry: dict = {"passed": checkpoint.id in passed}
+        answer = answers.get((learner.pk, checkpoint.id))
+        if answer is not None and 0 <= answer.answer < len(checkpoint.choices):
+            entry.update(
+                answer=checkpoint.choices[answer.answer],
+                answer_passed=answer.passed,
+                attempts=answer.attempts,
+            )
         prediction = predictions.get((learner.pk, checkpoint.id))
         if prediction is not None:
             entry.update(

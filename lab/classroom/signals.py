@@ -14,11 +14,12 @@ from django.dispatch import receiver
 
 from lab.curriculum.models import Progress
 from lab.curriculum.selectors import LessonNotFound, lesson_get
+from lab.curriculum.services import quiz_answered
 from lab.sandboxes.events import sandbox_announced
 from lab.sandboxes.models import Run, RunState, Sandbox
 
 from .events import cohort_changed, learner_changed
-from .models import Prediction, Scenario, ScenarioTarget
+from .models import Prediction, QuizAnswer, Scenario, ScenarioTarget
 
 
 log = logging.getLogger(__name__)
@@ -80,3 +81,20 @@ def scenario_saved(sender, instance: Scenario, **kwargs) -> None:
 @receiver(post_save, sender=ScenarioTarget)
 def scenario_target_saved(sender, instance: ScenarioTarget, **kwargs) -> None:
     _later(cohort_changed, instance.scenario.cohort_id)
+
+
+@receiver(quiz_answered)
+def quiz_was_answered(sender, user, lesson, checkpoint, answer, passed, **kwargs) -> None:
+    def keep() -> None:
+        kept, created = QuizAnswer.objects.get_or_create(
+            user=user,
+            lesson=lesson,
+            checkpoint=checkpoint,
+            defaults={"answer": answer, "passed": passed},
+        )
+        if not created:
+            kept.answer, kept.passed, kept.attempts = answer, passed, kept.attempts + 1
+            kept.save(update_fields=["answer", "passed", "attempts", "updated_at"])
+
+    _safely(keep)
+    _later(learner_changed, user.pk)

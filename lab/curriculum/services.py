@@ -1,9 +1,14 @@
 """Writes of progress: a step read, a quiz answered, an experiment run."""
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.dispatch import Signal
 
 from .lessons import Lesson
 from .models import Progress
+
+# Sent after a quiz was answered, right or wrong (user, lesson slug, checkpoint id,
+# answer, passed): the class view keeps each learner's latest answer.
+quiz_answered = Signal()
 
 
 class ProgressInvalid(Exception):
@@ -33,6 +38,14 @@ def progress_record(
                     {"answer": [f"must be between 0 and {len(found.choices) - 1}"]}
                 )
             passed = answer == found.answer
+            quiz_answered.send(
+                sender=Progress,
+                user=user,
+                lesson=lesson.slug,
+                checkpoint=found.id,
+                answer=answer,
+                passed=passed,
+            )
         elif found.kind in ("run", "predict"):
             # A run checkpoint passes only when a run really finished (see
             # progress_record_run), a prediction when a run graded it (the

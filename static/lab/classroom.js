@@ -130,6 +130,10 @@ function drawCheckpoints(state) {
       const entry = row.checkpoints[checkpoint.id] || {};
       let answer = entry.passed ? "✓ passed" : "–";
       let verdict = "";
+      if (entry.answer != null) {
+        const tries = entry.attempts > 1 ? ` (${entry.attempts} tries)` : "";
+        answer = `${entry.answer_passed ? "✓" : "✕"} ${entry.answer}${tries}`;
+      }
       if (checkpoint.kind === "predict" && entry.predicted != null) {
         answer = entry.predicted;
         if (entry.correct === true) verdict = "held";

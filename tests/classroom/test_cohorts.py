@@ -203,3 +203,27 @@ def test_a_learner_idle_on_a_step_shows_as_stuck_and_a_prediction_cannot_be_pass
     with pytest.raises(ProgressInvalid):
         progress_record(user=learner, lesson=lesson, checkpoint="predict-wire-ratio")
     assert not Progress.objects.filter(checkpoint="predict-wire-ratio").exists()
+
+
+@pytest.mark.django_db
+def test_the_class_view_shows_which_learner_answered_what(make_user):
+    from lab.classroom.selectors import class_state
+
+    teacher, _ = make_user(role="instructor")
+    lesson = lesson_get(slug=LESSON)
+    quiz = next(checkpoint for checkpoint in lesson.checkpoints if checkpoint.kind == "quiz")
+    wrong = next(index for index in range(len(quiz.choices)) if index != quiz.answer)
+    cohort = cohort_create(instructor=teacher, name="Answers")
+    for name, answers in (("ann", [wrong, quiz.answer]), ("ben", [wrong])):
+        learner, _ = make_user(name=name, role="learner")
+        cohort_join(learner=learner, code=cohort.join_code.code)
+        for answer in answers:
+            progress_record(user=learner, lesson=lesson, checkpoint=quiz.id, answer=answer)
+    rows = {
+        row["username"]: row["checkpoints"][quiz.id]
+        for row in class_state(viewer=teacher, cohort=cohort, lesson=lesson)["learners"]
+    }
+    assert rows["ann"]["answer"] == quiz.choices[quiz.answer]
+    assert rows["ann"]["answer_passed"] and rows["ann"]["attempts"] == 2 and rows["ann"]["passed"]
+    assert rows["ben"]["answer"] == quiz.choices[wrong]
+    assert not rows["ben"]["answer_passed"] and not rows["ben"]["passed"]
