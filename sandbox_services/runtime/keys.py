@@ -88,3 +88,11 @@ DECLARED_STREAMS = f"{PREFIX}streams"
 def channel_group(sandbox_id: str) -> str:
     """Return the channel layer group of a sandbox."""
     return f"sandbox.{sandbox_id}"
+
+
+def service_commands(sandbox_id: str, service: str) -> str:
+    """Return the list of commands for one service of a sandbox (a lab's control plane).
+
+    Replies go to ``sandbox_reply`` like the supervisor's.
+    """
+    return f"{PREFIX}sb:{sandbox_id}:svc:{service}:cmd"

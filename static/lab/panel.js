@@ -65,6 +65,7 @@ function start() {
       case "sandbox":
         sandboxPanel.update(message.sandbox);
         for (const panel of experiments) panel.setSandbox(sandboxPanel.sandbox);
+        document.dispatchEvent(new CustomEvent("lab:sandbox", { detail: sandboxPanel.sandbox }));
         if (isEnded(sandboxPanel.sandbox)) {
           socket?.close();
           socket = null;
@@ -76,6 +77,8 @@ function start() {
         break;
       case "metrics":
         metrics.update(message.metrics || {}, message.source ?? "");
+        // A lesson's own widgets (the mesh's breakers and graph) listen for these.
+        document.dispatchEvent(new CustomEvent("lab:metrics", { detail: message }));
         // The saga lesson counts open sagas per coordinator state: light them on its machines.
         if (message.metrics?.coordinator_states && typeof message.metrics.coordinator_states === "object") {
           lightLiveStates(message.metrics.coordinator_states);
@@ -89,6 +92,7 @@ function start() {
   /** Follow one sandbox over the socket (a new sandbox starts a fresh trace). */
   function watch(sandbox) {
     for (const panel of experiments) panel.setSandbox(sandbox);
+    document.dispatchEvent(new CustomEvent("lab:sandbox", { detail: sandbox }));
     if (!sandbox || isEnded(sandbox)) return;
     if (sandbox.id !== watchedId) {
       socket?.close();

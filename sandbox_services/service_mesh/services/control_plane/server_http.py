@@ -22,6 +22,7 @@ from aiohttp import web
 
 from sandbox_services.runtime import tracing
 from sandbox_services.runtime.serve import add_health_route, serve_http
+from sandbox_services.runtime.service_commands import serve_commands
 from sandbox_services.runtime.spec import ServiceContext
 
 from ...control_plane import ControlPlane
@@ -33,6 +34,7 @@ SPANS_KEY = web.AppKey("spans", deque)
 ENDPOINT_SYNC_S = 0.1
 METRICS_INTERVAL_S = 1.0
 SPANS_KEPT = 5000
+MAX_POLICY_BYTES = 64 * 1024
 
 
 def _untraced_application_class() -> type[web.Application]:
@@ -99,18 +101,7 @@ async def preview_policy(request: web.Request) -> web.Response:
         _, configs = plane.preview(await request.text())
     except PolicyInvalid as error:
         return _invalid(error)
-    diffs = {
-        name: "".join(
-            difflib.unified_diff(
-                plane.proxies[name].config_text.splitlines(keepends=True),
-                text.splitlines(keepends=True),
-                fromfile=f"{name}.cfg (running)",
-                tofile=f"{name}.cfg (proposed)",
-            )
-        )
-        for name, text in configs.items()
-        if text != plane.proxies[name].config_text
-    }
+    diffs = _diffs(plane, configs)
     return web.json_response({"diff": diffs, "changed": sorted(diffs)})
 
 
@@ -135,6 +126,50 @@ async def spans(request: web.Request) -> web.Response:
     return web.json_response([span for span in kept if not wanted or span["trace_id"] in wanted])
 
 
+async def _command(plane: ControlPlane, command: dict) -> dict:
+    """Answer the web tier (the lesson page's policy editor and breaker widget)."""
+    op = command.get("op")
+    if op == "show":
+        return {
+            "status": 200,
+            "body": {
+                "policy": plane.policy_text,
+                "version": plane.version,
+                "topology": plane.topology(),
+                "servers": await plane.server_states(),
+                "edges": plane.edge_metrics(),
+                "history": plane.history,
+            },
+        }
+    if op in ("apply", "preview"):
+        text = command.get("policy")
+        if not isinstance(text, str) or len(text) > MAX_POLICY_BYTES:
+            return {"status": 400, "body": {"detail": "policy: YAML text", "errors": {"policy": ["must be YAML text under 64 KB"]}}}
+        try:
+            if op == "apply":
+                return {"status": 200, "body": await plane.apply(text)}
+            _, configs = plane.preview(text)
+        except PolicyInvalid as error:
+            return {"status": 400, "body": {"detail": str(error), "errors": error.errors}}
+        return {"status": 200, "body": {"diff": _diffs(plane, configs), "applied": False}}
+    return {"status": 400, "body": {"detail": f"unknown op {op!r}", "errors": {"op": ["show, preview or apply"]}}}
+
+
+def _diffs(plane: ControlPlane, configs: dict[str, str]) -> dict[str, str]:
+    return {
+        name: "".join(
+            difflib.unified_diff(
+                plane.proxies[name].config_text.splitlines(keepends=True),
+                text.splitlines(keepends=True),
+                fromfile=f"{name}.cfg (running)",
+                tofile=f"{name}.cfg (proposed)",
+            )
+        )
+        for name, text in configs.items()
+        if text != plane.proxies[name].config_text
+    }
+
+
 async def _endpoints(plane: ControlPlane) -> None:
     while True:
         try:
@@ -148,19 +183,46 @@ async def _metrics(ctx: ServiceContext, plane: ControlPlane) -> None:
     while True:
         await asyncio.sleep(METRICS_INTERVAL_S)
         try:
-            ctx.metrics(
-                {
-                    "mesh": {
-                        "servers": await plane.server_states(),
-                        "edges": plane.edge_metrics(),
-                        "version": plane.version,
-                        "sidecars": len(plane.proxies),
-                        "config_lines": plane.config_lines(),
-                    }
-                }
-            )
+            ctx.metrics(_metrics_message(await plane.server_states(), plane))
         except Exception:
             log.exception("mesh metrics failed")
+
+
+def _metrics_message(servers: dict[str, list[dict]], plane: ControlPlane) -> dict:
+    """Shape the mesh's state for the page: number tables for the gauges, the raw state for the widgets."""
+    breakers = {}
+    for caller, states in servers.items():
+        for state in states:
+            if "server" not in state:
+                continue
+            status = state["status"]
+            breakers[f"{caller.rsplit('-', 1)[0]} → {state['server']}"] = {
+                "in rotation": status.startswith("UP") or status == "no check",
+                "ejected": status.startswith("DOWN"),
+                "maintenance": status.startswith("MAINT"),
+                "times ejected": state["down_transitions"],
+            }
+    edges = {
+        f"{edge['from']} → {edge['to']}": {
+            "requests": edge["requests"],
+            "errors": edge["errors"],
+            "retries": edge["retries"],
+            "p99 ms": edge["p99_ms"] or 0,
+            "mTLS": edge["mtls"],
+        }
+        for edge in plane.edge_metrics()
+    }
+    return {
+        "breakers": breakers,
+        "mesh edges": edges,
+        "mesh": {
+            "policy version": plane.version,
+            "sidecars": len(plane.proxies),
+            "config lines": plane.config_lines(),
+        },
+        # Not numbers, so the gauges skip them: the breaker widget and the graph read them.
+        "mesh_state": {"servers": servers, "edges": plane.edge_metrics()},
+    }
 
 
 async def main(ctx: ServiceContext) -> None:
@@ -190,6 +252,11 @@ async def main(ctx: ServiceContext) -> None:
     loops = [
         asyncio.ensure_future(_endpoints(plane)),
         asyncio.ensure_future(_metrics(ctx, plane)),
+        asyncio.ensure_future(
+            serve_commands(
+                ctx.redis_url, ctx.sandbox_id, ctx.name, lambda command: _command(plane, command)
+            )
+        ),
     ]
     try:
         await serve_http(ctx, app)
