@@ -104,6 +104,51 @@ async def sync_vs_async(ctx: ExperimentContext, params: dict) -> dict:
         await lab.close()
 
 
+# Orders placed with every consumer healthy, before the fault: the "before" latency.
+WARM_UP_ORDERS = 5
+
+
+def decoupling_headline(
+    *,
+    victim: str,
+    fault: str,
+    peak: int,
+    p50_ms: float,
+    orders: int,
+    caught_up: bool,
+    seen: dict[str, int],
+) -> str:
+    """Say what temporal decoupling showed, in the terms of the learner's parameters."""
+    total = WARM_UP_ORDERS + orders
+    if not caught_up:
+        return f"Not every consumer caught up: {seen} of {total} orders."
+    # A stopped consumer is restarted; a slow one has its delay cleared.
+    back = "after the restart" if fault == "stop" else "once the delay was cleared"
+    state = "stopped" if fault == "stop" else "slow"
+    return (
+        f"{victim}'s queue rose to {peak} while the producer's p50 stayed at {p50_ms} ms; "
+        f"{back} every consumer saw the {orders} orders placed while {victim} was {state} "
+        f"(and the {WARM_UP_ORDERS} placed before)."
+    )
+
+
+def replica_shares(before: dict[str, int], after: dict[str, int], replicas: int) -> dict[str, int]:
+    """Return each replica's orders of this run: the replicas it ran, not those of earlier runs."""
+    shares = {replica: count - before.get(replica, 0) for replica, count in after.items()}
+    return {
+        replica: count
+        for replica, count in sorted(shares.items())
+        if int(replica) < replicas or count > 0
+    }
+
+
+def replicas_phrase(replicas: int, scale: str) -> str:
+    """Return "1 analytics replica" or "3 analytics replicas (added after the orders)"."""
+    if replicas == 1:
+        return "1 analytics replica"
+    return f"{replicas} analytics replicas (added {scale} the orders)"
+
+
 @reported
 async def temporal_decoupling(ctx: ExperimentContext, params: dict) -> dict:
     """Keep orders flowing while one consumer is stopped or slow; watch its queue."""
@@ -116,7 +161,10 @@ async def temporal_decoupling(ctx: ExperimentContext, params: dict) -> dict:
     try:
         before = {name: stats["distinct"] for name, stats in (await lab.counts()).items()}
         sampler.start()
-        healthy = [(await lab.orders.timed_order(new_order(), mode="async"))[0] for _ in range(5)]
+        healthy = [
+            (await lab.orders.timed_order(new_order(), mode="async"))[0]
+            for _ in range(WARM_UP_ORDERS)
+        ]
         if p["fault"] == "stop":
             await ctx.control("stop", victim)
         else:
@@ -137,7 +185,7 @@ async def temporal_decoupling(ctx: ExperimentContext, params: dict) -> dict:
         peak = max((point[1] for point in sampler.points[victim]), default=0)
         await ctx.progress(0.6, f"restoring {victim}; watch its queue drain")
         await ctx.control("start" if p["fault"] == "stop" else "clear", victim)
-        total = 5 + p["orders"]
+        total = WARM_UP_ORDERS + p["orders"]
         caught_up = await wait_until(
             lambda: all_caught_up(lab, before, total), timeout_s=60, every_s=0.25
         )
@@ -147,11 +195,14 @@ async def temporal_decoupling(ctx: ExperimentContext, params: dict) -> dict:
             name: stats["distinct"] - before[name] for name, stats in (await lab.counts()).items()
         }
         return {
-            "headline": (
-                f"{victim}'s queue rose to {peak} while the producer's p50 stayed at "
-                f"{percentile(during, 0.5)} ms; after the restart every consumer saw all {total} orders."
-                if caught_up
-                else f"Not every consumer caught up: {seen} of {total}."
+            "headline": decoupling_headline(
+                victim=victim,
+                fault=p["fault"],
+                peak=peak,
+                p50_ms=percentile(during, 0.5),
+                orders=p["orders"],
+                caught_up=caught_up,
+                seen=seen,
             ),
             "summary": [
                 {"label": "peak depth", "value": peak, "unit": "messages"},
@@ -373,16 +424,12 @@ async def competing_consumers(ctx: ExperimentContext, params: dict) -> dict:
         )
         elapsed = time.monotonic() - started
         after = await analytics.stats()
-        shares = {
-            replica: count - before["by_replica"].get(replica, 0)
-            for replica, count in after["by_replica"].items()
-        }
+        shares = replica_shares(before["by_replica"], after["by_replica"], p["replicas"])
         throughput = round(p["orders"] / elapsed, 1)
         return {
             "headline": (
-                f"{p['replicas']} analytics replica(s) (added {p['scale']} the orders) with "
-                f"prefetch {p['prefetch']} handled "
-                f"{p['orders']} orders at {throughput} orders/s."
+                f"{replicas_phrase(p['replicas'], p['scale'])} with prefetch {p['prefetch']} "
+                f"handled {p['orders']} orders at {throughput} orders/s."
             ),
             "summary": [
                 {"label": "throughput", "value": throughput, "unit": "orders/s"},
