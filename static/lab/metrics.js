@@ -11,8 +11,12 @@
 // Each gauge cell carries data-metric, data-value and data-peak for tests.
 
 import { formatNumber, sparkline } from "./charts.js";
+import { withoutSandboxPrefix } from "./words.js";
 
 const HISTORY = 60;
+// A gauge its source has left out of this many messages in a row is gone (a dropped
+// view, a deleted queue): it shows 0 for a few seconds, then leaves the table.
+const FORGET_AFTER_MISSING = 5;
 
 /** Yield [path, number] for every numeric leaf; booleans count as 0/1 (breaker open?). */
 function* leaves(value, path = []) {
@@ -28,7 +32,7 @@ function placeOf(path) {
   if (path.length === 0) return { table: "metrics", row: "value", column: "value" };
   if (path.length === 1) return { table: "metrics", row: path[0], column: "value" };
   if (path.length === 2) return { table: path[0], row: path[1], column: "value" };
-  return { table: path.slice(0, -2).join(" › ") || "metrics", row: path.at(-2), column: path.at(-1) };
+  return { table: path.slice(0, -2).join(" › ") || "metrics", row: withoutSandboxPrefix(path.at(-2)), column: path.at(-1) };
 }
 
 function html(tag, className, text) {
@@ -49,6 +53,10 @@ export class MetricsView {
     this.series = new Map(); // path key -> {table, row, column, values, max, source}
     this.scheduled = false;
     this.root.classList.add("metrics-view");
+    // It scrolls on its own when the lesson has many gauges: reachable by keyboard too.
+    this.root.tabIndex = 0;
+    this.root.setAttribute("role", "region");
+    this.root.setAttribute("aria-label", "Live metrics");
     this.root.replaceChildren(html("p", "muted", "No metrics yet."));
     if (this.section) this.section.hidden = true;
   }
@@ -69,10 +77,14 @@ export class MetricsView {
         entry = { ...placeOf(path), values: [], max: 0, source };
         this.series.set(key, entry);
       }
+      entry.missing = 0;
       this.#push(entry, number);
     }
     for (const [key, entry] of this.series) {
-      if (entry.source === source && !seen.has(key)) this.#push(entry, 0);
+      if (entry.source !== source || seen.has(key)) continue;
+      entry.missing = (entry.missing || 0) + 1;
+      if (entry.missing >= FORGET_AFTER_MISSING) this.series.delete(key);
+      else this.#push(entry, 0);
     }
     if (!this.scheduled) {
       this.scheduled = true;
@@ -90,7 +102,10 @@ export class MetricsView {
   }
 
   #draw() {
-    if (!this.series.size) return;
+    if (!this.series.size) {
+      this.root.replaceChildren(html("p", "muted", "No metrics yet."));
+      return;
+    }
     if (this.section) this.section.hidden = false;
     const tables = new Map(); // table -> {rows: Map(row -> Map(column -> entry)), columns: []}
     for (const entry of this.series.values()) {
@@ -110,13 +125,21 @@ export class MetricsView {
       sections.push(section);
     }
     this.root.replaceChildren(...sections);
+    // Never shrink while the page lives: a gauge that leaves must not pull the trace up and down.
+    const height = this.root.offsetHeight;
+    if (height > (this.tallest || 0)) {
+      this.tallest = height;
+      this.root.style.minHeight = `${height}px`;
+    }
   }
 
   #table(name, table) {
     const element = html("table", "metric-table");
     element.append(html("caption", null, name));
     const head = html("tr");
-    head.append(html("td"));
+    const corner = html("td");
+    corner.setAttribute("aria-hidden", "true");
+    head.append(corner);
     for (const column of table.columns) {
       const cell = html("th", null, column.replaceAll("_", " "));
       cell.scope = "col";
@@ -136,9 +159,7 @@ export class MetricsView {
       tbody.append(row);
     }
     element.append(thead, tbody);
-    const scroller = html("div", "table-scroll");
-    scroller.append(element);
-    return scroller;
+    return element;
   }
 
   #tiles(name, table) {
@@ -167,7 +188,7 @@ export class MetricsView {
     meter.max = entry.max || 1;
     meter.value = Math.abs(value);
     meter.setAttribute("aria-label", label);
-    cell.append(meter, sparkline(entry.values, { width: 64, height: 16 }));
+    cell.append(meter, sparkline(entry.values, { width: 56, height: 14 }));
     return cell;
   }
 }

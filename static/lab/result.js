@@ -40,7 +40,10 @@ function table(data, services) {
   const element = html("table", "result-table");
   const head = html("tr");
   for (const column of data.columns || []) {
-    const cell = html("th", null, withoutSandboxPrefix(String(column)) || "·");
+    const name = withoutSandboxPrefix(String(column ?? ""));
+    const cell = html("th", null, name);
+    // A header cell needs words, even over a column of row names.
+    if (!name.trim()) cell.append(html("span", "visually-hidden", "item"));
     cell.scope = "col";
     head.append(cell);
   }

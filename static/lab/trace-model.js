@@ -208,7 +208,8 @@ const HTTP_METHODS = new Set(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "
  * keep "Service/Method", which is what a reader looks for.
  */
 export function displayName(span) {
-  const name = span.name || "";
+  // RabbitMQ names carry the sandbox's prefix ("lab.<32 hex>.orders send"): the learner knows "orders".
+  const name = (span.name || "").replace(/\blab\.[0-9a-f]{32}\./g, "");
   const attributes = span.attributes || {};
   if (HTTP_METHODS.has(name.toUpperCase())) {
     let path = attributes["url.path"] || attributes["http.route"] || attributes["http.target"];

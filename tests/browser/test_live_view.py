@@ -161,6 +161,20 @@ def test_gauges_and_trace_are_on_screen_together_during_a_run_at_1440_by_900(
     become_guest(page, live_lab, "async-messaging")
     start_sandbox(page)
     expect(page.locator("#metrics-section")).to_be_visible(timeout=15_000)
+    page.wait_for_timeout(1500)  # a few metrics messages: the gauges' table has its rows
+    # Stopping a service changes one badge and one button; the panel does not move.
+    audit = page.locator('tr[data-service="audit"]')
+    before = page.locator("#trace-view .seq-scroll").bounding_box()
+    audit.get_by_role("button", name="Stop audit").click()
+    expect(audit).to_have_attribute("data-state", "stopped", timeout=10_000)
+    assert page.locator("#trace-view .seq-scroll").bounding_box()["y"] == before["y"]
+    row_heights = page.locator("tr[data-service]").evaluate_all(
+        "(rows) => rows.map((row) => row.getBoundingClientRect().height)"
+    )
+    assert max(row_heights) < 40, row_heights
+    audit.get_by_role("button", name="Start audit").click()
+    expect(audit).to_have_attribute("data-state", "running", timeout=10_000)
+
     run(page, "temporal-decoupling", orders=40)
     expect(page.locator('.experiment[data-experiment="temporal-decoupling"]')).to_have_attribute(
         "data-run-state", "running", timeout=15_000
@@ -168,18 +182,6 @@ def test_gauges_and_trace_are_on_screen_together_during_a_run_at_1440_by_900(
     page.wait_for_function(
         "() => Number(document.getElementById('trace-view').dataset.shownTraces) > 0"
     )
-    # Stopping a service changes one badge; the panel does not move.
-    before = page.locator("#trace-view .seq-scroll").bounding_box()
-    page.locator('tr[data-service="audit"]').get_by_role("button", name="Stop audit").click()
-    expect(page.locator('tr[data-service="audit"]')).to_have_attribute(
-        "data-state", "stopped", timeout=10_000
-    )
-    assert page.locator("#trace-view .seq-scroll").bounding_box()["y"] == before["y"]
-    row_heights = page.locator("tr[data-service]").evaluate_all(
-        "(rows) => rows.map((row) => row.getBoundingClientRect().height)"
-    )
-    assert max(row_heights) < 40, row_heights
-
     inside_viewport(page, "#metrics-section", min_height=60)
     inside_viewport(page, "#trace-view .seq-scroll", min_height=120)
     page.screenshot(path=str(artifacts / "live-panel-during-run-1440x900.png"))

@@ -54,3 +54,24 @@ def test_a_map_of_counts_is_tiles_and_a_key_its_source_drops_falls_to_zero(
     )
     page.locator("main").screenshot(path=str(artifacts / "metrics-tiles.png"))
     assert page.js_errors == []
+
+
+def test_a_gauge_its_source_stops_sending_shows_zero_then_leaves(page, static_site):
+    open_gauges(page, static_site)
+    views = {
+        "balances": {"next_offset": 500, "lag": 0},
+        "statistics": {"next_offset": 500, "lag": 0},
+    }
+    feed(page, {"views": views}, source="lab")
+    dropped = page.locator('[data-metric="views statistics lag"]')
+    expect(dropped).to_have_attribute("data-value", "0")
+    # The learner dropped "statistics": the lab's gauges stop naming it.
+    feed(page, {"views": {"balances": {"next_offset": 510, "lag": 0}}}, source="lab")
+    expect(dropped).to_be_attached()
+    for offset in range(520, 560, 10):
+        feed(page, {"views": {"balances": {"next_offset": offset, "lag": 0}}}, source="lab")
+    expect(dropped).not_to_be_attached()
+    expect(page.locator('[data-metric="views balances next_offset"]')).to_have_attribute(
+        "data-value", "550"
+    )
+    assert page.js_errors == []
