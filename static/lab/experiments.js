@@ -12,6 +12,14 @@ const MAX_COMPARED = 3;
 // Over in a second or two: their results offer to play the run again, slowly.
 const FAST_EXPERIMENTS = new Set(["poison-messages", "at-least-once", "crash", "failure", "duplicates"]);
 const SLOW_SPEED = 0.25;
+// Runs of this page's sandbox in flight, whichever panel (or tab) started them:
+// one run at a time, so two experiments never mix their traces and figures.
+const runsInFlight = new Set();
+
+/** Forget the runs in flight: a (re)connected socket tells them again at once. */
+export function forgetRunsInFlight() {
+  runsInFlight.clear();
+}
 
 function html(tag, attributes = {}, text) {
   const node = document.createElement(tag);
@@ -203,11 +211,7 @@ export class ExperimentPanel {
   setSandbox(sandbox) {
     const previous = this.sandbox?.id;
     this.sandbox = sandbox;
-    if (this.submit) {
-      const running = this.activeRun && !["done", "failed"].includes(this.runState);
-      this.submit.disabled = !this.#canRun() || running;
-      this.submit.title = this.#canRun() ? "" : "Start the sandbox first.";
-    }
+    this.#updateSubmit();
     if (!this.activeRun && !this.runs.length) {
       this.status.textContent = this.#canRun() || this.readOnly ? "" : "Start the sandbox to run this experiment.";
     }
@@ -243,9 +247,22 @@ export class ExperimentPanel {
     }
   }
 
+  #updateSubmit() {
+    if (!this.submit) return;
+    const busy = runsInFlight.size > 0;
+    this.submit.disabled = !this.#canRun() || busy;
+    if (!this.#canRun()) this.submit.title = "Start the sandbox first.";
+    else if (busy) this.submit.title = "A run is in progress; one run at a time.";
+    else this.submit.title = "";
+  }
+
   /** A `run` message (or our own POST's answer) for this experiment. */
   handleRun(run) {
-    if (!run || run.experiment !== this.experiment.name) return;
+    if (!run) return;
+    if (run.state === "done" || run.state === "failed") runsInFlight.delete(run.id);
+    else if (run.id) runsInFlight.add(run.id);
+    this.#updateSubmit();
+    if (run.experiment !== this.experiment.name) return;
     this.runState = run.state;
     const finished = run.state === "done" || run.state === "failed";
     this.root.dataset.runState = run.state;
@@ -256,7 +273,6 @@ export class ExperimentPanel {
       if (run.progress > 0) this.progress.value = run.progress;
       else this.progress.removeAttribute("value");
       this.status.textContent = runningText(run);
-      if (this.submit) this.submit.disabled = true;
       return;
     }
     if (run.state === "failed") {
@@ -273,7 +289,6 @@ export class ExperimentPanel {
       // (htmx evaluates those with eval, which the Content-Security-Policy forbids).
       document.body.dispatchEvent(new CustomEvent(`lab:run-done-${run.experiment}`, { detail }));
     }
-    if (this.submit) this.submit.disabled = !this.#canRun();
     if (run.result || run.state === "failed") {
       const kept = this.runs.find((item) => item.id === run.id);
       if (kept) Object.assign(kept, run);

@@ -4,7 +4,7 @@
 // json_script; everything after that comes over the socket.
 
 import { api } from "./api.js";
-import { ExperimentPanel } from "./experiments.js";
+import { ExperimentPanel, forgetRunsInFlight } from "./experiments.js";
 import { MetricsView } from "./metrics.js";
 import { lightLiveStates } from "./saga-machine.js";
 import { SandboxPanel, isEnded } from "./sandbox.js";
@@ -47,6 +47,8 @@ function start() {
   let connectedBefore = false;
   function setConnection(status) {
     if (status === "live") {
+      forgetRunsInFlight(); // the consumer sends the runs in flight right after connecting
+      for (const panel of experiments) panel.setSandbox(sandboxPanel.sandbox);
       // Spans are replayed from `since`; run states are not, so ask for them.
       if (connectedBefore) for (const panel of experiments) panel.refreshActiveRun();
       connectedBefore = true;
