@@ -9,6 +9,7 @@ from lab.classroom.models import Prediction, ScenarioTarget
 from lab.classroom.services import cohort_create, cohort_join
 from lab.sandboxes.models import Run
 from lab.users.models import Cohort
+from tests.browser.axe import assert_no_axe_violations
 
 PASSWORD = "correct-horse-battery"
 VIEWPORT = {"width": 1400, "height": 1000}
@@ -30,7 +31,8 @@ def log_in(page, base_url, username):
 
 
 def new_page(browser, errors):
-    page = browser.new_context(viewport=VIEWPORT).new_page()
+    # bypass_csp: axe-core is injected as a script the page's CSP would refuse.
+    page = browser.new_context(viewport=VIEWPORT, bypass_csp=True).new_page()
     page.on("pageerror", lambda error: errors.append(str(error)))
     return page
 
@@ -51,7 +53,7 @@ def run_experiment(page, name):
 
 
 def test_a_cohort_made_on_the_site_is_joined_by_code_and_its_class_view_is_pushed_live(
-    live_lab, browser, make_user, artifacts
+    live_lab, browser, make_user, artifacts, axe_source
 ):
     make_user("teacher", "instructor", password=PASSWORD)
     make_user("ada", "learner", password=PASSWORD)
@@ -87,6 +89,9 @@ def test_a_cohort_made_on_the_site_is_joined_by_code_and_its_class_view_is_pushe
         expect(row.locator('td[data-step="load"]')).to_have_attribute("data-state", "current")
         assert requests == [], requests
         instructor.screenshot(path=str(artifacts / "classroom-live.png"), full_page=True)
+        assert_no_axe_violations(instructor, axe_source, "the class view")
+        learner.goto(f"{live_lab}/class/")
+        assert_no_axe_violations(learner, axe_source, "a learner's cohorts page")
         assert errors == []
     finally:
         instructor.context.close()
@@ -161,7 +166,7 @@ def test_a_scenario_pushed_to_the_cohort_is_confirmed_in_two_learners_spans_then
 
 
 def test_a_prediction_is_recorded_before_the_run_and_graded_against_its_figure(
-    live_lab, browser, make_user, artifacts
+    live_lab, browser, make_user, artifacts, axe_source
 ):
     teacher, _ = make_user("teacher", "instructor", password=PASSWORD)
     learner_user, _ = make_user("ada", "learner", password=PASSWORD)
@@ -193,6 +198,12 @@ def test_a_prediction_is_recorded_before_the_run_and_graded_against_its_figure(
         expect(checkpoint.locator(".verdict")).to_be_visible()
         expect(checkpoint.get_by_label("Your prediction")).to_be_disabled()
         learner.screenshot(path=str(artifacts / "lesson-after-run.png"))
+        assert_no_axe_violations(learner, axe_source, "a lesson with a graded prediction")
+        learner.goto(f"{live_lab}/")
+        expect(learner.locator('[data-lesson="rest-vs-grpc"] .claim-result')).to_have_attribute(
+            "data-held", "held"
+        )
+        assert_no_axe_violations(learner, axe_source, "the home page")
 
         # The instructor sees the prediction beside the measurement.
         log_in(instructor, live_lab, "teacher")
