@@ -2,6 +2,8 @@
 
 from playwright.sync_api import expect
 
+from tests.browser.live import try_as_guest
+
 PASSWORD = "correct-horse-battery"
 
 
@@ -17,6 +19,11 @@ def test_guest_answers_a_quiz_inline_marks_a_step_and_keeps_progress_after_signi
     live_lab, page, artifacts
 ):
     page.goto(f"{live_lab}/lessons/rest-vs-grpc/")
+    # An anonymous reader records nothing and starts nothing until asking to be a guest.
+    expect(page.get_by_role("button", name="Start sandbox")).to_have_count(0)
+    expect(page.locator("#step-status-styles").get_by_role("button")).to_have_count(0)
+    try_as_guest(page)
+    expect(page.get_by_text("Guest", exact=True)).to_be_visible()
     progress = page.locator("#lesson-progress .lesson-progress-label")
     expect(progress).to_have_text("0% done")
     quiz = page.locator("#checkpoint-bytes-quiz")
@@ -57,8 +64,14 @@ def test_guest_answers_a_quiz_inline_marks_a_step_and_keeps_progress_after_signi
 def test_instructor_sees_the_class_and_watches_a_learners_sandbox_read_only(
     live_lab, browser, make_user, artifacts
 ):
-    make_user("ada", "learner", password=PASSWORD)
-    make_user("teacher", "instructor", password=PASSWORD)
+    from lab.users.models import Cohort
+
+    ada, _ = make_user("ada", "learner", password=PASSWORD)
+    teacher, _ = make_user("teacher", "instructor", password=PASSWORD)
+    # An instructor sees the learners of the cohorts they teach.
+    cohort = Cohort.objects.create(name="Monday")
+    cohort.instructors.add(teacher)
+    cohort.learners.add(ada)
     learner = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     instructor = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     try:

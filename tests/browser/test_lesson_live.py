@@ -4,6 +4,8 @@ import re
 
 from playwright.sync_api import expect
 
+from tests.browser.live import try_as_guest
+
 # Record every sandbox state the panel shows, and whether its progress bar was
 # visible then: a sandbox can start in well under a second, too fast to poll.
 RECORD_STATES = """
@@ -21,8 +23,16 @@ new MutationObserver(() => {
 def test_guest_starts_the_rest_vs_grpc_sandbox_runs_one_call_and_inspects_a_span(
     live_lab, page, artifacts
 ):
+    # The Content-Security-Policy allows no inline script and no eval: nothing here needs one.
+    violations = []
+    page.on(
+        "console",
+        lambda message: "Content Security Policy" in message.text
+        and violations.append(message.text),
+    )
     page.goto(f"{live_lab}/lessons/rest-vs-grpc/")
     expect(page.get_by_role("heading", name="REST vs gRPC", level=1)).to_be_visible()
+    try_as_guest(page)
     page.evaluate(RECORD_STATES)
 
     page.get_by_role("button", name="Start sandbox").click()
@@ -73,6 +83,7 @@ def test_guest_starts_the_rest_vs_grpc_sandbox_runs_one_call_and_inspects_a_span
     assert trace.get_attribute("data-spans") == spans_before
 
     assert page.js_errors == []
+    assert violations == []
     experiment.scroll_into_view_if_needed()
     page.screenshot(path=str(artifacts / "lesson-rest-vs-grpc.png"))
     page.locator(".live-panel").screenshot(path=str(artifacts / "lesson-rest-vs-grpc-panel.png"))

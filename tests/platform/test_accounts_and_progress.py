@@ -32,6 +32,11 @@ def test_a_visitor_becomes_a_guest_and_signing_up_keeps_progress(db, lesson):
 
     browser = APIClient()
     step = lesson.steps[0].id
+    # The API makes no guest: an anonymous write is refused.
+    response = browser.post(f"/api/lessons/{LESSON}/progress/", {"step": step}, format="json")
+    assert response.status_code == 403 and not get_user_model().objects.exists()
+    # "Try as a guest" does (tests/platform/test_security.py checks its CSRF and origin).
+    assert browser.post("/accounts/guest/", {"next": "/"}).status_code == 302
     response = browser.post(f"/api/lessons/{LESSON}/progress/", {"step": step}, format="json")
     assert response.status_code == 200, response.content
     assert response.json()["progress"]["steps"][step] is True

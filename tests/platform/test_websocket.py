@@ -128,7 +128,17 @@ async def test_another_learner_and_an_anonymous_visitor_are_refused(running_sand
 @pytest.mark.django_db(transaction=True)
 async def test_an_instructor_may_watch(running_sandbox, make_user):
     sandbox_id, _token, _api = running_sandbox
-    _teacher, teacher_token = await sync_to_async(make_user)(role="instructor")
+    teacher, teacher_token = await sync_to_async(make_user)(role="instructor")
+
+    def teach_the_owner() -> None:
+        from lab.sandboxes.models import Sandbox
+        from lab.users.models import Cohort
+
+        cohort = Cohort.objects.create(name="the owner's class")
+        cohort.instructors.add(teacher)
+        cohort.learners.add(Sandbox.objects.get(id=sandbox_id).owner)
+
+    await sync_to_async(teach_the_owner)()
     communicator = connect(sandbox_id, teacher_token)
     connected, _ = await communicator.connect()
     assert connected
