@@ -92,13 +92,19 @@ def class_state(*, viewer: AbstractBaseUser, cohort: Cohort, lesson: Lesson) -> 
             "user_id", "step", "checkpoint", "created_at"
         )
     )
+    # Each learner's sandbox to show: the active one (whatever its lesson), else
+    # their newest of this lesson. Oldest first, so a later one replaces it.
     sandboxes: dict[int, Sandbox] = {}
     for sandbox in Sandbox.objects.filter(owner_id__in=ids).order_by("created_at"):
-        # The newest active sandbox wins; else the newest of this lesson.
-        current = sandboxes.get(sandbox.owner_id)
-        if sandbox.state in ACTIVE_STATES or current is None or current.state not in ACTIVE_STATES:
-            if sandbox.state in ACTIVE_STATES or sandbox.lesson == lesson.slug:
-                sandboxes[sandbox.owner_id] = sandbox
+        shown = sandboxes.get(sandbox.owner_id)
+        if (
+            shown is not None
+            and shown.state in ACTIVE_STATES
+            and sandbox.state not in ACTIVE_STATES
+        ):
+            continue
+        if sandbox.state in ACTIVE_STATES or sandbox.lesson == lesson.slug:
+            sandboxes[sandbox.owner_id] = sandbox
     runs_by_user: dict[int, list[Run]] = {}
     for run in (
         Run.objects.filter(sandbox__owner_id__in=ids, sandbox__lesson=lesson.slug)

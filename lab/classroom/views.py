@@ -1,6 +1,7 @@
 """Pages of the class: cohorts, joining, the live class view, scenarios, the CSV, predictions."""
 
 import csv
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -146,7 +147,9 @@ def scenario_push(request: HttpRequest, cohort_id: int) -> HttpResponse:
     cohort = _cohort_or_404(request, cohort_id)
     lesson = request.POST.get("lesson", "")
     form = ScenarioForm(request.POST)
-    back = f"{reverse('classroom-cohort', args=[cohort.id])}?lesson={lesson}#scenarios"
+    back = (
+        f"{reverse('classroom-cohort', args=[cohort.id])}?{urlencode({'lesson': lesson})}#scenarios"
+    )
     if not form.is_valid():
         messages.error(request, "The scenario needs " + ", ".join(form.errors) + ".")
         return redirect(back)
