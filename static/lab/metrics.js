@@ -56,7 +56,7 @@ export class MetricsView {
     // It scrolls on its own when the lesson has many gauges: reachable by keyboard too.
     this.root.tabIndex = 0;
     this.root.setAttribute("role", "region");
-    this.root.setAttribute("aria-label", "Live metrics");
+    this.root.setAttribute("aria-label", "Gauges (scrolls)");
     this.root.replaceChildren(html("p", "muted", "No metrics yet."));
     if (this.section) this.section.hidden = true;
   }

@@ -136,7 +136,13 @@ function timeline(entries, laneOrder, spanNs) {
   const barY = (lane) => laneTop.get(lane) + laneRows.get(lane) * LABEL_ROW_HEIGHT + 4;
   const laneHeight = (lane) => laneRows.get(lane) * LABEL_ROW_HEIGHT + BAR_HEIGHT + 10;
 
-  const svg = el("svg", { class: "saga-timeline", viewBox: `0 0 ${WIDTH} ${height + 24}`, role: "img" });
+  // A group, not an image: its steps are buttons (each opens its span in the trace).
+  const svg = el("svg", {
+    class: "saga-timeline",
+    viewBox: `0 0 ${WIDTH} ${height + 24}`,
+    role: "group",
+    "aria-label": "Saga steps per service over time",
+  });
   svg.append(el("title", {}, "Saga steps per service over time"));
   const hatch = `saga-hatch-${++patternCount}`;
   const defs = el("defs");
