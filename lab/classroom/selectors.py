@@ -138,7 +138,9 @@ def class_state(*, viewer: AbstractBaseUser, cohort: Cohort, lesson: Lesson) -> 
         "stuck_after_minutes": STUCK_AFTER_MINUTES,
         "learners": rows,
         "scenarios": scenarios_state(cohort=cohort, learners=learners),
-        "results": class_results(lesson=lesson, runs_by_user=runs_by_user, learners=learners),
+        "results": class_results(
+            lesson=lesson, runs_by_user=runs_by_user, learners=learners, predictions=predictions
+        ),
     }
 
 
@@ -302,12 +304,16 @@ def scenarios_state(*, cohort: Cohort, learners: list, limit: int = 5) -> list[d
     return items
 
 
-def class_results(*, lesson: Lesson, runs_by_user: dict, learners: list) -> list[dict]:
+def class_results(
+    *, lesson: Lesson, runs_by_user: dict, learners: list, predictions: dict | None = None
+) -> list[dict]:
     """Return each experiment's headline figures across the class, one value per learner.
 
     A learner's value is from their latest finished run of that experiment; a
-    prediction's figure (a ratio, say) is listed with the figures it is made of.
+    prediction's figure (a ratio, say) is listed with the figures it is made of,
+    and a number prediction's figure carries the class's predictions beside it.
     """
+    predictions = predictions or {}
     results = []
     for experiment in lesson.experiments:
         latest: dict[int, Run] = {}
@@ -343,6 +349,24 @@ def class_results(*, lesson: Lesson, runs_by_user: dict, learners: list) -> list
                     label, {"label": label, "unit": checkpoint.unit, "values": []}
                 )
                 figure["values"].append({"learner": learner.username, "value": value})
+        for checkpoint in lesson.checkpoints:
+            if (
+                checkpoint.kind != "predict"
+                or checkpoint.experiment != experiment.name
+                or checkpoint.answer_type != "number"
+            ):
+                continue
+            predicted = [
+                {"learner": learner.username, "value": prediction.value}
+                for learner in learners
+                if (prediction := predictions.get((learner.pk, checkpoint.id))) is not None
+            ]
+            if predicted:
+                label = _figure_name(checkpoint)
+                figure = figures.setdefault(
+                    label, {"label": label, "unit": checkpoint.unit, "values": []}
+                )
+                figure["predicted"] = predicted
         results.append(
             {
                 "experiment": experiment.name,

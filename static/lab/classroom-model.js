@@ -1,28 +1,38 @@
 // Pure helpers of the class view: histogram bins and cell texts (no DOM).
 
-/** Bin values into at most `count` equal ranges; return a bar chart dict of charts.js. */
+/**
+ * Bin the class's measured values (and its predictions, when the figure has them) into
+ * at most `count` equal ranges; return a bar chart dict of charts.js.
+ */
 export function histogram(figure, count = 6) {
-  const values = figure.values.map((item) => item.value);
-  const low = Math.min(...values);
-  const high = Math.max(...values);
-  const bins = low === high ? 1 : Math.min(count, values.length);
+  const measured = figure.values.map((item) => item.value);
+  const predicted = (figure.predicted || []).map((item) => item.value);
+  const all = [...measured, ...predicted];
+  const low = Math.min(...all);
+  const high = Math.max(...all);
+  const bins = low === high ? 1 : Math.min(count, all.length);
   const width = bins === 1 ? 1 : (high - low) / bins;
-  const counts = new Array(bins).fill(0);
-  for (const value of values) {
-    const index = bins === 1 ? 0 : Math.min(bins - 1, Math.floor((value - low) / width));
-    counts[index] += 1;
-  }
+  const countsOf = (values) => {
+    const counts = new Array(bins).fill(0);
+    for (const value of values) {
+      const index = bins === 1 ? 0 : Math.min(bins - 1, Math.floor((value - low) / width));
+      counts[index] += 1;
+    }
+    return counts;
+  };
   const label = (value) => Number(value.toPrecision(3)).toString();
-  const categories = counts.map((_, index) =>
+  const categories = countsOf([]).map((_, index) =>
     bins === 1 ? label(low) : `${label(low + index * width)}–${label(low + (index + 1) * width)}`,
   );
+  const series = [{ name: predicted.length ? "measured" : "learners", values: countsOf(measured) }];
+  if (predicted.length) series.push({ name: "predicted", values: countsOf(predicted) });
   return {
-    title: `${figure.label}${figure.unit ? ` (${figure.unit})` : ""}: ${values.length} learner${values.length === 1 ? "" : "s"}`,
+    title: `${figure.label}${figure.unit ? ` (${figure.unit})` : ""}: ${measured.length} learner${measured.length === 1 ? "" : "s"}`,
     type: "bar",
     x_label: figure.unit || figure.label,
     y_label: "learners",
     categories,
-    series: [{ name: "learners", values: counts }],
+    series,
   };
 }
 

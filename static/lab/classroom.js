@@ -180,7 +180,7 @@ function drawCheckpoints(state) {
 function drawResults(state) {
   const results = document.getElementById("class-results");
   const blocks = state.results.map((result) => {
-    const figures = result.figures.filter((figure) => figure.values.length);
+    const figures = result.figures.filter((figure) => figure.values.length || (figure.predicted || []).length);
     return node(
       "section",
       { className: "class-result", "data-experiment": result.experiment },

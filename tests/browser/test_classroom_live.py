@@ -214,6 +214,9 @@ def test_a_prediction_is_recorded_before_the_run_and_graded_against_its_figure(
         expect(detail.locator('tr[data-learner="ada"] .observed')).to_have_text(f"{ratio:.3g} x")
         results = instructor.locator('.class-result[data-experiment="one-call"]')
         expect(results.locator("figure").first).to_be_visible()
+        # The predicted ratio is drawn beside the measured one.
+        ratio = results.locator("figure", has_text="REST call on the wire / gRPC call on the wire")
+        expect(ratio.locator(".chart-legend")).to_contain_text("predicted")
         assert errors == []
     finally:
         learner.context.close()

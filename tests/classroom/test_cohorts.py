@@ -178,6 +178,16 @@ def test_the_progress_csv_lists_steps_checkpoints_and_graded_predictions(make_us
     assert {row["cohort"] for row in rows} == {"Export"}
     assert Prediction.objects.get(user=learner).run_id == run.id
 
+    # The class results carry the class's predictions beside what was measured.
+    from lab.classroom.selectors import class_state
+
+    results = class_state(viewer=teacher, cohort=cohort, lesson=lesson)["results"]
+    (one_call,) = [item for item in results if item["experiment"] == "one-call"]
+    figures = {figure["label"]: figure for figure in one_call["figures"]}
+    ratio = figures["REST call on the wire / gRPC call on the wire"]
+    assert ratio["values"] == [{"learner": "grace", "value": 2.25}]
+    assert ratio["predicted"] == [{"learner": "grace", "value": 2.0}]
+
 
 @pytest.mark.django_db
 def test_a_learner_idle_on_a_step_shows_as_stuck_and_a_prediction_cannot_be_passed_by_hand(
