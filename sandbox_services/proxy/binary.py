@@ -21,7 +21,11 @@ def haproxy_path() -> str | None:
     if configured is not None:
         return configured if os.access(configured, os.X_OK) else None
     return shutil.which("haproxy") or next(
-        (path for path in ("/usr/sbin/haproxy", "/usr/local/sbin/haproxy") if os.access(path, os.X_OK)),
+        (
+            path
+            for path in ("/usr/sbin/haproxy", "/usr/local/sbin/haproxy")
+            if os.access(path, os.X_OK)
+        ),
         None,
     )
 

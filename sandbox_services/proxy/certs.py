@@ -64,7 +64,7 @@ class CertificateAuthority:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         name = x509.Name(
             [
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, "microservices lab"),
@@ -104,7 +104,7 @@ class CertificateAuthority:
     def issue(self, service: str, *, ttl: datetime.timedelta = WORKLOAD_TTL) -> Issued:
         """Issue a fresh key and certificate for ``service``; write them to ``<service>.pem``."""
         key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         identity = spiffe_id(self.sandbox_id, service)
         serial = x509.random_serial_number()
         certificate = (

@@ -45,9 +45,13 @@ LOG_FORMAT_FIELDS = (
 )
 
 
-def log_format(workload: str) -> str:
-    """Return the ``log-format`` value (already quoted for the config file) for one proxy."""
-    body = ",".join(f"{key}:{value}" for key, value in LOG_FORMAT_FIELDS)
+def log_format(workload: str, *, extra_fields: tuple[tuple[str, str], ...] = ()) -> str:
+    """Return the ``log-format`` value (already quoted for the config file) for one proxy.
+
+    ``extra_fields`` adds (key, value) pairs written as ``LOG_FORMAT_FIELDS`` are
+    (an edge proxy logs its route, its auth verdict and its rate-limit count).
+    """
+    body = ",".join(f"{key}:{value}" for key, value in (*LOG_FORMAT_FIELDS, *extra_fields))
     body = "{" + body.replace("{workload}", workload) + "}"
     return '"' + body.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -91,13 +95,18 @@ def global_section(*, stats_socket: Path, log_socket: Path, threads: int = 1) ->
     ]
 
 
-def defaults_section(*, workload: str, connect_timeout_ms: int = 1000) -> list[str]:
+def defaults_section(
+    *,
+    workload: str,
+    connect_timeout_ms: int = 1000,
+    extra_log_fields: tuple[tuple[str, str], ...] = (),
+) -> list[str]:
     """Return the defaults: HTTP mode, the JSON log line, generous client timeouts."""
     return [
         "defaults",
         "    mode http",
         "    log global",
-        f"    log-format {log_format(workload)}",
+        f"    log-format {log_format(workload, extra_fields=extra_log_fields)}",
         f"    error-log-format {error_log_format(workload)}",
         f"    timeout connect {connect_timeout_ms}ms",
         "    timeout client 30s",

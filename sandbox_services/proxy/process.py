@@ -49,9 +49,7 @@ def check_config(config_text: str, path: Path, *, binary: str | None = None) -> 
     finally:
         candidate.unlink(missing_ok=True)
     if result.returncode != 0:
-        alerts = [
-            line for line in (result.stdout + result.stderr).splitlines() if "ALERT" in line
-        ]
+        alerts = [line for line in (result.stdout + result.stderr).splitlines() if "ALERT" in line]
         raise ConfigInvalid("\n".join(alerts) or (result.stderr or result.stdout).strip())
 
 
@@ -123,12 +121,16 @@ class HAProxyProcess:
             try:
                 info = await runtime_api.command(self.stats_socket, "show info", timeout_s=1)
                 pid = next(
-                    (int(line.split(":")[1]) for line in info.splitlines() if line.startswith("Pid:")),
+                    (
+                        int(line.split(":")[1])
+                        for line in info.splitlines()
+                        if line.startswith("Pid:")
+                    ),
                     None,
                 )
                 if pid is not None and pid != old_worker:
                     return pid
-            except (OSError, asyncio.TimeoutError, ValueError):
+            except (TimeoutError, OSError, ValueError):
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"haproxy {self.name} did not answer in {timeout_s:g} s")
@@ -138,7 +140,7 @@ class HAProxyProcess:
         """Return the pid of the worker that answers the stats socket now."""
         try:
             info = await runtime_api.command(self.stats_socket, "show info", timeout_s=1)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             return None
         for line in info.splitlines():
             if line.startswith("Pid:"):
@@ -175,7 +177,7 @@ class HAProxyProcess:
             await asyncio.wait_for(process.wait(), grace_s)
         except ProcessLookupError:
             pass
-        except asyncio.TimeoutError:
+        except TimeoutError:
             for pid in self.worker_pids():
                 _kill(pid)
             process.kill()

@@ -25,7 +25,7 @@ def parse_traceparent(value: str) -> tuple[str, str, bool] | None:
     parts = value.split("-") if isinstance(value, str) else []
     if len(value or "") != TRACEPARENT_LENGTH or len(parts) != 4:
         return None
-    version, trace_id, parent_id, flags = parts
+    _version, trace_id, parent_id, flags = parts
     try:
         sampled = bool(int(flags, 16) & 1)
         int(trace_id, 16), int(parent_id, 16)
@@ -101,5 +101,3 @@ def span_of_record(
         "status": "error" if is_error(record) else "ok",
         "attributes": values,
     }
-
-

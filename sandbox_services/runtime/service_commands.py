@@ -13,7 +13,6 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import redis
 import redis.asyncio as aioredis

@@ -144,7 +144,7 @@ class ControlPlane:
                             self.proxies[sidecar.name].stats_socket,
                             f"set server {host}/{target.name} state {state}",
                         )
-                    except (OSError, asyncio.TimeoutError) as error:
+                    except (TimeoutError, OSError) as error:
                         log.warning("endpoint update on %s: %s", sidecar.name, error)
 
     # -- policy --------------------------------------------------------------
@@ -185,7 +185,9 @@ class ControlPlane:
                 "version": self.version,
                 "changed": sorted(diffs),
                 "diff": diffs,
-                "reload_ms": {name: round(ms, 1) for name, ms in zip(diffs, reload_ms)},
+                "reload_ms": {
+                    name: round(ms, 1) for name, ms in zip(diffs, reload_ms, strict=True)
+                },
                 "applied_in_ms": round((time.monotonic() - started) * 1000, 1),
                 "at": time.time(),
             }
@@ -237,9 +239,11 @@ class ControlPlane:
             if not sidecar.outbound:
                 continue
             try:
-                text = await runtime_api.command(self.proxies[sidecar.name].stats_socket, "show stat")
+                text = await runtime_api.command(
+                    self.proxies[sidecar.name].stats_socket, "show stat"
+                )
                 states = runtime_api.server_states(text)
-            except (OSError, asyncio.TimeoutError, ValueError) as error:
+            except (TimeoutError, OSError, ValueError) as error:
                 result[sidecar.name] = [{"error": str(error)}]
                 continue
             result[sidecar.name] = [
@@ -255,7 +259,7 @@ class ControlPlane:
                 result[name] = runtime_api.proxy_totals(
                     await runtime_api.command(proxy.stats_socket, "show stat")
                 )
-            except (OSError, asyncio.TimeoutError, ValueError) as error:
+            except (TimeoutError, OSError, ValueError) as error:
                 result[name] = {"error": str(error)}
         return result
 

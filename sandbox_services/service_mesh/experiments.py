@@ -15,7 +15,6 @@ import http.client
 import time
 
 from . import loadgen, reports
-from .knobs import DEFAULT_POLICY
 from .measure import cpu_ns, memory_kb, summary
 from .scenario import (
     behave,
@@ -80,9 +79,7 @@ async def drive_overhead(ctx, params: dict) -> dict:
     after = _cpu(watched)
     plane_after = cpu_ns(plane_pid) or 0
     mesh_requests = len(measured["latencies_us"]["mesh on"]) or 1
-    memory = {
-        name: [memory_kb(pid) for pid in group] for name, group in watched.items()
-    }
+    memory = {name: [memory_kb(pid) for pid in group] for name, group in watched.items()}
     return {
         "params": params,
         "latency_us": {name: summary(values) for name, values in measured["latencies_us"].items()},
@@ -126,7 +123,9 @@ def _plaintext_call(port: int) -> dict:
         connection.close()
 
 
-async def _wait_for_spans(plane, trace_ids: list[str], at_least: int, timeout_s: float = 3.0) -> list[dict]:
+async def _wait_for_spans(
+    plane, trace_ids: list[str], at_least: int, timeout_s: float = 3.0
+) -> list[dict]:
     deadline = time.monotonic() + timeout_s
     while True:
         spans = await call(plane.spans, trace_ids)
@@ -239,12 +238,19 @@ async def drive_load_balancing(ctx, params: dict) -> dict:
             await call(plane.apply, policy)
             await behave(topology, 2, delay_ms=params["slow_ms"])
             # Untimed: the new sidecar workers open their TLS connections first.
-            await ctx.fork(loadgen.closed_loop, port, "/quote?item=warmup", 30, params["concurrency"], 0)
+            await ctx.fork(
+                loadgen.closed_loop, port, "/quote?item=warmup", 30, params["concurrency"], 0
+            )
             await _reset(topology, replicas)
             await behave(topology, 2, delay_ms=params["slow_ms"])
             before = _sessions_by_server(await call(plane.state), "client-0", "backend")
             measured = await ctx.fork(
-                loadgen.closed_loop, port, "/quote?item=lb", params["requests"], params["concurrency"], 0
+                loadgen.closed_loop,
+                port,
+                "/quote?item=lb",
+                params["requests"],
+                params["concurrency"],
+                0,
             )
             after = _sessions_by_server(await call(plane.state), "client-0", "backend")
             counters = await replica_counters(topology, replicas)
@@ -252,7 +258,9 @@ async def drive_load_balancing(ctx, params: dict) -> dict:
                 **_split(measured["results"]),
                 "elapsed_s": measured["elapsed_s"],
                 "by_replica_own_count": {str(r): counters[r]["received"] for r in replicas},
-                "by_server_haproxy": {name: after.get(name, 0) - before.get(name, 0) for name in after},
+                "by_server_haproxy": {
+                    name: after.get(name, 0) - before.get(name, 0) for name in after
+                },
                 "max_in_flight_on_slow": counters[2]["max_in_flight"],
                 "policy": policy,
             }
@@ -306,7 +314,14 @@ async def drive_outlier_detection(ctx, params: dict) -> dict:
         total_s = lead_s + params["failing_s"] + params["base_ejection_s"] + 1.5
         started = time.monotonic()
         load = asyncio.ensure_future(
-            ctx.fork(loadgen.fixed_rate, client_outbound(topology, "backend"), "/quote?item=od", rate, total_s, 20)
+            ctx.fork(
+                loadgen.fixed_rate,
+                client_outbound(topology, "backend"),
+                "/quote?item=od",
+                rate,
+                total_s,
+                20,
+            )
         )
         timeline: list[list] = []
         healed = failing = False
@@ -321,7 +336,14 @@ async def drive_outlier_detection(ctx, params: dict) -> dict:
             servers = (await call(plane.state))["servers"].get("client-0", [])
             for item in servers:
                 if item.get("server") == "backend-1":
-                    timeline.append([round(elapsed, 2), item["status"], item["check_status"], item["down_transitions"]])
+                    timeline.append(
+                        [
+                            round(elapsed, 2),
+                            item["status"],
+                            item["check_status"],
+                            item["down_transitions"],
+                        ]
+                    )
             await asyncio.sleep(0.1)
         results = (await load)["results"]
         counters = await replica_counters(topology, replicas)
@@ -358,7 +380,10 @@ async def drive_retries(ctx, params: dict) -> dict:
         backend_port = client_outbound(topology, "backend")
         # Part 1: one replica fails a share of requests; the caller's error rate with and without retries.
         rescue = {}
-        for label, retries in (("no retries", "{attempts: 0}"), (f"{attempts} retries on 5xx", f"{{attempts: {attempts}, retryOn: 5xx}}")):
+        for label, retries in (
+            ("no retries", "{attempts: 0}"),
+            (f"{attempts} retries on 5xx", f"{{attempts: {attempts}, retryOn: 5xx}}"),
+        ):
             policy = documents(
                 peer_authentication("STRICT"),
                 destination_rule("backend", "ROUND_ROBIN"),
@@ -368,7 +393,9 @@ async def drive_retries(ctx, params: dict) -> dict:
             await _reset(topology, replicas)
             await behave(topology, 1, error_rate=params["flaky_error_rate"])
             totals_before = await call(plane.totals)
-            measured = await ctx.fork(loadgen.closed_loop, backend_port, "/quote?item=flaky", params["requests"], 4, 0)
+            measured = await ctx.fork(
+                loadgen.closed_loop, backend_port, "/quote?item=flaky", params["requests"], 4, 0
+            )
             totals_after = await call(plane.totals)
             counters = await replica_counters(topology, replicas)
             rescue[label] = {
@@ -386,7 +413,10 @@ async def drive_retries(ctx, params: dict) -> dict:
         storm = {}
         storm_requests = max(10, params["requests"] // 10)
         retry = f"{{attempts: {attempts}, retryOn: 5xx}}"
-        for label, frontend_retries in (("retries at one hop", "{attempts: 0}"), ("retries at two hops", retry)):
+        for label, frontend_retries in (
+            ("retries at one hop", "{attempts: 0}"),
+            ("retries at two hops", retry),
+        ):
             policy = documents(
                 peer_authentication("STRICT"),
                 virtual_service("backend", retries=retry),
@@ -396,14 +426,21 @@ async def drive_retries(ctx, params: dict) -> dict:
             await _reset(topology, [0])
             await behave(topology, 0, error_rate=1.0)
             measured = await ctx.fork(
-                loadgen.closed_loop, client_outbound(topology, "frontend"), "/checkout?item=storm", storm_requests, 2, 0
+                loadgen.closed_loop,
+                client_outbound(topology, "frontend"),
+                "/checkout?item=storm",
+                storm_requests,
+                2,
+                0,
             )
             counters = await replica_counters(topology, [0])
             storm[label] = {
                 "client_requests": len(measured["results"]),
                 "client_failed": sum(1 for row in measured["results"] if row[1] != 200),
                 "backend_received": counters[0]["received"],
-                "amplification": round(counters[0]["received"] / max(1, len(measured["results"])), 2),
+                "amplification": round(
+                    counters[0]["received"] / max(1, len(measured["results"])), 2
+                ),
                 "policy": policy,
             }
         # Part 3: a slow backend, a per-try timeout and an overall timeout.
@@ -412,13 +449,21 @@ async def drive_retries(ctx, params: dict) -> dict:
         timeouts = {}
         for label, route in (
             ("timeout 250ms", {"timeout": "250ms", "retries": "{attempts: 0}"}),
-            ("perTryTimeout 100ms x 3 tries, timeout 250ms", {"timeout": "250ms", "retries": "{attempts: 2, perTryTimeout: 100ms, retryOn: 5xx}"}),
+            (
+                "perTryTimeout 100ms x 3 tries, timeout 250ms",
+                {
+                    "timeout": "250ms",
+                    "retries": "{attempts: 2, perTryTimeout: 100ms, retryOn: 5xx}",
+                },
+            ),
         ):
             policy = documents(peer_authentication("STRICT"), virtual_service("backend", **route))
             await call(plane.apply, policy)
             await _reset(topology, [0])
             await behave(topology, 0, delay_ms=300)
-            measured = await ctx.fork(loadgen.closed_loop, backend_port, "/quote?item=slow", 5, 1, 0)
+            measured = await ctx.fork(
+                loadgen.closed_loop, backend_port, "/quote?item=slow", 5, 1, 0
+            )
             counters = await replica_counters(topology, [0])
             timeouts[label] = {
                 "statuses": sorted({row[1] for row in measured["results"]}),
@@ -450,7 +495,12 @@ async def drive_fault_injection(ctx, params: dict) -> dict:
         await _reset(topology, [0])
         started_ns = time.time_ns()
         measured = await ctx.fork(
-            loadgen.closed_loop, client_outbound(topology, "backend"), "/quote?item=fault", params["requests"], 4, 1
+            loadgen.closed_loop,
+            client_outbound(topology, "backend"),
+            "/quote?item=fault",
+            params["requests"],
+            4,
+            1,
         )
         counters = await replica_counters(topology, [0])
         deadline = time.monotonic() + 3
@@ -481,7 +531,11 @@ async def drive_fault_injection(ctx, params: dict) -> dict:
             "spans_aborted": len(aborted),
             "delayed_span_ms": summary([(s["end_ns"] - s["start_ns"]) / 1e6 for s in delayed]),
             "other_span_ms": summary(
-                [(s["end_ns"] - s["start_ns"]) / 1e6 for s in spans if not s["attributes"].get("mesh.fault")]
+                [
+                    (s["end_ns"] - s["start_ns"]) / 1e6
+                    for s in spans
+                    if not s["attributes"].get("mesh.fault")
+                ]
             ),
             "example_trace": (aborted or delayed or spans or [{}])[0].get("trace_id"),
         }
@@ -536,7 +590,12 @@ async def drive_trace_propagation(ctx, params: dict) -> dict:
     for label, forward in (("forwarded", "1"), ("not forwarded", "0")):
         tag = f"tp{forward}x{started_ns}"
         await ctx.fork(
-            loadgen.closed_loop, port, f"/checkout?item={tag}&forward={forward}", params["calls"], 1, 1
+            loadgen.closed_loop,
+            port,
+            f"/checkout?item={tag}&forward={forward}",
+            params["calls"],
+            1,
+            1,
         )
         runs[label] = tag
     result = {}
@@ -554,7 +613,8 @@ async def drive_trace_propagation(ctx, params: dict) -> dict:
     return {
         "params": params,
         "traces": {
-            label: [sorted(services) for services in traces.values()] for label, traces in result.items()
+            label: [sorted(services) for services in traces.values()]
+            for label, traces in result.items()
         },
     }
 
@@ -579,7 +639,9 @@ async def drive_live_policy(ctx, params: dict) -> dict:
                 peer_authentication("STRICT"),
                 destination_rule("backend", "LEAST_REQUEST"),
                 virtual_service(
-                    "backend", retries="{attempts: 2, perTryTimeout: 1s, retryOn: 5xx}", timeout="3s"
+                    "backend",
+                    retries="{attempts: 2, perTryTimeout: 1s, retryOn: 5xx}",
+                    timeout="3s",
                 ),
             ),
         ]

@@ -65,9 +65,7 @@ TIMEOUTS = {  # in the lesson's order
 
 # Requests a second the load generator sends in the overhead experiment: a
 # fixed rate, as Istio measures, so the latency is not the queue's.
-OVERHEAD_RATE = Param(
-    "rate", "int", 200, 20, 1000, help="Requests per second, fixed, in each mode"
-)
+OVERHEAD_RATE = Param("rate", "int", 200, 20, 1000, help="Requests per second, fixed, in each mode")
 OVERHEAD_SECONDS = Param(
     "duration_s", "float", 3.0, 1.0, 8.0, help="Seconds of load in each mode (off, then on)"
 )
@@ -105,9 +103,7 @@ PARAMETERS: dict[str, tuple[Param, ...]] = {
         Param("concurrency", "int", 8, 1, 32, help="Requests in flight at once"),
     ),
     "outlier-detection": (
-        Param(
-            "consecutive_errors", "int", 3, 1, 20, help="outlierDetection.consecutive5xxErrors"
-        ),
+        Param("consecutive_errors", "int", 3, 1, 20, help="outlierDetection.consecutive5xxErrors"),
         Param(
             "base_ejection_s",
             "float",
@@ -144,9 +140,7 @@ PARAMETERS: dict[str, tuple[Param, ...]] = {
         Param("requests", "int", 100, 10, 1000, help="Traced requests sent"),
     ),
     "trace-propagation": (
-        Param(
-            "calls", "int", 3, 1, 20, help="Calls each way (frontend forwarding and not)"
-        ),
+        Param("calls", "int", 3, 1, 20, help="Calls each way (frontend forwarding and not)"),
     ),
     "live-policy": (
         Param("rate", "int", 200, 20, 1000, help="Requests per second while the policy changes"),

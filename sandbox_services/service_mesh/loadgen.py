@@ -40,7 +40,10 @@ def interleaved_fixed_rate(
     Each target has its own keep-alive connection. Taking them in turn, request by
     request, puts every target under the same machine conditions at the same time.
     """
-    connections = {name: http.client.HTTPConnection("127.0.0.1", port, timeout=10) for name, port in targets.items()}
+    connections = {
+        name: http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        for name, port in targets.items()
+    }
     names = list(targets)
     for _ in range(warmup):
         for name in names:
@@ -93,9 +96,13 @@ def fixed_rate(port: int, path: str, rate: int, duration_s: float, traced_every:
             time.sleep(delay)
         sent = time.perf_counter()
         try:
-            status, body = _request(connection, path, traced_every > 0 and index % traced_every == 0)
+            status, body = _request(
+                connection, path, traced_every > 0 and index % traced_every == 0
+            )
         except (OSError, http.client.HTTPException) as error:
-            results.append([sent - start, (time.perf_counter() - sent) * 1000, 0, type(error).__name__])
+            results.append(
+                [sent - start, (time.perf_counter() - sent) * 1000, 0, type(error).__name__]
+            )
             connection.close()
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             continue
@@ -109,11 +116,15 @@ def _replica(body: bytes) -> int | None:
         answer = json.loads(body)
     except ValueError:
         return None
-    value = answer.get("replica", answer.get("priced_by_replica")) if isinstance(answer, dict) else None
+    value = (
+        answer.get("replica", answer.get("priced_by_replica")) if isinstance(answer, dict) else None
+    )
     return value if isinstance(value, int) else None
 
 
-def closed_loop(port: int, path: str, requests: int, concurrency: int, traced_every: int = 0) -> dict:
+def closed_loop(
+    port: int, path: str, requests: int, concurrency: int, traced_every: int = 0
+) -> dict:
     """Send ``requests`` with ``concurrency`` in flight; return each one's (latency ms, status, replica)."""
     results: list[list] = []
     lock = threading.Lock()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def percentile(sorted_values: list[float], fraction: float) -> float | None:
     """Return the nearest-rank percentile of already sorted values."""
     if not sorted_values:
         return None
-    index = min(len(sorted_values) - 1, max(0, int(round(fraction * len(sorted_values) + 0.5)) - 1))
+    index = min(len(sorted_values) - 1, max(0, math.ceil(fraction * len(sorted_values)) - 1))
     return sorted_values[index]
 
 

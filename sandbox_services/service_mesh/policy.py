@@ -210,7 +210,9 @@ def parse_policy(text: str) -> MeshPolicy:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "yaml"
-        raise PolicyInvalid({where: [f"not valid YAML: {getattr(error, 'problem', error)}"]}) from None
+        raise PolicyInvalid(
+            {where: [f"not valid YAML: {getattr(error, 'problem', error)}"]}
+        ) from None
     reader = _Reader()
     destinations: dict[str, DestinationPolicy] = {}
     routes: dict[str, RoutePolicy] = {}
@@ -325,7 +327,7 @@ def _destination_rule(
 
 def _outlier(reader: _Reader, value: object, where: str) -> OutlierDetection | None:
     allowed = ("consecutive5xxErrors", "interval", "baseEjectionTime", "maxEjectionPercent")
-    outlier = reader.mapping(value, where, allowed + ("consecutiveGatewayErrors",))
+    outlier = reader.mapping(value, where, (*allowed, "consecutiveGatewayErrors"))
     if "consecutiveGatewayErrors" in outlier:
         reader.error(
             f"{where}.consecutiveGatewayErrors",
@@ -476,7 +478,9 @@ def _peer_authentication(reader: _Reader, spec: dict, where: str) -> tuple[str |
     workload = None
     if "selector" in spec:
         selector = reader.mapping(spec["selector"], f"{where}.selector", ("matchLabels",))
-        labels = reader.mapping(selector.get("matchLabels"), f"{where}.selector.matchLabels", ("app",))
+        labels = reader.mapping(
+            selector.get("matchLabels"), f"{where}.selector.matchLabels", ("app",)
+        )
         workload = labels.get("app")
         if workload not in WORKLOADS:
             reader.error(

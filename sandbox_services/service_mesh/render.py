@@ -77,12 +77,14 @@ def render_sidecar(
         ),
     ]
     if uses_delay:
-        lines.insert(lines.index("") if "" in lines else len(lines), proxy_config.lua_load("delay.lua"))
+        lines.insert(
+            lines.index("") if "" in lines else len(lines), proxy_config.lua_load("delay.lua")
+        )
     lines += proxy_config.defaults_section(workload=sidecar.name)
     if sidecar.inbound_port is not None:
-        lines += [""] + _inbound(sidecar, policy, files)
+        lines += ["", *_inbound(sidecar, policy, files)]
     for host, port in sidecar.outbound.items():
-        lines += [""] + _outbound(sidecar, host, port, sidecars, policy, files, running)
+        lines += ["", *_outbound(sidecar, host, port, sidecars, policy, files, running)]
     return "\n".join(lines) + "\n"
 
 
@@ -279,7 +281,9 @@ def _outbound(
     if server_timeout:
         lines.append(f"    timeout server {server_timeout}ms")
     else:
-        lines.append(f"    timeout server {DEFAULT_SERVER_TIMEOUT_MS}ms  # no timeout in the policy")
+        lines.append(
+            f"    timeout server {DEFAULT_SERVER_TIMEOUT_MS}ms  # no timeout in the policy"
+        )
     if destination.outlier is not None:
         outlier = destination.outlier
         lines += [

@@ -15,7 +15,10 @@ def _ms(microseconds: float | None) -> float | None:
 
 def overhead(figures: dict) -> dict:
     off, on = figures["latency_us"]["mesh off"], figures["latency_us"]["mesh on"]
-    added = {q: _ms(on[q] - off[q]) if on[q] is not None and off[q] is not None else None for q in ("p50", "p90", "p99")}
+    added = {
+        q: _ms(on[q] - off[q]) if on[q] is not None and off[q] is not None else None
+        for q in ("p50", "p90", "p99")
+    }
     cpu = figures["cpu_ms_per_1000"]
     memory = figures["memory_kb"]
     per_sidecar_mb = [round(item["pss"] / 1024, 1) for item in memory.values()]
@@ -29,9 +32,21 @@ def overhead(figures: dict) -> dict:
             {"label": "added p50", "value": added["p50"], "unit": "ms"},
             {"label": "added p90", "value": added["p90"], "unit": "ms"},
             {"label": "added p99", "value": added["p99"], "unit": "ms"},
-            {"label": "client sidecar CPU / 1000 req", "value": round(cpu.get("client-0", 0), 1), "unit": "ms"},
-            {"label": "backend sidecar CPU / 1000 req", "value": round(cpu.get("backend-0", 0), 1), "unit": "ms"},
-            {"label": "memory per sidecar (PSS)", "value": max(per_sidecar_mb or [0]), "unit": "MB"},
+            {
+                "label": "client sidecar CPU / 1000 req",
+                "value": round(cpu.get("client-0", 0), 1),
+                "unit": "ms",
+            },
+            {
+                "label": "backend sidecar CPU / 1000 req",
+                "value": round(cpu.get("backend-0", 0), 1),
+                "unit": "ms",
+            },
+            {
+                "label": "memory per sidecar (PSS)",
+                "value": max(per_sidecar_mb or [0]),
+                "unit": "MB",
+            },
         ],
         "charts": [
             {
@@ -42,7 +57,10 @@ def overhead(figures: dict) -> dict:
                 "categories": ["p50", "p90", "p99"],
                 "series": [
                     {"name": "mesh off", "values": [_ms(off[q]) for q in ("p50", "p90", "p99")]},
-                    {"name": "mesh on (mTLS, tracing)", "values": [_ms(on[q]) for q in ("p50", "p90", "p99")]},
+                    {
+                        "name": "mesh on (mTLS, tracing)",
+                        "values": [_ms(on[q]) for q in ("p50", "p90", "p99")],
+                    },
                 ],
             },
             {
@@ -50,8 +68,17 @@ def overhead(figures: dict) -> dict:
                 "type": "bar",
                 "x_label": "",
                 "y_label": "ms",
-                "categories": ["this lab (HAProxy sidecars)", "Istio sidecar (theirs)", "Istio ambient L4 (theirs)"],
-                "series": [{"name": "added p90", "values": [added["p90"], ISTIO_SIDECAR_P90_MS, ISTIO_AMBIENT_L4_P90_MS]}],
+                "categories": [
+                    "this lab (HAProxy sidecars)",
+                    "Istio sidecar (theirs)",
+                    "Istio ambient L4 (theirs)",
+                ],
+                "series": [
+                    {
+                        "name": "added p90",
+                        "values": [added["p90"], ISTIO_SIDECAR_P90_MS, ISTIO_AMBIENT_L4_P90_MS],
+                    }
+                ],
             },
         ],
         "table": {
@@ -89,11 +116,19 @@ def mtls(figures: dict) -> dict:
     verdict = "refused" if not plaintext["accepted"] else f"accepted ({plaintext.get('status')})"
     rotation = figures["rotation"]
     rows = [
-        ["plaintext client -> backend sidecar", verdict, "; ".join(r["reason"] for r in figures["refusals"]) or "-"],
+        [
+            "plaintext client -> backend sidecar",
+            verdict,
+            "; ".join(r["reason"] for r in figures["refusals"]) or "-",
+        ],
     ]
     for identity in figures["identities"]:
         rows.append(
-            [f"{identity['service']} ({identity['kind']})", "mTLS" if identity["mtls"] else "plaintext", identity["peer_spiffe_id"] or "-"]
+            [
+                f"{identity['service']} ({identity['kind']})",
+                "mTLS" if identity["mtls"] else "plaintext",
+                identity["peer_spiffe_id"] or "-",
+            ]
         )
     summary = [{"label": "plaintext client", "value": verdict}]
     notes = [
@@ -154,7 +189,9 @@ def load_balancing(figures: dict) -> dict:
         )
     rr, lr = runs["ROUND_ROBIN"], runs["LEAST_REQUEST"]
     share = {
-        name: _percent(run["by_replica_own_count"].get("2", 0), sum(run["by_replica_own_count"].values()))
+        name: _percent(
+            run["by_replica_own_count"].get("2", 0), sum(run["by_replica_own_count"].values())
+        )
         for name, run in runs.items()
     }
     return {
@@ -164,14 +201,46 @@ def load_balancing(figures: dict) -> dict:
             f" (p99 {lr['latency_ms']['p99']:.1f} ms)."
         ),
         "summary": [
-            {"label": "slow replica's share, ROUND_ROBIN", "value": share["ROUND_ROBIN"], "unit": "%"},
-            {"label": "slow replica's share, LEAST_REQUEST", "value": share["LEAST_REQUEST"], "unit": "%"},
-            {"label": "p90 ROUND_ROBIN", "value": round(rr["latency_ms"]["p90"] or 0, 2), "unit": "ms"},
-            {"label": "p90 LEAST_REQUEST", "value": round(lr["latency_ms"]["p90"] or 0, 2), "unit": "ms"},
-            {"label": "p99 ROUND_ROBIN", "value": round(rr["latency_ms"]["p99"] or 0, 2), "unit": "ms"},
-            {"label": "p99 LEAST_REQUEST", "value": round(lr["latency_ms"]["p99"] or 0, 2), "unit": "ms"},
-            {"label": "seconds for all, ROUND_ROBIN", "value": round(rr["elapsed_s"], 2), "unit": "s"},
-            {"label": "seconds for all, LEAST_REQUEST", "value": round(lr["elapsed_s"], 2), "unit": "s"},
+            {
+                "label": "slow replica's share, ROUND_ROBIN",
+                "value": share["ROUND_ROBIN"],
+                "unit": "%",
+            },
+            {
+                "label": "slow replica's share, LEAST_REQUEST",
+                "value": share["LEAST_REQUEST"],
+                "unit": "%",
+            },
+            {
+                "label": "p90 ROUND_ROBIN",
+                "value": round(rr["latency_ms"]["p90"] or 0, 2),
+                "unit": "ms",
+            },
+            {
+                "label": "p90 LEAST_REQUEST",
+                "value": round(lr["latency_ms"]["p90"] or 0, 2),
+                "unit": "ms",
+            },
+            {
+                "label": "p99 ROUND_ROBIN",
+                "value": round(rr["latency_ms"]["p99"] or 0, 2),
+                "unit": "ms",
+            },
+            {
+                "label": "p99 LEAST_REQUEST",
+                "value": round(lr["latency_ms"]["p99"] or 0, 2),
+                "unit": "ms",
+            },
+            {
+                "label": "seconds for all, ROUND_ROBIN",
+                "value": round(rr["elapsed_s"], 2),
+                "unit": "s",
+            },
+            {
+                "label": "seconds for all, LEAST_REQUEST",
+                "value": round(lr["elapsed_s"], 2),
+                "unit": "s",
+            },
         ],
         "charts": [
             {
@@ -181,13 +250,26 @@ def load_balancing(figures: dict) -> dict:
                 "y_label": "requests",
                 "categories": ["backend-0", "backend-1", "backend-2 (slow)"],
                 "series": [
-                    {"name": name, "values": [run["by_replica_own_count"].get(str(r), 0) for r in range(3)]}
+                    {
+                        "name": name,
+                        "values": [run["by_replica_own_count"].get(str(r), 0) for r in range(3)],
+                    }
                     for name, run in runs.items()
                 ],
             }
         ],
         "table": {
-            "columns": ["algorithm", "backend-0", "backend-1", "backend-2 (slow)", "p50 ms", "p90 ms", "p99 ms", "seconds", "failed"],
+            "columns": [
+                "algorithm",
+                "backend-0",
+                "backend-1",
+                "backend-2 (slow)",
+                "p50 ms",
+                "p90 ms",
+                "p99 ms",
+                "seconds",
+                "failed",
+            ],
             "rows": rows,
         },
         "notes": [
@@ -208,7 +290,11 @@ def outlier_detection(figures: dict) -> dict:
     timeline = figures["timeline"]
     ejected = next((t for t, status, *_ in timeline if status.startswith("DOWN")), None)
     readmitted = next(
-        (t for t, status, *_ in timeline if ejected is not None and t > ejected and status.startswith("UP")),
+        (
+            t
+            for t, status, *_ in timeline
+            if ejected is not None and t > ejected and status.startswith("UP")
+        ),
         None,
     )
     transitions = timeline[-1][3] if timeline else 0
@@ -218,7 +304,9 @@ def outlier_detection(figures: dict) -> dict:
         counts = buckets.setdefault(bucket, [0, 0])
         counts[0] += 1
         counts[1] += status != 200
-    error_series = [[t, round(100 * errors / total, 1)] for t, (total, errors) in sorted(buckets.items())]
+    error_series = [
+        [t, round(100 * errors / total, 1)] for t, (total, errors) in sorted(buckets.items())
+    ]
     state_series = [[t, 0 if status.startswith("DOWN") else 1] for t, status, *_ in timeline]
     failed = sum(1 for _, status, _ in figures["requests"] if status != 200)
     return {
@@ -255,7 +343,7 @@ def outlier_detection(figures: dict) -> dict:
         },
         "notes": [
             "The state is HAProxy's own (show stat on the client's sidecar), polled every 100 ms; nothing"
-            " here computes it. \"DOWN 5/20\" is HAProxy saying the ejected replica has passed 5 of the 20"
+            ' here computes it. "DOWN 5/20" is HAProxy saying the ejected replica has passed 5 of the 20'
             " probes it needs to come back: the probing phase.",
             f"The replica healed at {figures['healed_at_s']} s. Readmission came from a health check after"
             " baseEjectionTime; if it still failed, it was ejected again after"
@@ -317,9 +405,20 @@ def retries(figures: dict) -> dict:
             f" with retries at two hops each request hit the failing backend {two['amplification']} times."
         ),
         "summary": [
-            {"label": "caller errors, no retries", "value": _percent(without["caller_failed"], without["caller_requests"]), "unit": "%"},
-            {"label": "caller errors, with retries", "value": _percent(with_retries["caller_failed"], with_retries["caller_requests"]), "unit": "%"},
-            {"label": "amplification, one hop", "value": storm["retries at one hop"]["amplification"]},
+            {
+                "label": "caller errors, no retries",
+                "value": _percent(without["caller_failed"], without["caller_requests"]),
+                "unit": "%",
+            },
+            {
+                "label": "caller errors, with retries",
+                "value": _percent(with_retries["caller_failed"], with_retries["caller_requests"]),
+                "unit": "%",
+            },
+            {
+                "label": "amplification, one hop",
+                "value": storm["retries at one hop"]["amplification"],
+            },
             {"label": "amplification, two hops", "value": two["amplification"]},
         ],
         "table": {
@@ -349,10 +448,17 @@ def fault_injection(figures: dict) -> dict:
         "table": {
             "columns": ["", "count", "sidecar span p50 ms"],
             "rows": [
-                ["delayed", figures["spans_delayed"], round(figures["delayed_span_ms"]["p50"] or 0, 2)],
+                [
+                    "delayed",
+                    figures["spans_delayed"],
+                    round(figures["delayed_span_ms"]["p50"] or 0, 2),
+                ],
                 ["aborted", figures["spans_aborted"], "-"],
-                ["untouched", figures["spans"] - figures["spans_delayed"] - figures["spans_aborted"],
-                 round(figures["other_span_ms"]["p50"] or 0, 2)],
+                [
+                    "untouched",
+                    figures["spans"] - figures["spans_delayed"] - figures["spans_aborted"],
+                    round(figures["other_span_ms"]["p50"] or 0, 2),
+                ],
             ],
         },
         "notes": [
@@ -373,7 +479,10 @@ def trace_propagation(figures: dict) -> dict:
     calls = figures["params"]["calls"]
     forwarded, dropped = traces["forwarded"], traces["not forwarded"]
     joined = sum(1 for services in forwarded if "frontend" in services and "backend" in services)
-    rows = [[label, len(items), " | ".join(", ".join(services) for services in items[:4])] for label, items in traces.items()]
+    rows = [
+        [label, len(items), " | ".join(", ".join(services) for services in items[:4])]
+        for label, items in traces.items()
+    ]
     return {
         "headline": (
             f"{calls} calls with the frontend forwarding traceparent made {len(forwarded)} traces;"
@@ -399,7 +508,9 @@ def trace_propagation(figures: dict) -> dict:
 def live_policy(figures: dict) -> dict:
     failed = len(figures["failed"])
     reloads = sum(len(change["changed"]) for change in figures["changes"])
-    slowest = max((ms for change in figures["changes"] for ms in change["reload_ms"].values()), default=0)
+    slowest = max(
+        (ms for change in figures["changes"] for ms in change["reload_ms"].values()), default=0
+    )
     diff_text = "\n".join(figures["last_diff"].values())
     return {
         "headline": (
@@ -413,7 +524,10 @@ def live_policy(figures: dict) -> dict:
         ],
         "table": {
             "columns": ["version", "sidecars changed", "applied in ms"],
-            "rows": [[c["version"], ", ".join(c["changed"]), c["applied_in_ms"]] for c in figures["changes"]],
+            "rows": [
+                [c["version"], ", ".join(c["changed"]), c["applied_in_ms"]]
+                for c in figures["changes"]
+            ],
         },
         "notes": [
             "Each change: the control plane validated the YAML, rendered every sidecar's configuration,"

@@ -56,7 +56,9 @@ def replica_ports(topology: dict) -> dict[int, int]:
 
 async def behave(topology: dict, replica: int, **behaviour: Any) -> dict:
     """Make one backend replica slow or failing (delay_ms, error_rate, reset=True zeroes counters)."""
-    return await call(_admin, replica_ports(topology)[replica], "PUT", "/admin/behaviour", behaviour)
+    return await call(
+        _admin, replica_ports(topology)[replica], "PUT", "/admin/behaviour", behaviour
+    )
 
 
 async def replica_counters(topology: dict, replicas: list[int]) -> dict[int, dict]:
@@ -65,7 +67,7 @@ async def replica_counters(topology: dict, replicas: list[int]) -> dict[int, dic
     answers = await asyncio.gather(
         *(call(_admin, ports[replica], "GET", "/admin/stats") for replica in replicas)
     )
-    return dict(zip(replicas, answers))
+    return dict(zip(replicas, answers, strict=True))
 
 
 async def reset_backends(topology: dict, replicas: list[int]) -> None:

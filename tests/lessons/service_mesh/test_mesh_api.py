@@ -38,11 +38,15 @@ def test_the_policy_editor_previews_applies_and_refuses_naming_the_field(live_la
 
         refused = api.post(
             base + "policy/",
-            {"policy": "kind: DestinationRule\nspec: {host: backend, trafficPolicy: {loadBalancer: {simple: FASTEST}}}"},
+            {
+                "policy": "kind: DestinationRule\nspec: {host: backend, trafficPolicy: {loadBalancer: {simple: FASTEST}}}"
+            },
             format="json",
         )
         assert refused.status_code == 400
-        assert list(refused.json()["errors"]) == ["DestinationRule[0].spec.trafficPolicy.loadBalancer.simple"]
+        assert list(refused.json()["errors"]) == [
+            "DestinationRule[0].spec.trafficPolicy.loadBalancer.simple"
+        ]
 
         policy = "kind: DestinationRule\nspec: {host: backend, trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}}"
         preview = api.post(base + "policy/", {"policy": policy}, format="json")

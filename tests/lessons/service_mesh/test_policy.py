@@ -53,16 +53,19 @@ def test_grpc_retry_on_unavailable_is_refused_with_the_reason():
 
 
 def test_a_cap_on_ejections_haproxy_cannot_honour_is_refused():
-    outlier = "{consecutive5xxErrors: 3, interval: 1s, baseEjectionTime: 2s, maxEjectionPercent: 50}"
+    outlier = (
+        "{consecutive5xxErrors: 3, interval: 1s, baseEjectionTime: 2s, maxEjectionPercent: 50}"
+    )
     errors = errors_of(documents(destination_rule("backend", "ROUND_ROBIN", outlier)))
-    assert "only 100 is faithful" in errors[
-        "DestinationRule[0].spec.trafficPolicy.outlierDetection.maxEjectionPercent"
-    ][0]
+    assert (
+        "only 100 is faithful"
+        in errors["DestinationRule[0].spec.trafficPolicy.outlierDetection.maxEjectionPercent"][0]
+    )
 
 
 def test_broken_yaml_names_the_line():
     errors = errors_of("kind: VirtualService\nspec: {hosts: [backend\n")
-    assert list(errors)[0].startswith("line ")
+    assert next(iter(errors)).startswith("line ")
 
 
 def test_a_duration_and_a_percentage_are_checked():
@@ -90,14 +93,20 @@ def test_a_valid_policy_reads_as_istio_means_it():
                 "{consecutive5xxErrors: 4, interval: 1s, baseEjectionTime: 3s, maxEjectionPercent: 100}",
             ),
             virtual_service(
-                "backend", timeout="1s", retries="{attempts: 3, perTryTimeout: 200ms, retryOn: 'gateway-error,reset'}"
+                "backend",
+                timeout="1s",
+                retries="{attempts: 3, perTryTimeout: 200ms, retryOn: 'gateway-error,reset'}",
             ),
         )
     )
     assert policy.mtls("backend") == "PERMISSIVE" and policy.mtls("frontend") == "STRICT"
     assert policy.destination("backend").outlier.base_ejection_ms == 3000
     route = policy.route("backend")
-    assert (route.timeout_ms, route.retries.attempts, route.retries.per_try_timeout_ms) == (1000, 3, 200)
+    assert (route.timeout_ms, route.retries.attempts, route.retries.per_try_timeout_ms) == (
+        1000,
+        3,
+        200,
+    )
 
 
 POLICIES = {
@@ -119,6 +128,10 @@ POLICIES = {
         virtual_service("frontend", retries="{attempts: 1, retryOn: connect-failure}"),
     ),
     "mTLS disabled": documents(peer_authentication("DISABLE")),
+    "connection pool": (
+        "kind: DestinationRule\nspec:\n  host: backend\n  trafficPolicy:\n"
+        "    connectionPool: {tcp: {maxConnections: 10}, http: {http1MaxPendingRequests: 5}}\n"
+    ),
 }
 
 
@@ -135,6 +148,10 @@ def test_every_rendered_sidecar_config_is_accepted_by_haproxy(name, tmp_path: Pa
     policy = parse_policy(POLICIES[name])
     for sidecar in layout:
         text = render_sidecar(
-            sidecar, sidecars=layout, policy=policy, files=files, running={"frontend": {0}, "backend": {0, 1}}
+            sidecar,
+            sidecars=layout,
+            policy=policy,
+            files=files,
+            running={"frontend": {0}, "backend": {0, 1}},
         )
         check_config(text, tmp_path / f"{sidecar.name}.cfg")  # raises with HAProxy's own alert

@@ -52,7 +52,13 @@ def haproxy_stat(plane: ControlPlaneClient, name: str) -> list[dict[str, str]]:
 
 def frontend_requests(plane: ControlPlaneClient, name: str, frontend: str) -> int:
     rows = haproxy_stat(plane, name)
-    return int(next(row["req_tot"] for row in rows if row["pxname"] == frontend and row["svname"] == "FRONTEND"))
+    return int(
+        next(
+            row["req_tot"]
+            for row in rows
+            if row["pxname"] == frontend and row["svname"] == "FRONTEND"
+        )
+    )
 
 
 def get(address: str, path: str) -> tuple[int, dict]:
@@ -70,7 +76,9 @@ def test_strict_mtls_refuses_a_plaintext_client_and_spans_name_the_peer(sandbox,
     result = sandbox.run("mtls", {"mode": "STRICT", "rotation_requests": 0})
     assert result["figures"]["plaintext"]["accepted"] is False
     # HAProxy's own error line says why it refused.
-    assert any("http request" in r["reason"] or "SSL" in r["reason"] for r in result["figures"]["refusals"])
+    assert any(
+        "http request" in r["reason"] or "SSL" in r["reason"] for r in result["figures"]["refusals"]
+    )
     client_identity = f"spiffe://lab/sandbox/{sandbox.id}/sa/client"
     kept = [span for span in sandbox.spans() if span["service"] == "backend-sidecar"]
     assert any(span["attributes"].get("peer.spiffe_id") == client_identity for span in kept)
@@ -85,7 +93,9 @@ def test_permissive_mtls_accepts_the_plaintext_client(sandbox, plane):
     }
 
 
-def test_certificate_rotation_loses_no_request_and_haproxy_serves_the_new_certificate(sandbox, plane):
+def test_certificate_rotation_loses_no_request_and_haproxy_serves_the_new_certificate(
+    sandbox, plane
+):
     before = sidecar(plane, "backend-0")
     result = sandbox.run("mtls", {"mode": "STRICT", "rotation_requests": 400})
     rotation = result["figures"]["rotation"]
@@ -138,7 +148,9 @@ def test_a_policy_change_under_traffic_fails_no_request(sandbox, plane):
 
 def test_the_learner_sees_the_config_diff_and_a_bad_policy_gets_400_naming_the_field(plane):
     with pytest.raises(ControlPlaneError) as caught:
-        plane.apply("kind: VirtualService\nspec: {hosts: [backend], http: [{retries: {attempts: 2, retryOn: unavailable}}]}")
+        plane.apply(
+            "kind: VirtualService\nspec: {hosts: [backend], http: [{retries: {attempts: 2, retryOn: unavailable}}]}"
+        )
     assert caught.value.status == 400
     assert list(caught.value.errors) == ["VirtualService[0].spec.http[0].retries.retryOn"]
     preview = plane.preview(
@@ -150,7 +162,8 @@ def test_the_learner_sees_the_config_diff_and_a_bad_policy_gets_400_naming_the_f
 
 def test_fault_injection_by_policy_is_confirmed_in_the_spans(sandbox):
     result = sandbox.run(
-        "fault-injection", {"delay_percent": 30.0, "delay_ms": 50, "abort_percent": 20.0, "requests": 60}
+        "fault-injection",
+        {"delay_percent": 30.0, "delay_ms": 50, "abort_percent": 20.0, "requests": 60},
     )
     figures = result["figures"]
     assert figures["spans"] == 60
@@ -163,7 +176,10 @@ def test_trace_context_joins_one_trace_only_when_the_app_forwards_it(sandbox):
     result = sandbox.run("trace-propagation", {"calls": 2})
     traces = result["figures"]["traces"]
     assert len(traces["forwarded"]) == 2
-    assert all({"frontend", "backend", "frontend-sidecar", "backend-sidecar"} <= set(t) for t in traces["forwarded"])
+    assert all(
+        {"frontend", "backend", "frontend-sidecar", "backend-sidecar"} <= set(t)
+        for t in traces["forwarded"]
+    )
     assert len(traces["not forwarded"]) == 4
 
 
@@ -182,12 +198,20 @@ def test_the_same_service_code_runs_with_the_mesh_off_and_on(sandbox, plane):
         plane.set_enabled(True)
     assert sandbox.states()["frontend"]["pid"] == pid  # the very same process, not a mesh build
     # And the services' code knows nothing of the mesh: no import of it anywhere.
-    for path in list((SERVICES / "frontend").glob("*.py")) + list((SERVICES / "backend").glob("*.py")):
+    for path in list((SERVICES / "frontend").glob("*.py")) + list(
+        (SERVICES / "backend").glob("*.py")
+    ):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
-                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                names = (
+                    [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else [a.name for a in node.names]
+                )
                 assert not any(
-                    part in name for name in names for part in ("proxy", "control_plane", "topology", "policy")
+                    part in name
+                    for name in names
+                    for part in ("proxy", "control_plane", "topology", "policy")
                 ), (path, names)
 
 
@@ -209,11 +233,15 @@ def test_load_balancing_sends_less_to_the_slow_replica_under_least_request(sandb
     assert runs["ROUND_ROBIN"]["by_replica_own_count"] == {"0": 80, "1": 80, "2": 80}
     assert runs["LEAST_REQUEST"]["by_replica_own_count"]["2"] < 80
     for run in runs.values():  # HAProxy's per-server counts agree with the replicas' own
-        assert {f"backend-{k}": v for k, v in run["by_replica_own_count"].items()} == run["by_server_haproxy"]
+        assert {f"backend-{k}": v for k, v in run["by_replica_own_count"].items()} == run[
+            "by_server_haproxy"
+        ]
 
 
 def test_without_haproxy_the_lesson_is_refused_and_other_lessons_start():
-    with running_host(f"test-nohaproxy-{uuid.uuid4().hex[:6]}", extra_env={"LAB_HAPROXY": "/nonexistent/haproxy"}) as host:
+    with running_host(
+        f"test-nohaproxy-{uuid.uuid4().hex[:6]}", extra_env={"LAB_HAPROXY": "/nonexistent/haproxy"}
+    ) as host:
         with pytest.raises(SandboxError) as caught:
             start_sandbox(host, "service-mesh")
         assert INSTALL_HINT in str(caught.value)

@@ -144,7 +144,13 @@ async def _command(plane: ControlPlane, command: dict) -> dict:
     if op in ("apply", "preview"):
         text = command.get("policy")
         if not isinstance(text, str) or len(text) > MAX_POLICY_BYTES:
-            return {"status": 400, "body": {"detail": "policy: YAML text", "errors": {"policy": ["must be YAML text under 64 KB"]}}}
+            return {
+                "status": 400,
+                "body": {
+                    "detail": "policy: YAML text",
+                    "errors": {"policy": ["must be YAML text under 64 KB"]},
+                },
+            }
         try:
             if op == "apply":
                 return {"status": 200, "body": await plane.apply(text)}
@@ -152,7 +158,10 @@ async def _command(plane: ControlPlane, command: dict) -> dict:
         except PolicyInvalid as error:
             return {"status": 400, "body": {"detail": str(error), "errors": error.errors}}
         return {"status": 200, "body": {"diff": _diffs(plane, configs), "applied": False}}
-    return {"status": 400, "body": {"detail": f"unknown op {op!r}", "errors": {"op": ["show, preview or apply"]}}}
+    return {
+        "status": 400,
+        "body": {"detail": f"unknown op {op!r}", "errors": {"op": ["show, preview or apply"]}},
+    }
 
 
 def _diffs(plane: ControlPlane, configs: dict[str, str]) -> dict[str, str]:

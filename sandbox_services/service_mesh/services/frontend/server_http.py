@@ -41,7 +41,9 @@ async def checkout(request: web.Request) -> web.Response:
     try:
         quote = await client.quote(item)
     except BackendUnavailable as error:
-        return web.json_response({"detail": str(error)}, status=502 if error.status < 500 else error.status)
+        return web.json_response(
+            {"detail": str(error)}, status=502 if error.status < 500 else error.status
+        )
     except aiohttp.ClientError as error:
         return web.json_response({"detail": f"backend unreachable: {error}"}, status=502)
     finally:
