@@ -43,6 +43,7 @@ class EdgeStats:
     retries: int = 0
     tls: int = 0
     recent_ms: deque = field(default_factory=lambda: deque(maxlen=200))
+    last_span_id: str | None = None  # the newest traced call, for the graph to point at
 
 
 class ControlPlane:
@@ -358,6 +359,8 @@ class ControlPlane:
         )
         if span is not None:
             self._put_span(span)
+            if kind == "client" and (sidecar.workload, server) in self.edges:
+                self.edges[(sidecar.workload, server)].last_span_id = span["span_id"]
 
     def _count_edge(self, sidecar: Sidecar, server: str, record: dict) -> None:
         if not server or server.startswith("<") or server == "tries":
@@ -414,6 +417,7 @@ class ControlPlane:
                     "retries": edge.retries,
                     "mtls": edge.tls > 0,
                     "p99_ms": p99,
+                    "last_span_id": edge.last_span_id,
                 }
             )
         return result

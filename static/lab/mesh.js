@@ -160,7 +160,15 @@ class MeshPanel {
       const label = element("svg:text", { x: (from.x + to.x) / 2, y: (from.y + to.y) / 2 - 4, "text-anchor": "middle" },
         `${edge.mtls ? "🔒" : "🔓"} ${edge.requests} req · ${edge.errors} err · p99 ${edge.p99_ms ?? "–"} ms`);
       group.append(label);
-      group.append(element("svg:title", {}, `${edge.from} → ${edge.to}: ${edge.requests} requests, ${edge.errors} errors, ${edge.retries} retries, ${edge.mtls ? "mTLS" : "plaintext"}`));
+      group.append(element("svg:title", {}, `${edge.from} → ${edge.to}: ${edge.requests} requests, ${edge.errors} errors, ${edge.retries} retries, ${edge.mtls ? "mTLS" : "plaintext"}${edge.last_span_id ? " (click: its latest traced call)" : ""}`));
+      if (edge.last_span_id) {
+        // Clicking an edge shows its latest traced call in the trace view.
+        group.setAttribute("tabindex", "0");
+        group.setAttribute("role", "button");
+        const select = () => document.dispatchEvent(new CustomEvent("lab:select-span", { detail: { spanId: edge.last_span_id } }));
+        group.addEventListener("click", select);
+        group.addEventListener("keydown", (event) => { if (event.key === "Enter" || event.key === " ") select(); });
+      }
       svg.append(group);
     }
     for (const [name, node] of Object.entries(NODES)) {
