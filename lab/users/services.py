@@ -48,7 +48,8 @@ def guests_expire(*, max_age_s: float) -> int:
     """Delete guests older than ``max_age_s`` with no live sandbox; return how many.
 
     A guest is made for one visit; their sandboxes, runs and progress go with
-    them (the foreign keys cascade). A guest who signed up is a learner and stays.
+    them (the foreign keys cascade). A guest who signed up is a learner and
+    stays; so does one who joined a cohort, whose instructor follows them.
     """
     from lab.sandboxes.models import ACTIVE_STATES
 
@@ -56,6 +57,7 @@ def guests_expire(*, max_age_s: float) -> int:
     expired = list(
         User.objects.filter(profile__role=Role.GUEST, date_joined__lt=cutoff)
         .exclude(sandboxes__state__in=ACTIVE_STATES)
+        .exclude(cohorts__isnull=False)
         .values_list("pk", flat=True)
     )
     User.objects.filter(pk__in=expired).delete()

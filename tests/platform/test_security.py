@@ -180,10 +180,15 @@ def test_guests_expire_unless_a_sandbox_of_theirs_is_live(db, make_user):
     from lab.users.services import guest_create
     from lab.users.tasks import guests_expire_task
 
-    old, busy, fresh = (guest_create(client_address=f"192.0.2.{n}") for n in (1, 2, 3))
+    from lab.users.models import Cohort
+
+    old, busy, fresh, in_class = (guest_create(client_address=f"192.0.2.{n}") for n in (1, 2, 3, 4))
+    Cohort.objects.create(name="Monday").learners.add(in_class)
     learner, _ = make_user(role="learner")
     long_ago = timezone.now() - timedelta(days=2)
-    User.objects.filter(pk__in=[old.pk, busy.pk, learner.pk]).update(date_joined=long_ago)
+    User.objects.filter(pk__in=[old.pk, busy.pk, in_class.pk, learner.pk]).update(
+        date_joined=long_ago
+    )
     stopped_sandbox(old)
     Sandbox.objects.create(
         owner=busy,
@@ -192,7 +197,12 @@ def test_guests_expire_unless_a_sandbox_of_theirs_is_live(db, make_user):
         expires_at=timezone.now() + timedelta(hours=1),
     )
     assert guests_expire_task() == 1
-    assert set(User.objects.values_list("pk", flat=True)) == {busy.pk, fresh.pk, learner.pk}
+    assert set(User.objects.values_list("pk", flat=True)) == {
+        busy.pk,
+        fresh.pk,
+        in_class.pk,
+        learner.pk,
+    }
     assert not Sandbox.objects.filter(owner_id=old.pk).exists()
 
 
