@@ -5,6 +5,9 @@ selectors, write through their services, and hand the live panel what it needs
 as one JSON object (``lab_config``) that the page embeds with json_script.
 """
 
+import ipaddress
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.core.exceptions import PermissionDenied
@@ -77,6 +80,22 @@ def _safe_next(request: HttpRequest, default: str = "/") -> str:
     ):
         return target
     return default
+
+
+def client_address(request: HttpRequest) -> str | None:
+    """Return the visitor's address: REMOTE_ADDR, or behind the TLS proxy, the one it saw.
+
+    Behind the proxy every connection comes from the proxy. It appends the address
+    it saw to X-Forwarded-For, so the last entry is the one to trust; earlier
+    entries come from the client and prove nothing.
+    """
+    if settings.BEHIND_TLS_PROXY:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")[-1].strip()
+        try:
+            return str(ipaddress.ip_address(forwarded))
+        except ValueError:
+            pass
+    return request.META.get("REMOTE_ADDR")
 
 
 def _signed_in_or_403(request: HttpRequest) -> None:
@@ -256,7 +275,7 @@ def guest_start(request: HttpRequest) -> HttpResponse:
     """Make a guest for this browser on an explicit, CSRF-checked POST, then go back."""
     if not request.user.is_authenticated:
         try:
-            user = guest_create(client_address=request.META.get("REMOTE_ADDR"))
+            user = guest_create(client_address=client_address(request))
         except GuestLimitReached as refused:
             return render(request, "web/guest_refused.html", {"reason": str(refused)}, status=429)
         login(request, user, backend=MODEL_BACKEND)

@@ -176,6 +176,18 @@ def test_guests_are_capped_per_client_address(live_lab, settings):
     assert guest_create(client_address="192.0.2.7").profile.role == Role.GUEST
 
 
+def test_the_guest_cap_counts_the_address_the_tls_proxy_saw(rf, settings):
+    from lab.web.views import client_address
+
+    request = rf.post("/", HTTP_X_FORWARDED_FOR="203.0.113.9, 198.51.100.4", REMOTE_ADDR="10.0.0.2")
+    settings.BEHIND_TLS_PROXY = False
+    assert client_address(request) == "10.0.0.2"  # a direct client's header proves nothing
+    settings.BEHIND_TLS_PROXY = True
+    assert client_address(request) == "198.51.100.4"  # appended by the proxy itself
+    garbled = rf.post("/", HTTP_X_FORWARDED_FOR="not-an-address", REMOTE_ADDR="10.0.0.2")
+    assert client_address(garbled) == "10.0.0.2"
+
+
 def test_guests_expire_unless_a_sandbox_of_theirs_is_live(db, make_user):
     from lab.users.services import guest_create
     from lab.users.tasks import guests_expire_task
