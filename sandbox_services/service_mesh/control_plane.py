@@ -78,6 +78,7 @@ class ControlPlane:
         self.records = 0
         self._known_running: dict[str, set[int]] = {}
         self.start_ms: dict[str, float] = {}
+        self.started: set[str] = set()  # sidecars whose HAProxy runs
 
     # -- life --------------------------------------------------------------
 
@@ -86,7 +87,11 @@ class ControlPlane:
         return {name: set(self.plan.table.running(name)) for name in APP_SERVICES}
 
     async def start(self) -> None:
-        """Issue certificates, start the log socket, then every sidecar at once."""
+        """Issue certificates, start the log socket, then the sidecars of the first instances.
+
+        A replica's sidecar starts when the replica does and stops with it, as a
+        pod's does; the sandbox starts with one instance of each service.
+        """
         started = time.monotonic()
         for workload in REPLICAS:
             self.certificates[workload] = self.ca.issue(workload, ttl=knobs.WORKLOAD_CERT_TTL)
@@ -103,15 +108,25 @@ class ControlPlane:
             )
         await asyncio.gather(
             *(
-                self.proxies[sidecar.name].start(self._render(sidecar, running))
+                self._start_sidecar(sidecar, running)
                 for sidecar in self.sidecars
+                if sidecar.workload not in APP_SERVICES or sidecar.replica == 0
             )
         )
         self.start_ms["sidecars"] = round((time.monotonic() - started) * 1000, 1)
 
+    async def _start_sidecar(self, sidecar: Sidecar, running: dict[str, set[int]]) -> None:
+        await self.proxies[sidecar.name].start(self._render(sidecar, running))
+        self.started.add(sidecar.name)
+
+    async def _stop_sidecar(self, sidecar: Sidecar) -> None:
+        self.started.discard(sidecar.name)
+        await self.proxies[sidecar.name].stop()
+
     async def stop(self) -> None:
         """Stop every sidecar and the log socket; remove the socket directory."""
         await asyncio.gather(*(proxy.stop() for proxy in self.proxies.values()))
+        self.started.clear()
         self.logs.close()
         shutil.rmtree(self.files.socket_directory, ignore_errors=True)
 
@@ -132,7 +147,33 @@ class ControlPlane:
         if running == self._known_running:
             return
         self._known_running = running
+        async with self._lock:
+            # A replica that started gets its sidecar before callers send it anything.
+            await asyncio.gather(
+                *(
+                    self._start_sidecar(sidecar, running)
+                    for sidecar in self.sidecars
+                    if sidecar.workload in APP_SERVICES
+                    and sidecar.replica in running[sidecar.workload]
+                    and sidecar.name not in self.started
+                )
+            )
+            await self._set_endpoints(running)
+            await asyncio.gather(
+                *(
+                    self._stop_sidecar(sidecar)
+                    for sidecar in self.sidecars
+                    if sidecar.workload in APP_SERVICES
+                    and sidecar.replica > 0
+                    and sidecar.replica not in running[sidecar.workload]
+                    and sidecar.name in self.started
+                )
+            )
+
+    async def _set_endpoints(self, running: dict[str, set[int]]) -> None:
         for sidecar in self.sidecars:
+            if sidecar.name not in self.started:
+                continue
             for host in sidecar.outbound:
                 if host not in running:
                     continue
@@ -163,7 +204,8 @@ class ControlPlane:
             diffs = {}
             for name, config_text in configs.items():
                 old = self.proxies[name].config_text
-                if old != config_text:
+                # A sidecar not running now renders the policy when its replica starts.
+                if name in self.started and old != config_text:
                     diffs[name] = "".join(
                         difflib.unified_diff(
                             old.splitlines(keepends=True),
@@ -174,8 +216,9 @@ class ControlPlane:
                     )
             started = time.monotonic()
             try:
+                reloaded = [name for name in diffs if name in self.started]
                 reload_ms = await asyncio.gather(
-                    *(self.proxies[name].reload(configs[name]) for name in diffs)
+                    *(self.proxies[name].reload(configs[name]) for name in reloaded)
                 )
             except ConfigInvalid as error:  # our renderer's bug, not the learner's
                 raise PolicyInvalid({"haproxy": [str(error)]}) from None
@@ -184,10 +227,10 @@ class ControlPlane:
                 self.version += 1
             applied = {
                 "version": self.version,
-                "changed": sorted(diffs),
+                "changed": sorted(reloaded),
                 "diff": diffs,
                 "reload_ms": {
-                    name: round(ms, 1) for name, ms in zip(diffs, reload_ms, strict=True)
+                    name: round(ms, 1) for name, ms in zip(reloaded, reload_ms, strict=True)
                 },
                 "applied_in_ms": round((time.monotonic() - started) * 1000, 1),
                 "at": time.time(),
@@ -207,7 +250,7 @@ class ControlPlane:
                 self.certificates[workload] = new
                 loaded = {}
                 for sidecar in self.sidecars:
-                    if sidecar.workload == workload:
+                    if sidecar.workload == workload and sidecar.name in self.started:
                         socket_path = self.proxies[sidecar.name].stats_socket
                         await runtime_api.set_ssl_cert(socket_path, new.path, new.pem)
                         # HAProxy's own word on what it now serves.
@@ -256,6 +299,8 @@ class ControlPlane:
         """Return each sidecar's frontend/backend counters from its own stats."""
         result = {}
         for name, proxy in self.proxies.items():
+            if name not in self.started:
+                continue
             try:
                 result[name] = runtime_api.proxy_totals(
                     await runtime_api.command(proxy.stats_socket, "show stat")
@@ -298,6 +343,7 @@ class ControlPlane:
                     "cert_serial": self.certificates[sidecar.workload].serial,
                     "cert_path": str(self.certificates[sidecar.workload].path),
                     "stats_socket": str(self.proxies[sidecar.name].stats_socket),
+                    "running": sidecar.name in self.started,
                 }
                 for sidecar in self.sidecars
             ],

@@ -175,7 +175,7 @@ def _diffs(plane: ControlPlane, configs: dict[str, str]) -> dict[str, str]:
             )
         )
         for name, text in configs.items()
-        if text != plane.proxies[name].config_text
+        if name in plane.started and text != plane.proxies[name].config_text
     }
 
 
