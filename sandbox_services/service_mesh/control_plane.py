@@ -351,7 +351,11 @@ class ControlPlane:
 
     def config_lines(self) -> int:
         """Return the lines of generated HAProxy configuration across the sandbox."""
-        return sum(len(proxy.config_text.splitlines()) for proxy in self.proxies.values())
+        return sum(
+            len(proxy.config_text.splitlines())
+            for name, proxy in self.proxies.items()
+            if name in self.started
+        )
 
     # -- telemetry: log lines to spans ------------------------------------------------
 

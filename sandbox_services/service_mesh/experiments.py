@@ -97,7 +97,7 @@ async def drive_overhead(ctx, params: dict) -> dict:
             }
             for name, values in memory.items()
         },
-        "sidecars": len(topology["sidecars"]),
+        "sidecars": sum(1 for item in topology["sidecars"] if item["running"]),
         "config_lines": topology["config_lines"],
         "mtls": sidecar(topology, "backend-0")["mtls"],
     }
