@@ -47,6 +47,7 @@ EXAMPLES = 6  # per mode: each example is a few seconds of live sagas and a brok
 # before it, some while it is on and some after, and each meets it mid-flight.
 FAULT_WINDOW_S = 0.8
 SPACING_S = 0.15
+START_PATIENCE_S = 15.0
 # A delay past the coordinator's step deadline: the step applies, its reply is lost.
 LATE_REPLY_DELAY_MS = 600
 
@@ -56,14 +57,18 @@ def params_of(experiment: str, **values) -> dict:
     return {**{p.name: p.default for p in PARAMETERS[experiment]}, **values}
 
 
-def driver_context(box: Sandbox, **overrides) -> SimpleNamespace:
-    """Return what ``scenario.SagaDriver`` reads of an experiment's ctx, for this sandbox."""
+def driver_context(box: Sandbox) -> SimpleNamespace:
+    """Return what ``scenario.SagaDriver`` reads of an experiment's ctx, for this sandbox.
+
+    The test's driver waits 10% of a batch run's time (30 s) for its sagas to end:
+    a regression that leaves sagas stuck fails in seconds, not at the test timeout.
+    """
     return SimpleNamespace(
         sandbox_id=box.id,
         prefix=box.prefix,
         workdir=box.workdir,
         amqp_url=box.host.config.amqp_url,
-        settings={**LAB.settings, **overrides},
+        settings={**LAB.settings, "wait_fraction": 0.1},
         address=box.address,
         addresses=box.addresses,
     )
@@ -137,6 +142,23 @@ async def break_for_a_while(box: Sandbox, service: str, fault: str, after_s: flo
         await asyncio.to_thread(box.control, "clear", service)
 
 
+async def start_through_faults(driver: scenario.SagaDriver, mode: str, order: Order) -> None:
+    """Start a saga, trying again while the entry point is down (killed, or still starting).
+
+    The driver's own retries cover a blip; a killed entry point is back only after its
+    restart, and a gRPC channel waits a second or more before it dials again.
+    """
+    deadline = time.monotonic() + START_PATIENCE_S
+    while True:
+        try:
+            await driver.start(mode, order)
+            return
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
 def run_broken(box: Sandbox, mode: str, orders: list[Order], service: str, fault: str, at: float):
     """Run the sagas while ``service`` is broken for a while; wait until every one ended."""
 
@@ -146,7 +168,7 @@ def run_broken(box: Sandbox, mode: str, orders: list[Order], service: str, fault
             breaking = asyncio.ensure_future(break_for_a_while(box, service, fault, at))
             try:
                 for order in orders:
-                    await driver.start(mode, order)
+                    await start_through_faults(driver, mode, order)
                     await asyncio.sleep(SPACING_S)
             finally:
                 await breaking
@@ -226,6 +248,27 @@ async def test_an_event_delivered_twice_is_applied_once(saga):
     assert sorted(handled) == [("charge", "done"), ("charge", "duplicate")]
     assert [row["event"] for row in events] == ["PaymentCharged"]
     assert_invariants(saga, [order], "choreography")
+
+
+async def test_a_command_sent_twice_is_applied_once(saga):
+    # The plan makes the coordinator send every command twice, as after a lost reply.
+    order = scenario.new_order(CONFIG, FaultPlan(duplicate=True))
+    driver = scenario.SagaDriver(driver_context(saga), "batch")
+    try:
+        await driver.start("orchestration", order)
+        await wait_ended(saga, driver, "orchestration", [order.saga_id])
+    finally:
+        await driver.close()
+    assert saga_view(saga.workdir, order.saga_id, mode="orchestration")["current_state"] == (
+        "APPROVED"
+    )
+    assert ledger(saga, order.saga_id) == ["charge"]
+    for service, step in (("orders", "create"), ("payments", "charge"), ("shipping", "schedule")):
+        with read_only(saga.workdir, service) as conn:
+            handled = rows_for(conn, "SELECT step, status FROM step_log", [order.saga_id])
+        statuses = sorted(row["status"] for row in handled if row["step"] == step)
+        assert statuses == ["done", "duplicate"], (service, statuses)
+    assert_invariants(saga, [order], "orchestration")
 
 
 # -- crashes of real processes ---------------------------------------------------------------
@@ -433,7 +476,7 @@ def test_a_saga_still_running_at_the_deadline_is_reported_as_running(sandbox_hos
 
         # Once shipping is back, both stalled sagas finish on their own.
         async def both_end() -> None:
-            driver = scenario.SagaDriver(driver_context(box, wait_fraction=0.1), "batch")
+            driver = scenario.SagaDriver(driver_context(box), "batch")
             try:
                 for mode in ("choreography", "orchestration"):
                     await wait_ended(box, driver, mode, result["running"][mode])
