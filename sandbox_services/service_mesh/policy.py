@@ -96,7 +96,8 @@ class RoutePolicy:
 
 
 # Istio retries twice on connection failures when a VirtualService says nothing
-# (its default also names gRPC and HTTP/2 conditions HAProxy cannot express).
+# (its default also names gRPC and HTTP/2 conditions HAProxy cannot express; it
+# retried 503s too until 1.24, which dropped them as unsafe for non-idempotent calls).
 ISTIO_DEFAULT_RETRIES = Retries(
     attempts=2, per_try_timeout_ms=None, retry_on=("connect-failure",), explicit=False
 )
@@ -391,6 +392,12 @@ def _virtual_service(reader: _Reader, spec: dict, where: str) -> list[tuple[str,
     fault = None
     if "fault" in route:
         fault = _fault(reader, route["fault"], f"{where}.fault")
+    if fault is not None and (timeout is not None or retries is not None):
+        reader.error(
+            f"{where}.fault",
+            "Istio enables neither timeouts nor retries on a route with a fault"
+            " (its VirtualService reference says so): put them on a route without one",
+        )
     if retries is not None and retries.attempts > 0 and timeout is not None:
         per_try = retries.per_try_timeout_ms
         if per_try is None:

@@ -18,12 +18,14 @@ from .policy import (
     ISTIO_DEFAULT_RETRIES,
     LOAD_BALANCERS,
     MeshPolicy,
+    Retries,
     RoutePolicy,
     haproxy_retry_on,
 )
 from .topology import Sidecar
 
 DEFAULT_SERVER_TIMEOUT_MS = 30_000
+NO_RETRIES = Retries(attempts=0, per_try_timeout_ms=None, retry_on=(), explicit=True)
 PROBE_MS = 100  # health probe interval of an ejected replica
 
 
@@ -211,7 +213,8 @@ def _outbound(
 ) -> list[str]:
     route: RoutePolicy = policy.route(host)
     destination = policy.destination(host)
-    retries = route.retries or ISTIO_DEFAULT_RETRIES
+    # A route with a fault gets no retries and no timeout, as in Istio.
+    retries = route.retries or (NO_RETRIES if route.fault else ISTIO_DEFAULT_RETRIES)
     deadline_layer = route.timeout_ms is not None and retries.attempts > 0 and route.retries
     lines = [f"# Outbound to {host}: the app's plaintext calls enter here"]
     lines += [
@@ -260,7 +263,9 @@ def _outbound(
         f"    # DestinationRule loadBalancer.simple {destination.load_balancer}",
         f"    balance {balance}",
     ]
-    if retries.explicit:
+    if route.fault is not None:
+        lines.append("    # A route with a fault: no retries, as Istio does")
+    elif retries.explicit:
         lines.append(
             f"    # VirtualService retries: attempts {retries.attempts},"
             f" retryOn {','.join(retries.retry_on)}"

@@ -82,6 +82,19 @@ def test_a_duration_and_a_percentage_are_checked():
     assert "VirtualService[0].spec.http[0].fault.abort.percentage.value" in errors
 
 
+def test_retries_beside_a_fault_are_refused_as_istio_ignores_them():
+    errors = errors_of(
+        documents(
+            virtual_service(
+                "backend",
+                retries="{attempts: 2, retryOn: 5xx}",
+                fault="{abort: {percentage: {value: 10}, httpStatus: 503}}",
+            )
+        )
+    )
+    assert "neither timeouts nor retries" in errors["VirtualService[0].spec.http[0].fault"][0]
+
+
 def test_a_valid_policy_reads_as_istio_means_it():
     policy = parse_policy(
         documents(
@@ -120,12 +133,12 @@ POLICIES = {
             "{consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 1s, maxEjectionPercent: 100}",
         ),
         virtual_service(
-            "backend",
-            timeout="1s",
-            retries="{attempts: 2, perTryTimeout: 300ms, retryOn: 5xx}",
+            "backend", timeout="1s", retries="{attempts: 2, perTryTimeout: 300ms, retryOn: 5xx}"
+        ),
+        virtual_service(
+            "frontend",
             fault="{delay: {percentage: {value: 12.5}, fixedDelay: 20ms}, abort: {percentage: {value: 5}, httpStatus: 500}}",
         ),
-        virtual_service("frontend", retries="{attempts: 1, retryOn: connect-failure}"),
     ),
     "mTLS disabled": documents(peer_authentication("DISABLE")),
     "connection pool": (
