@@ -307,6 +307,43 @@ export class ExperimentPanel {
     document.dispatchEvent(new CustomEvent("lab:runs", { detail: { runs } }));
   }
 
+  /**
+   * The compared runs' headline figures side by side, one column a run: the
+   * results themselves stack below at full width, where their charts and
+   * tables stay readable; this is where the numbers are compared.
+   */
+  #figuresTable(runs) {
+    const labels = [];
+    for (const run of runs) {
+      for (const item of run.result?.summary || []) if (!labels.includes(item.label)) labels.push(item.label);
+    }
+    if (!labels.length) return null;
+    const wrapper = html("div", { class: "table-scroll compare-figures", tabindex: "0", role: "region", "aria-label": "Compared runs, figure by figure" });
+    const table = html("table", { class: "result-table" });
+    table.append(html("caption", {}, "Compared runs"));
+    const head = html("tr");
+    head.append(html("th", { scope: "col" }, "figure"));
+    for (const run of runs) {
+      head.append(html("th", { scope: "col", class: "num" }, `#${this.runs.length - this.runs.indexOf(run)} · ${describeParams(run.params)}`));
+    }
+    const thead = html("thead");
+    thead.append(head);
+    const body = html("tbody");
+    for (const label of labels) {
+      const row = html("tr");
+      row.append(html("th", { scope: "row" }, label));
+      for (const run of runs) {
+        const item = (run.result?.summary || []).find((entry) => entry.label === label);
+        const text = item == null ? "—" : `${typeof item.value === "number" ? item.value.toLocaleString("en") : String(item.value)}${item.unit ? ` ${item.unit}` : ""}`;
+        row.append(html("td", { class: "num" }, text));
+      }
+      body.append(row);
+    }
+    table.append(thead, body);
+    wrapper.append(table);
+    return wrapper;
+  }
+
   #replayButtons(run, title) {
     const actions = html("div", { class: "result-actions" });
     const replay = html("button", { type: "button", class: "small secondary", "data-replay": run.id }, "Replay in the trace");
@@ -350,7 +387,9 @@ export class ExperimentPanel {
     this.history.replaceChildren(legend, ...items);
     const shown = this.runs.filter((run) => this.compared.has(run.id));
     this.compare.dataset.count = String(shown.length);
+    const figures = shown.length > 1 ? this.#figuresTable(shown) : null;
     this.compare.replaceChildren(
+      ...(figures ? [figures] : []),
       ...shown.map((run) => {
         const number = this.runs.length - this.runs.indexOf(run);
         const title = `Run #${number} · ${describeParams(run.params)}`;

@@ -626,9 +626,10 @@ export class TraceView {
 
   #traceSeparator(trace, y) {
     const group = svg("g", { class: "trace-separator", "data-trace-id": trace.id });
-    group.append(svg("line", { x1: 0, x2: this.seqWidth, y1: y + SEQ_ROW - 6, y2: y + SEQ_ROW - 6 }));
+    // A rule above, the trace's name under it: the heading of the arrows that follow.
+    group.append(svg("line", { x1: 0, x2: this.seqWidth, y1: y + 3, y2: y + 3 }));
     const text = `${clockTime(trace.start)}  ${trace.title}  · trace ${trace.id.slice(0, 8)}`;
-    group.append(svg("text", { x: 4, y: y + SEQ_ROW - 10 }, clip(text, Math.floor(this.seqWidth / 7))));
+    group.append(svg("text", { x: 4, y: y + 15 }, clip(text, Math.floor(this.seqWidth / 7))));
     return group;
   }
 
