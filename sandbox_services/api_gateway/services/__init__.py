@@ -1,0 +1,1 @@
+"""The API-gateway lesson's services: the edge, the issuer, three back ends and the BFF."""

@@ -1,0 +1,157 @@
+"""Serve the gateway's own API (not the edge: the edge is HAProxy on its own port).
+
+Routes (JSON unless said): GET /gateway (listener, policy, keys, processes,
+counters), GET /gateway/config (text), POST /gateway/policy (YAML body; 400
+naming the field), POST /gateway/policy/preview (the diff, not applied),
+GET /gateway/totals (HAProxy's counters), GET /gateway/table/<limit> (a
+stick table as HAProxy shows it), POST /gateway/delay {"delay_ms"},
+POST /gateway/stop, POST /gateway/start, GET /gateway/spans?trace_id=.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from aiohttp import web
+
+from sandbox_services.runtime import tracing
+from sandbox_services.runtime.serve import add_health_route, serve_http
+from sandbox_services.runtime.spec import ServiceContext
+
+from ...gateway import Gateway
+from ...policy import PolicyInvalid
+
+log = logging.getLogger(__name__)
+GATEWAY_KEY = web.AppKey("gateway", Gateway)
+SPANS_KEY = web.AppKey("spans", deque)
+SPANS_KEPT = 5000
+METRICS_INTERVAL_S = 1.0
+
+
+def _untraced_application_class() -> type[web.Application]:
+    # The lab's calls to this API are plumbing, not the learner's traffic: no spans.
+    return next(cls for cls in web.Application.__mro__ if cls.__module__ == "aiohttp.web_app")
+
+
+def _invalid(error: PolicyInvalid) -> web.Response:
+    return web.json_response({"detail": str(error), "errors": error.errors}, status=400)
+
+
+async def describe(request: web.Request) -> web.Response:
+    return web.json_response(request.app[GATEWAY_KEY].describe())
+
+
+async def config(request: web.Request) -> web.Response:
+    return web.Response(text=request.app[GATEWAY_KEY].proxy.config_text)
+
+
+async def apply_policy(request: web.Request) -> web.Response:
+    try:
+        return web.json_response(await request.app[GATEWAY_KEY].apply(await request.text()))
+    except PolicyInvalid as error:
+        return _invalid(error)
+
+
+async def preview_policy(request: web.Request) -> web.Response:
+    try:
+        _, _, diff = request.app[GATEWAY_KEY].preview(await request.text())
+    except PolicyInvalid as error:
+        return _invalid(error)
+    return web.json_response({"diff": diff, "changed": bool(diff)})
+
+
+async def totals(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[GATEWAY_KEY].totals())
+
+
+async def table(request: web.Request) -> web.Response:
+    gateway = request.app[GATEWAY_KEY]
+    name = request.match_info["limit"]
+    if name not in gateway.policy.rate_limits:
+        raise web.HTTPNotFound(text="no such rate limit")
+    return web.Response(text=await gateway.rate_table(name))
+
+
+async def delay(request: web.Request) -> web.Response:
+    body = await request.json()
+    value = body.get("delay_ms")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 10_000:
+        return web.json_response(
+            {
+                "detail": "delay_ms: 0 to 10000",
+                "errors": {"delay_ms": ["a whole number from 0 to 10000"]},
+            },
+            status=400,
+        )
+    return web.json_response(await request.app[GATEWAY_KEY].set_delay(value))
+
+
+async def stop(request: web.Request) -> web.Response:
+    await request.app[GATEWAY_KEY].stop_proxy()
+    return web.json_response({"running": False})
+
+
+async def start(request: web.Request) -> web.Response:
+    took = await request.app[GATEWAY_KEY].start_proxy()
+    return web.json_response({"running": True, "start_ms": round(took, 1)})
+
+
+async def spans(request: web.Request) -> web.Response:
+    wanted = set(request.query.getall("trace_id", []))
+    return web.json_response(
+        [s for s in request.app[SPANS_KEY] if not wanted or s["trace_id"] in wanted]
+    )
+
+
+async def _metrics(ctx: ServiceContext, gateway: Gateway) -> None:
+    while True:
+        await asyncio.sleep(METRICS_INTERVAL_S)
+        try:
+            ctx.metrics(
+                {
+                    "gateway": {
+                        "version": gateway.version,
+                        "running": gateway.proxy.pid is not None,
+                        "by_route": dict(gateway.by_route),
+                        "by_verdict": dict(gateway.by_verdict),
+                        "delay_ms": gateway.delay_ms,
+                    }
+                }
+            )
+        except Exception:
+            log.exception("gateway metrics failed")
+
+
+async def main(ctx: ServiceContext) -> None:
+    kept: deque = deque(maxlen=SPANS_KEPT)
+    writer = tracing.outbox_writer()
+
+    def put_span(span: dict) -> None:
+        kept.append(span)
+        if writer is not None:
+            writer.put_span(span)
+
+    gateway = Gateway(ctx.plan, put_span)  # type: ignore[attr-defined]
+    await gateway.start()
+    app = _untraced_application_class()()
+    add_health_route(app)
+    app[GATEWAY_KEY] = gateway
+    app[SPANS_KEY] = kept
+    app.router.add_get("/gateway", describe)
+    app.router.add_get("/gateway/config", config)
+    app.router.add_post("/gateway/policy", apply_policy)
+    app.router.add_post("/gateway/policy/preview", preview_policy)
+    app.router.add_get("/gateway/totals", totals)
+    app.router.add_get("/gateway/table/{limit}", table)
+    app.router.add_post("/gateway/delay", delay)
+    app.router.add_post("/gateway/stop", stop)
+    app.router.add_post("/gateway/start", start)
+    app.router.add_get("/gateway/spans", spans)
+    metrics = asyncio.ensure_future(_metrics(ctx, gateway))
+    try:
+        await serve_http(ctx, app)
+    finally:
+        metrics.cancel()
+        await gateway.stop()
