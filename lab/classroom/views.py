@@ -18,6 +18,8 @@ from . import selectors, services
 from .forms import CohortForm, JoinForm, ScenarioForm
 from .models import Scenario
 
+PREDICTION_RECHECKS = 3
+
 
 def _signed_in(request: HttpRequest) -> None:
     if not request.user.is_authenticated:
@@ -222,7 +224,18 @@ def prediction(request: HttpRequest, slug: str, checkpoint_id: str) -> HttpRespo
         passed=progress["checkpoints"].get(checkpoint.id, False),
         read_only=not request.user.is_authenticated,
     )
-    context.update(error=error, progress=progress, oob_progress=True)
+    # A run's "done" can reach the browser a moment before its grade is saved:
+    # after a refresh that found no grade, look again a few times, then stop.
+    recheck = None
+    if request.method == "GET" and request.headers.get("HX-Request"):
+        shown = context["prediction"]
+        try:
+            attempt = max(0, int(request.GET.get("attempt", 0)))
+        except ValueError:
+            attempt = 0
+        if shown and not shown["graded"] and attempt < PREDICTION_RECHECKS:
+            recheck = attempt + 1
+    context.update(error=error, progress=progress, oob_progress=True, recheck=recheck)
     return render(request, "classroom/_prediction.html", context)
 
 
