@@ -95,6 +95,10 @@ REQUESTS = [
      owner_only(WRITABLE)),
     ("api-faults", "POST", "/api/sandboxes/{sandbox}/faults/",
      {"service": "caller", "action": "stop"}, owner_only(WRITABLE)),
+    # The mesh lesson's control plane: a stopped sandbox answers 409 past authorization.
+    ("api-mesh", "GET", "/api/sandboxes/{mesh_sandbox}/mesh/", None, watchers(409)),
+    ("api-mesh-policy", "POST", "/api/sandboxes/{mesh_sandbox}/mesh/policy/",
+     {"policy": "kind: VirtualService"}, owner_only(409)),
     ("api-run", "GET", "/api/runs/{run}/", None, watchers(200)),
     ("api-run-spans", "GET", "/api/runs/{run}/spans/", None, watchers(200)),
     ("api-run-trace", "GET", "/api/runs/{run}/trace/", None,
@@ -185,6 +189,12 @@ def classroom(make_user):
         expires_at=timezone.now() + timedelta(hours=1),
     )
     run = Run.objects.create(sandbox=sandbox, experiment="one-call", state=RunState.DONE)
+    mesh_sandbox = Sandbox.objects.create(
+        owner=owner,
+        lesson="service-mesh",
+        state=SandboxState.STOPPED,
+        expires_at=timezone.now() + timedelta(hours=1),
+    )
     lesson = lesson_get(slug=LESSON)
     quiz = next(item for item in lesson.checkpoints if item.kind == "quiz")
     predict_lesson, predict = next(
@@ -217,6 +227,7 @@ def classroom(make_user):
             "quiz": quiz.id,
             "sandbox": sandbox.id,
             "run": run.id,
+            "mesh_sandbox": mesh_sandbox.id,
             "cohort": cohort.id,
             "scenario": scenario.id,
             "predict_lesson": predict_lesson,
