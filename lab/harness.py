@@ -83,7 +83,10 @@ class LabProcesses:
 
     def start_worker(self, name: str, queue: str | None = None) -> subprocess.Popen:
         """Start a Celery worker named ``name`` and wait for its sandbox host heartbeat."""
-        hostname = f"{name}@{socket.gethostname()}"
+        # The session's queue in the name: sessions side by side share a Redis
+        # database, and a host serves the spawn list of its worker's name.
+        session = os.environ.get("LAB_CELERY_QUEUE", "celery")
+        hostname = f"{name}-{session}@{socket.gethostname()}"
         log = open(self.log_dir / f"{name}.log", "ab")
         process = subprocess.Popen(
             [
@@ -94,7 +97,8 @@ class LabProcesses:
                 "-n",
                 hostname,
                 "-Q",
-                queue or os.environ.get("LAB_CELERY_QUEUE", "celery"),
+                # The runs queue and the control queue (settings.LAB_CELERY_CONTROL_QUEUE).
+                queue or "{0},{0}-control".format(os.environ.get("LAB_CELERY_QUEUE", "celery")),
                 # Every task waits on Redis for a sandbox's answer, so threads, not
                 # processes: a slow experiment must not hold up other learners.
                 "-P",

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -157,6 +158,24 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = None
 # Tests give each session its own queue so parallel sessions never take each other's tasks.
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("LAB_CELERY_QUEUE", "celery")
+# Starts, stops and the reconciler go on their own queue, served by their own
+# worker threads (scripts/run_lab.py runs one worker per queue), so no number of
+# queued runs delays a learner's start. Runs and their records take the default.
+LAB_CELERY_CONTROL_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-control"
+# Declared, so a worker started without -Q takes both queues (and has a host).
+CELERY_TASK_QUEUES = (
+    Queue(CELERY_TASK_DEFAULT_QUEUE, routing_key=CELERY_TASK_DEFAULT_QUEUE),
+    Queue(LAB_CELERY_CONTROL_QUEUE, routing_key=LAB_CELERY_CONTROL_QUEUE),
+)
+CELERY_TASK_ROUTES = {
+    f"lab.sandboxes.tasks.{name}": {"queue": LAB_CELERY_CONTROL_QUEUE}
+    for name in (
+        "sandbox_start_task",
+        "sandbox_stop_task",
+        "sandbox_ended_task",
+        "sandboxes_reconcile",
+    )
+}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -181,7 +200,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["lab.parsers.DepthLimitedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "lab.api_errors.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"sandbox_start": "30/min"},
+    # Per learner (lab/sandboxes/api.py): starts and runs; a run also waits in a
+    # queue of LAB_RUNS_QUEUED per sandbox, and past it the API says 429.
+    "DEFAULT_THROTTLE_RATES": {
+        "sandbox_start": os.environ.get("LAB_RATE_SANDBOX_START", "6/min"),
+        "run_create": os.environ.get("LAB_RATE_RUN_CREATE", "30/min"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Microservices Communication Lab API",
@@ -208,6 +232,8 @@ LAB_GUEST_MAX_AGE = float(os.environ.get("LAB_GUEST_MAX_AGE", str(24 * 3600)))
 # Sandboxes: quotas and deadlines (seconds).
 LAB_SANDBOXES_PER_LEARNER = int(os.environ.get("LAB_SANDBOXES_PER_LEARNER", "1"))
 LAB_SANDBOXES_PER_SITE = int(os.environ.get("LAB_SANDBOXES_PER_SITE", "40"))
+# Runs of one sandbox go one at a time; this many more may wait their turn.
+LAB_RUNS_QUEUED = int(os.environ.get("LAB_RUNS_QUEUED", "3"))
 LAB_SANDBOX_IDLE_TIMEOUT = float(os.environ.get("LAB_SANDBOX_IDLE_TIMEOUT", "900"))
 LAB_SANDBOX_HARD_DEADLINE = float(os.environ.get("LAB_SANDBOX_HARD_DEADLINE", "7200"))
 # A worker refreshes its heartbeat every KEEPALIVE/3 s; its sandboxes end when

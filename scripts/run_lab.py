@@ -46,16 +46,24 @@ class Child:
 
 
 def lab_commands(*, host: str, port: int) -> list[Child]:
-    """Return the three processes of a running lab."""
+    """Return the four processes of a running lab."""
     python = sys.executable
     celery = [python, "-m", "celery", "-A", "lab"]
     schedule = str(PROJECT_ROOT / "var" / "celerybeat-schedule")
+    runs_queue = os.environ.get("LAB_CELERY_QUEUE", "celery")
+    control_queue = f"{runs_queue}-control"  # settings.LAB_CELERY_CONTROL_QUEUE
     return [
         Child("web", [python, "-m", "daphne", "-b", host, "-p", str(port), "lab.asgi:application"]),
-        # Tasks wait on Redis for a sandbox's answer, so a thread pool: a long experiment
-        # must not hold up other learners' starts and runs.
+        # Two workers, so no number of runs delays a start: "worker" starts and stops
+        # sandboxes (it owns the sandbox host) and "runs" hands runs over and records
+        # them. Threads, since start tasks wait on Redis for a sandbox's answer.
         Child(
-            "worker", [*celery, *"worker -l info -n worker1@%h -P threads --concurrency 8".split()]
+            "worker",
+            [*celery, *f"worker -l info -n worker1@%h -Q {control_queue} -P threads -c 8".split()],
+        ),
+        Child(
+            "runs",
+            [*celery, *f"worker -l info -n runs1@%h -Q {runs_queue} -P threads -c 4".split()],
         ),
         Child("beat", [*celery, "beat", "-l", "info", "-s", schedule]),
     ]

@@ -4,6 +4,8 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from . import selectors, services, traces
@@ -18,6 +20,36 @@ class Conflict(APIException):
 class QuotaRefused(APIException):
     status_code = status.HTTP_429_TOO_MANY_REQUESTS
     default_detail = "The lab is full."
+
+
+class LearnerRateThrottle(UserRateThrottle):
+    """Per learner (per address for anonymous callers), at the rate settings give the scope.
+
+    The rate is read when a request comes, not when this module loads, so a
+    changed setting applies (DRF's own reads it once, at import).
+    """
+
+    def get_rate(self):
+        return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
+
+
+class SandboxStartThrottle(LearnerRateThrottle):
+    scope = "sandbox_start"
+
+
+class RunCreateThrottle(LearnerRateThrottle):
+    scope = "run_create"
+
+
+class PostThrottled:
+    """Throttle a view's POST only; its reads stay free."""
+
+    post_throttles: tuple = ()
+
+    def get_throttles(self):
+        if self.request.method == "POST":
+            return [throttle() for throttle in self.post_throttles]
+        return super().get_throttles()
 
 
 def _invalid(error: services.InputInvalid) -> ValidationError:
@@ -38,7 +70,9 @@ def _controlled_sandbox(request, sandbox_id: str):
     return sandbox
 
 
-class SandboxListCreateApi(APIView):
+class SandboxListCreateApi(PostThrottled, APIView):
+    post_throttles = (SandboxStartThrottle,)
+
     @extend_schema(responses=SandboxOutput(many=True))
     def get(self, request):
         if not request.user.is_authenticated:
@@ -76,7 +110,9 @@ class SandboxDetailApi(APIView):
         return Response(SandboxOutput(sandbox).data, status=status.HTTP_202_ACCEPTED)
 
 
-class RunListCreateApi(APIView):
+class RunListCreateApi(PostThrottled, APIView):
+    post_throttles = (RunCreateThrottle,)
+
     @extend_schema(responses=RunOutput(many=True))
     def get(self, request, sandbox_id: str):
         sandbox = _visible_sandbox(request, sandbox_id)
@@ -98,6 +134,8 @@ class RunListCreateApi(APIView):
             raise _invalid(error) from None
         except services.SandboxNotRunning as error:
             raise Conflict(str(error)) from None
+        except services.RunQueueFull as error:
+            raise QuotaRefused(str(error)) from None
         return Response(RunOutput(run).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -8,6 +8,7 @@ that arrives both ways is sent once.
 import time
 from urllib.parse import parse_qs
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
@@ -20,6 +21,9 @@ from .models import Run, RunState
 
 REPLAY_CHUNK = 500
 TOUCH_EVERY_S = 10.0
+# The browser pings every 30 s; a watcher not heard for this long stops counting
+# (a daphne that died never said goodbye), and the sandbox's gauges rest.
+WATCH_TTL_S = 75.0
 
 
 def _since(query_string: bytes) -> int:
@@ -51,6 +55,7 @@ class SandboxConsumer(AsyncJsonWebsocketConsumer):
         self.replayed: set[int] = set()
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        await self._watch()
         await self.send_json({"type": "sandbox", "sandbox": await self._snapshot(sandbox)})
         # A page opened mid-run learns of the run now, not at its next progress message.
         for run in await database_sync_to_async(_runs_in_flight)(sandbox.id):
@@ -65,6 +70,9 @@ class SandboxConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code):
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
+            await sync_to_async(client.unwatch, thread_sensitive=False)(
+                self.sandbox_id, self.channel_name
+            )
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         """Parse a frame with the API's depth limit; answer a bad one and keep the socket."""
@@ -81,6 +89,7 @@ class SandboxConsumer(AsyncJsonWebsocketConsumer):
     async def receive_json(self, content, **kwargs):
         if not isinstance(content, dict) or content.get("type") != "ping":
             return
+        await self._watch()
         now = time.monotonic()
         if self.is_owner and now - self.last_touch > TOUCH_EVERY_S:
             self.last_touch = now
@@ -115,6 +124,12 @@ class SandboxConsumer(AsyncJsonWebsocketConsumer):
             if status and isinstance(status.get("services"), dict):
                 sandbox.services = status["services"]
         return sandbox_state_message(sandbox)["sandbox"]
+
+    async def _watch(self) -> None:
+        """Say this socket watches: the sandbox samples its gauges only while someone does."""
+        await sync_to_async(client.watch, thread_sensitive=False)(
+            self.sandbox_id, self.channel_name, WATCH_TTL_S
+        )
 
     def _touch(self) -> None:
         client.touch(self.sandbox_id, _idle_timeout())

@@ -12,7 +12,7 @@ from lab.curriculum.params import ParamsInvalid, params_clean
 from lab.curriculum.selectors import LessonNotFound, lesson_get
 from sandbox_services.runtime import client
 
-from .models import ACTIVE_STATES, Run, Sandbox, SandboxState
+from .models import ACTIVE_STATES, Run, RunState, Sandbox, SandboxState
 
 FAULT_ACTIONS = ("stop", "start", "delay", "error", "clear")
 MAX_DELAY_MS = 10_000
@@ -31,6 +31,10 @@ class InputInvalid(Exception):
 
 class SandboxNotRunning(Exception):
     """The sandbox is not in a state that can take this command."""
+
+
+class RunQueueFull(Exception):
+    """The sandbox already has a run going and a full queue; the message is for the learner."""
 
 
 def _quota_lock() -> None:
@@ -58,11 +62,7 @@ def sandbox_start(*, user: AbstractBaseUser, lesson: str) -> Sandbox:
             ).order_by("created_at")
         )
         to_stop = mine[: max(0, len(mine) - settings.LAB_SANDBOXES_PER_LEARNER + 1)]
-        active = (
-            Sandbox.objects.filter(state__in=ACTIVE_STATES)
-            .exclude(id__in=[sandbox.id for sandbox in to_stop])
-            .count()
-        )
+        active = _sandboxes_holding_room(exclude=[sandbox.id for sandbox in to_stop])
         if active >= settings.LAB_SANDBOXES_PER_SITE:
             raise QuotaExceeded(
                 f"The lab is full: {active} of {settings.LAB_SANDBOXES_PER_SITE} sandboxes are "
@@ -83,6 +83,18 @@ def sandbox_start(*, user: AbstractBaseUser, lesson: str) -> Sandbox:
         )
         transaction.on_commit(lambda: sandbox_start_task.delay(sandbox.id))
     return sandbox
+
+
+def _sandboxes_holding_room(*, exclude: list[str]) -> int:
+    """Count the sandboxes that take room on the site: starting, running, or stopping with processes.
+
+    A stopping sandbox whose supervisor is gone (its heartbeat key expired or
+    was deleted at its end) holds nothing any more, even before its end is recorded.
+    """
+    live = Sandbox.objects.filter(state__in=ACTIVE_STATES).exclude(id__in=exclude)
+    starting_or_running = live.exclude(state=SandboxState.STOPPING).count()
+    stopping = list(live.filter(state=SandboxState.STOPPING).values_list("id", flat=True))
+    return starting_or_running + sum(1 for sandbox_id in stopping if client.is_alive(sandbox_id))
 
 
 def sandbox_stop(*, sandbox: Sandbox) -> Sandbox:
@@ -123,6 +135,13 @@ def run_create(*, sandbox: Sandbox, experiment: str, params: object) -> Run:
     if sandbox.state != SandboxState.RUNNING:
         raise SandboxNotRunning(f"The sandbox is {sandbox.state}; start it to run experiments.")
     with transaction.atomic():
+        _quota_lock()  # two posts at once must not both see the last place in the queue
+        waiting = sandbox.runs.filter(state__in=(RunState.QUEUED, RunState.RUNNING)).count()
+        if waiting > settings.LAB_RUNS_QUEUED:  # one running, LAB_RUNS_QUEUED waiting
+            raise RunQueueFull(
+                f"This sandbox runs one experiment at a time and {waiting - 1} are already "
+                f"waiting (at most {settings.LAB_RUNS_QUEUED}). Wait for one to finish."
+            )
         run = Run.objects.create(sandbox=sandbox, experiment=declared.name, params=cleaned)
         transaction.on_commit(lambda: run_execute_task.delay(run.id))
     sandbox_touch(sandbox=sandbox)

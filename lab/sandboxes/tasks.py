@@ -1,7 +1,19 @@
-"""Celery tasks: start and stop sandboxes, run experiments, notice sandboxes that ended."""
+"""Celery tasks: start and stop sandboxes, run experiments, notice sandboxes that ended.
+
+Two queues (lab/settings.py CELERY_TASK_ROUTES): starts, stops and the
+reconciler go on the control queue, everything about runs on the default one,
+each with its own worker threads, so no number of runs delays a start. No task
+waits for a run: ``run_execute_task`` hands the run to its sandbox's
+supervisor, which runs one at a time and pushes each run's start and end to
+its worker; ``relay_run_events`` (a thread of that worker) turns them into
+``run_event_task``, which records them.
+"""
 
 import importlib
 import logging
+import os
+import threading
+import time
 from datetime import timedelta
 
 from celery import shared_task
@@ -11,7 +23,7 @@ from django.utils import timezone
 from lab.curriculum.lessons import lab_module_name
 from lab.curriculum.selectors import LessonNotFound, lesson_get
 from lab.curriculum.services import progress_record_run
-from sandbox_services.runtime import client
+from sandbox_services.runtime import client, keys
 
 from . import events, traces
 from .models import ACTIVE_STATES, Run, RunState, Sandbox, SandboxState
@@ -40,6 +52,8 @@ def sandbox_start_task(self, sandbox_id: str) -> None:
             hard_deadline=sandbox.expires_at.timestamp(),
             idle_timeout_s=settings.LAB_SANDBOX_IDLE_TIMEOUT,
             timeout_s=SPAWN_TIMEOUT_S,
+            # This process's relay (relay_run_events) hears the sandbox's runs and end.
+            report_to=keys.worker_events(host, os.getpid()),
         )
     except client.SandboxError as error:
         _end(sandbox_id, SandboxState.FAILED, f"The sandbox did not start: {error}")
@@ -56,13 +70,33 @@ def sandbox_start_task(self, sandbox_id: str) -> None:
 
 @shared_task
 def sandbox_stop_task(sandbox_id: str) -> None:
-    """Tell the supervisor to stop everything, then record the sandbox as stopped."""
+    """Tell the supervisor to stop everything; its end is recorded when it reports it.
+
+    No thread waits for the services and teardown to end (seconds): the
+    supervisor pushes its end to the worker (``sandbox_ended_task``), and the
+    reconciler records any end that report missed.
+    """
     try:
-        client.command(sandbox_id, "stop", timeout_s=15.0)
-    except client.SandboxGone:
-        pass  # Already gone: the result is the same.
-    except client.SandboxError as error:
-        log.warning("stopping sandbox %s: %s", sandbox_id, error)
+        client.send(sandbox_id, "stop")
+    except client.SandboxGone:  # already gone: record it now
+        _stopped(sandbox_id)
+
+
+@shared_task
+def sandbox_ended_task(sandbox_id: str, state: str, reason: str) -> None:
+    """Record the end a sandbox's supervisor reported (stop, deadline, idle, failure)."""
+    sandbox = Sandbox.objects.filter(id=sandbox_id, state__in=ACTIVE_STATES).first()
+    if sandbox is None:
+        return
+    if sandbox.state == SandboxState.STOPPING:
+        _stopped(sandbox_id)
+    elif state in (SandboxState.STOPPED, SandboxState.FAILED, SandboxState.EXPIRED):
+        _end(sandbox_id, state, reason)
+    else:
+        _end(sandbox_id, SandboxState.FAILED, reason or "The sandbox's supervisor ended.")
+
+
+def _stopped(sandbox_id: str) -> None:
     # Keep the reason the stop was asked with (another lesson's sandbox took its place).
     reason = Sandbox.objects.filter(id=sandbox_id).values_list("reason", flat=True).first()
     _end(sandbox_id, SandboxState.STOPPED, reason or "Stopped from the lesson page.")
@@ -70,22 +104,86 @@ def sandbox_stop_task(sandbox_id: str) -> None:
 
 @shared_task
 def run_execute_task(run_id: str) -> None:
-    """Run one experiment in its sandbox and keep the result."""
-    run = Run.objects.select_related("sandbox", "sandbox__owner").filter(id=run_id).first()
+    """Hand one experiment run to its sandbox's supervisor; it reports the start and the end."""
+    run = Run.objects.select_related("sandbox").filter(id=run_id).first()
     if run is None or run.state != RunState.QUEUED:
         return
     if run.sandbox.state != SandboxState.RUNNING:
         _run_end(run, RunState.FAILED, error=f"The sandbox is {run.sandbox.state}.")
         return
-    run.state, run.started_at = RunState.RUNNING, timezone.now()
-    run.save(update_fields=["state", "started_at"])
-    events.run_changed(run)
-    # The run's spans come after this sequence number (the status may lag: a lower bound).
-    since = int(client.status(run.sandbox_id).get("seq") or 0)
     try:
-        _execute(run, since)
+        client.send(
+            run.sandbox_id,
+            "run",
+            run_id=run.id,
+            experiment=run.experiment,
+            params=run.params,
+            events=True,
+        )
+    except client.SandboxGone:
+        _run_end(run, RunState.FAILED, error="The sandbox stopped before the run began.")
+
+
+@shared_task
+def run_event_task(event: dict) -> None:
+    """Record a run's start or end as its supervisor reported it."""
+    run = (
+        Run.objects.select_related("sandbox", "sandbox__owner")
+        .filter(id=event.get("run_id"))
+        .first()
+    )
+    if run is None:
+        return
+    since = int(event.get("since") or 0)
+    if event.get("event") == "started":
+        # Only a queued run starts: an end heard first (the two race here) stays the end.
+        if Run.objects.filter(id=run.id, state=RunState.QUEUED).update(
+            state=RunState.RUNNING, started_at=timezone.now()
+        ):
+            run.refresh_from_db()
+            events.run_changed(run)
+        return
+    if run.state not in (RunState.QUEUED, RunState.RUNNING):
+        return
+    try:
+        _record_end(run, since, event)
     finally:
         run_trace_keep_task.apply_async((run.id, since), countdown=LATE_SPANS_S)
+
+
+def relay_run_events(worker: str, stop: threading.Event) -> None:
+    """Turn what this worker's supervisors push into tasks: run starts and ends, sandbox ends.
+
+    A thread of the worker that owns the sandbox host, not a task: it only
+    moves each event to a queue, where any worker thread records it. The
+    supervisors push to this process's list (``sandbox_start_task`` names it
+    with the same pid: the worker's pool is threads, as scripts/run_lab.py runs it).
+    """
+    while not stop.is_set():
+        try:
+            event = client.pop_event(worker, os.getpid(), timeout_s=1.0)
+            if event is None:
+                continue
+            if event.get("event") == "sandbox-ended":
+                sandbox_ended_task.delay(
+                    str(event.get("sandbox_id")),
+                    str(event.get("state", "")),
+                    str(event.get("reason", "")),
+                )
+            else:
+                run_event_task.delay(event)
+        except Exception:  # Redis or the broker away: retry, never end the relay
+            log.exception("relaying run events of %s", worker)
+            time.sleep(1.0)
+
+
+def relay_start(worker: str) -> threading.Event:
+    """Start ``relay_run_events`` on a daemon thread; set the returned event to end it."""
+    stop = threading.Event()
+    threading.Thread(
+        target=relay_run_events, args=(worker, stop), name="run-events", daemon=True
+    ).start()
+    return stop
 
 
 @shared_task
@@ -96,24 +194,7 @@ def run_trace_keep_task(run_id: str, since: int = 0) -> None:
         traces.run_trace_keep(run=run, since=since)
 
 
-def _execute(run: Run, since: int) -> None:
-    try:
-        reply = client.command(
-            run.sandbox_id,
-            "run",
-            run_id=run.id,
-            experiment=run.experiment,
-            params=run.params,
-            timeout_s=_run_timeout(run.sandbox.lesson, run.experiment),
-        )
-    except client.SandboxGone:
-        _run_end_kept(
-            run, since, RunState.FAILED, error="The sandbox stopped while the run was in progress."
-        )
-        return
-    except client.SandboxError as error:
-        _run_end_kept(run, since, RunState.FAILED, error=str(error))
-        return
+def _record_end(run: Run, since: int, reply: dict) -> None:
     if reply.get("state") == "done":
         # Progress first, so a page that hears "done" finds its checkpoint passed.
         try:
@@ -154,7 +235,22 @@ def sandboxes_reconcile() -> int:
         )
         _end(sandbox.id, state, reason)
         ended += 1
-    return ended
+    ended_runs = _runs_overdue()
+    return ended + ended_runs
+
+
+def _runs_overdue() -> int:
+    """Fail runs of live sandboxes whose end was never heard (a lost event); return how many."""
+    now = timezone.now()
+    failed = 0
+    for run in Run.objects.select_related("sandbox").filter(
+        state=RunState.RUNNING, sandbox__state=SandboxState.RUNNING
+    ):
+        limit = _run_timeout(run.sandbox.lesson, run.experiment) + RUN_MARGIN_S
+        if run.started_at and (now - run.started_at).total_seconds() > limit:
+            _run_end(run, RunState.FAILED, error="The run's end was never heard from its sandbox.")
+            failed += 1
+    return failed
 
 
 @shared_task

@@ -2,7 +2,8 @@
 
 Depth and consumer count come from a passive queue.declare; unacked counts and
 publish/deliver totals come from the services themselves, which flush small
-counters to Redis twice a second. The metrics hook turns totals into rates.
+counters to Redis twice a second while they change. The metrics hook turns
+totals into rates. A service with nothing new to count writes nothing.
 """
 
 from __future__ import annotations
@@ -33,14 +34,18 @@ class GaugeReporter:
         self._owner = owner
         self._pending: dict[str, int] = {}
         self._inflight: dict[str, int] = {}
+        self._sent_inflight: dict[str, int] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        # Set when there is something to flush; an idle service's thread sleeps on it.
+        self._dirty = threading.Event()
         self._thread: threading.Thread | None = None
 
     def add(self, queue: str, field: str, n: int = 1) -> None:
         """Add ``n`` to a queue's total (fields: published, delivered)."""
         with self._lock:
             self._pending[f"{queue}|{field}"] = self._pending.get(f"{queue}|{field}", 0) + n
+            self._dirty.set()
 
     def add_many(self, queues, field: str, n: int = 1) -> None:
         """Add ``n`` to the same total of several queues (one publish routed to each)."""
@@ -51,6 +56,7 @@ class GaugeReporter:
         """Move this process's count of delivered but unacked messages on a queue."""
         with self._lock:
             self._inflight[queue] = max(0, self._inflight.get(queue, 0) + delta)
+            self._dirty.set()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="gauges", daemon=True)
@@ -58,17 +64,31 @@ class GaugeReporter:
 
     def stop(self) -> None:
         self._stop.set()
+        self._dirty.set()
         self.flush()
 
     def _run(self) -> None:
-        while not self._stop.wait(FLUSH_EVERY_S):
+        # Wait for something to say, then gather it for FLUSH_EVERY_S: one write
+        # per half second while messages flow, none while the service is idle.
+        while self._dirty.wait() and not self._stop.wait(FLUSH_EVERY_S):
             self.flush()
 
     def flush(self) -> None:
         """Send pending totals and the current unacked gauge to Redis."""
         with self._lock:
             pending, self._pending = self._pending, {}
-            inflight = dict(self._inflight)
+            # An unacked count is refreshed while above zero (its key expires so a
+            # killed process stops counting), and written once more when it falls to zero.
+            inflight = {
+                queue: n
+                for queue, n in self._inflight.items()
+                if n or self._sent_inflight.get(queue)
+            }
+            if not any(self._inflight.values()):
+                self._dirty.clear()  # under the lock: an add() after this sets it again
+            self._sent_inflight = dict(self._inflight)
+        if not pending and not inflight:
+            return
         try:
             pipe = self._redis.pipeline(transaction=False)
             for key, n in pending.items():
@@ -82,6 +102,7 @@ class GaugeReporter:
             with self._lock:
                 for key, n in pending.items():
                     self._pending[key] = self._pending.get(key, 0) + n
+                self._dirty.set()
 
 
 _connections: dict[str, pika.BlockingConnection] = {}

@@ -42,6 +42,7 @@ def spawn(
     idle_timeout_s: float,
     timeout_s: float = 15.0,
     settings: Mapping[str, Any] | None = None,
+    report_to: str | None = None,
 ) -> dict:
     """Ask the sandbox host of Celery worker ``host`` to start a sandbox; wait until ready.
 
@@ -51,6 +52,9 @@ def spawn(
     ``hard_deadline`` is a Unix time; the supervisor expires the sandbox after
     ``idle_timeout_s`` without ``touch``. ``settings`` (JSON values) override
     keys of the lesson's ``LabSpec.settings`` for this sandbox only (tests do).
+    With ``report_to`` (a ``keys.worker_events`` list) the supervisor pushes
+    there the start and end of each run sent with ``events=True`` and its own
+    end (see ``pop_event``).
     """
     client = _redis()
     if not client.exists(keys.worker_alive(host)):
@@ -64,6 +68,7 @@ def spawn(
         "idle_timeout_s": idle_timeout_s,
         "requested_at": time.time(),
         "settings": dict(settings or {}),
+        "report_to": report_to,
         # The host drops a request nobody waits for any more (it sat in a queue
         # while no host ran): a sandbox started then would only idle away.
         "answer_by": time.time() + timeout_s,
@@ -110,6 +115,54 @@ def command(sandbox_id: str, action: str, *, timeout_s: float = 10.0, **params: 
     if action != "run" and reply.get("state") == "failed":
         raise SandboxError(reply.get("error") or f"{action} failed")
     return reply
+
+
+def send(sandbox_id: str, action: str, **params: Any) -> None:
+    """Hand one command to a running sandbox's supervisor without waiting for any reply.
+
+    For "run" with ``events=True``: the supervisor runs one experiment at a
+    time, in the order the commands came, and pushes the run's start and end
+    to the list its spawn named (``report_to``, see ``pop_event``), so no
+    caller holds a thread for the run's length. Raises ``SandboxGone`` if no
+    supervisor is alive.
+    """
+    client = _redis()
+    if not client.exists(keys.sandbox_alive(sandbox_id)):
+        raise SandboxGone(f"sandbox {sandbox_id} is not running")
+    client.rpush(
+        keys.sandbox_commands(sandbox_id),
+        json.dumps({**params, "id": uuid.uuid4().hex, "action": action, "reply": False}),
+    )
+
+
+def pop_event(worker: str, pid: int, timeout_s: float) -> dict | None:
+    """Wait up to ``timeout_s`` for the next event of the sandboxes a worker process started.
+
+    ``{"event": "started", "run_id", "sandbox_id", "since"}``, ``{"event":
+    "ended", "run_id", "sandbox_id", "since", "state": "done"|"failed",
+    "result", "error"}`` (``since``: the sandbox's span seq when the run
+    began) or ``{"event": "sandbox-ended", "sandbox_id", "state", "reason"}``.
+    """
+    item = _redis().blpop([keys.worker_events(worker, pid)], timeout=timeout_s)
+    return json.loads(item[1]) if item is not None else None
+
+
+def watch(sandbox_id: str, watcher: str, ttl_s: float) -> None:
+    """Record that ``watcher`` (a WebSocket) watches the sandbox; refresh before ``ttl_s`` ends.
+
+    While any watcher is recorded, the sandbox samples its gauges; without one
+    it does nothing but its heartbeat.
+    """
+    key = keys.sandbox_watched(sandbox_id)
+    with _redis().pipeline(transaction=False) as pipe:
+        pipe.sadd(key, watcher)
+        pipe.expire(key, max(1, int(ttl_s)))
+        pipe.execute()
+
+
+def unwatch(sandbox_id: str, watcher: str) -> None:
+    """Forget one watcher (the set, and with it the key, goes when the last one leaves)."""
+    _redis().srem(keys.sandbox_watched(sandbox_id), watcher)
 
 
 def touch(sandbox_id: str, idle_timeout_s: float) -> None:

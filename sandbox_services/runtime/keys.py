@@ -15,6 +15,15 @@ def worker_alive(worker: str) -> str:
     return f"{PREFIX}worker:{worker}:alive"
 
 
+def worker_events(worker: str, pid: int) -> str:
+    """Return the list where the sandboxes a worker process started push their runs' and own ends.
+
+    By process, not by name alone: two workers given one name (test sessions
+    side by side) must not take each other's events.
+    """
+    return f"{PREFIX}worker:{worker}:{pid}:events"
+
+
 def host_spawn(worker: str) -> str:
     """Return the list of spawn requests for the host of ``worker``."""
     return f"{PREFIX}host:{worker}:spawn"
@@ -28,6 +37,11 @@ def sandbox_alive(sandbox_id: str) -> str:
 def sandbox_touch(sandbox_id: str) -> str:
     """Return the activity key; its expiry is the idle timeout."""
     return f"{PREFIX}sb:{sandbox_id}:touch"
+
+
+def sandbox_watched(sandbox_id: str) -> str:
+    """Return the key a watching browser's WebSocket refreshes; missing = nobody watches."""
+    return f"{PREFIX}sb:{sandbox_id}:watched"
 
 
 def sandbox_commands(sandbox_id: str) -> str:

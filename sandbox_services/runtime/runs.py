@@ -139,7 +139,12 @@ class ProgressRelay:
 
 
 class RunManager:
-    """Start runners, relay their control requests and progress, enforce their timeouts."""
+    """Start runners one at a time, relay their control requests and progress, enforce timeouts.
+
+    One run at a time per sandbox: two experiments side by side would measure
+    each other. Runs wait their turn in the order they came (asyncio.Lock is
+    first come, first served); the API bounds how many may wait.
+    """
 
     def __init__(
         self,
@@ -153,9 +158,29 @@ class RunManager:
         self._publish = publish
         self._on_change = on_change  # the status names the runners
         self.active: dict[str, int] = {}
+        self._turn = asyncio.Lock()
+        self._closed = False
 
-    async def run(self, run_id: str, experiment: str, params: dict[str, Any]) -> dict:
-        """Run one experiment to its end; return ``{"state": "done"|"failed", ...}``."""
+    async def run(
+        self,
+        run_id: str,
+        experiment: str,
+        params: dict[str, Any],
+        *,
+        on_start: Callable[[], Awaitable[None]] | None = None,
+    ) -> dict:
+        """Run one experiment to its end when its turn comes; return ``{"state": "done"|"failed", ...}``.
+
+        ``on_start`` is awaited when the run's turn has come, just before its runner starts.
+        """
+        async with self._turn:
+            if self._closed:
+                return {"state": "failed", "error": "the sandbox is ending"}
+            if on_start is not None:
+                await on_start()
+            return await self._run_now(run_id, experiment, params)
+
+    async def _run_now(self, run_id: str, experiment: str, params: dict[str, Any]) -> dict:
         try:
             spec = self.plan.lab.experiment(experiment)
         except KeyError:
@@ -235,7 +260,8 @@ class RunManager:
         return {"id": message.get("id"), "services": self.services.states()}
 
     def kill_all(self) -> None:
-        """SIGKILL every runner (the sandbox is going away)."""
+        """SIGKILL every runner and refuse the runs still waiting (the sandbox is going away)."""
+        self._closed = True
         for pid in list(self.active.values()):
             _kill(pid)
 

@@ -42,6 +42,9 @@ SPANS_TTL_S = 3600  # replay stays possible for an hour after the sandbox ends
 STATUS_TTL_S = 3600
 REPLY_TTL_S = 60
 HANDLERS_GRACE_S = 3.0
+# The gauges run while a browser watches or a run is in flight, and this long after.
+METRICS_LINGER_S = 5.0
+RUN_EVENTS_TTL_S = 3600
 SHUTDOWN_BACKSTOP_S = 30  # SIGALRM ends a supervisor whose cleanup hangs
 
 
@@ -64,6 +67,11 @@ class Supervisor:
         self.runs: RunManager | None = None
         self._metrics_pid: int | None = None
         self._metrics_exit: asyncio.Future | None = None
+        self._watched = False
+        # The list (keys.worker_events) of the worker process that asked for this
+        # sandbox: runs sent with "events" and the sandbox's own end are reported there.
+        self._report_to: str | None = request.get("report_to") or None
+        self._unwanted_since: float | None = None
         self._publishing = asyncio.Lock()
         self._stop = asyncio.Event()
         self._final: tuple[str, str] = ("stopped", "")
@@ -163,11 +171,8 @@ class Supervisor:
             await pipe.execute()
         self._mark("answered")
         await self._send(self._state_message(status))
-        # After the answer: the learner waits for the services, not for the gauges.
-        self._metrics_pid = start_metrics(self.plan)
-        if self._metrics_pid is not None:
-            self._metrics_exit = asyncio.ensure_future(wait_exit(self._metrics_pid))
-            self._state_dirty.set()  # the status names it
+        # The gauges start only when someone looks (see _sample_when_wanted).
+        self._sample_when_wanted()
         await self._stop.wait()
 
     async def _resilient(self, loop_body: Callable[[], Awaitable[None]]) -> None:
@@ -222,6 +227,7 @@ class Supervisor:
             self.runs.kill_all()
         if self._metrics_pid is not None:
             _kill(self._metrics_pid)
+        if self._metrics_exit is not None:
             await self._metrics_exit  # reaped, never a zombie
         if self.services is not None:
             await self.services.stop_all()
@@ -249,6 +255,10 @@ class Supervisor:
             await _quietly(self._reply("spawn", {"state": "failed", "reason": reason}))
         for reply_key in self._stop_replies:
             await _quietly(self._reply_to(reply_key, {"state": state, "reason": reason}))
+        if self._spawn_answered:  # the worker records it, no thread waits
+            await _quietly(
+                self._run_event({"event": "sandbox-ended", "state": state, "reason": reason})
+            )
         if state != "failed":  # a failed sandbox keeps its logs for whoever looks into it
             shutil.rmtree(self.config.workdir / self.sandbox_id, ignore_errors=True)
 
@@ -281,11 +291,14 @@ class Supervisor:
                     pipe.exists(keys.sandbox_touch(sandbox))
                     pipe.exists(keys.worker_alive(self.worker))
                     pipe.expire(keys.sandbox_status(sandbox), STATUS_TTL_S)
-                    _, touched, worker_alive, _ = await pipe.execute()
+                    pipe.exists(keys.sandbox_watched(sandbox))
+                    _, touched, worker_alive, _, watched = await pipe.execute()
+                self._watched = bool(watched)
             except (RedisError, OSError) as error:
                 # Unreachable Redis means an unheard worker: the same keep-alive applies.
                 log.warning("heartbeat: %s", error)
                 touched, worker_alive = True, False
+            self._sample_when_wanted()
             if not touched:
                 self.request_stop("expired", f"no activity for {self.idle_timeout_s:g} s")
             if worker_alive:
@@ -324,11 +337,7 @@ class Supervisor:
                 )
                 answer: dict = {"state": "ok", "services": self.services.states()}
             elif action == "run":
-                answer = await self.runs.run(
-                    str(command.get("run_id", "")),
-                    str(command.get("experiment", "")),
-                    command.get("params") or {},
-                )
+                answer = await self._run(command)
             elif action == "status":
                 answer = self._status()
             else:
@@ -336,7 +345,95 @@ class Supervisor:
         except Exception as error:  # a bad command is the caller's problem, never our crash
             log.exception("command %s failed", action)
             answer = {"state": "failed", "error": str(error)}
-        await self._reply_to(reply_key, answer)
+            if action == "run" and command.get("events"):  # the worker waits for its end
+                await self._run_event(
+                    {"event": "ended", "run_id": str(command.get("run_id", "")), **answer}
+                )
+        if command.get("reply", True):
+            await self._reply_to(reply_key, answer)
+
+    async def _run(self, command: dict) -> dict:
+        """Run one experiment when its turn comes; with ``events``, tell the worker its start and end.
+
+        The Celery task that sent the command did not wait: the worker hears
+        the start and the end from its ``keys.worker_events`` list and records them.
+        """
+        assert self.runs is not None and self.spans is not None
+        run_id = str(command.get("run_id", ""))
+        report = bool(command.get("events"))
+        since = self.spans.seq
+
+        async def started() -> None:
+            nonlocal since
+            since = self.spans.seq  # the run's spans come after this
+            self._sample_when_wanted()
+            if report:
+                await self._run_event({"event": "started", "run_id": run_id, "since": since})
+
+        try:
+            answer = await self.runs.run(
+                run_id,
+                str(command.get("experiment", "")),
+                command.get("params") or {},
+                on_start=started,
+            )
+        except Exception as error:
+            log.exception("run %s failed", run_id)
+            answer = {"state": "failed", "error": str(error)}
+        if report:
+            await self._run_event({"event": "ended", "run_id": run_id, "since": since, **answer})
+        return answer
+
+    async def _run_event(self, event: dict) -> None:
+        """Push a run's start or end, or the sandbox's end, to the worker that started us."""
+        key = self._report_to
+        if key is None:  # started by a test or a benchmark: nobody listens
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.rpush(key, json.dumps({**event, "sandbox_id": self.sandbox_id}, default=str))
+                pipe.expire(key, RUN_EVENTS_TTL_S)
+                await pipe.execute()
+        except (RedisError, OSError):  # the worker's reconcile fails the run in time
+            log.exception("cannot report run %s to the worker", event.get("run_id"))
+
+    # -- gauges only while someone looks ---------------------------------------
+
+    def _sample_when_wanted(self) -> None:
+        """Run the lab's metrics process while watched or running an experiment, else none.
+
+        An idle sandbox then does nothing but its heartbeat: a metrics hook
+        polled every second by 60 idle sandboxes kept a 2-core machine a
+        quarter busy.
+        """
+        if self.state != "running" or self._stop.is_set() or self.plan is None:
+            return
+        wanted = self._watched or bool(self.runs and self.runs.active)
+        if wanted:
+            self._unwanted_since = None
+            if self._metrics_pid is None and self._metrics_exit is None:
+                self._start_metrics()
+            return
+        if self._metrics_pid is None:
+            return
+        now = time.monotonic()
+        self._unwanted_since = self._unwanted_since or now
+        if now - self._unwanted_since >= METRICS_LINGER_S:
+            _kill(self._metrics_pid)  # its reaper clears the pid
+
+    def _start_metrics(self) -> None:
+        assert self.plan is not None
+        pid = start_metrics(self.plan)
+        if pid is None:
+            return
+        self._metrics_pid = pid
+        self._metrics_exit = asyncio.ensure_future(self._reap_metrics(pid))
+        self._state_dirty.set()  # the status names it
+
+    async def _reap_metrics(self, pid: int) -> None:
+        await wait_exit(pid)
+        self._metrics_pid, self._metrics_exit = None, None
+        self._state_dirty.set()
 
     async def _state_publisher(self) -> None:
         # Coalesce bursts of service changes into one state message.

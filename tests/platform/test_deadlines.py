@@ -23,7 +23,8 @@ def test_a_sandbox_expires_at_its_hard_deadline_and_is_recorded(live_lab, make_u
     while time.monotonic() < deadline and client.is_alive(sandbox_id):
         time.sleep(0.1)
     assert not client.is_alive(sandbox_id)
-    assert sandboxes_reconcile() >= 1
+    # The supervisor reports its end to the worker; the reconciler records it if that was missed.
+    sandboxes_reconcile()
     sandbox = Sandbox.objects.get(id=sandbox_id)
     assert sandbox.state == "expired", sandbox.reason
     assert sandbox.reason
