@@ -248,3 +248,10 @@ def test_without_haproxy_the_lesson_is_refused_and_other_lessons_start():
         other = start_sandbox(host, "selftest")
         wait_until(lambda: other.status()["state"] == "running", 10)
         other.stop()
+
+
+def test_every_experiment_runs_with_its_defaults(sandbox):
+    for spec in sandbox._lab.experiments:
+        result = sandbox.run(spec.name, {})
+        assert result["headline"], spec.name
+        assert result.get("ok", True), (spec.name, result["headline"])
