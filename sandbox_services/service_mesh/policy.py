@@ -64,7 +64,7 @@ class OutlierDetection:
 class DestinationPolicy:
     """A DestinationRule's trafficPolicy for one host."""
 
-    load_balancer: str = "LEAST_REQUEST"  # Istio's default since 1.14
+    load_balancer: str = "LEAST_REQUEST"  # what recent Istio releases use when none is named
     max_connections: int | None = None
     max_pending_requests: int | None = None
     outlier: OutlierDetection | None = None
