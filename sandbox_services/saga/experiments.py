@@ -20,16 +20,15 @@ import time
 
 from sandbox_services.saga.interface import FaultPlan
 
-from . import results, scenario
+from . import records, results, scenario
 from .scenario import SagaDriver
 from .timeline import saga_view
 
 
 async def happy_path(ctx, params: dict) -> dict:
     """Run one saga each way with nothing going wrong, and compare what each lets you see."""
-    params = scenario.parameters("happy-path", params)
     driver = SagaDriver(ctx, "happy-path")
-    views, running, checks = [], {}, {}
+    views, running, checks, held, triggered = [], {}, {}, {}, {}
     try:
         modes = ("choreography", "orchestration")
         for index, mode in enumerate(modes):
@@ -43,10 +42,19 @@ async def happy_path(ctx, params: dict) -> dict:
                 await asyncio.to_thread(saga_view, driver.workdir, order.saga_id, mode=mode)
             )
             checks[mode] = views[-1]["invariants"]
+            held[mode] = await asyncio.to_thread(
+                records.steps_held, driver.workdir, order.saga_id, mode=mode
+            )
+            triggered[mode] = await asyncio.to_thread(
+                records.triggers, driver.workdir, order.saga_id, mode=mode
+            )
     finally:
         await driver.close()
     choreo, orch = views
     durations = {v["mode"]: results.duration_ms(v) for v in views}
+    # Read from the stores, not assumed: whose records you need to rebuild each saga.
+    to_read = {mode: records.stores_to_read(held[mode]) for mode in modes}
+    steps_done = {v["mode"]: results.forward_steps_done(v) for v in views}
     result = results.common_keys(views, running, checks)
     if any(running.values()):
         # A saga still running has no duration yet: never report it as if it had finished.
@@ -60,10 +68,12 @@ async def happy_path(ctx, params: dict) -> dict:
         )
     else:
         result["headline"] = (
-            "Both sagas ran the same five steps: "
-            f"choreography in {durations['choreography']:.0f} ms, "
-            f"orchestration in {durations['orchestration']:.0f} ms. Only orchestration has one "
-            "place (the coordinator's log) that knows the whole flow."
+            f"Choreography ran {steps_done['choreography']} forward steps in "
+            f"{durations['choreography']:.0f} ms, orchestration "
+            f"{steps_done['orchestration']} in {durations['orchestration']:.0f} ms. To rebuild "
+            f"one saga you read the records of {results.stores_text(to_read['choreography'])} "
+            f"in choreography and of {results.stores_text(to_read['orchestration'])} in "
+            "orchestration."
         )
     result["summary"] = [
         *(
@@ -74,21 +84,22 @@ async def happy_path(ctx, params: dict) -> dict:
             }
             for mode in modes
         ),
-        {"label": "places that record the whole flow (choreography)", "value": 0, "unit": ""},
-        {"label": "places that record the whole flow (orchestration)", "value": 1, "unit": ""},
+        *(
+            {
+                "label": f"services to read to rebuild the saga ({mode})",
+                "value": len(to_read[mode]),
+                "unit": "",
+            }
+            for mode in modes
+        ),
     ]
-    result["table"] = results.side_by_side(choreo, orch)
-    result["notes"].append(
-        "Choreography: each service only knows the event it reacts to; the flow exists in the "
-        "trace and in the subscriptions. Orchestration: the coordinator's state machine lists "
-        "every state the saga went through."
-    )
+    result["table"] = results.side_by_side(choreo, orch, triggered)
+    result["notes"] += [results.held_note(mode, held[mode], to_read[mode]) for mode in modes]
     return result
 
 
 async def failure(ctx, params: dict) -> dict:
     """Make one step fail the way the learner picks; watch the compensations run in reverse."""
-    params = scenario.parameters("failure", params)
     driver = SagaDriver(ctx, "failure")
     plan = FaultPlan(fail_at=params["fail_at"], fail_kind=params["fail_kind"])
     views, running, checks = [], {}, {}
@@ -149,7 +160,6 @@ async def failure(ctx, params: dict) -> dict:
 
 async def crash(ctx, params: dict) -> dict:
     """Kill the coordinator (or a participant) between two steps; restart it; watch it finish."""
-    params = scenario.parameters("crash", params)
     target = params["target"]
     fail_at = None if params["then_fail_at"] == "none" else params["then_fail_at"]
     scenario.check_crash_order(target, params["after_step"], fail_at)
@@ -197,21 +207,13 @@ async def crash(ctx, params: dict) -> dict:
             [i["service"], i["step"], i["kind"], i["status"], i["detail"]] for i in view["timeline"]
         ],
     }
-    result["notes"].append(
-        "Look for the repeat after the restart: the coordinator resends the step it had logged "
-        "as in progress, or the broker redelivers the unacked message; the participant answers "
-        "'duplicate' and applies nothing."
-        if target == "coordinator"
-        else "The outbox row committed with the step, so the restarted relay published it; the "
-        "broker redelivered the unacked message and the inbox recognised it as a duplicate."
-    )
+    result["notes"].append(results.repeats_note(view, target))
     result["ok"] = result["ok"] and crashed
     return result
 
 
 async def duplicates(ctx, params: dict) -> dict:
     """Deliver every message twice and one compensation before its step: nothing applies twice."""
-    params = scenario.parameters("duplicates", params)
     driver = SagaDriver(ctx, "duplicates")
     rng = random.Random(params["sagas"])
     modes = scenario.modes_of(params["mode"])
@@ -270,19 +272,21 @@ async def duplicates(ctx, params: dict) -> dict:
     }
     result["notes"] += [
         twice["detail"],
-        "The featured saga got its compensation before its step: the participant left a "
-        "tombstone, so the late step was refused and the saga ended rejected with nothing charged.",
+        *[
+            results.early_compensation_note(v, records.ledger(driver.workdir, v["saga_id"]))
+            for v in views
+        ],
     ]
     return result
 
 
 async def batch(ctx, params: dict) -> dict:
     """Run N sagas with random failures per step; count outcomes and check the invariants."""
-    params = scenario.parameters("batch", params)
     driver = SagaDriver(ctx, "batch")
     modes = scenario.modes_of(params["mode"])
     # Tracing every one of hundreds of sagas would measure the tracer (FIELD-NOTES).
-    ctx.set_sample_ratio(0.05 if params["sagas"] > 50 else 1.0)
+    sample_ratio = 0.05 if params["sagas"] > 50 else 1.0
+    ctx.set_sample_ratio(sample_ratio)
     views, running, checks = [], {}, {}
     rows, counts_by_mode, percentiles = [], {}, {}
     try:
@@ -375,9 +379,9 @@ async def batch(ctx, params: dict) -> dict:
             ],
         },
     ]
-    if params["sagas"] > 50:
+    if sample_ratio < 1.0:
         result["notes"].append(
-            "Traces were sampled at 5% during the batch; the saga view "
+            f"Traces were sampled at {sample_ratio:.0%} during the batch; the saga view "
             "still comes from the services' own logs."
         )
     return result

@@ -40,8 +40,12 @@ def duration_ms(view: dict) -> float:
     )
 
 
-def side_by_side(choreo: dict, orch: dict) -> dict:
-    """Return one row per forward step: who did it and how long it took in each mode."""
+def side_by_side(choreo: dict, orch: dict, triggered: dict[str, dict[str, str]]) -> dict:
+    """Return one row per forward step: how long it took in each mode and what triggered it.
+
+    ``triggered`` is ``records.triggers`` per mode: read from the stores, so a row
+    says "no message recorded" where no store shows what started the step.
+    """
 
     def took(view: dict, step: str) -> float | None:
         for item in view["timeline"]:
@@ -49,13 +53,17 @@ def side_by_side(choreo: dict, orch: dict) -> dict:
                 return round((item["end_ns"] - item["start_ns"]) / 1e6, 2)
         return None
 
+    def by(mode: str, step) -> str:
+        return triggered.get(mode, {}).get(f"{step.service} {step.action}", "no message recorded")
+
     return {
         "columns": [
             "step",
             "service",
             "choreography ms",
             "orchestration ms",
-            "who decided the next step",
+            "choreography: triggered by",
+            "orchestration: triggered by",
         ],
         "rows": [
             [
@@ -63,11 +71,38 @@ def side_by_side(choreo: dict, orch: dict) -> dict:
                 s.service,
                 took(choreo, s.action),
                 took(orch, s.action),
-                "the event's subscriber / the coordinator",
+                by("choreography", s),
+                by("orchestration", s),
             ]
             for s in STEPS
         ],
     }
+
+
+def forward_steps_done(view: dict) -> int:
+    """Count the forward steps the participants themselves recorded as done for this saga."""
+    return sum(
+        1
+        for item in view["timeline"]
+        if item["service"] != "coordinator"
+        and item["kind"] == "forward"
+        and item["status"] == "done"
+    )
+
+
+def stores_text(services: list[str]) -> str:
+    """Name a list of services for a headline: "4 services (orders, payments, ...)"."""
+    return f"{len(services)} service{'' if len(services) == 1 else 's'} ({', '.join(services)})"
+
+
+def held_note(mode: str, held: dict[str, list[str]], to_read: list[str]) -> str:
+    """Say which store holds which of the saga's steps, and which you must read to see them all."""
+    every = sorted(set().union(*map(set, held.values()))) if held else []
+    parts = "; ".join(f"{service}: {', '.join(steps)}" for service, steps in held.items())
+    return (
+        f"{mode}: {len(every)} steps recorded ({parts}). Fewest stores that hold them all: "
+        f"{', '.join(to_read) or 'none'}."
+    )
 
 
 def marker(target: str, saga_id: str, killed_ns: int) -> dict:
@@ -84,6 +119,47 @@ def marker(target: str, saga_id: str, killed_ns: int) -> dict:
         "span_id": None,
         "saga_id": saga_id,
     }
+
+
+def repeats_note(view: dict, target: str) -> str:
+    """Say how many repeats the participants recorded after the crash, from the timeline."""
+    repeats = [
+        f"{i['service']} {i['step']}"
+        for i in view["timeline"]
+        if i["status"] == "duplicate" and i["service"] != "coordinator"
+    ]
+    cause = (
+        "the coordinator sent again the step its log showed in progress"
+        if target == "coordinator"
+        else "the broker redelivered the message the crashed process never acked"
+    )
+    if not repeats:
+        return f"No participant recorded a repeat this time ({cause} only if it had one)."
+    return (
+        f"After the restart the participants answered 'duplicate' {len(repeats)} time(s) "
+        f"({', '.join(repeats)}), applying nothing: {cause}."
+    )
+
+
+def early_compensation_note(view: dict, ledger: list[dict]) -> str:
+    """Say what the stores show of the saga whose compensation came before its step."""
+    tombstones = [
+        f"{i['service']} {i['step']}"
+        for i in view["timeline"]
+        if i["kind"] == "compensation" and i["status"] == "noop" and i["service"] != "coordinator"
+    ]
+    refused = [
+        f"{i['service']} {i['step']}"
+        for i in view["timeline"]
+        if i["kind"] == "failure" and i["status"] == "refused" and i["service"] != "coordinator"
+    ]
+    charged = sum(row["amount_cents"] for row in ledger if row["kind"] == "charge")
+    return (
+        f"{view['mode']}, the saga whose compensation came first: tombstone left by "
+        f"{', '.join(tombstones) or 'nobody'}; late steps refused: {', '.join(refused) or 'none'}; "
+        f"ended {view['current_state'] or order_outcome(view)}; charged "
+        f"{charged / 100:.2f} in {len(ledger)} ledger row(s)."
+    )
 
 
 def order_outcome(view: dict) -> str:

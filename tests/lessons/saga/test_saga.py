@@ -436,6 +436,56 @@ def test_the_runtime_runs_a_timeout_and_orchestration_also_undoes_the_timed_out_
         assert_invariants(saga, [_order(view["saga_id"])], view["mode"])
 
 
+def figure(result: dict, label: str) -> float:
+    """Return a summary figure of a run's result by its label."""
+    return next(item["value"] for item in result["summary"] if item["label"] == label)
+
+
+def test_happy_path_counts_the_services_to_read_as_the_spans_show_them(saga):
+    since = saga.last_seq()
+    result = saga.run("happy-path", params_of("happy-path"))
+    assert result["ok"], result["headline"]
+    choreographed, orchestrated = (view["saga_id"] for view in result["sagas"])
+
+    def step_spans() -> tuple[dict, set[str]] | None:
+        # Participants' step spans carry the saga id; the coordinator's command spans
+        # sit in the trace of its "saga" span, which carries it.
+        spans = saga.spans(since)
+        by_saga: dict[str, set[str]] = {choreographed: set(), orchestrated: set()}
+        services: dict[str, set[str]] = {choreographed: set(), orchestrated: set()}
+        for span in spans:
+            saga_id = span["attributes"].get("saga.id")
+            if saga_id in by_saga and "." in span["name"] and " " not in span["name"]:
+                by_saga[saga_id].add(f"{span['service']} {span['name'].split('.', 1)[1]}")
+                services[saga_id].add(span["service"])
+        traces = {
+            span["trace_id"]
+            for span in spans
+            if span["service"] == "coordinator"
+            and span["attributes"].get("saga.id") == orchestrated
+        }
+        commands = {
+            f"{span['attributes']['saga.service']} {span['attributes']['saga.action']}"
+            for span in spans
+            if span["trace_id"] in traces and "saga.action" in span["attributes"]
+        }
+        complete = len(by_saga[choreographed]) == 5 and len(by_saga[orchestrated]) == 5
+        return ({"steps": by_saga, "services": services}, commands) if complete else None
+
+    found, commands = wait_until(step_spans, timeout_s=20)
+    # Choreography: each participant's spans name only its own steps, so you read them all.
+    assert figure(result, "services to read to rebuild the saga (choreography)") == len(
+        found["services"][choreographed]
+    )
+    # Orchestration: the coordinator's own command spans name every step a participant did.
+    assert found["steps"][orchestrated] <= commands, (found["steps"][orchestrated], commands)
+    assert figure(result, "services to read to rebuild the saga (orchestration)") == 1
+    # The table's triggers come from the stores too: an event's publisher, or the coordinator.
+    rows = {row[0]: row for row in result["table"]["rows"]}
+    assert rows["charge"][4] == "OrderCreated from orders", rows["charge"]
+    assert rows["charge"][5] == "the coordinator's command", rows["charge"]
+
+
 def test_duplicates_experiment_ignores_every_repeat_and_the_early_compensation(saga):
     result = saga.run("duplicates", params_of("duplicates", sagas=6))
     assert result["ok"], (result.get("headline"), result.get("table"))
@@ -460,6 +510,10 @@ def test_a_saga_still_running_at_the_deadline_is_reported_as_running(sandbox_hos
         assert "choreography still running" in result["headline"], result["headline"]
         assert "orchestration still running" in result["headline"], result["headline"]
         assert "Both sagas ran" not in result["headline"]
+        # Shipping never heard of the stuck choreographed saga: three stores hold its steps,
+        # not four; the coordinator's log alone still holds every step it sent.
+        assert figure(result, "services to read to rebuild the saga (choreography)") == 3
+        assert figure(result, "services to read to rebuild the saga (orchestration)") == 1
         # The metrics hook's figures, what the browser sees every second, show it running too.
         assert hooks.saga_counts(box.workdir)["sagas_running"] >= 1
         assert result["ok"] is False
