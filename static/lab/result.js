@@ -6,7 +6,7 @@
 
 import { formatNumber, renderChart } from "./charts.js";
 import { renderSagas } from "./saga.js";
-import { errorElement, isRawError, withoutSandboxPrefix } from "./words.js";
+import { errorElement, looksLikeError, withoutSandboxPrefix } from "./words.js";
 
 const KNOWN = new Set(["headline", "summary", "charts", "table", "notes", "ok"]);
 // Known only when the saga drawing showed them.
@@ -55,7 +55,7 @@ function table(data, services) {
     for (const value of row) {
       if (typeof value === "number") {
         tr.append(html("td", "num", formatNumber(value)));
-      } else if (isRawError(String(value ?? ""))) {
+      } else if (looksLikeError(String(value ?? ""))) {
         const cell = html("td");
         cell.append(errorElement(String(value), services));
         tr.append(cell);
@@ -110,7 +110,7 @@ export function renderResult(result, { title, services = {} } = {}) {
   if (Array.isArray(result.notes) && result.notes.length) {
     const notes = html("ul", "result-notes");
     for (const note of result.notes) {
-      if (isRawError(String(note))) {
+      if (looksLikeError(String(note))) {
         const item = html("li");
         item.append(errorElement(String(note), services));
         notes.append(item);

@@ -13,9 +13,9 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 const WIDTH = 600;
 const LANE_LABEL_WIDTH = 90;
 const BAR_HEIGHT = 14;
-const LABEL_ROW_HEIGHT = 11;
+const LABEL_ROW_HEIGHT = 14;
 const MAX_LABEL_ROWS = 4;
-const LABEL_CHAR_WIDTH = 6.2; // about one bold character at 10px, to keep labels apart and inside
+const LABEL_CHAR_WIDTH = 7.4; // about one bold character at 12px, to keep labels apart and inside
 const KINDS = ["forward", "compensation", "failure"];
 // Statuses after which nothing was applied: drawn hollow, so the eye counts real effects.
 const NOTHING_APPLIED = new Set(["duplicate", "noop", "refused"]);
@@ -265,7 +265,7 @@ function coordinator(view) {
   const path = (view.states || []).map(stateName);
   const edges = Array.isArray(view.state_edges) ? view.state_edges.filter((edge) => Array.isArray(edge) && edge.length === 2) : [];
   if (edges.length) {
-    const scroller = html("div", "saga-scroll");
+    const scroller = scrollRegion("Coordinator state machine");
     scroller.append(stateGraph(machine, edges, path, view.current_state ?? null));
     wrapper.append(scroller);
   } else {
@@ -273,6 +273,15 @@ function coordinator(view) {
   }
   if (path.length) wrapper.append(html("p", "saga-path", `Path: ${path.join(" → ")}`));
   return wrapper;
+}
+
+/** A drawing's box that scrolls sideways below its natural size, reachable by keyboard. */
+function scrollRegion(label) {
+  const scroller = html("div", "saga-scroll");
+  scroller.tabIndex = 0;
+  scroller.setAttribute("role", "region");
+  scroller.setAttribute("aria-label", label);
+  return scroller;
 }
 
 function invariantList(items) {
@@ -303,7 +312,7 @@ function sagaView(view, { runningIds, invariants, spanNs }) {
 
   const entries = entriesOf(view);
   if (entries.length) {
-    const scroller = html("div", "saga-scroll");
+    const scroller = scrollRegion("Saga timeline");
     scroller.append(timeline(entries, view.lanes, spanNs));
     section.append(scroller);
   } else {

@@ -22,6 +22,12 @@ const FAILURES = [
   [/InjectedFault|injected/i, "an injected error (the error-rate control) answered instead"],
 ];
 
+/** Tell whether a text reports a failed call the lesson can put in its own terms. */
+export function looksLikeError(text) {
+  // Only the transport's own words: prose about an "injected delay" or a "timeout" stays prose.
+  return typeof text === "string" && (isRawError(text) || FAILURES.slice(0, 4).some(([pattern]) => pattern.test(text)));
+}
+
 /** Tell whether a text looks like a raw error rather than a sentence for the learner. */
 export function isRawError(text) {
   return typeof text === "string" && (/[A-Z]\w+(Error|Exception)\(/.test(text) || /StatusCode\.\w+|ConnectionKey\(/.test(text));

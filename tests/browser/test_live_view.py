@@ -345,3 +345,88 @@ def test_starting_another_lessons_sandbox_asks_first_and_the_stopped_one_says_wh
 def test_other_pages_have_no_axe_violations(live_lab, screen_page, axe_source, path):
     screen_page.goto(f"{live_lab}{path}")
     assert_no_axe_violations(screen_page, axe_source, path)
+
+
+def test_a_call_to_a_stopped_service_fails_in_the_lessons_terms_with_the_raw_error_behind(
+    live_lab, screen_page
+):
+    page = screen_page
+    become_guest(page, live_lab, "rest-vs-grpc")
+    start_sandbox(page)
+    row = page.locator('tr[data-service="catalog-grpc"]')
+    row.get_by_role("button", name="Stop catalog-grpc").click()
+    expect(row).to_have_attribute("data-state", "stopped", timeout=10_000)
+    run(page, "one-call")
+    wait_done(page, "one-call")
+    result = page.locator('.experiment[data-experiment="one-call"] .result').first
+    explained = result.locator(".explained-error").first
+    expect(explained).to_contain_text("catalog-grpc is stopped: the call failed with UNAVAILABLE")
+    raw = explained.locator("details.raw-error")
+    expect(raw.locator("pre")).to_be_hidden()
+    raw.locator("summary").click()
+    expect(raw.locator("pre")).to_be_visible()
+    assert "lab." not in (result.text_content() or "") or "lab.run" in (result.text_content() or "")
+
+
+def test_a_long_history_load_reports_its_progress_instead_of_started(live_lab, screen_page):
+    page = screen_page
+    become_guest(page, live_lab, "event-sourcing")
+    start_sandbox(page)
+    run(page, "late-projection", events=3000)
+    status = page.locator("#run-status-late-projection")
+    expect(status).to_contain_text("appended 1000 of 3000 events", timeout=15_000)
+    wait_done(page, "late-projection")
+
+
+def test_three_compared_runs_stay_readable_at_1440_by_900(live_lab, screen_page):
+    page = screen_page
+    become_guest(page, live_lab, "saga")
+    start_sandbox(page)
+    for _ in range(3):
+        run(page, "failure")
+        page.wait_for_function(
+            "(n) => document.querySelectorAll('.experiment[data-experiment=\"failure\"] .run-history label').length >= n",
+            arg=_ + 1,
+            timeout=60_000,
+        )
+        wait_done(page, "failure")
+    compare = page.locator('.experiment[data-experiment="failure"] .run-compare')
+    expect(compare.locator("article.result")).to_have_count(3)
+    expect(compare.locator(".compare-figures th[scope=col]")).to_have_count(4)
+    checks = compare.evaluate(
+        """(root) => {
+        const box = root.getBoundingClientRect();
+        const out = {overflowing: [], small: [], piled: 0, clipped: []};
+        for (const bar of root.querySelectorAll('.saga-bar')) {
+          const r = bar.getBoundingClientRect();
+          const article = bar.closest('article').getBoundingClientRect();
+          if (r.right > article.right + 1) out.overflowing.push(r.right - article.right);
+        }
+        // The size a text is drawn at: its font size times its drawing's scale.
+        for (const text of root.querySelectorAll('svg text')) {
+          const svg = text.ownerSVGElement;
+          const viewBox = svg.viewBox.baseVal;
+          const scale = viewBox && viewBox.width ? svg.getBoundingClientRect().width / viewBox.width : 1;
+          const size = parseFloat(getComputedStyle(text).fontSize) * scale;
+          if (text.textContent.trim() && size < 10.95) out.small.push([text.textContent, Math.round(size * 10) / 10]);
+        }
+        const labels = [...root.querySelectorAll('.saga-timeline .saga-step text')].map((t) => t.getBoundingClientRect());
+        for (let i = 0; i < labels.length; i += 1) for (let j = i + 1; j < labels.length; j += 1) {
+          const a = labels[i], b = labels[j];
+          // Glyph boxes include line spacing: a shared pixel row or two is not a pile.
+          const across = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+          const down = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+          if (across > 2 && down > 3) out.piled += 1;
+        }
+        for (const table of root.querySelectorAll('table')) {
+          const wrapper = table.parentElement;
+          const scrolls = getComputedStyle(wrapper).overflowX === 'auto';
+          if (table.getBoundingClientRect().right > box.right + 1 && !scrolls) out.clipped.push(table.className);
+        }
+        return out;
+      }"""
+    )
+    assert checks["overflowing"] == [], checks
+    assert checks["small"] == [], checks
+    assert checks["piled"] == 0, checks
+    assert checks["clipped"] == [], checks
