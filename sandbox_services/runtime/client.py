@@ -157,7 +157,11 @@ def watch(sandbox_id: str, watcher: str, ttl_s: float) -> None:
     with _redis().pipeline(transaction=False) as pipe:
         pipe.sadd(key, watcher)
         pipe.expire(key, max(1, int(ttl_s)))
-        pipe.execute()
+        pipe.scard(key)
+        added, _, watchers = pipe.execute()
+    if added and watchers == 1 and is_alive(sandbox_id):
+        # The first watcher: wake the supervisor now rather than at its next heartbeat.
+        send(sandbox_id, "watched")
 
 
 def unwatch(sandbox_id: str, watcher: str) -> None:

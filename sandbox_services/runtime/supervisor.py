@@ -36,8 +36,12 @@ from .spans import SpanPipeline
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_INTERVAL_S = 0.5
+# An idle sandbox does nothing but this heartbeat (and wait on Redis for work):
+# once a second is 60 round trips a second for a class of 60.
+HEARTBEAT_INTERVAL_S = 1.0
 ALIVE_TTL_S = 5
+# A command wakes the wait at once; the timeout only bounds a dead connection's silence.
+COMMAND_WAIT_S = 10
 SPANS_TTL_S = 3600  # replay stays possible for an hour after the sandbox ends
 STATUS_TTL_S = 3600
 REPLY_TTL_S = 60
@@ -312,7 +316,7 @@ class Supervisor:
     async def _commands(self) -> None:
         key = keys.sandbox_commands(self.sandbox_id)
         while True:
-            item = await self.redis.blpop([key], timeout=1)
+            item = await self.redis.blpop([key], timeout=COMMAND_WAIT_S)
             if item is not None:
                 # Commands run side by side (a long run must not block a fault);
                 # the set keeps each task referenced until it finishes.
@@ -340,6 +344,10 @@ class Supervisor:
                 answer = await self._run(command)
             elif action == "status":
                 answer = self._status()
+            elif action == "watched":  # the first browser came: sample now, not at the next beat
+                self._watched = True
+                self._sample_when_wanted()
+                answer = {"state": "ok"}
             else:
                 answer = {"state": "failed", "error": f"unknown action {action!r}"}
         except Exception as error:  # a bad command is the caller's problem, never our crash

@@ -23,6 +23,7 @@ def fresh_redis() -> redis.Redis:
 
 def sandbox_pids(sandbox_id: str) -> list[int]:
     """Return the pids of the supervisor, its metrics process and every service process."""
+    client.watch(sandbox_id, "test", 60)  # the metrics process runs while someone watches
     current = wait_until(lambda: (found := client.status(sandbox_id))["metrics_pid"] and found, 5)
     services = [
         instance["pid"]

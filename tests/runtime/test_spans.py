@@ -158,6 +158,7 @@ async def _first_metrics(sandbox_id: str, source: str, publish: bool = False) ->
     layer = RedisChannelLayer(hosts=[os.environ["REDIS_URL"]])
     channel = await layer.new_channel()
     await layer.group_add(keys.channel_group(sandbox_id), channel)
+    await asyncio.to_thread(client.watch, sandbox_id, channel, 30)  # gauges run while watched
     if publish:
         await asyncio.to_thread(run, sandbox_id, "publish", count=2)
     async with asyncio.timeout(5):

@@ -29,7 +29,7 @@ from sandbox_services.runtime.keys import DECLARED_STREAMS as STREAMS_KEY
 from sandbox_services.async_messaging.services.consumers.client import ConsumerClient
 from sandbox_services.async_messaging.services.orders.client import OrdersHttpClient
 from sandbox_services.async_messaging.services.orders.interface import Order
-from sandbox_services.runtime import keys
+from sandbox_services.runtime import client, keys
 from tests.sandboxes import Sandbox, wait_until
 from tests.broker import broker_has
 
@@ -42,6 +42,7 @@ async def _first_lab_metrics(sandbox_id: str, timeout_s: float = 10) -> dict:
     layer = RedisChannelLayer(hosts=[os.environ["REDIS_URL"]])
     channel = await layer.new_channel()
     await layer.group_add(keys.channel_group(sandbox_id), channel)
+    await asyncio.to_thread(client.watch, sandbox_id, channel, 30)  # gauges run while watched
     try:
         async with asyncio.timeout(timeout_s):
             while True:

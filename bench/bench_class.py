@@ -1,0 +1,356 @@
+"""A class arriving at once: 60 learners on one machine, through the real lab.
+
+Starts a real Celery worker (with its sandbox host) and daphne on a scratch
+SQLite file and Redis database 2, then, for 60 learners spread over the four
+lessons with live services (a class at different points of the course):
+- measures the lab's idle CPU with no sandbox (the lab's own processes, from
+  /proc over a fixed window, as a share of the whole machine);
+- starts the 60 sandboxes 6 at a time through the JSON API, each timed from the
+  POST to "running" arriving on its WebSocket (start p50/p95);
+- lets the 60 sandboxes sit idle with no browser watching and measures the
+  lab's CPU again over the same window;
+- runs one interactive experiment in every sandbox at once, each learner
+  watching on its WebSocket, and measures span end (end_ns, stamped by the
+  service) to receipt on the WebSocket (p50/p99);
+- lets one learner flood its sandbox with runs and starts while a second
+  learner starts a sandbox, timed as above (capped at FLOOD_CAP_S);
+- stops everything and counts the processes left behind.
+
+The machine is shared: the load average is printed before and after, and the
+CPU figures count only the lab's own processes, so other work on the machine
+does not inflate them (it still slows them).
+"""
+
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+LEARNERS = int(os.environ.get("BENCH_CLASS_LEARNERS", "60"))
+AT_ONCE = 6
+IDLE_SETTLE_S = 5.0
+IDLE_WINDOW_S = 10.0
+FLOOD_RUNS = 200
+FLOOD_STARTS = 20
+FLOOD_CAP_S = 30.0
+# One interactive experiment per lesson, as a learner's first click would run it.
+INTERACTIVE = {
+    "rest-vs-grpc": {"experiment": "one-call", "params": {}},
+    "async-messaging": {"experiment": "sync-vs-async", "params": {"orders": 3, "slow_ms": 50}},
+    "event-sourcing": {"experiment": "optimistic-concurrency", "params": {}},
+    "saga": {"experiment": "happy-path", "params": {}},
+}
+LESSONS = list(INTERACTIVE)
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+CPUS = os.cpu_count() or 1
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def prepare_environment(scratch: Path) -> str:
+    database = str(scratch / "bench.sqlite3")
+    os.environ.update(
+        REDIS_URL="redis://127.0.0.1:6379/2",
+        CELERY_BROKER_URL="redis://127.0.0.1:6379/2",
+        LAB_CELERY_QUEUE=f"bench-{uuid.uuid4().hex[:6]}",
+        LAB_WORKDIR=str(scratch / "sandboxes"),
+        LAB_SANDBOXES_PER_SITE=str(LEARNERS + 20),
+        DATABASE_URL=f"sqlite:///{database}",
+        DJANGO_SETTINGS_MODULE="lab.settings",
+        DJANGO_DEBUG="0",
+    )
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    return database
+
+
+def make_tokens(count: int) -> list[str]:
+    from lab.users.services import labuser_upsert
+
+    return [labuser_upsert(username=f"class-{index}", role="learner")[1] for index in range(count)]
+
+
+# -- /proc ----------------------------------------------------------------------
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def descendants(roots: list[int]) -> set[int]:
+    """Return ``roots`` and every live process below them (by parent pid)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat_fields(int(entry))
+            if fields is not None:
+                children.setdefault(int(fields[1]), []).append(int(entry))
+    found, frontier = set(), list(roots)
+    while frontier:
+        pid = frontier.pop()
+        if pid not in found:
+            found.add(pid)
+            frontier.extend(children.get(pid, []))
+    return found
+
+
+def cpu_ticks(pids: set[int]) -> dict[int, int]:
+    ticks = {}
+    for pid in pids:
+        fields = _stat_fields(pid)
+        if fields is not None:
+            ticks[pid] = int(fields[11]) + int(fields[12])  # utime + stime
+    return ticks
+
+
+def machine_busy() -> tuple[int, int]:
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+def lab_cpu_percent(roots: list[int], window_s: float) -> tuple[float, float, int]:
+    """Return (lab's CPU as % of the machine, machine busy %, lab processes) over the window."""
+    before_pids = descendants(roots)
+    before = cpu_ticks(before_pids)
+    busy_before, total_before = machine_busy()
+    time.sleep(window_s)
+    after_pids = descendants(roots)
+    after = cpu_ticks(after_pids)
+    busy_after, total_after = machine_busy()
+    used = sum(ticks - before.get(pid, 0) for pid, ticks in after.items())
+    lab = 100.0 * used / CLOCK_TICKS / window_s / CPUS
+    machine = 100.0 * (busy_after - busy_before) / max(1, total_after - total_before)
+    return lab, machine, len(after_pids)
+
+
+# -- the class ------------------------------------------------------------------
+
+
+async def wait_for_state(ws, wanted: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = await ws.receive_json(timeout=max(0.1, deadline - time.monotonic()))
+        if message.get("type") == "sandbox" and message["sandbox"].get("state") == wanted:
+            return
+        if message.get("type") == "sandbox" and message["sandbox"].get("state") == "failed":
+            raise RuntimeError(f"sandbox failed: {message['sandbox'].get('reason')}")
+    raise TimeoutError(f"no {wanted} state")
+
+
+async def start_one(http, lesson: str, timeout: float = 60.0) -> tuple[str, float]:
+    """Start a sandbox; return its id and seconds from POST to "running" on its WebSocket."""
+    began = time.perf_counter()
+    async with http.post("/api/sandboxes/", json={"lesson": lesson}) as response:
+        body = await response.json()
+        if response.status != 201:
+            raise RuntimeError(f"start refused: {response.status} {body}")
+    async with http.ws_connect(f"/ws/sandboxes/{body['id']}/") as ws:
+        await wait_for_state(ws, "running", timeout)
+    return body["id"], time.perf_counter() - began
+
+
+async def class_starts(base: str, tokens: list[str]) -> tuple[list[str], list[float]]:
+    import aiohttp
+
+    gate = asyncio.Semaphore(AT_ONCE)
+
+    async def learner(index: int, token: str) -> tuple[str, float]:
+        async with gate:
+            headers = {"Authorization": f"Token {token}"}
+            async with aiohttp.ClientSession(base, headers=headers) as http:
+                return await start_one(http, LESSONS[index % len(LESSONS)])
+
+    results = await asyncio.gather(*(learner(i, token) for i, token in enumerate(tokens)))
+    return [sandbox for sandbox, _ in results], [seconds for _, seconds in results]
+
+
+async def run_watched(base: str, token: str, sandbox_id: str, lesson: str, latencies: list):
+    import aiohttp
+
+    headers = {"Authorization": f"Token {token}"}
+    async with aiohttp.ClientSession(base, headers=headers) as http:
+        async with http.ws_connect(f"/ws/sandboxes/{sandbox_id}/") as ws:
+            async with http.post(
+                f"/api/sandboxes/{sandbox_id}/runs/", json=INTERACTIVE[lesson]
+            ) as response:
+                run = await response.json()
+                if response.status != 202:
+                    raise RuntimeError(f"run refused: {response.status} {run}")
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                message = await ws.receive_json(timeout=max(0.1, deadline - time.monotonic()))
+                received_ns = time.time_ns()
+                if message.get("type") == "spans" and not message.get("replay"):
+                    latencies.extend(
+                        (received_ns - span["end_ns"]) / 1e6
+                        for span in message["items"]
+                        if span.get("run") == run["id"]
+                    )
+                elif message.get("type") == "run" and message["run"].get("id") == run["id"]:
+                    if message["run"].get("state") in ("done", "failed"):
+                        return message["run"]["state"]
+    return "timeout"
+
+
+async def class_runs(base: str, tokens: list[str], sandboxes: list[str]) -> tuple[list, list]:
+    latencies: list[float] = []
+    states = await asyncio.gather(
+        *(
+            run_watched(base, token, sandbox, LESSONS[i % len(LESSONS)], latencies)
+            for i, (token, sandbox) in enumerate(zip(tokens, sandboxes, strict=True))
+        ),
+        return_exceptions=True,
+    )
+    return latencies, states
+
+
+async def flood(base: str, flooder: str, flooder_sandbox: str, second: str) -> dict:
+    """One learner floods runs and starts; return the second learner's start time and counts."""
+    import aiohttp
+
+    statuses: dict[int, int] = {}
+    run = {"experiment": "streaming", "params": {"duration_s": 10}}
+    async with aiohttp.ClientSession(base, headers={"Authorization": f"Token {flooder}"}) as http:
+
+        async def post(path: str, body: dict) -> None:
+            try:
+                async with http.post(path, json=body) as response:
+                    statuses[response.status] = statuses.get(response.status, 0) + 1
+            except aiohttp.ClientError:
+                statuses[0] = statuses.get(0, 0) + 1
+
+        await asyncio.gather(
+            *(post(f"/api/sandboxes/{flooder_sandbox}/runs/", run) for _ in range(FLOOD_RUNS))
+        )
+        starts = asyncio.gather(
+            *(post("/api/sandboxes/", {"lesson": "rest-vs-grpc"}) for _ in range(FLOOD_STARTS))
+        )
+        async with aiohttp.ClientSession(
+            base, headers={"Authorization": f"Token {second}"}
+        ) as other:
+            try:
+                _, seconds = await start_one(other, "rest-vs-grpc", timeout=FLOOD_CAP_S)
+            except (TimeoutError, RuntimeError) as error:
+                print(f"second learner's start: {error}")
+                seconds = float("inf")
+        await starts
+    return {"seconds": seconds, "statuses": statuses}
+
+
+def main() -> None:
+    import aiohttp  # noqa: F401  (fail early if missing)
+
+    from lab.harness import LabProcesses
+
+    with tempfile.TemporaryDirectory(prefix="lab-bench-class-") as scratch:
+        database = prepare_environment(Path(scratch))
+        tokens = make_tokens(LEARNERS + 2)
+        class_tokens, flooder, second = tokens[:LEARNERS], tokens[LEARNERS], tokens[LEARNERS + 1]
+        processes = LabProcesses(database, Path(scratch))
+        seen: set[int] = set()
+        try:
+            processes.start_worker("classworker")
+            processes.start_daphne()
+            roots = [p.pid for p in processes.workers.values()] + [processes.daphne.pid]
+            print(f"machine: {CPUS} cores")
+            print(f"load average before: {os.getloadavg()[0]:.2f}")
+            time.sleep(IDLE_SETTLE_S)
+            lab, machine, count = lab_cpu_percent(roots, IDLE_WINDOW_S)
+            print(f"lab CPU with no sandbox: {lab:.1f} % of the machine")
+            print(f"machine busy meanwhile (everything on it): {machine:.1f} %")
+
+            began = time.perf_counter()
+            sandboxes, starts = asyncio.run(class_starts(processes.base_url, class_tokens))
+            print(
+                f"class of {LEARNERS} started {AT_ONCE} at a time in "
+                f"{time.perf_counter() - began:.1f} s"
+            )
+            print(f"class start p50: {statistics.median(starts):.3f} s")
+            print(f"class start p95: {percentile(starts, 0.95):.3f} s")
+            print(f"class start max: {max(starts):.3f} s")
+
+            time.sleep(IDLE_SETTLE_S)
+            seen |= descendants(roots)
+            lab, machine, count = lab_cpu_percent(roots, IDLE_WINDOW_S)
+            print(f"lab CPU with {LEARNERS} idle sandboxes: {lab:.1f} % of the machine")
+            print(f"machine busy meanwhile (everything on it): {machine:.1f} %")
+            print(f"lab processes with {LEARNERS} sandboxes: {count} processes")
+
+            latencies, states = asyncio.run(class_runs(processes.base_url, class_tokens, sandboxes))
+            done = sum(1 for state in states if state == "done")
+            print(f"runs done of {LEARNERS}: {done} runs")
+            failures = [state for state in states if state != "done"]
+            if failures:
+                print(f"  (not done: {failures[:5]})")
+            if latencies:
+                print(
+                    f"span end to WebSocket p50 ({LEARNERS} sandboxes running): "
+                    f"{statistics.median(latencies):.1f} ms"
+                )
+                print(
+                    f"span end to WebSocket p99 ({LEARNERS} sandboxes running): "
+                    f"{percentile(latencies, 0.99):.1f} ms"
+                )
+                print(f"spans received: {len(latencies)} spans")
+
+            # The flood: the flooder's own sandbox first, then the flood beside a fresh start.
+            async def flooder_sandbox() -> str:
+                import aiohttp
+
+                headers = {"Authorization": f"Token {flooder}"}
+                async with aiohttp.ClientSession(processes.base_url, headers=headers) as http:
+                    sandbox, _ = await start_one(http, "rest-vs-grpc")
+                return sandbox
+
+            target = asyncio.run(flooder_sandbox())
+            outcome = asyncio.run(flood(processes.base_url, flooder, target, second))
+            print(
+                f"flood: second learner's start while one floods: {outcome['seconds']:.2f} s"
+                if outcome["seconds"] != float("inf")
+                else f"flood: second learner's start did not reach running within {FLOOD_CAP_S:g} s"
+            )
+            print(f"  (flooder's answers by status: {dict(sorted(outcome['statuses'].items()))})")
+            print(f"load average after: {os.getloadavg()[0]:.2f}")
+            seen |= descendants(roots)
+        finally:
+            seen |= descendants(
+                [p.pid for p in processes.workers.values()]
+                + ([processes.daphne.pid] if processes.daphne else [])
+            )
+            processes.stop()
+            deadline = time.monotonic() + 30
+            left = seen
+            while time.monotonic() < deadline:
+                left = {pid for pid in seen if _stat_fields(pid) is not None}
+                if not left:
+                    break
+                time.sleep(0.5)
+            print(f"processes left 30 s after stop: {len(left)} processes")
+            for pid in left:  # the benchmark cleans up after itself whatever the figure says
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
+
+
+if __name__ == "__main__":
+    main()
