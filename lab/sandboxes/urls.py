@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, mesh_api
+from . import api, gateway_api, mesh_api
 
 urlpatterns = [
     path("sandboxes/", api.SandboxListCreateApi.as_view(), name="api-sandboxes"),
@@ -12,6 +12,12 @@ urlpatterns = [
         "sandboxes/<str:sandbox_id>/mesh/policy/",
         mesh_api.MeshPolicyApi.as_view(),
         name="api-mesh-policy",
+    ),
+    path("sandboxes/<str:sandbox_id>/gateway/", gateway_api.GatewayApi.as_view(), name="api-gateway"),
+    path(
+        "sandboxes/<str:sandbox_id>/gateway/policy/",
+        gateway_api.GatewayPolicyApi.as_view(),
+        name="api-gateway-policy",
     ),
     path("runs/<str:run_id>/", api.RunDetailApi.as_view(), name="api-run"),
     path("runs/<str:run_id>/spans/", api.RunSpansApi.as_view(), name="api-run-spans"),

@@ -204,9 +204,13 @@ def rate_limiting(figures: dict) -> dict:
         }
     greedy, polite = totals["greedy"], totals["polite"]
     limit, period_s = params["limit"], params["period_ms"] / 1000
+    # What to expect: a key well under its limit is never refused, a key over it is. Near the
+    # limit the sliding estimate (and the clock's jitter) may refuse a few: no expectation there.
+    greedy_over = params["greedy_rate"] * period_s > limit
+    polite_under = params["polite_rate"] * period_s <= 0.8 * limit
     ok = (
-        greedy["refused"] > 0
-        and polite["refused"] == 0
+        (greedy["refused"] > 0 or not greedy_over)
+        and (polite["refused"] == 0 or not polite_under)
         and polite["other"] == 0
         and greedy["other"] == 0
     )
@@ -246,7 +250,15 @@ def rate_limiting(figures: dict) -> dict:
             "HAProxy's own view of the table after the run (show table):\n"
             + figures["table"].strip(),
             "Traces were sampled at 5% during this load; the gateway logged every request.",
-        ],
+        ]
+        + (
+            []
+            if polite_under
+            else [
+                f"The polite key sends {params['polite_rate'] * period_s:g} requests per period against a"
+                f" limit of {limit}: at or near the limit, the sliding estimate refuses some of them."
+            ]
+        ),
         "ok": ok,
         "figures": {k: v for k, v in figures.items() if k != "answers"} | {"totals": totals},
     }

@@ -99,6 +99,10 @@ REQUESTS = [
     ("api-mesh", "GET", "/api/sandboxes/{mesh_sandbox}/mesh/", None, watchers(409)),
     ("api-mesh-policy", "POST", "/api/sandboxes/{mesh_sandbox}/mesh/policy/",
      {"policy": "kind: VirtualService"}, owner_only(409)),
+    # The gateway lesson's policy editor: the same shape, through the gateway service.
+    ("api-gateway", "GET", "/api/sandboxes/{gateway_sandbox}/gateway/", None, watchers(409)),
+    ("api-gateway-policy", "POST", "/api/sandboxes/{gateway_sandbox}/gateway/policy/",
+     {"policy": "routes: []"}, owner_only(409)),
     ("api-run", "GET", "/api/runs/{run}/", None, watchers(200)),
     ("api-run-spans", "GET", "/api/runs/{run}/spans/", None, watchers(200)),
     ("api-run-trace", "GET", "/api/runs/{run}/trace/", None,
@@ -195,6 +199,12 @@ def classroom(make_user):
         state=SandboxState.STOPPED,
         expires_at=timezone.now() + timedelta(hours=1),
     )
+    gateway_sandbox = Sandbox.objects.create(
+        owner=owner,
+        lesson="api-gateway",
+        state=SandboxState.STOPPED,
+        expires_at=timezone.now() + timedelta(hours=1),
+    )
     lesson = lesson_get(slug=LESSON)
     quiz = next(item for item in lesson.checkpoints if item.kind == "quiz")
     predict_lesson, predict = next(
@@ -228,6 +238,7 @@ def classroom(make_user):
             "sandbox": sandbox.id,
             "run": run.id,
             "mesh_sandbox": mesh_sandbox.id,
+            "gateway_sandbox": gateway_sandbox.id,
             "cohort": cohort.id,
             "scenario": scenario.id,
             "predict_lesson": predict_lesson,

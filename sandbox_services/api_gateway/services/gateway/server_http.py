@@ -6,6 +6,9 @@ naming the field), POST /gateway/policy/preview (the diff, not applied),
 GET /gateway/totals (HAProxy's counters), GET /gateway/table/<limit> (a
 stick table as HAProxy shows it), POST /gateway/delay {"delay_ms"},
 POST /gateway/stop, POST /gateway/start, GET /gateway/spans?trace_id=.
+
+The lesson page's policy editor reaches it through Redis, never this port
+(``runtime.service_commands``): ops ``show``, ``preview`` and ``apply``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from aiohttp import web
 
 from sandbox_services.runtime import tracing
 from sandbox_services.runtime.serve import add_health_route, serve_http
+from sandbox_services.runtime.service_commands import serve_commands
 from sandbox_services.runtime.spec import ServiceContext
 
 from ...gateway import Gateway
@@ -27,6 +31,7 @@ log = logging.getLogger(__name__)
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
 SPANS_KEY = web.AppKey("spans", deque)
 SPANS_KEPT = 5000
+MAX_POLICY_BYTES = 65536
 METRICS_INTERVAL_S = 1.0
 
 
@@ -105,6 +110,43 @@ async def spans(request: web.Request) -> web.Response:
     )
 
 
+async def _command(gateway: Gateway, command: dict) -> dict:
+    """Answer the web tier (the lesson page's policy editor); diffs keyed by proxy, as the mesh's."""
+    op = command.get("op")
+    if op == "show":
+        described = gateway.describe()
+        return {"status": 200, "body": {**described, "config": gateway.proxy.config_text}}
+    if op in ("apply", "preview"):
+        text = command.get("policy")
+        if not isinstance(text, str) or len(text.encode()) > MAX_POLICY_BYTES:
+            return {
+                "status": 400,
+                "body": {
+                    "detail": "policy: YAML text",
+                    "errors": {"policy": ["must be YAML text under 64 KB"]},
+                },
+            }
+        try:
+            if op == "apply":
+                applied = await gateway.apply(text)
+                diff = applied.pop("diff")
+                return {
+                    "status": 200,
+                    "body": {**applied, "diff": {"gateway": diff} if diff else {}, "applied": True},
+                }
+            _, _, diff = gateway.preview(text)
+        except PolicyInvalid as error:
+            return {"status": 400, "body": {"detail": str(error), "errors": error.errors}}
+        return {
+            "status": 200,
+            "body": {"diff": {"gateway": diff} if diff else {}, "applied": False},
+        }
+    return {
+        "status": 400,
+        "body": {"detail": f"unknown op {op!r}", "errors": {"op": ["show, preview or apply"]}},
+    }
+
+
 async def _metrics(ctx: ServiceContext, gateway: Gateway) -> None:
     while True:
         await asyncio.sleep(METRICS_INTERVAL_S)
@@ -149,9 +191,17 @@ async def main(ctx: ServiceContext) -> None:
     app.router.add_post("/gateway/stop", stop)
     app.router.add_post("/gateway/start", start)
     app.router.add_get("/gateway/spans", spans)
-    metrics = asyncio.ensure_future(_metrics(ctx, gateway))
+    loops = [
+        asyncio.ensure_future(_metrics(ctx, gateway)),
+        asyncio.ensure_future(
+            serve_commands(
+                ctx.redis_url, ctx.sandbox_id, ctx.name, lambda command: _command(gateway, command)
+            )
+        ),
+    ]
     try:
         await serve_http(ctx, app)
     finally:
-        metrics.cancel()
+        for task in loops:
+            task.cancel()
         await gateway.stop()
