@@ -42,7 +42,7 @@ def test_queue_gauge_of_a_stopped_consumer_rises_while_orders_flow_and_falls_aft
     experiment.get_by_role("button", name="Run").click()
 
     page.wait_for_function(
-        f"window.emailDepths.some((value) => value >= {PEAK_AT_LEAST})", timeout=30_000
+        f"() => window.emailDepths.some((value) => value >= {PEAK_AT_LEAST})", timeout=30_000
     )
     email_row = page.locator('#sandbox-panel tr[data-service="email"]')
     expect(email_row).to_have_attribute("data-state", "stopped")

@@ -16,6 +16,8 @@ def test_learner_stops_and_starts_a_service_and_sees_injected_errors_in_the_trac
     grpc_row.get_by_role("button", name="Start").click()
     expect(grpc_row).to_have_attribute("data-state", "running", timeout=15_000)
 
+    # The delay and error controls sit behind each service's "Faults" disclosure.
+    grpc_row.get_by_text("Faults").click()
     errors = grpc_row.get_by_label("errors")
     errors.fill("1")
     errors.dispatch_event("change")
@@ -25,11 +27,11 @@ def test_learner_stops_and_starts_a_service_and_sees_injected_errors_in_the_trac
     experiment = page.locator('.experiment[data-experiment="one-call"]')
     experiment.get_by_role("button", name="Run").click()
     page.wait_for_function(
-        "['done', 'failed'].includes(document.querySelector('.experiment[data-experiment=\"one-call\"]').dataset.runState)",
+        "() => ['done', 'failed'].includes(document.querySelector('.experiment[data-experiment=\"one-call\"]').dataset.runState)",
         timeout=60_000,
     )
     page.wait_for_function(
-        "Number(document.getElementById('trace-view').dataset.hopsError) > 0", timeout=15_000
+        "() => Number(document.getElementById('trace-view').dataset.hopsError) > 0", timeout=15_000
     )
     expect(page.locator('#trace-view .hop.is-error[data-protocol="grpc"]').first).to_be_attached()
 
