@@ -48,8 +48,12 @@ class SandboxPlan:
         ]
 
     def service_of_port(self) -> dict[int, str]:
-        """Return port -> service name for every replica of every service."""
-        return {port: name for name, ports in self.ports.items() for port in ports}
+        """Return port -> service name for every replica of every service (and the lab's own ports)."""
+        names = {port: name for name, ports in self.ports.items() for port in ports}
+        if self.lab.port_names:
+            module_name, _, attribute = self.lab.port_names.partition(":")
+            names.update(getattr(importlib.import_module(module_name), attribute)(self))
+        return names
 
 
 # Packages of sandbox_services/ that are plumbing, not lessons. Every other

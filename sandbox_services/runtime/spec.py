@@ -78,6 +78,9 @@ class LabSpec:
     # something between them (the mesh's sidecars); None means the peer's own.
     # ``ctx.address`` and ``ctx.addresses`` of services ask it on every call.
     route: str | None = None
+    # Optional "module:function" to ``def f(plan) -> dict[int, str]``: names for the
+    # lab's extra ports (a sidecar's listeners), so a span that calls one names its peer.
+    port_names: str | None = None
     # The sequence diagram's columns, left to right, the same for every run of the
     # lesson so arrows never flip. Empty means the learner, then the services in
     # declaration order, then rabbitmq; names the trace shows but this leaves out

@@ -52,4 +52,14 @@ LAB = LabSpec(
     preflight="sandbox_services.proxy.binary:require_haproxy",
     extra_ports={POOL: pool_size()},
     route="sandbox_services.service_mesh.topology:route",
+    port_names="sandbox_services.service_mesh.topology:port_names",
+    lifelines=(
+        "learner",
+        "client-sidecar",
+        "frontend-sidecar",
+        "frontend",
+        "backend-sidecar",
+        "backend",
+        "control-plane",
+    ),
 )

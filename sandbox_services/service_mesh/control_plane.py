@@ -394,8 +394,9 @@ class ControlPlane:
             if issued is not None:
                 attributes["peer.spiffe_id"] = issued.spiffe_id
             target = self._sidecar(server)
-            if target is not None and target.app_port is not None:
-                attributes["server.port"] = target.app_port  # names the peer on the lifeline
+            if target is not None and target.inbound_port is not None:
+                # The peer on the diagram: the replica's sidecar this hop reached.
+                attributes["server.port"] = target.inbound_port
                 attributes["mesh.replica"] = target.replica
             self._count_edge(sidecar, server, record)
         if record.get("fault"):

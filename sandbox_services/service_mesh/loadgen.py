@@ -22,10 +22,21 @@ _tracer = trace.get_tracer("sandbox_services.service_mesh.loadgen")
 def _request(connection: http.client.HTTPConnection, path: str, traced: bool) -> tuple[int, bytes]:
     headers: dict[str, str] = {}
     if traced:
-        with _tracer.start_as_current_span(f"GET {path.split('?')[0]}", kind=trace.SpanKind.CLIENT):
+        attributes = {
+            "http.request.method": "GET",
+            "url.full": f"http://{connection.host}:{connection.port}{path}",
+            "server.address": connection.host,
+            "server.port": connection.port,
+        }
+        with _tracer.start_as_current_span(
+            f"GET {path.split('?')[0]}", kind=trace.SpanKind.CLIENT, attributes=attributes
+        ) as span:
             propagate.inject(headers)
             connection.request("GET", path, headers=headers)
             response = connection.getresponse()
+            span.set_attribute("http.response.status_code", response.status)
+            if response.status >= 500:
+                span.set_status(trace.Status(trace.StatusCode.ERROR))
             return response.status, response.read()
     connection.request("GET", path, headers=headers)
     response = connection.getresponse()

@@ -62,6 +62,17 @@ def sidecars_of_plan(plan) -> list[Sidecar]:
     return sidecars(plan.ports, plan.extra_ports[POOL])
 
 
+def port_names(plan) -> dict[int, str]:
+    """Name every sidecar listener for the spans: a call to one is a call to "<workload>-sidecar"."""
+    names = {}
+    for sidecar in sidecars_of_plan(plan):
+        ports = [*sidecar.outbound.values()]
+        if sidecar.inbound_port is not None:
+            ports.append(sidecar.inbound_port)
+        names.update({port: f"{sidecar.workload}-sidecar" for port in ports})
+    return names
+
+
 def mesh_directory(workdir: Path) -> Path:
     """Return the directory of the sandbox's mesh files (configs, certificates)."""
     return Path(workdir) / "mesh"
