@@ -30,13 +30,22 @@ def screen_page(browser):
         context.close()
 
 
-def become_guest(page: Page, live_lab: str, slug: str) -> None:
-    page.goto(f"{live_lab}/lessons/{slug}/")
-    guest = page.get_by_role("button", name="Try as a guest")
-    if guest.count():
-        guest.click()
-        page.wait_for_url(f"**/lessons/{slug}/**")
-    expect(page.get_by_role("button", name="Start sandbox")).to_be_visible()
+@pytest.fixture
+def become_learner(live_lab, make_user):
+    """Sign a new learner in and open a lesson (the site makes at most a few guests an hour)."""
+
+    def sign_in(page: Page, slug: str) -> None:
+        password = "correct horse battery staple 10"
+        user, _token = make_user(role="learner", password=password)
+        page.goto(f"{live_lab}/accounts/login/")
+        page.locator("input[name=username]").fill(user.username)
+        page.locator("input[name=password]").fill(password)
+        page.locator("form button[type=submit]").last.click()
+        page.wait_for_load_state()
+        page.goto(f"{live_lab}/lessons/{slug}/")
+        expect(page.get_by_role("button", name="Start sandbox")).to_be_visible()
+
+    return sign_in
 
 
 def start_sandbox(page: Page) -> None:
@@ -80,10 +89,10 @@ def inside_viewport(page: Page, selector: str, min_height: float = 0) -> dict:
 
 
 def test_background_spans_are_hidden_by_default_and_one_remembered_switch_shows_them(
-    live_lab, screen_page
+    live_lab, screen_page, become_learner
 ):
     page = screen_page
-    become_guest(page, live_lab, "event-sourcing")
+    become_learner(page, "event-sourcing")
     start_sandbox(page)
     trace = page.locator("#trace-view")
     # The idle event-sourcing sandbox polls its projector: background traces arrive, unseen.
@@ -112,10 +121,10 @@ def test_background_spans_are_hidden_by_default_and_one_remembered_switch_shows_
 
 
 def test_lifelines_keep_the_lessons_order_across_runs_and_the_picker_names_runs(
-    live_lab, screen_page
+    live_lab, screen_page, become_learner
 ):
     page = screen_page
-    become_guest(page, live_lab, "rest-vs-grpc")
+    become_learner(page, "rest-vs-grpc")
     start_sandbox(page)
     declared = ["learner", "caller", "catalog-rest", "catalog-grpc"]
 
@@ -155,10 +164,10 @@ def test_lifelines_keep_the_lessons_order_across_runs_and_the_picker_names_runs(
 
 
 def test_gauges_and_trace_are_on_screen_together_during_a_run_at_1440_by_900(
-    live_lab, screen_page, artifacts
+    live_lab, screen_page, artifacts, become_learner
 ):
     page = screen_page
-    become_guest(page, live_lab, "async-messaging")
+    become_learner(page, "async-messaging")
     start_sandbox(page)
     expect(page.locator("#metrics-section")).to_be_visible(timeout=15_000)
     page.wait_for_timeout(1500)  # a few metrics messages: the gauges' table has its rows
@@ -190,10 +199,10 @@ def test_gauges_and_trace_are_on_screen_together_during_a_run_at_1440_by_900(
 
 
 def test_a_finished_fast_run_replays_slowly_step_by_step_and_after_the_sandbox_is_gone(
-    live_lab, screen_page
+    live_lab, screen_page, become_learner
 ):
     page = screen_page
-    become_guest(page, live_lab, "async-messaging")
+    become_learner(page, "async-messaging")
     start_sandbox(page)
     run(page, "poison-messages")
     wait_done(page, "poison-messages")
@@ -233,10 +242,10 @@ def test_a_finished_fast_run_replays_slowly_step_by_step_and_after_the_sandbox_i
 
 
 def test_a_page_opened_mid_run_shows_its_progress_within_a_second_in_every_tab(
-    live_lab, screen_page
+    live_lab, screen_page, become_learner
 ):
     page = screen_page
-    become_guest(page, live_lab, "rest-vs-grpc")
+    become_learner(page, "rest-vs-grpc")
     start_sandbox(page)
     run(page, "load", duration_s=6)
     experiment = page.locator('.experiment[data-experiment="load"]')
@@ -265,9 +274,11 @@ def test_a_page_opened_mid_run_shows_its_progress_within_a_second_in_every_tab(
     ).to_be_enabled()
 
 
-def test_start_sandbox_is_within_five_tab_presses_and_focus_follows_start(live_lab, screen_page):
+def test_start_sandbox_is_within_five_tab_presses_and_focus_follows_start(
+    live_lab, screen_page, become_learner
+):
     page = screen_page
-    become_guest(page, live_lab, "saga")
+    become_learner(page, "saga")
     page.goto(f"{live_lab}/lessons/saga/")
     for _ in range(2):
         page.keyboard.press("Tab")
@@ -292,12 +303,12 @@ LESSONS_AND_RUNS = [
 
 @pytest.mark.parametrize(("slug", "experiment", "params"), LESSONS_AND_RUNS)
 def test_lesson_pages_have_no_axe_violations_before_during_and_after_a_run(
-    live_lab, screen_page, axe_source, slug, experiment, params
+    live_lab, screen_page, axe_source, slug, experiment, params, become_learner
 ):
     page = screen_page
     page.goto(f"{live_lab}/lessons/{slug}/")
     assert_no_axe_violations(page, axe_source, f"{slug}, anonymous")
-    become_guest(page, live_lab, slug)
+    become_learner(page, slug)
     start_sandbox(page)
     assert_no_axe_violations(page, axe_source, f"{slug}, sandbox running")
     run(page, experiment, **params)
@@ -309,12 +320,12 @@ def test_lesson_pages_have_no_axe_violations_before_during_and_after_a_run(
 
 
 def test_starting_another_lessons_sandbox_asks_first_and_the_stopped_one_says_why(
-    live_lab, screen_page
+    live_lab, screen_page, become_learner
 ):
     from lab.sandboxes.models import Sandbox
 
     page = screen_page
-    become_guest(page, live_lab, "rest-vs-grpc")
+    become_learner(page, "rest-vs-grpc")
     start_sandbox(page)
     first = page.evaluate("window.lab.sandboxPanel.sandbox.id")
 
@@ -348,10 +359,10 @@ def test_other_pages_have_no_axe_violations(live_lab, screen_page, axe_source, p
 
 
 def test_a_call_to_a_stopped_service_fails_in_the_lessons_terms_with_the_raw_error_behind(
-    live_lab, screen_page
+    live_lab, screen_page, become_learner
 ):
     page = screen_page
-    become_guest(page, live_lab, "rest-vs-grpc")
+    become_learner(page, "rest-vs-grpc")
     start_sandbox(page)
     row = page.locator('tr[data-service="catalog-grpc"]')
     row.get_by_role("button", name="Stop catalog-grpc").click()
@@ -368,9 +379,11 @@ def test_a_call_to_a_stopped_service_fails_in_the_lessons_terms_with_the_raw_err
     assert "lab." not in (result.text_content() or "") or "lab.run" in (result.text_content() or "")
 
 
-def test_a_long_history_load_reports_its_progress_instead_of_started(live_lab, screen_page):
+def test_a_long_history_load_reports_its_progress_instead_of_started(
+    live_lab, screen_page, become_learner
+):
     page = screen_page
-    become_guest(page, live_lab, "event-sourcing")
+    become_learner(page, "event-sourcing")
     start_sandbox(page)
     run(page, "late-projection", events=3000)
     status = page.locator("#run-status-late-projection")
@@ -378,9 +391,9 @@ def test_a_long_history_load_reports_its_progress_instead_of_started(live_lab, s
     wait_done(page, "late-projection")
 
 
-def test_three_compared_runs_stay_readable_at_1440_by_900(live_lab, screen_page):
+def test_three_compared_runs_stay_readable_at_1440_by_900(live_lab, screen_page, become_learner):
     page = screen_page
-    become_guest(page, live_lab, "saga")
+    become_learner(page, "saga")
     start_sandbox(page)
     for _ in range(3):
         run(page, "failure")
