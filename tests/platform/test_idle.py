@@ -4,6 +4,7 @@ On the real runtime: a sandbox of the runtime's own test lab (whose metrics hook
 counts its polls) and a real GaugeReporter against Redis.
 """
 
+import asyncio
 import os
 import time
 import uuid
@@ -11,6 +12,7 @@ import uuid
 import redis
 
 from sandbox_services.broker.gauges import INFLIGHT_TTL_S, GaugeReporter
+from sandbox_services.rest_vs_grpc.services.catalog.backend import PriceTicker
 from sandbox_services.runtime import client, keys
 from sandbox_services.runtime.supervisor import HEARTBEAT_INTERVAL_S, METRICS_LINGER_S
 
@@ -63,3 +65,25 @@ def test_an_idle_gauge_reporter_writes_nothing():
     finally:
         reporter.stop()
         connection.delete(keys.amqp_counts(sandbox_id), unacked)
+
+
+def test_the_price_ticker_rests_while_nobody_streams_and_readers_see_it_as_ticking():
+    ticker = PriceTicker("LAB", 0.01, 100_000_000)
+
+    async def scenario() -> tuple[int, int, list[int]]:
+        running = asyncio.create_task(ticker.run())
+        await asyncio.sleep(0.3)
+        computed_while_idle = ticker._sequence  # no reader, no watcher: no tick computed
+        read = ticker.latest.sequence  # a poll sees the price as if it had ticked
+        seen = []
+        async for update in ticker.watch():
+            seen.append(update.sequence)
+            if len(seen) == 5:
+                break
+        running.cancel()
+        return computed_while_idle, read, seen
+
+    computed_while_idle, read, seen = asyncio.run(scenario())
+    assert computed_while_idle == 1
+    assert read >= 20
+    assert seen == list(range(seen[0], seen[0] + 5)) and seen[0] >= read

@@ -91,7 +91,15 @@ def require_int(name: str, value: object, *, low: int, high: int) -> int:
 
 
 class PriceTicker:
-    """Emit a new price for one symbol every ``interval_s``, to any number of watchers."""
+    """Emit a new price for one symbol every ``interval_s``, to any number of watchers.
+
+    It ticks only while someone watches. A read in between (a REST poll) steps the
+    ticks it missed first, so every reader sees the price as if it had ticked all
+    along, and an idle catalog does no periodic work.
+    """
+
+    # A read after a long rest steps at most this many missed ticks.
+    MAX_CATCH_UP = 10_000
 
     def __init__(self, symbol: str, interval_s: float, start_price_micros: int) -> None:
         self.symbol = symbol
@@ -100,7 +108,23 @@ class PriceTicker:
         self._sequence = 0
         self._random = random.Random(11)
         self._watchers: set[asyncio.Queue[PriceUpdate]] = set()
-        self.latest = self._next_update()
+        self._wanted = asyncio.Event()
+        self._last_tick = time.monotonic()
+        self._latest = self._next_update()
+
+    @property
+    def latest(self) -> PriceUpdate:
+        """Return the newest price (stepping the ticks missed while nobody watched)."""
+        if not self._watchers:
+            self._catch_up()
+        return self._latest
+
+    def _catch_up(self) -> None:
+        missed = int((time.monotonic() - self._last_tick) / self.interval_s)
+        if missed > 0:
+            for _ in range(min(missed, self.MAX_CATCH_UP)):
+                self._latest = self._next_update()
+            self._last_tick += missed * self.interval_s
 
     def _next_update(self) -> PriceUpdate:
         self._sequence += 1
@@ -109,26 +133,34 @@ class PriceTicker:
         return PriceUpdate(self.symbol, self._sequence, self._price, time.time_ns())
 
     async def run(self) -> None:
-        """Tick until cancelled, on a fixed schedule that does not drift."""
+        """Tick until cancelled, on a fixed schedule that does not drift, while anyone watches."""
         loop = asyncio.get_running_loop()
         next_at = loop.time()
         while True:
+            if not self._watchers:  # nobody streams: rest until someone does
+                self._wanted.clear()
+                await self._wanted.wait()
+                self._catch_up()
+                next_at = self._last_tick
             next_at += self.interval_s
             # A starved process skips the ticks it missed rather than bursting them.
             next_at = max(next_at, loop.time())
             await asyncio.sleep(next_at - loop.time())
-            self.latest = self._next_update()
+            self._last_tick = next_at
+            self._latest = self._next_update()
             for queue in self._watchers:
                 if queue.full():
                     queue.get_nowait()  # a slow watcher loses the oldest, never blocks the ticker
-                queue.put_nowait(self.latest)
+                queue.put_nowait(self._latest)
 
     async def watch(self) -> AsyncIterator[PriceUpdate]:
         """Yield the latest price, then every new one as it is emitted."""
         queue: asyncio.Queue[PriceUpdate] = asyncio.Queue(maxsize=256)
+        self._catch_up()
         self._watchers.add(queue)
+        self._wanted.set()
         try:
-            yield self.latest
+            yield self._latest
             while True:
                 yield await queue.get()
         finally:
