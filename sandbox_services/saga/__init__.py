@@ -6,6 +6,11 @@ from .knobs import CONFIG, PARAMETERS, TIMEOUTS
 
 _SERVICES = "sandbox_services.saga.services"
 _EXPERIMENTS = "sandbox_services.saga.experiments"
+# Experiments with a module of their own; the others live in experiments.py.
+_MODULES = {
+    "isolation": "sandbox_services.saga.isolation",
+    "authorize-capture": "sandbox_services.saga.payment",
+}
 _PARTICIPANTS = ("orders", "payments", "inventory", "shipping")
 
 LAB = LabSpec(
@@ -28,7 +33,7 @@ LAB = LabSpec(
     experiments=tuple(
         ExperimentSpec(
             name,
-            f"{_EXPERIMENTS}:{name.replace('-', '_')}",
+            f"{_MODULES.get(name, _EXPERIMENTS)}:{name.replace('-', '_')}",
             timeout_s=seconds,
             parameters=PARAMETERS[name],
         )

@@ -20,6 +20,9 @@ REACTIONS: dict[str, tuple[str, str]] = {
     "StockReleased": ("payments", "refund"),
     "PaymentFailed": ("orders", "reject"),
     "PaymentRefunded": ("orders", "reject"),
+    # Not a step of the saga: the customer asks to cancel an order, from outside any
+    # saga, while one may still be working on it (the isolation experiment).
+    "CancelRequested": ("orders", "cancel"),
 }
 
 # (service, action, outcome) -> event the service publishes (through its outbox).

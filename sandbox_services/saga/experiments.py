@@ -273,7 +273,11 @@ async def duplicates(ctx, params: dict) -> dict:
     result["notes"] += [
         twice["detail"],
         *[
-            results.early_compensation_note(v, records.ledger(driver.workdir, v["saga_id"]))
+            results.early_compensation_note(
+                v,
+                records.ledger(driver.workdir, v["saga_id"]),
+                records.order_status(driver.workdir, v["saga_id"]),
+            )
             for v in views
         ],
     ]

@@ -66,8 +66,17 @@ class FaultPlan:
     # Choreography: this service's process exits right after committing its
     # forward step, before the relay has published the outbox row.
     crash_after_commit: str | None = None
-    # Orchestration: the coordinator waits after this service's step so it can be killed.
+    # Orchestration: the coordinator waits after this service's step so it can be killed
+    # (crash experiment) or so a customer's cancel can arrive mid-saga (isolation experiment).
     pause_after: str | None = None
+    # How long that wait lasts; None: the lesson's ``crash_pause_s``.
+    pause_s: float | None = None
+    # Isolation experiment: Orders writes the order's status blindly, ignoring that a
+    # saga still holds it ("pending"): the semantic lock switched off.
+    semantic_lock_off: bool = False
+    # Payment experiment: Payments authorizes (holds the amount on the card) instead of
+    # charging it, and its compensation releases the hold instead of refunding.
+    authorize: bool = False
 
     def to_json(self) -> str:
         """Return the plan as compact JSON."""

@@ -84,18 +84,27 @@ def _ended(workdir: Path, ids: list[str], orders: dict, mode: str) -> dict:
 def _money(workdir: Path, ids: list[str], orders: dict) -> dict:
     charged: dict[str, int] = defaultdict(int)
     refunded: dict[str, int] = defaultdict(int)
+    # An authorization hold moves no money, but an ended saga must not leave one open.
+    held: dict[str, int] = defaultdict(int)
     with read_only(workdir, "payments") as conn:
         for row in rows_for(conn, "SELECT saga_id, kind, amount_cents FROM ledger", ids):
-            (charged if row["kind"] == "charge" else refunded)[row["saga_id"]] += row[
-                "amount_cents"
-            ]
+            amount, saga_id = row["amount_cents"], row["saga_id"]
+            if row["kind"] == "charge":
+                charged[saga_id] += amount
+            elif row["kind"] == "refund":
+                refunded[saga_id] += amount
+            else:
+                held[saga_id] += amount if row["kind"] == "hold" else -amount
     wrong = []
     for saga_id in ids:
         order = orders.get(saga_id)
         kept = charged[saga_id] - refunded[saga_id]
         expected = order["amount_cents"] if order and order["status"] == "approved" else 0
-        if order and order["status"] in ("approved", "rejected") and kept != expected:
-            wrong.append(f"{saga_id}: kept {kept} expected {expected}")
+        if order and order["status"] in ("approved", "rejected"):
+            if kept != expected:
+                wrong.append(f"{saga_id}: kept {kept} expected {expected}")
+            if held[saga_id]:
+                wrong.append(f"{saga_id}: {held[saga_id]} still held on the card")
     total_charged, total_refunded = sum(charged.values()), sum(refunded.values())
     approved = sum(
         o["amount_cents"] for s, o in orders.items() if s in set(ids) and o["status"] == "approved"
@@ -105,6 +114,8 @@ def _money(workdir: Path, ids: list[str], orders: dict) -> dict:
         f"kept {_money_text(total_charged - total_refunded)}; approved orders total "
         f"{_money_text(approved)}"
     )
+    if any(held.values()):
+        detail += f"; still held on cards {_money_text(sum(held.values()))}"
     if wrong:
         detail += f"; wrong: {'; '.join(wrong[:SAMPLE])}"
     return {"name": NAMES["money"], "ok": not wrong, "detail": detail}

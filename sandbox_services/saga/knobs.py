@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from sandbox_services.runtime.params import Param
+
 
 @dataclass(frozen=True)
 class SagaConfig:
@@ -76,99 +78,131 @@ class SagaConfig:
 CONFIG = SagaConfig()
 
 
-# --- experiments: time budgets and parameters (bounds shown to the learner and enforced) ---
+# --- experiments: time budgets and parameters ------------------------------------------
 # Seconds each experiment may run; it spends at most ``wait_fraction`` of it waiting.
-TIMEOUTS = {"happy-path": 30.0, "failure": 60.0, "crash": 90.0, "duplicates": 120.0, "batch": 300.0}
+TIMEOUTS = {
+    "happy-path": 30.0,
+    "failure": 60.0,
+    "crash": 90.0,
+    "duplicates": 120.0,
+    "batch": 300.0,
+    "isolation": 30.0,
+    "authorize-capture": 30.0,
+}
 
 _STEP_CHOICES = ("payments", "inventory", "shipping")
+_MODE = Param(
+    "mode",
+    "choice",
+    "both",
+    choices=("both", "choreography", "orchestration"),
+    help="Run the saga by events, by a coordinator, or both side by side",
+)
 
-
-def _parameters() -> dict:
-    # Imported here so that the services, which only need SagaConfig, do not need it.
-    from sandbox_services.runtime.params import Param
-
-    mode = Param(
-        "mode",
-        "choice",
-        "both",
-        choices=("both", "choreography", "orchestration"),
-        help="Run the saga by events, by a coordinator, or both side by side",
-    )
-    return {
-        "happy-path": [
-            Param("quantity", "int", 2, 1, CONFIG.max_quantity, help="Units ordered"),
-            Param(
-                "amount_cents", "int", 2599, 1, CONFIG.max_amount_cents, help="Order total in cents"
-            ),
-        ],
-        "failure": [
-            mode,
-            Param(
-                "fail_at", "choice", "inventory", choices=_STEP_CHOICES, help="The step that fails"
-            ),
-            Param(
-                "fail_kind",
-                "choice",
-                "refusal",
-                choices=("refusal", "error", "timeout"),
-                help="A definite no, an error after retries, or no answer in time",
-            ),
-        ],
-        "crash": [
-            Param(
-                "target",
-                "choice",
-                "coordinator",
-                choices=("coordinator", "payments", "inventory", "shipping"),
-                help="The coordinator (orchestration) or a participant (choreography)",
-            ),
-            Param(
-                "after_step",
-                "choice",
-                "payments",
-                choices=_STEP_CHOICES,
-                help="Coordinator only: killed right after this step",
-            ),
-            Param(
-                "then_fail_at",
-                "choice",
-                "none",
-                choices=("none", *_STEP_CHOICES),
-                help="A later step that refuses, so the restarted saga must compensate",
-            ),
-        ],
-        "duplicates": [
-            mode,
-            Param(
-                "sagas",
-                "int",
-                10,
-                1,
-                CONFIG.max_duplicate_sagas,
-                help="Sagas whose every message or command is delivered twice",
-            ),
-        ],
-        "batch": [
-            mode,
-            Param("sagas", "int", 200, 1, CONFIG.max_batch_sagas, help="Sagas per mode"),
-            Param(
-                "failure_probability",
-                "float",
-                0.1,
-                0.0,
-                1.0,
-                help="Chance that each of payments, inventory, shipping fails",
-            ),
-            Param(
-                "fail_kind",
-                "choice",
-                "refusal",
-                choices=("refusal", "error", "timeout", "mixed"),
-                help="How steps fail",
-            ),
-            Param("seed", "int", 1, 0, 2**31 - 1, help="Random seed: same seed, same failures"),
-        ],
-    }
-
-
-PARAMETERS = _parameters()
+# The one declaration of what the learner may set in each experiment (the LAB attaches
+# them): the lesson page shows them, the API refuses anything outside them with a 400.
+PARAMETERS: dict[str, tuple[Param, ...]] = {
+    "happy-path": (
+        Param("quantity", "int", 2, 1, CONFIG.max_quantity, help="Units ordered"),
+        Param("amount_cents", "int", 2599, 1, CONFIG.max_amount_cents, help="Order total in cents"),
+    ),
+    "failure": (
+        _MODE,
+        Param("fail_at", "choice", "inventory", choices=_STEP_CHOICES, help="The step that fails"),
+        Param(
+            "fail_kind",
+            "choice",
+            "refusal",
+            choices=("refusal", "error", "timeout"),
+            help="A definite no, an error after retries, or no answer in time",
+        ),
+    ),
+    "crash": (
+        Param(
+            "target",
+            "choice",
+            "coordinator",
+            choices=("coordinator", "payments", "inventory", "shipping"),
+            help="The coordinator (orchestration) or a participant (choreography)",
+        ),
+        Param(
+            "after_step",
+            "choice",
+            "payments",
+            choices=_STEP_CHOICES,
+            help="Coordinator only: killed right after this step",
+        ),
+        Param(
+            "then_fail_at",
+            "choice",
+            "none",
+            choices=("none", *_STEP_CHOICES),
+            help="A later step that refuses, so the restarted saga must compensate",
+        ),
+    ),
+    "duplicates": (
+        _MODE,
+        Param(
+            "sagas",
+            "int",
+            10,
+            1,
+            CONFIG.max_duplicate_sagas,
+            help="Sagas whose every message or command is delivered twice",
+        ),
+    ),
+    "batch": (
+        _MODE,
+        Param("sagas", "int", 200, 1, CONFIG.max_batch_sagas, help="Sagas per mode"),
+        Param(
+            "failure_probability",
+            "float",
+            0.1,
+            0.0,
+            1.0,
+            help="Chance that each of payments, inventory, shipping fails",
+        ),
+        Param(
+            "fail_kind",
+            "choice",
+            "refusal",
+            choices=("refusal", "error", "timeout", "mixed"),
+            help="How steps fail",
+        ),
+        Param("seed", "int", 1, 0, 2**31 - 1, help="Random seed: same seed, same failures"),
+    ),
+    "isolation": (
+        Param(
+            "semantic_lock",
+            "choice",
+            "both",
+            choices=("both", "off", "on"),
+            help="Orders honours the pending state (on), ignores it (off), or both one after the other",
+        ),
+        Param(
+            "hold_ms",
+            "int",
+            800,
+            300,
+            3000,
+            help="How long the coordinator holds the saga before approval: the cancel arrives then",
+        ),
+    ),
+    "authorize-capture": (
+        Param(
+            "payment",
+            "choice",
+            "both",
+            choices=("both", "charge", "authorize"),
+            help="Charge then refund, authorize then release, or both side by side",
+        ),
+        Param(
+            "fail_at",
+            "choice",
+            "shipping",
+            choices=("inventory", "shipping"),
+            help="The later step that refuses, so the payment must be undone",
+        ),
+        Param("amount_cents", "int", 2599, 1, CONFIG.max_amount_cents, help="Order total in cents"),
+    ),
+}

@@ -92,3 +92,10 @@ def ledger(workdir: Path, saga_id: str) -> list[dict]:
     with read_only(Path(workdir), "payments") as conn:
         rows = rows_for(conn, "SELECT kind, amount_cents, at_ns FROM ledger", [saga_id])
     return sorted((dict(row) for row in rows), key=lambda row: row["at_ns"])
+
+
+def order_status(workdir: Path, saga_id: str) -> str:
+    """Return the order's status as Orders stored it ("missing" if it has no row)."""
+    with read_only(Path(workdir), "orders") as conn:
+        rows = rows_for(conn, "SELECT status FROM orders", [saga_id])
+    return rows[0]["status"] if rows else "missing"

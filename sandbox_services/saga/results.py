@@ -141,7 +141,7 @@ def repeats_note(view: dict, target: str) -> str:
     )
 
 
-def early_compensation_note(view: dict, ledger: list[dict]) -> str:
+def early_compensation_note(view: dict, ledger: list[dict], status: str) -> str:
     """Say what the stores show of the saga whose compensation came before its step."""
     tombstones = [
         f"{i['service']} {i['step']}"
@@ -157,7 +157,7 @@ def early_compensation_note(view: dict, ledger: list[dict]) -> str:
     return (
         f"{view['mode']}, the saga whose compensation came first: tombstone left by "
         f"{', '.join(tombstones) or 'nobody'}; late steps refused: {', '.join(refused) or 'none'}; "
-        f"ended {view['current_state'] or order_outcome(view)}; charged "
+        f"order {status}; charged "
         f"{charged / 100:.2f} in {len(ledger)} ledger row(s)."
     )
 

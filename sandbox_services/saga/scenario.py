@@ -213,6 +213,15 @@ class SagaDriver:
             _publish, self.ctx.amqp_url, exchange_name(self.ctx.prefix), event, json.dumps(body)
         )
 
+    async def wait_recorded(self, service: str, saga_id: str, step: str) -> dict | None:
+        """Wait until a service's step log holds a row for this saga's step; return it (or None)."""
+        while time.monotonic() < self.deadline:
+            rows = await asyncio.to_thread(_step_rows, self.workdir, service, saga_id, step)
+            if rows:
+                return rows[0]
+            await asyncio.sleep(POLL_S / 5)
+        return None
+
     def remaining_s(self) -> float:
         """Return the waiting time left in the current mode's share of this run."""
         return max(0.0, self.deadline - time.monotonic())
@@ -286,6 +295,12 @@ def still_running_note(mode: str, running: list[str]) -> str:
 def check(workdir: Path, mode: str, saga_ids: list[str]) -> list[dict]:
     """Return the invariants for these sagas."""
     return invariants.check(workdir, saga_ids, mode=mode)
+
+
+def _step_rows(workdir: Path, service: str, saga_id: str, step: str) -> list[dict]:
+    with read_only(workdir, service) as conn:
+        rows = rows_for(conn, "SELECT * FROM step_log", [saga_id])
+    return sorted((dict(row) for row in rows if row["step"] == step), key=lambda row: row["id"])
 
 
 def _unpublished(workdir: Path, saga_ids: list[str]) -> int:

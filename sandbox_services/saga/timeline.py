@@ -9,7 +9,7 @@ The shape (also documented in the lesson's README section of the report)::
         {"service": "orders"|"payments"|"inventory"|"shipping"|"coordinator",
          "step": "create"|"charge"|...|"reject",
          "kind": "forward"|"compensation"|"failure",
-         "status": "done"|"duplicate"|"noop"|"refused"|"error"|"timeout"|"gave-up",
+         "status": "done"|"duplicate"|"noop"|"refused"|"error"|"timeout"|"gave-up"|"deferred",
          "detail": str,
          "start_ns": int, "end_ns": int,    # Unix epoch nanoseconds, as spans
          "trace_id": str|None, "span_id": str|None,   # the span that did it; for a

@@ -157,7 +157,8 @@ class SagaCoordinator:
         if pause:
             # Teaching hook: the saga sits between two steps, logged, so the
             # crash experiment can SIGKILL us here and watch the restart resume.
-            await self.sleep(self.config.crash_pause_s)
+            plan = record.order.plan
+            await self.sleep(self.config.crash_pause_s if plan.pause_s is None else plan.pause_s)
             record = self._move(
                 record, state=state, phase="forward", step_index=following, paused=False
             )

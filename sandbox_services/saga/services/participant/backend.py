@@ -190,7 +190,7 @@ class ParticipantBackend:
         start: int,
     ) -> StepResult:
         saga_id = order.saga_id
-        if message_id and not _first_delivery(conn, message_id):
+        if message_id and not first_delivery(conn, message_id):
             return self._log(
                 conn, order, action, "forward", "duplicate", start, "message already handled"
             )
@@ -230,7 +230,7 @@ class ParticipantBackend:
             span.set_attribute("saga.id", order.saga_id)
             _work(self.config.step_work_s)
             with self.lock, transaction(self.conn) as conn:
-                if message_id and not _first_delivery(conn, message_id):
+                if message_id and not first_delivery(conn, message_id):
                     return self._log(
                         conn,
                         order,
@@ -280,7 +280,7 @@ class ParticipantBackend:
         start = now_ns()
         with self.lock, transaction(self.conn) as conn:
             if message_id:
-                _first_delivery(conn, message_id)
+                first_delivery(conn, message_id)
             if _state(conn, order.saga_id, action) is not None:
                 return StepResult("duplicate", "already decided")
             _set_state(conn, order.saga_id, action, REFUSED)
@@ -363,7 +363,7 @@ def _work(seconds: float) -> None:
         time.sleep(seconds)
 
 
-def _first_delivery(conn: sqlite3.Connection, message_id: str) -> bool:
+def first_delivery(conn: sqlite3.Connection, message_id: str) -> bool:
     """Record a message id in the inbox; return False if it was there already."""
     cursor = conn.execute(
         "INSERT OR IGNORE INTO inbox (message_id, received_ns) VALUES (?, ?)",

@@ -1,8 +1,18 @@
-"""The payments service's data: a ledger of charges and refunds.
+"""The payments service's data: a ledger of charges and refunds, or of holds and their release.
 
 A refund is the compensation of a charge: a second ledger entry, not a deleted
 charge, so the history stays and the invariant check can see every movement of
 money.
+
+Two ways to take the customer's money in a saga, chosen per order here
+(``FaultPlan.authorize``; a real shop picks one in its code):
+
+- charge, then refund on failure: the money leaves the account at once, and
+  undoing it is a second movement, both on the customer's statement;
+- authorize, then release on failure: the card issuer only holds the amount
+  (the customer's available credit drops, nothing posts), and undoing it lets
+  the hold go. The money would move only on capture, which belongs after the
+  saga's point of no return; this sandbox's sagas never capture (see the lesson).
 """
 
 from __future__ import annotations
@@ -25,14 +35,15 @@ class PaymentsBackend(ParticipantBackend):
     """
 
     def apply(self, conn: sqlite3.Connection, action: str, order: Order) -> str | None:
-        conn.execute(
-            "INSERT INTO ledger (saga_id, kind, amount_cents, at_ns) VALUES (?, 'charge', ?, ?)",
-            (order.saga_id, order.amount_cents, now_ns()),
-        )
+        self._enter(conn, order, "hold" if order.plan.authorize else "charge")
         return None
 
     def undo(self, conn: sqlite3.Connection, action: str, order: Order) -> None:
+        # The compensation matches the step: a charge is refunded, a hold is released.
+        self._enter(conn, order, "release" if order.plan.authorize else "refund")
+
+    def _enter(self, conn: sqlite3.Connection, order: Order, kind: str) -> None:
         conn.execute(
-            "INSERT INTO ledger (saga_id, kind, amount_cents, at_ns) VALUES (?, 'refund', ?, ?)",
-            (order.saga_id, order.amount_cents, now_ns()),
+            "INSERT INTO ledger (saga_id, kind, amount_cents, at_ns) VALUES (?, ?, ?, ?)",
+            (order.saga_id, kind, order.amount_cents, now_ns()),
         )
