@@ -27,8 +27,9 @@ def test_guest_starts_the_rest_vs_grpc_sandbox_runs_one_call_and_inspects_a_span
     violations = []
     page.on(
         "console",
-        lambda message: "Content Security Policy" in message.text
-        and violations.append(message.text),
+        lambda message: (
+            "Content Security Policy" in message.text and violations.append(message.text)
+        ),
     )
     page.goto(f"{live_lab}/lessons/rest-vs-grpc/")
     expect(page.get_by_role("heading", name="REST vs gRPC", level=1)).to_be_visible()
