@@ -1,9 +1,12 @@
 """The WebSocket an instructor watches a cohort through: the class state, pushed on change.
 
 On connect it joins the cohort's group and sends the class; each
-``classroom.changed`` in the group sends it again, read with this viewer's rights.
+``classroom.changed`` in the group sends it again, read with this viewer's rights,
+and so does a minute without one (idle minutes grow with time alone).
 """
 
+import asyncio
+import contextlib
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -11,6 +14,11 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from . import selectors
 from .keys import cohort_group
+
+
+# Minutes idle on a step only grow with time: the class is sent again this often
+# even when nothing changed, so "stuck for N minutes" keeps counting.
+REFRESH_EVERY_S = 60.0
 
 
 def _lesson_slug(query_string: bytes) -> str | None:
@@ -38,10 +46,20 @@ class ClassConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self._send_class()
+        self.refresher = asyncio.create_task(self._refresh())
 
     async def disconnect(self, code):
+        if hasattr(self, "refresher"):
+            self.refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.refresher
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def _refresh(self):
+        while True:
+            await asyncio.sleep(REFRESH_EVERY_S)
+            await self._send_class()
 
     async def receive_json(self, content, **kwargs):
         if isinstance(content, dict) and content.get("type") == "ping":
