@@ -98,9 +98,14 @@ def test_bad_input_gets_a_4xx_naming_the_field(live_lab, learner):
 def test_another_learners_sandbox_is_refused_and_an_instructor_watches_read_only(
     live_lab, learner, make_user
 ):
-    _owner, api = learner
+    from lab.users.models import Cohort
+
+    owner, api = learner
     _other, other_token = make_user(role="learner")
-    _teacher, teacher_token = make_user(role="instructor")
+    teacher, teacher_token = make_user(role="instructor")
+    cohort = Cohort.objects.create(name="the owner's class")  # instructors watch their cohorts
+    cohort.instructors.add(teacher)
+    cohort.learners.add(owner)
     other, teacher = api_for(other_token), api_for(teacher_token)
     sandbox_id = api.post("/api/sandboxes/", {"lesson": LESSON}, format="json").json()["id"]
     wait_state(api, sandbox_id, {"running"})
