@@ -26,6 +26,8 @@ from .store import ProjectorStore
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
+# The engine's longest wait with nothing to do (stopping waits at most this long too).
+IDLE_TURN_S = 1.0
 
 
 @dataclass
@@ -66,6 +68,7 @@ class ProjectorEngine:
         self._views: dict[str, View] = {}
         self._lock = threading.Lock()
         self._requests: queue.Queue = queue.Queue()
+        self._connection = None  # the engine thread's, while connected
         self.stop = threading.Event()
         self.ready = threading.Event()
         self.reconnects = 0
@@ -86,6 +89,12 @@ class ProjectorEngine:
         """Ask the engine thread to add, rebuild or drop a view; await its answer."""
         future: Future = Future()
         self._requests.put((action, args, future))
+        connection = self._connection
+        if connection is not None:
+            try:  # wake the engine thread's wait now, rather than at its next turn
+                connection.add_callback_threadsafe(lambda: None)
+            except Exception:  # closed meanwhile: the reconnected engine serves the queue
+                pass
         return await asyncio.wrap_future(future)
 
     # --- the engine thread -------------------------------------------------------------
@@ -109,13 +118,17 @@ class ProjectorEngine:
         try:
             for view in list(self._views.values()):
                 self._subscribe(connection, view)
+            self._connection = connection
             self.ready.set()
             while not self.stop.is_set():
-                connection.process_data_events(time_limit=0.05)
+                # Returns as soon as deliveries or a request's wake-up arrive; the limit
+                # only spaces the idle turns (once a second, not twenty times).
+                connection.process_data_events(time_limit=IDLE_TURN_S)
                 for view in list(self._views.values()):
                     self._apply_buffer(view)
                 self._serve_requests(connection)
         finally:
+            self._connection = None
             for view in self._views.values():
                 view.channel, view.buffer = None, []
             close_stream_connection(connection)
