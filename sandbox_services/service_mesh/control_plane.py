@@ -1,10 +1,10 @@
-"""The mesh's control plane, one process per sandbox: certificates, sidecars, policy, telemetry.
+"""The mesh's control plane, one process per sandbox: certificates, sidecars, policy.
 
 It plays istiod's parts (CA, configuration from policy, endpoint discovery)
-and the kubelet's (it starts every sidecar HAProxy as its own child). It
-also reads the sidecars' log lines and turns them into spans, the job
-Envoy's tracer does inside the proxy. The data plane, the requests
-themselves, never passes through this process.
+and the kubelet's (it starts each sidecar HAProxy as its own child, with its
+replica). It also owns the sidecars' log socket, whose lines ``telemetry``
+turns into spans. The data plane, the requests themselves, never passes
+through this process.
 """
 
 from __future__ import annotations
@@ -16,34 +16,20 @@ import shutil
 import tempfile
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from sandbox_services.proxy import runtime_api
 from sandbox_services.proxy.certs import CertificateAuthority, Issued
 from sandbox_services.proxy.logs import LogReceiver
 from sandbox_services.proxy.process import ConfigInvalid, HAProxyProcess
-from sandbox_services.proxy.spans import span_of_record
 
 from . import knobs
 from .policy import MeshPolicy, PolicyInvalid, parse_policy
 from .render import MeshFiles, render_sidecar
+from .telemetry import SidecarTelemetry
 from .topology import APP_SERVICES, REPLICAS, Sidecar, mesh_directory, sidecars_of_plan
 
 log = logging.getLogger(__name__)
-SAMPLE_FIELDS = ("t0", "t1", "tp", "sid", "tls", "btls", "cn", "serial", "sserial", "fault")
-
-
-@dataclass
-class EdgeStats:
-    """Requests from one workload to one replica, as the caller's sidecar logged them."""
-
-    requests: int = 0
-    errors: int = 0
-    retries: int = 0
-    tls: int = 0
-    recent_ms: deque = field(default_factory=lambda: deque(maxlen=200))
-    last_span_id: str | None = None  # the newest traced call, for the graph to point at
 
 
 class ControlPlane:
@@ -70,12 +56,11 @@ class ControlPlane:
         self.version = 1
         self.history: list[dict] = []
         self.proxies: dict[str, HAProxyProcess] = {}
-        self.logs = LogReceiver(self.files.log_socket, self._on_record)
-        self._put_span = put_span
+        self.telemetry = SidecarTelemetry(
+            self.sidecars, self.ca, lambda workload: self.policy.mtls(workload), put_span
+        )
+        self.logs = LogReceiver(self.files.log_socket, self.telemetry.on_record)
         self._lock = asyncio.Lock()
-        self.edges: dict[tuple[str, str], EdgeStats] = {}
-        self.refused: deque = deque(maxlen=50)
-        self.records = 0
         self._known_running: dict[str, set[int]] = {}
         self.start_ms: dict[str, float] = {}
         self.started: set[str] = set()  # sidecars whose HAProxy runs
@@ -357,118 +342,16 @@ class ControlPlane:
             if name in self.started
         )
 
-    # -- telemetry: log lines to spans ------------------------------------------------
-
-    def _sidecar(self, name: str) -> Sidecar | None:
-        return next((sidecar for sidecar in self.sidecars if sidecar.name == name), None)
-
-    def _on_record(self, record: dict) -> None:
-        self.records += 1
-        for key in SAMPLE_FIELDS:  # HAProxy logs a sample it could not fetch as "-"
-            if record.get(key) == "-":
-                record[key] = ""
-        sidecar = self._sidecar(str(record.get("w")))
-        if sidecar is None:
-            return
-        if record.get("event") == "connection-error":
-            self._refusal(sidecar, record)
-            return
-        frontend = str(record.get("fe") or "")
-        server = str(record.get("srv") or "")
-        attributes: dict = {"mesh.sidecar": sidecar.name}
-        if frontend.startswith("inbound"):
-            kind, name = "server", f"inbound {sidecar.workload}"
-            issued = self.ca.identity_of(str(record.get("serial") or ""))
-            attributes["mtls"] = record.get("tls") == "1"
-            if issued is not None:
-                attributes["peer.spiffe_id"] = issued.spiffe_id
-            elif record.get("tls") != "1":
-                attributes["peer.spiffe_id"] = "(plaintext: no identity)"
-        else:
-            host = str(record.get("be") or "").split("_")[0] or frontend.removeprefix("outbound_")
-            kind, name = "client", f"outbound {host}"
-            if frontend.endswith("_tries"):
-                name = f"tries {host}"
-            attributes["mtls"] = record.get("btls") == "1"
-            issued = self.ca.identity_of(str(record.get("sserial") or ""))
-            if issued is not None:
-                attributes["peer.spiffe_id"] = issued.spiffe_id
-            target = self._sidecar(server)
-            if target is not None and target.inbound_port is not None:
-                # The peer on the diagram: the replica's sidecar this hop reached.
-                attributes["server.port"] = target.inbound_port
-                attributes["mesh.replica"] = target.replica
-            self._count_edge(sidecar, server, record)
-        if record.get("fault"):
-            attributes["mesh.fault"] = record["fault"]
-        span = span_of_record(
-            record,
-            service=f"{sidecar.workload}-sidecar",
-            kind=kind,
-            name=name,
-            attributes=attributes,
-        )
-        if span is not None:
-            self._put_span(span)
-            if kind == "client" and (sidecar.workload, server) in self.edges:
-                self.edges[(sidecar.workload, server)].last_span_id = span["span_id"]
-
-    def _count_edge(self, sidecar: Sidecar, server: str, record: dict) -> None:
-        if not server or server.startswith("<") or server == "tries":
-            return
-        edge = self.edges.setdefault((sidecar.workload, server), EdgeStats())
-        edge.requests += 1
-        status = int(record.get("st") or 0)
-        if status >= 500 or status <= 0:
-            edge.errors += 1
-        edge.retries += int(str(record.get("rc") or "0").lstrip("+") or 0)
-        edge.tls += record.get("sserial", "") not in ("", "-")
-        edge.recent_ms.append(max(int(record.get("ta") or 0), 0))
-
-    def _refusal(self, sidecar: Sidecar, record: dict) -> None:
-        """Make a span of a connection the sidecar refused (no TLS under STRICT, a bad cert)."""
-        import os
-
-        now_ns = (int(record.get("ts") or 0) * 1000 + int(record.get("ms") or 0)) * 1_000_000
-        reason = record.get("ssl_err") or record.get("err") or "refused"
-        self.refused.append({"sidecar": sidecar.name, "reason": reason, "at_ns": now_ns})
-        self._put_span(
-            {
-                "trace_id": os.urandom(16).hex(),
-                "span_id": os.urandom(8).hex(),
-                "parent_id": None,
-                "service": f"{sidecar.workload}-sidecar",
-                "name": f"refused connection to {sidecar.workload}",
-                "kind": "server",
-                "protocol": "http",
-                "start_ns": now_ns,
-                "end_ns": now_ns,
-                "status": "error",
-                "attributes": {
-                    "mesh.sidecar": sidecar.name,
-                    "mesh.refusal": reason,
-                    "mtls.mode": self.policy.mtls(sidecar.workload),
-                    "client": record.get("client"),
-                },
-            }
-        )
+    # -- telemetry ------------------------------------------------------------------
 
     def edge_metrics(self) -> list[dict]:
-        """Return request rate inputs, error counts and p99 per caller -> replica edge."""
-        result = []
-        for (caller, server), edge in sorted(self.edges.items()):
-            recent = sorted(edge.recent_ms)
-            p99 = recent[min(len(recent) - 1, int(len(recent) * 0.99))] if recent else None
-            result.append(
-                {
-                    "from": caller,
-                    "to": server,
-                    "requests": edge.requests,
-                    "errors": edge.errors,
-                    "retries": edge.retries,
-                    "mtls": edge.tls > 0,
-                    "p99_ms": p99,
-                    "last_span_id": edge.last_span_id,
-                }
-            )
-        return result
+        """Return each caller -> replica edge's counts and p99, from the sidecars' log lines."""
+        return self.telemetry.edge_metrics()
+
+    @property
+    def refused(self) -> deque:
+        return self.telemetry.refused
+
+    @property
+    def records(self) -> int:
+        return self.telemetry.records

@@ -7,7 +7,9 @@ show the exact policy an experiment applied.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
+import time
 import json
 from typing import Any
 
@@ -76,10 +78,27 @@ async def reset_backends(topology: dict, replicas: list[int]) -> None:
 
 
 async def scale_backend(ctx, replicas: int) -> list[int]:
-    """Run ``replicas`` backend replicas; wait until the control plane has them as endpoints."""
+    """Run that many backend replicas; wait until the client's sidecar has them as endpoints."""
+    plane = control_plane(ctx)
     await ctx.control("scale", "backend", replicas=replicas)
-    await asyncio.sleep(0.3)  # the control plane syncs endpoints every 100 ms
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        servers = (await call(plane.state))["servers"].get("client-0", [])
+        ready = [s for s in servers if s.get("backend") == "backend" and s["status"] != "MAINT"]
+        if len(ready) >= replicas:
+            break
+        await asyncio.sleep(0.05)
     return list(range(replicas))
+
+
+@contextlib.asynccontextmanager
+async def restoring(ctx):
+    """Yield the control plane's client; put the sandbox back as it started afterwards."""
+    plane = control_plane(ctx)
+    try:
+        yield plane
+    finally:
+        await restore(ctx, plane)
 
 
 async def restore(ctx, plane: ControlPlaneClient) -> None:
