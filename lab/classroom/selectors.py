@@ -387,6 +387,7 @@ CSV_COLUMNS = [
     "title",
     "status",
     "at",
+    "answer",
     "predicted",
     "observed",
     "prediction_correct",
@@ -407,6 +408,10 @@ def progress_rows(*, viewer: AbstractBaseUser, cohort: Cohort) -> list[list[str]
         (prediction.user_id, prediction.lesson, prediction.checkpoint): prediction
         for prediction in Prediction.objects.filter(user_id__in=ids)
     }
+    answers = {
+        (answer.user_id, answer.lesson, answer.checkpoint): answer
+        for answer in QuizAnswer.objects.filter(user_id__in=ids)
+    }
     rows = []
     for learner in learners:
         for lesson in lesson_list():
@@ -422,6 +427,7 @@ def progress_rows(*, viewer: AbstractBaseUser, cohort: Cohort) -> list[list[str]
                         step.title,
                         "done" if at else "",
                         _iso(at) or "",
+                        "",
                         "",
                         "",
                         "",
@@ -450,12 +456,21 @@ def progress_rows(*, viewer: AbstractBaseUser, cohort: Cohort) -> list[list[str]
                         checkpoint.question or checkpoint.experiment,
                         "passed" if at else "",
                         _iso(at) or "",
+                        _answer_text(
+                            checkpoint, answers.get((learner.pk, lesson.slug, checkpoint.id))
+                        ),
                         predicted,
                         observed,
                         correct,
                     ]
                 )
     return rows
+
+
+def _answer_text(checkpoint: Checkpoint, answer: QuizAnswer | None) -> str:
+    if answer is None or not 0 <= answer.answer < len(checkpoint.choices):
+        return ""
+    return checkpoint.choices[answer.answer]
 
 
 def prediction_for(

@@ -141,6 +141,9 @@ def test_the_progress_csv_lists_steps_checkpoints_and_graded_predictions(make_us
     cohort_join(learner=learner, code=cohort.join_code.code)
     lesson = lesson_get(slug=LESSON)
     progress_record(user=learner, lesson=lesson, step="styles")
+    quiz = next(checkpoint for checkpoint in lesson.checkpoints if checkpoint.kind == "quiz")
+    wrong = next(index for index in range(len(quiz.choices)) if index != quiz.answer)
+    progress_record(user=learner, lesson=lesson, checkpoint=quiz.id, answer=wrong)
     prediction_record(user=learner, lesson=lesson, checkpoint_id="predict-wire-ratio", value="2")
     sandbox = Sandbox.objects.create(
         owner=learner,
@@ -169,6 +172,8 @@ def test_the_progress_csv_lists_steps_checkpoints_and_graded_predictions(make_us
     assert by_item[(LESSON, "styles")]["status"] == "done"
     assert by_item[(LESSON, "styles")]["at"]
     assert by_item[(LESSON, "load")]["status"] == ""
+    assert by_item[(LESSON, quiz.id)]["answer"] == quiz.choices[wrong]
+    assert by_item[(LESSON, quiz.id)]["status"] == ""
     predicted = by_item[(LESSON, "predict-wire-ratio")]
     assert predicted["kind"] == "predict"
     assert predicted["predicted"] == "2 x"
