@@ -78,7 +78,7 @@ def lesson_or_first(slug: str | None) -> Lesson | None:
     return lessons[0] if lessons else None
 
 
-def _iso(moment: datetime | None) -> str | None:
+def iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
@@ -266,7 +266,7 @@ def _run_state(run: Run | None) -> dict | None:
         "ok": (run.result or {}).get("ok") if isinstance(run.result, dict) else None,
         "headline": headline,
         "error": run.error,
-        "finished_at": _iso(run.finished_at),
+        "finished_at": iso(run.finished_at),
     }
 
 
@@ -296,8 +296,8 @@ def scenarios_state(*, cohort: Cohort, learners: list, limit: int = 5) -> list[d
                 "service": scenario.service,
                 "action": scenario.action,
                 "active": scenario.is_active,
-                "ends_at": _iso(scenario.ends_at),
-                "ended_at": _iso(scenario.ended_at),
+                "ends_at": iso(scenario.ends_at),
+                "ended_at": iso(scenario.ended_at),
                 "targets": sorted(targets, key=lambda target: target["learner"]),
             }
         )
@@ -378,101 +378,6 @@ def class_results(
     return results
 
 
-CSV_COLUMNS = [
-    "cohort",
-    "learner",
-    "lesson",
-    "kind",
-    "item",
-    "title",
-    "status",
-    "at",
-    "answer",
-    "predicted",
-    "observed",
-    "prediction_correct",
-]
-
-
-def progress_rows(*, viewer: AbstractBaseUser, cohort: Cohort) -> list[list[str]]:
-    """Return one row per learner, lesson and step or checkpoint, for the CSV export."""
-    learners = learners_visible(viewer=viewer, cohort=cohort)
-    ids = [learner.pk for learner in learners]
-    done = {
-        (row["user_id"], row["lesson"], row["step"], row["checkpoint"]): row["created_at"]
-        for row in Progress.objects.filter(user_id__in=ids).values(
-            "user_id", "lesson", "step", "checkpoint", "created_at"
-        )
-    }
-    predictions = {
-        (prediction.user_id, prediction.lesson, prediction.checkpoint): prediction
-        for prediction in Prediction.objects.filter(user_id__in=ids)
-    }
-    answers = {
-        (answer.user_id, answer.lesson, answer.checkpoint): answer
-        for answer in QuizAnswer.objects.filter(user_id__in=ids)
-    }
-    rows = []
-    for learner in learners:
-        for lesson in lesson_list():
-            for step in lesson.steps:
-                at = done.get((learner.pk, lesson.slug, step.id, ""))
-                rows.append(
-                    [
-                        cohort.name,
-                        learner.username,
-                        lesson.slug,
-                        "step",
-                        step.id,
-                        step.title,
-                        "done" if at else "",
-                        _iso(at) or "",
-                        "",
-                        "",
-                        "",
-                        "",
-                    ]
-                )
-            for checkpoint in lesson.checkpoints:
-                at = done.get((learner.pk, lesson.slug, checkpoint.step, checkpoint.id))
-                prediction = predictions.get((learner.pk, lesson.slug, checkpoint.id))
-                predicted = observed = correct = ""
-                if prediction is not None:
-                    predicted = prediction_text(checkpoint, prediction.value)
-                    observed = prediction_text(
-                        checkpoint,
-                        prediction.observed_choice
-                        if checkpoint.answer_type == "choice"
-                        else prediction.observed,
-                    )
-                    correct = "" if prediction.correct is None else str(prediction.correct).lower()
-                rows.append(
-                    [
-                        cohort.name,
-                        learner.username,
-                        lesson.slug,
-                        checkpoint.kind,
-                        checkpoint.id,
-                        checkpoint.question or checkpoint.experiment,
-                        "passed" if at else "",
-                        _iso(at) or "",
-                        _answer_text(
-                            checkpoint, answers.get((learner.pk, lesson.slug, checkpoint.id))
-                        ),
-                        predicted,
-                        observed,
-                        correct,
-                    ]
-                )
-    return rows
-
-
-def _answer_text(checkpoint: Checkpoint, answer: QuizAnswer | None) -> str:
-    if answer is None or not 0 <= answer.answer < len(checkpoint.choices):
-        return ""
-    return checkpoint.choices[answer.answer]
-
-
 def prediction_for(
     *, user: AbstractBaseUser | AnonymousUser, lesson: Lesson, checkpoint_id: str
 ) -> Prediction | None:
@@ -481,56 +386,6 @@ def prediction_for(
     return Prediction.objects.filter(
         user=user, lesson=lesson.slug, checkpoint=checkpoint_id
     ).first()
-
-
-def claim_results() -> list[dict]:
-    """Return each lesson's claim with what the site's most recent finished run of its experiment says.
-
-    Whether a claim held comes from a recorded run: the figure the claim names
-    (above or below its bound), or, for a claim on no figure, the run's own
-    ``ok`` (its invariants). With no such run the answer is "not run yet".
-    """
-    items = []
-    for lesson in lesson_list():
-        claim = lesson.claim
-        entry = {"lesson": lesson, "text": claim.get("text", ""), "run": None}
-        if claim:
-            run = (
-                Run.objects.filter(
-                    sandbox__lesson=lesson.slug,
-                    experiment=claim.get("experiment"),
-                    state=RunState.DONE,
-                )
-                .order_by("-finished_at")
-                .first()
-            )
-            if run is not None and isinstance(run.result, dict):
-                entry["run"] = _claim_verdict(claim, run)
-        items.append(entry)
-    return items
-
-
-def _claim_verdict(claim: dict, run: Run) -> dict:
-    figure = claim.get("figure")
-    value = held = None
-    name = ""
-    if figure:
-        name = f"{figure} / {claim['per']}" if claim.get("per") else figure
-        value = grading.ratio_value(run.result, figure, claim.get("per", ""))
-        if value is not None:
-            held = ("above" not in claim or value > claim["above"]) and (
-                "below" not in claim or value < claim["below"]
-            )
-    else:
-        held = bool(run.result.get("ok", True))
-    return {
-        "experiment": run.experiment,
-        "finished_at": run.finished_at,
-        "figure": name,
-        "value": value,
-        "held": held,
-        "headline": run.result.get("headline", ""),
-    }
 
 
 def lesson_list_for_picker() -> list[dict]:

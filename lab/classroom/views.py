@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from lab.curriculum.selectors import LessonNotFound, lesson_get, progress_for
 from lab.users.selectors import is_instructor
 
-from . import selectors, services
+from . import exports, selectors, services
 from .forms import CohortForm, JoinForm, ScenarioForm
 from .models import Scenario
 
@@ -137,8 +137,8 @@ def progress_csv(request: HttpRequest, cohort_id: int) -> HttpResponse:
     filename = f"cohort-{cohort.id}-progress.csv"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     writer = csv.writer(response)
-    writer.writerow(selectors.CSV_COLUMNS)
-    writer.writerows(selectors.progress_rows(viewer=request.user, cohort=cohort))
+    writer.writerow(exports.CSV_COLUMNS)
+    writer.writerows(exports.progress_rows(viewer=request.user, cohort=cohort))
     return response
 
 

@@ -17,7 +17,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from lab.classroom.selectors import claim_results
+from lab.classroom.claims import claim_results
 from lab.users.selectors import is_guest, is_instructor
 from lab.users.services import (
     MODEL_BACKEND,
