@@ -52,9 +52,10 @@ class SidecarTelemetry:
         self.edges: dict[tuple[str, str], EdgeStats] = {}
         self.refused: deque = deque(maxlen=50)
         self.records = 0
+        self._by_name = {sidecar.name: sidecar for sidecar in sidecars}
 
     def _sidecar(self, name: str) -> Sidecar | None:
-        return next((sidecar for sidecar in self.sidecars if sidecar.name == name), None)
+        return self._by_name.get(name)
 
     def on_record(self, record: dict) -> None:
         """Take one decoded log line of any sidecar."""
@@ -70,6 +71,11 @@ class SidecarTelemetry:
             return
         frontend = str(record.get("fe") or "")
         server = str(record.get("srv") or "")
+        if not record.get("tp"):
+            # Untraced (most of a load): counted on its edge, no span to build.
+            if not frontend.startswith("inbound"):
+                self._count_edge(sidecar, server, record)
+            return
         attributes: dict = {"mesh.sidecar": sidecar.name}
         if frontend.startswith("inbound"):
             kind, name = "server", f"inbound {sidecar.workload}"
