@@ -19,3 +19,26 @@ def test_a_prediction_refreshed_before_its_grade_looks_again_a_few_times(make_us
     assert "load delay" not in last
     refused = client.post(url, {"value": "lots"}, HTTP_HX_REQUEST="true").content.decode()
     assert "give a number" in refused
+
+
+def test_a_broken_prediction_is_a_lesson_problem_naming_its_field(tmp_path):
+    from django.conf import settings
+
+    from lab.curriculum.lessons import LessonInvalid, load_lesson
+
+    text = (settings.LAB_LESSONS_DIR / "rest-vs-grpc" / "lesson.md").read_text()
+    broken = (
+        text.replace("    tolerance: 0.3\n", "", 1)
+        .replace("    bins: [1.0]\n", "    bins: [2.0, 1.0]\n", 1)
+        .replace("minutes: 45", "minutes: soon", 1)
+    )
+    assert broken.count("kind: predict") == 2 and broken != text
+    folder = tmp_path / "rest-vs-grpc"
+    folder.mkdir()
+    (folder / "lesson.md").write_text(broken)
+    with pytest.raises(LessonInvalid) as caught:
+        load_lesson(folder / "lesson.md")
+    fields = {problem.field for problem in caught.value.problems}
+    assert "minutes" in fields
+    assert any(field.endswith(".tolerance") for field in fields), fields
+    assert any(field.endswith(".bins") for field in fields), fields
