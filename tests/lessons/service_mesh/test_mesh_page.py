@@ -7,6 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from sandbox_services.service_mesh import LAB
 from tests.browser.live import open_running_sandbox
 
 pytestmark = pytest.mark.timeout(240)
@@ -49,4 +50,13 @@ def test_the_breaker_widget_follows_haproxy_as_a_replica_is_ejected_and_readmitt
     expect(replica).to_have_attribute("data-state", re.compile("^(open|probing)$"), timeout=30_000)
     page.locator("#mesh-panel").screenshot(path=str(artifacts / "mesh-breaker-ejected.png"))
     expect(replica).to_have_attribute("data-state", "closed", timeout=30_000)
+    assert page.js_errors == []
+
+
+@pytest.mark.parametrize("experiment", [spec.name for spec in LAB.experiments])
+def test_an_experiment_runs_from_the_page_with_its_defaults(live_lab, page, experiment):
+    open_running_sandbox(page, live_lab, "service-mesh")
+    panel = page.locator(f'.experiment[data-experiment="{experiment}"]')
+    panel.get_by_role("button", name="Run").click()
+    expect(panel).to_have_attribute("data-run-state", "done", timeout=90_000)
     assert page.js_errors == []
