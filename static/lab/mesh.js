@@ -43,6 +43,7 @@ class MeshPanel {
     this.breakers = root.querySelector("#mesh-breakers");
     this.graph = root.querySelector("#mesh-graph");
     this.edited = false;
+    this.lastCounts = new Map(); // edge -> {requests, at}: for a rate between two updates
     this.editor.addEventListener("input", () => { this.edited = true; });
     root.querySelector("#mesh-preview").addEventListener("click", () => this.send(false));
     root.querySelector("#mesh-apply").addEventListener("click", () => this.send(true));
@@ -155,10 +156,15 @@ class MeshPanel {
       const to = NODES[edge.to];
       if (!from || !to) continue;
       const broken = status[edge.to] === "open" || status[edge.to] === "probing";
+      const key = `${edge.from}->${edge.to}`;
+      const now = performance.now();
+      const last = this.lastCounts.get(key);
+      const rate = last && now > last.at ? ((edge.requests - last.requests) * 1000) / (now - last.at) : 0;
+      this.lastCounts.set(key, { requests: edge.requests, at: now });
       const group = element("svg:g", { class: `mesh-edge${broken ? " is-broken" : ""}`, "data-edge": `${edge.from}->${edge.to}` });
       group.append(element("svg:line", { x1: from.x + 30, y1: from.y, x2: to.x - 30, y2: to.y }));
       const label = element("svg:text", { x: (from.x + to.x) / 2, y: (from.y + to.y) / 2 - 4, "text-anchor": "middle" },
-        `${edge.mtls ? "🔒" : "🔓"} ${edge.requests} req · ${edge.errors} err · p99 ${edge.p99_ms ?? "–"} ms`);
+        `${edge.mtls ? "🔒" : "🔓"} ${Math.max(0, Math.round(rate))}/s · ${edge.errors} err · p99 ${edge.p99_ms ?? "–"} ms`);
       group.append(label);
       group.append(element("svg:title", {}, `${edge.from} → ${edge.to}: ${edge.requests} requests, ${edge.errors} errors, ${edge.retries} retries, ${edge.mtls ? "mTLS" : "plaintext"}${edge.last_span_id ? " (click: its latest traced call)" : ""}`));
       if (edge.last_span_id) {
