@@ -262,6 +262,7 @@ def test_a_page_opened_mid_run_shows_its_progress_within_a_second_in_every_tab(
         expect(panel).to_have_attribute("data-run-state", "running", timeout=1_000)
         expect(panel.locator(".run-progress")).to_be_visible(timeout=1_000)
         expect(panel.locator(".run-status")).to_contain_text("Running", timeout=1_000)
+        expect(panel.locator(".run-status")).not_to_contain_text("Run running")
         expect(panel.get_by_role("button", name="Run")).to_be_disabled(timeout=1_000)
         assert (
             time.monotonic() - started < 3.0
