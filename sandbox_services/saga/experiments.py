@@ -149,12 +149,8 @@ async def failure(ctx, params: dict) -> dict:
             for i in v["timeline"]
         ],
     }
-    if params["fail_kind"] != "refusal":
-        result["notes"].append(
-            "An error or a timeout is not a definite no: in orchestration the coordinator also "
-            "compensates the failed step itself (a no-op that leaves a tombstone if it never "
-            "applied). In choreography the participant decides for itself and reports failure."
-        )
+    # What each mode did about the failed step itself, as its lane recorded it.
+    result["notes"] += [results.failed_step_note(v, params["fail_at"]) for v in views]
     return result
 
 
@@ -253,7 +249,9 @@ async def duplicates(ctx, params: dict) -> dict:
         await driver.close()
     result = results.common_keys(views, running, checks)
     repeats = sum(row[4] for row in tables)
-    twice = next(i for i in checks[modes[0]] if i["name"].startswith("no step"))
+    twice = {
+        mode: next(i for i in checks[mode] if i["name"].startswith("no step")) for mode in modes
+    }
     result["headline"] = (
         f"{repeats} repeated deliveries or commands were recognised and ignored; "
         f"{'no step applied twice' if all(results.all_ok(c) for c in checks.values()) else 'an invariant failed'}."
@@ -271,7 +269,7 @@ async def duplicates(ctx, params: dict) -> dict:
         "rows": tables,
     }
     result["notes"] += [
-        twice["detail"],
+        *(f"{mode}: {item['detail']}" for mode, item in twice.items()),
         *[
             results.early_compensation_note(
                 v,

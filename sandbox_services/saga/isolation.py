@@ -150,11 +150,17 @@ def report_isolation(runs: list[dict]) -> dict:
         ],
     }
     held = all(results.all_ok(c) for c in checks.values())
+    lost = sum(lost_cancel(run) for run in runs)
     result["notes"] += [
         f"The four invariants {'held' if held else 'did not all hold'} in "
-        f"{'every run' if len(runs) > 1 else 'the run'}: money, stock and steps add up even when "
-        "the cancel is lost. The anomaly is in what the customer was promised, which none of "
-        "them checks.",
+        f"{'every run' if len(runs) > 1 else 'the run'}"
+        + (
+            f", though {lost} cancel(s) the customer was told had worked were lost: money, "
+            "stock and steps add up either way. What the customer was promised is in none of "
+            "them."
+            if lost
+            else "."
+        ),
         *(
             f"lock {lock}: the cancel reached Orders after the approval step had started, so "
             "this run did not test the window; try a longer hold_ms."

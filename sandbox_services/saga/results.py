@@ -162,6 +162,31 @@ def early_compensation_note(view: dict, ledger: list[dict], status: str) -> str:
     )
 
 
+def failed_step_note(view: dict, service: str) -> str:
+    """Say how the failed step ended in its own lane, and whether it was compensated itself."""
+    lane = [i for i in view["timeline"] if i["service"] == service]
+    failures = [f"{i['step']} {i['status']}" for i in lane if i["kind"] == "failure"]
+    undone = [
+        f"{i['step']} ({i['status']}: {i['detail'] or 'undone'})"
+        for i in lane
+        if i["kind"] == "compensation"
+    ]
+    return (
+        f"{view['mode']}: {service} recorded {', '.join(failures) or 'no failure'}; its own step "
+        + (
+            f"was compensated too: {', '.join(undone)}. An error or a timeout is not a definite "
+            "no, so the step may have applied."
+            if undone
+            else "was not compensated: "
+            + (
+                "a refusal applies nothing."
+                if any(f.endswith("refused") for f in failures)
+                else "the participant that gave up recorded the step as not applied."
+            )
+        )
+    )
+
+
 def order_outcome(view: dict) -> str:
     steps = [i["step"] for i in view["timeline"] if i["status"] == "done"]
     return "approved" if "approve" in steps else "rejected" if "reject" in steps else "unfinished"
