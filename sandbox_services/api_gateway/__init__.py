@@ -21,17 +21,17 @@ LAB = LabSpec(
     slug="api-gateway",
     services=(
         ServiceSpec(
+            name="issuer",
+            main=f"{_SERVICES}.issuer.server_http:main",
+            protocol="http",
+            title="Token issuer (signs ES256 JWTs, publishes its keys)",
+        ),
+        ServiceSpec(
             name="gateway",
             main=f"{_SERVICES}.gateway.server_http:main",
             protocol="http",
             title="API gateway (HAProxy at the edge; this process renders and reloads it)",
             depends_on=("issuer",),
-        ),
-        ServiceSpec(
-            name="issuer",
-            main=f"{_SERVICES}.issuer.server_http:main",
-            protocol="http",
-            title="Token issuer (signs ES256 JWTs, publishes its keys)",
         ),
         ServiceSpec(
             name="bff",

@@ -2,9 +2,10 @@
 
 The requests never pass through this process. It renders the proxy's
 configuration from the learner's policy, applies it with a hitless reload,
-keeps the diff, fetches the issuer's JWKS into the key files ``jwt_verify``
-reads, and turns each of HAProxy's log lines into the gateway's span (the
-same plumbing as the mesh's sidecars: ``sandbox_services.proxy``).
+keeps the diff, turns the issuer's published JWKS into the key files
+``jwt_verify`` reads (and reloads when the issuer publishes new keys), and
+turns each of HAProxy's log lines into the gateway's span (the same
+plumbing as the mesh's sidecars: ``sandbox_services.proxy``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import logging
 import shutil
 import tempfile
 import time
-import urllib.request
 from collections import Counter, deque
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from sandbox_services.proxy.spans import span_of_record
 from . import knobs
 from .policy import BACKENDS, GatewayPolicy, PolicyInvalid, parse_policy
 from .render import GatewayFiles, render_gateway
+from .services.issuer.client import jwks_path
 
 log = logging.getLogger(__name__)
 EDGE_POOL = "edge"
@@ -37,12 +38,6 @@ KEY_FETCH_TIMEOUT_S = 8.0
 
 def gateway_directory(workdir: Path) -> Path:
     return Path(workdir) / "gateway"
-
-
-def _fetch_json(url: str) -> dict:
-    # urllib, not aiohttp: the gateway's own plumbing calls make no spans in the learner's trace.
-    with urllib.request.urlopen(url, timeout=2) as response:
-        return json.loads(response.read())
 
 
 class Gateway:
@@ -60,6 +55,8 @@ class Gateway:
         self.proxy.master_socket = self.sockets / "gateway.master.sock"
         self.logs = LogReceiver(self.sockets / "log.sock", self._on_record)
         self.keys: list[jwt.VerificationKey] = []
+        self.loaded_keys: list[jwt.VerificationKey] = []  # what the running proxy verifies with
+        self._jwks_text = ""
         self.policy_text = knobs.DEFAULT_POLICY
         self.policy: GatewayPolicy = parse_policy(self.policy_text)
         self.version = 1
@@ -91,19 +88,41 @@ class Gateway:
         )
 
     async def load_keys(self) -> list[jwt.VerificationKey]:
-        """Fetch the issuer's JWKS (waiting for it to start) and write the key files."""
-        url = f"http://{self.plan.address('issuer')}/.well-known/jwks.json"
+        """Wait for the issuer's published JWKS (it writes it as it starts) and write the key files."""
+        path = jwks_path(self.plan.workdir)
         deadline = time.monotonic() + KEY_FETCH_TIMEOUT_S
         while True:
             try:
-                jwks = await asyncio.to_thread(_fetch_json, url)
+                text = path.read_text()
+                jwks = json.loads(text)
                 break
-            except OSError:
+            except (OSError, ValueError):
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"the issuer did not publish its keys at {url}") from None
-                await asyncio.sleep(0.01)
+                    raise RuntimeError(f"the issuer did not publish its keys at {path}") from None
+                await asyncio.sleep(0.003)
         self.keys = jwt.write_jwks(jwks, self.directory / "keys")
+        self._jwks_text = text
         return self.keys
+
+    async def refresh_keys(self) -> bool:
+        """Reload the proxy if the issuer published other keys (it restarted); tell whether it did."""
+        try:
+            text = jwks_path(self.plan.workdir).read_text()
+        except OSError:
+            return False
+        if text == self._jwks_text or self.proxy.pid is None:
+            return False
+        async with self._lock:
+            previous = self.keys
+            self.keys = jwt.write_jwks(json.loads(text), self.directory / "keys")
+            try:
+                await self.proxy.reload(self.render())
+            except Exception:
+                self.keys = previous
+                raise
+            self._jwks_text = text
+            self.loaded_keys = self.keys
+        return True
 
     async def start(self) -> None:
         started = time.monotonic()
@@ -111,6 +130,7 @@ class Gateway:
         self.start_ms["keys"] = round((time.monotonic() - started) * 1000, 1)
         await self.logs.start()
         await self.proxy.start(self.render())
+        self.loaded_keys = self.keys
         self.start_ms["proxy"] = round((time.monotonic() - started) * 1000, 1)
 
     async def stop(self) -> None:
@@ -206,7 +226,8 @@ class Gateway:
             "policy": self.policy_text,
             "routes": [route.name for route in self.policy.routes],
             "keys": [
-                {"kid": key.kid, "alg": key.algorithm, "path": str(key.path)} for key in self.keys
+                {"kid": key.kid, "alg": key.algorithm, "path": str(key.path)}
+                for key in self.loaded_keys
             ],
             "backends": self.backend_ports(),
             "delay_ms": self.delay_ms,

@@ -273,3 +273,16 @@ def test_haproxy_answers_the_refusals_itself(sandbox, gateway):
     )
     # Every 4xx the back ends answered passed the frontend too; the rest the frontend answered itself.
     assert int(frontend["hrsp_4xx"]) >= backends_4xx + 3
+
+
+def test_a_restarted_issuer_publishes_new_keys_and_the_gateway_reloads_them(sandbox, gateway):
+    old_kid = gateway.describe()["keys"][0]["kid"]
+    old_token = issue_token(sandbox.address("issuer"))
+    sandbox.control("restart", "issuer")
+    wait_until(lambda: gateway.describe()["keys"][0]["kid"] != old_kid, 10)
+    port = edge(gateway)
+    fresh = get(port, "/catalog/items", bearer(issue_token(sandbox.address("issuer"))))
+    assert fresh[0] == 200, fresh[2]
+    # The old key is gone with the old issuer: its tokens no longer verify.
+    status, _, body = get(port, "/catalog/items", bearer(old_token))
+    assert (status, body["error"]) == (401, "bad-signature")

@@ -151,6 +151,10 @@ async def _metrics(ctx: ServiceContext, gateway: Gateway) -> None:
     while True:
         await asyncio.sleep(METRICS_INTERVAL_S)
         try:
+            await gateway.refresh_keys()
+        except Exception:
+            log.exception("reloading the issuer's new keys failed")
+        try:
             ctx.metrics(
                 {
                     "gateway": {

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import http.client
 import json
+from pathlib import Path
+
+
+def jwks_path(workdir: Path) -> Path:
+    """Return where the issuer publishes its JWKS for the gateway's process to load."""
+    return Path(workdir) / "issuer" / "jwks.json"
 
 
 def issue_token(
