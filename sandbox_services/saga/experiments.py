@@ -117,17 +117,19 @@ async def failure(ctx, params: dict) -> dict:
     finally:
         await driver.close()
     result = results.common_keys(views, running, checks)
-    parts = []
+    parts, reversed_all = [], True
     for view in views:
         undone = [
             f"{i['service']} {i['step']}"
             for i in view["timeline"]
             if i["kind"] == "compensation" and i["service"] != "coordinator"
         ]
+        # Checked, not assumed: each compensation undoes a step earlier than the one before.
+        reversed_all = reversed_all and results.in_reverse_order(undone)
         parts.append(f"{view['mode']}: {' -> '.join(undone) or 'nothing to undo'}")
     result["headline"] = (
-        f"{params['fail_at']} failed ({params['fail_kind']}); compensations in "
-        f"reverse order, {'; '.join(parts)}."
+        f"{params['fail_at']} failed ({params['fail_kind']}); compensations "
+        f"{'in reverse order' if reversed_all else 'NOT in reverse order'}, {'; '.join(parts)}."
     )
     result["summary"] = [
         {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from itertools import pairwise
 
 from sandbox_services.saga.interface import STEPS
 
@@ -77,6 +78,13 @@ def side_by_side(choreo: dict, orch: dict, triggered: dict[str, dict[str, str]])
             for s in STEPS
         ],
     }
+
+
+def in_reverse_order(undone: list[str]) -> bool:
+    """Tell whether compensations ("service action") ran in reverse order of the steps they undo."""
+    position = {f"{s.service} {s.compensation}": i for i, s in enumerate(STEPS) if s.compensation}
+    indexes = [position.get(item, -1) for item in undone]
+    return all(a > b for a, b in pairwise(indexes))
 
 
 def forward_steps_done(view: dict) -> int:
