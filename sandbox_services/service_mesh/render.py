@@ -27,6 +27,7 @@ from .topology import Sidecar
 DEFAULT_SERVER_TIMEOUT_MS = 30_000
 NO_RETRIES = Retries(attempts=0, per_try_timeout_ms=None, retry_on=(), explicit=True)
 PROBE_MS = 100  # health probe interval of an ejected replica
+UNREACHABLE_FALL = 100_000  # probes never eject; observed responses do
 
 
 @dataclass(frozen=True)
@@ -185,11 +186,13 @@ def _server_lines(
             )
         if outlier is not None:
             # Ejected for baseEjectionTime: once marked down, it must pass this many
-            # probes in a row, one every PROBE_MS, to come back.
+            # probes in a row, one every PROBE_MS, to come back. Envoy's outlier
+            # detection is passive, so a failed probe of a replica in rotation must
+            # not eject it: only responses do (fall is out of reach).
             rise = max(1, round(outlier.base_ejection_ms / PROBE_MS))
             words.append(
                 f"check inter {outlier.interval_ms}ms fastinter {PROBE_MS}ms"
-                f" downinter {PROBE_MS}ms rise {rise} fall 1"
+                f" downinter {PROBE_MS}ms rise {rise} fall {UNREACHABLE_FALL}"
                 f" observe layer7 error-limit {outlier.consecutive_5xx} on-error mark-down"
             )
         if per_server_connections is not None:

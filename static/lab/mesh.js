@@ -149,13 +149,25 @@ class MeshPanel {
 
   drawGraph(servers, edges) {
     const svg = element("svg:svg", { viewBox: "0 0 470 220", role: "img", "aria-label": "The mesh: workloads and the calls between them" });
+    // Each caller's sidecar judges each replica on its own: an edge shows its caller's
+    // view, a node the worst view any caller has of it.
+    const severity = { open: 4, probing: 3, maintenance: 2, unknown: 1, closed: 0 };
+    const byEdge = {};
     const status = {};
-    for (const states of Object.values(servers)) for (const server of states) if (server.server) status[server.server] = breakerOf(server.status).state;
+    for (const [caller, states] of Object.entries(servers)) {
+      for (const server of states) {
+        if (!server.server) continue;
+        const state = breakerOf(server.status).state;
+        byEdge[`${caller.replace(/-0$/, "")}->${server.server}`] = state;
+        if ((severity[state] ?? 0) >= (severity[status[server.server]] ?? 0)) status[server.server] = state;
+      }
+    }
     for (const edge of edges) {
       const from = NODES[edge.from === "client" ? "client" : `${edge.from}-0`];
       const to = NODES[edge.to];
       if (!from || !to) continue;
-      const broken = status[edge.to] === "open" || status[edge.to] === "probing";
+      const edgeState = byEdge[`${edge.from}->${edge.to}`];
+      const broken = edgeState === "open" || edgeState === "probing";
       const key = `${edge.from}->${edge.to}`;
       const now = performance.now();
       const last = this.lastCounts.get(key);
@@ -164,7 +176,7 @@ class MeshPanel {
       const group = element("svg:g", { class: `mesh-edge${broken ? " is-broken" : ""}`, "data-edge": `${edge.from}->${edge.to}` });
       group.append(element("svg:line", { x1: from.x + 30, y1: from.y, x2: to.x - 30, y2: to.y }));
       const label = element("svg:text", { x: (from.x + to.x) / 2, y: (from.y + to.y) / 2 - 4, "text-anchor": "middle" },
-        `${edge.mtls ? "🔒" : "🔓"} ${Math.max(0, Math.round(rate))}/s · ${edge.errors} err · p99 ${edge.p99_ms ?? "–"} ms`);
+        `${edge.mtls ? "mTLS" : "plaintext"} · ${Math.max(0, Math.round(rate))}/s · ${edge.errors} err · p99 ${edge.p99_ms ?? "–"} ms`);
       group.append(label);
       group.append(element("svg:title", {}, `${edge.from} → ${edge.to}: ${edge.requests} requests, ${edge.errors} errors, ${edge.retries} retries, ${edge.mtls ? "mTLS" : "plaintext"}${edge.last_span_id ? " (click: its latest traced call)" : ""}`));
       if (edge.last_span_id) {
