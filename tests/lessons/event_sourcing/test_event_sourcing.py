@@ -44,6 +44,7 @@ from sandbox_services.runtime.launcher import running_host
 from tests.broker import broker_has
 from tests.lessons.async_messaging.test_async_messaging import CuttableProxy
 from tests.sandboxes import RunFailed, Sandbox, start_sandbox
+from tests.sandboxes import wait_until as wait_until_sync
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 # The tests' Redis database (make test sets REDIS_URL), the one the hosts they start use.
@@ -175,6 +176,63 @@ def test_log_keeps_events_a_queue_forgets(sandbox):
     rows = {row[0]: row[1:] for row in result["table"]["rows"]}
     assert rows["left after reading"][0] == 0
     assert rows["second read"] == [0, 20]
+
+
+def test_log_vs_queue_reads_the_queue_a_second_time(sandbox):
+    # Guards the queue's "second read" against a typed 0: messages put straight into
+    # the compare queue while the run goes on are there for its second reader.
+    queue = sandbox.prefix + config.COMPARE_QUEUE
+    stop, published = threading.Event(), []
+
+    def publish() -> None:
+        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        try:
+            channel = connection.channel()
+            while not stop.is_set():
+                # Unroutable (dropped) until the run declares the queue and after it deletes it.
+                channel.basic_publish("", queue, b'{"extra": true}')
+                published.append(1)
+                stop.wait(0.02)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=publish)
+    thread.start()
+    try:
+        result = sandbox.run("log-vs-queue", {"events": 20})
+    finally:
+        stop.set()
+        thread.join(10)
+    rows = {row[0]: row[1:] for row in result["table"]["rows"]}
+    assert rows["second read"][1] == 20  # the stream's: only the events went to it
+    assert 0 < rows["second read"][0] <= len(published), rows
+
+
+def test_replay_times_the_appends_it_compares_with_the_rebuild(sandbox):
+    # Guards the append figures against a typed claim: the time shown covers at least
+    # the accounts service's own "load history" spans of this run, and fits in the run.
+    since = sandbox.last_seq()
+    started = time.monotonic()
+    result = sandbox.run("replay", {"events": 300})
+    wall_s = time.monotonic() - started
+    figures = {item["label"]: item["value"] for item in result["summary"]}
+
+    def loads() -> list[dict]:
+        return [
+            span
+            for span in sandbox.spans(since)
+            if span["service"] == "accounts" and span["name"] == "load history"
+        ]
+
+    spans = wait_until_sync(loads, timeout_s=10)
+    in_spans_s = sum(span["end_ns"] - span["start_ns"] for span in spans) / 1e9
+    assert in_spans_s <= figures["append time"] <= wall_s
+    # The rates are of the unrounded times; the figures shown are rounded to the ms.
+    assert figures["append rate"] == pytest.approx(300 / figures["append time"], rel=0.02)
+    assert 0 < figures["rebuild time"] <= wall_s - figures["append time"]
+    assert figures["replay rate"] == pytest.approx(
+        figures["events replayed"] / figures["rebuild time"], rel=0.02
+    )
 
 
 def test_a_replay_whose_first_delivery_is_slow_still_reads_the_whole_log(monkeypatch):
