@@ -5,6 +5,7 @@ from sandbox_services.runtime.spec import ExperimentSpec, LabSpec, ServiceSpec
 from . import knobs
 
 _EXPERIMENTS = "sandbox_services.event_sourcing.experiments"
+_LOG_OVER_TIME = "sandbox_services.event_sourcing.log_over_time"
 
 LAB = LabSpec(
     slug="event-sourcing",
@@ -31,6 +32,10 @@ LAB = LabSpec(
         ExperimentSpec(
             "optimistic-concurrency", f"{_EXPERIMENTS}:optimistic_concurrency", timeout_s=30
         ),
+        # A log that lives long: snapshots, upcasting, retention.
+        ExperimentSpec("snapshots", f"{_LOG_OVER_TIME}:snapshots", timeout_s=120),
+        ExperimentSpec("upcasting", f"{_LOG_OVER_TIME}:upcasting", timeout_s=60),
+        ExperimentSpec("retention", f"{_LOG_OVER_TIME}:retention", timeout_s=90),
     ),
     teardown="sandbox_services.event_sourcing.hooks:teardown",
     metrics="sandbox_services.event_sourcing.hooks:metrics",

@@ -13,6 +13,11 @@ EventType = Literal["AccountOpened", "Deposited", "Withdrawn"]
 CommandType = Literal["open", "deposit", "withdraw"]
 COMMANDS: tuple[str, ...] = ("open", "deposit", "withdraw")
 MAX_AMOUNT = 1_000_000
+# The shape of the events this code writes. Version 1, the service's first release,
+# recorded every change of balance as one BalanceChanged event with a signed delta;
+# version 2 records Deposited and Withdrawn, each with a positive amount. The log
+# keeps v1 events for ever, so v2 code reads them through ``upcast``.
+SCHEMA = 2
 
 
 class DomainError(Exception):
@@ -62,10 +67,29 @@ class Event:
             "version": self.version,
             "amount": self.amount,
             "meta": self.meta,
+            "schema": SCHEMA,
+        }
+
+    def as_v1(self) -> dict:
+        """Return the event in the shape the v1 writer appended (no schema field)."""
+        if self.type == "AccountOpened":
+            return {
+                "account_id": self.account_id,
+                "type": self.type,
+                "version": self.version,
+                "meta": self.meta,
+            }
+        return {
+            "account_id": self.account_id,
+            "type": "BalanceChanged",
+            "version": self.version,
+            "delta": self.amount if self.type == "Deposited" else -self.amount,
+            "meta": self.meta,
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> Event:
+        data = upcast(data)
         return cls(
             data["account_id"],
             data["type"],
@@ -73,6 +97,22 @@ class Event:
             data.get("amount", 0),
             data.get("meta", {}),
         )
+
+
+def upcast(data: dict) -> dict:
+    """Return an event as v2 code reads it: a v1 event translated, a v2 event as it is.
+
+    The log is never rewritten; every reader translates the old shape as it reads.
+    """
+    if data.get("schema", 1) >= SCHEMA:
+        return data
+    event = {key: value for key, value in data.items() if key != "delta"}
+    event["schema"] = SCHEMA
+    if data.get("type") == "BalanceChanged":
+        delta = data["delta"]
+        event["type"] = "Deposited" if delta > 0 else "Withdrawn"
+        event["amount"] = abs(delta)
+    return event
 
 
 def evolve(account: Account, event: Event) -> Account:

@@ -56,8 +56,14 @@ async def teardown(ctx: ExperimentContext) -> None:
     await asyncio.to_thread(
         delete_objects,
         ctx.amqp_url,
-        queues=[stream, ctx.prefix + knobs.COMPARE_QUEUE],
+        queues=[
+            stream,
+            ctx.prefix + knobs.COMPARE_QUEUE,
+            ctx.prefix + knobs.RETENTION_STREAM,
+        ],
         exchanges=[ctx.prefix + knobs.EXCHANGE],
     )
-    await asyncio.to_thread(forget_streams, ctx.redis_url, [stream])
+    await asyncio.to_thread(
+        forget_streams, ctx.redis_url, [stream, ctx.prefix + knobs.RETENTION_STREAM]
+    )
     await asyncio.to_thread(forget_gauges, ctx.redis_url, ctx.sandbox_id)

@@ -64,6 +64,43 @@ PARAMETERS = {
 }
 
 
+# --- a log that lives long (log_over_time.py) -------------------------------------------
+# The stream of the retention experiment, bound beside the log while it runs, with
+# segments small enough that retention really deletes some. RabbitMQ deletes whole
+# segments (500 MB each by default) and never the one being written, so with the
+# defaults above nothing a sandbox writes is ever dropped.
+RETENTION_STREAM = "short-log"
+RETENTION_SEGMENT_BYTES = 16_000
+# The view the snapshot experiment snapshots and rebuilds.
+SNAPSHOT_VIEW = "balances"
+
+PARAMETERS |= {
+    "snapshots": (
+        Param(
+            "events", "int", 1500, 100, 10_000, help="Events appended before the snapshot is taken"
+        ),
+        Param("tail", "int", 100, 0, 2000, help="Events appended after the snapshot"),
+    ),
+    "upcasting": (
+        Param("v1_commands", "int", 10, 1, 200, help="Commands handled by the v1 writer"),
+        Param("v2_commands", "int", 5, 0, 200, help="Commands handled by the v2 writer after it"),
+    ),
+    "retention": (
+        Param(
+            "events", "int", 1000, 100, 5000, help="Events appended while the short stream is bound"
+        ),
+        Param(
+            "kept_kb",
+            "int",
+            48,
+            32,
+            4096,
+            help="x-max-length-bytes of the short stream, in kB (1000 bytes)",
+        ),
+    ),
+}
+
+
 def declare_log(channel: BlockingChannel, prefix: str) -> None:
     """Declare the exchange and the stream bound to it."""
     # Auto-delete: when the sweeper deletes an orphan stream, the exchange follows it.

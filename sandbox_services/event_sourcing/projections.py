@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sandbox_services.event_sourcing.domain import upcast
+
 Projection = tuple[Callable[[], dict], Callable[[dict, dict], dict]]
 
 
@@ -56,11 +58,15 @@ def is_new(versions: dict[str, int], event: dict) -> bool:
     return True
 
 
-def project(kind: str, events: list[dict]) -> dict:
-    """Return a view of ``kind`` built from scratch from ``events`` (the reference for tests)."""
+def project(kind: str, events: list[dict], *, upcasting: bool = True) -> dict:
+    """Return a view of ``kind`` built from scratch from ``events`` (the reference for tests).
+
+    Each event goes through the upcaster first, as in the projector; ``upcasting=False``
+    folds the events as stored, the way v2 code without an upcaster would.
+    """
     initial, apply = KINDS[kind]
     state, versions = initial(), {}
     for event in events:
         if is_new(versions, event):
-            state = apply(state, event)
+            state = apply(state, upcast(event) if upcasting else event)
     return state

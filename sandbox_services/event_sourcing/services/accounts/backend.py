@@ -17,6 +17,7 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from sandbox_services.event_sourcing.domain import (
+    SCHEMA,
     Account,
     Command,
     ConcurrencyConflict,
@@ -44,6 +45,9 @@ class AccountBackend:
         self._head = 0
         self._lock = asyncio.Lock()
         self.on_append = lambda: None
+        # The event shape this writer appends: 2 (today's), or 1 to play the first
+        # release that wrote BalanceChanged events (the upcasting experiment).
+        self.writer_schema = SCHEMA
 
     async def recover(self) -> int:
         """Rebuild every account from the log (the system of record); return events read."""
@@ -73,7 +77,7 @@ class AccountBackend:
             await self._publisher.publish(
                 self._exchange,
                 "",
-                event.as_dict(),
+                event.as_dict() if self.writer_schema == SCHEMA else event.as_v1(),
                 message_id=f"{event.account_id}:{event.version}",
             )
             self._accounts[command.account_id] = evolve(account, event)

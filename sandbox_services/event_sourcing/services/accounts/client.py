@@ -53,6 +53,14 @@ class AccountsClient:
         async with self._session.get(f"{self._url}/log/head") as answer:
             return (await answer.json())["reconnects"]
 
+    async def set_writer_schema(self, version: int) -> None:
+        """Make the service append events in the shape of schema ``version`` (1 or 2)."""
+        async with self._session.post(
+            f"{self._url}/log/schema", json={"version": version}
+        ) as answer:
+            if answer.status != 200:
+                raise DomainError((await answer.json()).get("detail", str(answer.status)))
+
     async def load(self, *, commands: int, accounts: int = 5, seed: int = 1) -> dict:
         body = {"commands": commands, "accounts": accounts, "seed": seed}
         async with self._session.post(f"{self._url}/load", json=body) as answer:

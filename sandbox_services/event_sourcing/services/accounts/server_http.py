@@ -9,7 +9,12 @@ from aiohttp import web
 
 from sandbox_services.runtime.web import fault_middleware, json_body
 
-from sandbox_services.event_sourcing.domain import Command, ConcurrencyConflict, DomainError
+from sandbox_services.event_sourcing.domain import (
+    SCHEMA,
+    Command,
+    ConcurrencyConflict,
+    DomainError,
+)
 from sandbox_services.event_sourcing import knobs
 from sandbox_services.broker.gauges import GaugeReporter
 from sandbox_services.broker.publisher import AsyncPublisher, Publisher, PublishFailed
@@ -79,6 +84,16 @@ async def head(request: web.Request) -> web.Response:
     )
 
 
+async def writer_schema(request: web.Request) -> web.Response:
+    """Switch the event shape the writer appends (1: the first release's, 2: today's)."""
+    backend: AccountBackend = request.app["backend"]
+    version = (await json_body(request)).get("version")
+    if version not in (1, SCHEMA):
+        return web.json_response({"detail": f"version: must be 1 or {SCHEMA}"}, status=400)
+    backend.writer_schema = version
+    return web.json_response({"version": version})
+
+
 async def load(request: web.Request) -> web.Response:
     data = await json_body(request)
     limits = {"commands": (1, knobs.MAX_LOAD_COMMANDS), "accounts": (1, 100), "seed": (0, 2**31)}
@@ -135,6 +150,7 @@ async def main(ctx: ServiceContext) -> None:
             web.post("/accounts/{account_id}/commands", execute),
             web.get("/accounts/{account_id}", account),
             web.get("/log/head", head),
+            web.post("/log/schema", writer_schema),
             web.post("/load", load),
             web.get("/healthz", healthz),
         ]

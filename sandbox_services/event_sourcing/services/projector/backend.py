@@ -11,11 +11,13 @@ import json
 import logging
 import queue
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from opentelemetry import trace
 
+from sandbox_services.event_sourcing.domain import upcast
 from sandbox_services.event_sourcing.projections import KINDS, is_new
 from sandbox_services.broker.connection import CONNECTION_ERRORS, connect
 from sandbox_services.broker.stream import close_stream_channel, close_stream_connection
@@ -41,9 +43,18 @@ class View:
     versions: dict = field(default_factory=dict)
     channel: object = None
     buffer: list = field(default_factory=list)
+    rebuild: dict | None = None
+    rebuild_started: float = 0.0
 
     def status(self) -> ViewStatus:
-        return ViewStatus(self.name, self.kind, self.next_offset, self.events)
+        rebuild = dict(self.rebuild) if self.rebuild else None
+        return ViewStatus(self.name, self.kind, self.next_offset, self.events, rebuild)
+
+    def rebuilt_up_to_here(self) -> None:
+        """Stop the rebuild's clock once the view reaches the offset it was asked to reach."""
+        rebuild = self.rebuild
+        if rebuild and rebuild["seconds"] is None and self.next_offset >= rebuild["until_offset"]:
+            rebuild["seconds"] = round(time.monotonic() - self.rebuild_started, 4)
 
 
 class ProjectorEngine:
@@ -162,7 +173,10 @@ class ProjectorEngine:
                     offset = int(headers["x-stream-offset"])
                     if offset < view.next_offset:
                         continue  # a stream may resend the start of a chunk: skip what we have
-                    event = json.loads(body)
+                    if view.rebuild is not None and view.rebuild["seconds"] is None:
+                        view.rebuild["read"] += 1
+                    # v2 code: an event the v1 writer appended is translated as it is read.
+                    event = upcast(json.loads(body))
                     view.next_offset = offset + 1
                     if not is_new(view.versions, event):
                         continue
@@ -172,6 +186,7 @@ class ProjectorEngine:
                 self._store.save(
                     view.name, view.kind, view.next_offset, view.events, view.state, view.versions
                 )
+                view.rebuilt_up_to_here()
                 span.set_attributes({"events": applied, "next_offset": view.next_offset})
             view.channel.basic_ack(batch[-1][0], multiple=True)
             self._on_applied(applied)
@@ -200,17 +215,55 @@ class ProjectorEngine:
         self._subscribe(connection, view)
         return view.status()
 
-    def _do_rebuild(self, connection, name: str) -> ViewStatus:
+    def _do_rebuild(
+        self, connection, name: str, source: str = "zero", until_offset: int | None = None
+    ) -> ViewStatus:
+        """Rebuild a view from offset 0, or from its snapshot's offset with its state.
+
+        With ``until_offset``, the engine times the rebuild, from this request to
+        the batch that brings the view to that offset.
+        """
         view = self._views.get(name)
         if view is None:
             raise ViewError(f"name: no view called {name!r}")
+        snapshot = self._store.load_snapshot(name) if source == "snapshot" else None
+        if source == "snapshot" and (snapshot is None or snapshot[0] != view.kind):
+            raise ViewError(f"from: view {name!r} has no snapshot")
+        started = time.monotonic()
         # Dropping the channel drops its unacked deliveries; the replay reads them again.
         close_stream_channel(connection, view.channel)
         with self._lock:
-            initial, _ = KINDS[view.kind]
-            view.state, view.versions, view.next_offset, view.events = initial(), {}, 0, 0
-        self._store.save(view.name, view.kind, 0, 0, view.state, view.versions)
+            if snapshot is None:
+                initial, _ = KINDS[view.kind]
+                view.state, view.versions, view.next_offset, view.events = initial(), {}, 0, 0
+            else:
+                _, view.next_offset, view.events, view.state, view.versions = snapshot
+            view.rebuild_started = started
+            view.rebuild = None
+            if until_offset is not None:
+                view.rebuild = {
+                    "from": source,
+                    "start_offset": view.next_offset,
+                    "until_offset": until_offset,
+                    "read": 0,
+                    "seconds": None,
+                }
+                view.rebuilt_up_to_here()  # a snapshot may already be at the offset
+        self._store.save(
+            view.name, view.kind, view.next_offset, view.events, view.state, view.versions
+        )
         self._subscribe(connection, view)
+        return view.status()
+
+    def _do_snapshot(self, connection, name: str) -> ViewStatus:
+        """Store the view's state and the offset it has reached, as one snapshot."""
+        view = self._views.get(name)
+        if view is None:
+            raise ViewError(f"name: no view called {name!r}")
+        with self._lock:
+            self._store.save_snapshot(
+                view.name, view.kind, view.next_offset, view.events, view.state, view.versions
+            )
         return view.status()
 
     def _do_drop(self, connection, name: str) -> ViewStatus:

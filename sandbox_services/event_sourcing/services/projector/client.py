@@ -28,8 +28,14 @@ class ProjectorClient:
     async def add_view(self, name: str, kind: str) -> dict:
         return await self._call("POST", "/views", json={"name": name, "kind": kind})
 
-    async def rebuild(self, name: str) -> dict:
-        return await self._call("POST", f"/views/{name}/rebuild")
+    async def rebuild(
+        self, name: str, *, source: str = "zero", until_offset: int | None = None
+    ) -> dict:
+        body = {"from": source, "until_offset": until_offset}
+        return await self._call("POST", f"/views/{name}/rebuild", json=body)
+
+    async def snapshot(self, name: str) -> dict:
+        return await self._call("POST", f"/views/{name}/snapshot")
 
     async def drop(self, name: str) -> dict:
         return await self._call("DELETE", f"/views/{name}")

@@ -48,7 +48,19 @@ async def add_view(request: web.Request) -> web.Response:
 
 
 async def rebuild(request: web.Request) -> web.Response:
-    return await _call(request, "rebuild", request.match_info["name"])
+    data = await json_body(request) if request.can_read_body else {}
+    source, until = data.get("from", "zero"), data.get("until_offset")
+    if source not in ("zero", "snapshot"):
+        return web.json_response({"detail": "from: must be zero or snapshot"}, status=400)
+    if until is not None and (not isinstance(until, int) or isinstance(until, bool) or until < 0):
+        return web.json_response(
+            {"detail": "until_offset: must be a non-negative integer"}, status=400
+        )
+    return await _call(request, "rebuild", request.match_info["name"], source, until)
+
+
+async def snapshot(request: web.Request) -> web.Response:
+    return await _call(request, "snapshot", request.match_info["name"])
 
 
 async def drop(request: web.Request) -> web.Response:
@@ -100,6 +112,7 @@ async def main(ctx: ServiceContext) -> None:
             web.post("/views", add_view),
             web.get("/views/{name}", view),
             web.post("/views/{name}/rebuild", rebuild),
+            web.post("/views/{name}/snapshot", snapshot),
             web.delete("/views/{name}", drop),
             web.get("/stats", stats),
             web.get("/healthz", healthz),

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS views (
     name TEXT PRIMARY KEY, kind TEXT NOT NULL, next_offset INTEGER NOT NULL,
     events INTEGER NOT NULL, state TEXT NOT NULL, versions TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS snapshots (
+    name TEXT PRIMARY KEY, kind TEXT NOT NULL, next_offset INTEGER NOT NULL,
+    events INTEGER NOT NULL, state TEXT NOT NULL, versions TEXT NOT NULL,
+    taken_at REAL NOT NULL);
 """
 
 
@@ -41,3 +46,32 @@ class ProjectorStore:
 
     def drop(self, name: str) -> None:
         self._db.execute("DELETE FROM views WHERE name = ?", (name,))
+
+    def save_snapshot(
+        self, name: str, kind: str, next_offset: int, events: int, state: dict, versions: dict
+    ) -> None:
+        """Keep a view's state as of ``next_offset``, replacing its previous snapshot."""
+        with self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    name,
+                    kind,
+                    next_offset,
+                    events,
+                    json.dumps(state),
+                    json.dumps(versions),
+                    time.time(),
+                ),
+            )
+
+    def load_snapshot(self, name: str) -> tuple[str, int, int, dict, dict] | None:
+        """Return a view's snapshot as (kind, next_offset, events, state, versions), or None."""
+        row = self._db.execute(
+            "SELECT kind, next_offset, events, state, versions FROM snapshots WHERE name = ?",
+            (name,),
+        ).fetchone()
+        if row is None:
+            return None
+        kind, offset, events, state, versions = row
+        return kind, offset, events, json.loads(state), json.loads(versions)
