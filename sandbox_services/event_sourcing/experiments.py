@@ -359,9 +359,12 @@ async def log_vs_queue(ctx: ExperimentContext, params: dict) -> dict:
         end = await lab.accounts.head()
         sent = end - start
         queued = await asyncio.to_thread(_depth, ctx.amqp_url, queue)
+        # A stream's declare-ok count, asked the same way: not a ready count (see the note).
+        stream_before = await asyncio.to_thread(_depth, ctx.amqp_url, stream)
         await ctx.progress(0.4, "consuming the queue")
         consumed = await asyncio.to_thread(_drain_queue, ctx.amqp_url, queue, sent)
         queue_after = await asyncio.to_thread(_depth, ctx.amqp_url, queue)
+        stream_after = await asyncio.to_thread(_depth, ctx.amqp_url, stream)
         # Consuming a queue removes; a second consumer finds nothing. Reading the stream
         # twice gives the same events twice: readers keep their own offsets.
         first_read = await asyncio.to_thread(_count_in_log, ctx.amqp_url, stream, start, end)
@@ -383,12 +386,18 @@ async def log_vs_queue(ctx: ExperimentContext, params: dict) -> dict:
                 "columns": ["", "classic queue", "stream"],
                 "rows": [
                     ["events sent", sent, sent],
-                    ["ready before consuming", queued, "(a stream has no ready count)"],
+                    ["message count before consuming", queued, stream_before],
                     ["first read", consumed, first_read],
-                    ["left after reading", queue_after, "(no count: see the second read)"],
+                    ["left after reading", queue_after, stream_after],
                     ["second read", queue_second, second_read],
                 ],
             },
+            "notes": [
+                "Both message counts are the broker's queue.declare-ok answers, asked in this "
+                "run. A queue's is its ready messages; a stream's is not: reading never lowers "
+                f"it, and it can lag the log (the log holds {end} distinct events). The second "
+                "read is the evidence of what each kept."
+            ],
             "ok": ok,
         }
     finally:

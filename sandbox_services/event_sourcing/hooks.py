@@ -30,7 +30,8 @@ async def metrics(ctx: ExperimentContext) -> dict:
     accounts = AccountsClient(ctx.address("accounts"), timeout_s=1.0)
     client = ProjectorClient(ctx.address("projector"), timeout_s=1.0)
     try:
-        # The aggregate knows the log's length exactly: a stream's ready count is always 0.
+        # The aggregate knows the log's length exactly; a stream's declare-ok count is
+        # not it (reading never lowers it, and it lags the log).
         head = gauges["queues"][knobs.STREAM]["depth"] = await accounts.head()
         views = await client.views()
         # A stream's declare-ok reports no consumers; each view reads it with one.

@@ -138,7 +138,7 @@ def retention_report(f: RetentionFigures) -> dict:
             "the projector runs (projections.project); the aggregate's balances come from "
             "its own state, built from every event.",
             "RabbitMQ deletes whole segments, oldest first, and never the one being "
-            "written, so the kept size is approximate: a little over the limit.",
+            "written, so the kept size is only within about a segment of the limit.",
         ],
         # What the lesson claims: an offset no longer kept starts the reader at the oldest.
         "ok": f.first_offset is not None and (dropped == 0 or f.first_offset > 0),
