@@ -102,9 +102,10 @@ def lost_cancel(run: dict) -> bool:
 
 def report_isolation(runs: list[dict]) -> dict:
     """Turn the runs into the result: what the customer was told, and what the order became."""
-    views = [run["view"] for run in runs]
-    checks = {f"semantic lock {run['lock']}": run["view"]["invariants"] for run in runs}
-    running = {f"semantic lock {run['lock']}": run["running"] for run in runs}
+    # Both sagas are orchestrated: each view is named by its variant, so the page tells them apart.
+    views = [{**run["view"], "mode": _variant(run)} for run in runs]
+    checks = {_variant(run): run["view"]["invariants"] for run in runs}
+    running = {_variant(run): run["running"] for run in runs}
     result = results.common_keys(views, running, checks)
     in_window = {run["lock"]: _cancel_before_approval(run) for run in runs}
     parts = []
@@ -177,3 +178,7 @@ def _cancel_before_approval(run: dict) -> bool:
     if cancel is None:
         return False
     return run["approval_ns"] is None or cancel["end_ns"] <= run["approval_ns"]
+
+
+def _variant(run: dict) -> str:
+    return f"orchestration, semantic lock {run['lock']}"

@@ -84,9 +84,12 @@ def statement(ledger: list[dict]) -> dict:
 
 def report_payment(runs: list[dict], params: dict) -> dict:
     """Turn the ledgers into the result: each customer's statement, side by side."""
-    views = [run["view"] for run in runs]
-    checks = {TITLES[run["style"]]: run["view"]["invariants"] for run in runs}
-    running = {TITLES[run["style"]]: run["running"] for run in runs}
+    # Both sagas are orchestrated: each view is named by its variant, so the page tells them apart.
+    views = [{**run["view"], "mode": f"orchestration, {TITLES[run['style']]}"} for run in runs]
+    checks = {
+        view["mode"]: run["view"]["invariants"] for view, run in zip(views, runs, strict=True)
+    }
+    running = {view["mode"]: run["running"] for view, run in zip(views, runs, strict=True)}
     result = results.common_keys(views, running, checks)
     seen = {run["style"]: statement(run["ledger"]) for run in runs}
     result["headline"] = (

@@ -3,7 +3,8 @@
 The shape (also documented in the lesson's README section of the report)::
 
     {
-      "mode": "choreography" | "orchestration",
+      "mode": "choreography" | "orchestration",   # an experiment comparing variants of one
+                                            # mode names the variant ("orchestration, ...")
       "saga_id": str,                       # the saga this timeline shows
       "timeline": [                         # sorted by start_ns
         {"service": "orders"|"payments"|"inventory"|"shipping"|"coordinator",
