@@ -26,7 +26,7 @@ from sandbox_services.proxy.process import ConfigInvalid, HAProxyProcess
 from sandbox_services.proxy.spans import span_of_record
 
 from . import knobs
-from .policy import BACKENDS, GatewayPolicy, PolicyInvalid, parse_policy
+from .policy import BACKENDS, GatewayPolicy, GatewayPolicyInvalid, parse_policy
 from .render import GatewayFiles, render_gateway
 from .services.issuer.client import jwks_path
 
@@ -186,7 +186,7 @@ class Gateway:
                 try:
                     reload_ms = await self.proxy.reload(proposed)
                 except ConfigInvalid as error:  # our renderer's bug, not the learner's
-                    raise PolicyInvalid({"haproxy": [str(error)]}) from None
+                    raise GatewayPolicyInvalid({"haproxy": [str(error)]}) from None
                 self.version += 1
             self.policy, self.policy_text = policy, text
             applied = {

@@ -62,7 +62,7 @@ RATE_ALGORITHMS_REFUSED = {
 }
 
 
-class PolicyInvalid(ValueError):
+class GatewayPolicyInvalid(ValueError):
     """The policy cannot be applied; ``errors`` maps each field's path to its problems."""
 
     def __init__(self, errors: dict[str, list[str]]) -> None:
@@ -385,18 +385,20 @@ def _timeouts(value, errors: _Errors) -> Timeouts:
 
 
 def parse_policy(text: str) -> GatewayPolicy:
-    """Read and validate a gateway policy; raise PolicyInvalid naming every bad field."""
+    """Read and validate a gateway policy; raise GatewayPolicyInvalid naming every bad field."""
     errors = _Errors()
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise PolicyInvalid(
+        raise GatewayPolicyInvalid(
             {"yaml": [f"not valid YAML{where}: {getattr(error, 'problem', error)}"]}
         ) from None
     if not isinstance(document, dict):
-        raise PolicyInvalid({"policy": ["a mapping with routes, auth, rateLimits and timeouts"]})
+        raise GatewayPolicyInvalid(
+            {"policy": ["a mapping with routes, auth, rateLimits and timeouts"]}
+        )
     _unknown(document, ("routes", "auth", "rateLimits", "timeouts"), "policy", errors)
     limits = _rate_limits(document.get("rateLimits"), errors)
     auth = _auth(document.get("auth"), errors)
@@ -420,5 +422,5 @@ def parse_policy(text: str) -> GatewayPolicy:
             errors.add(f"routes[{index}].auth", "required, but the policy has no auth section")
     timeouts = _timeouts(document.get("timeouts"), errors)
     if errors.found:
-        raise PolicyInvalid(errors.found)
+        raise GatewayPolicyInvalid(errors.found)
     return GatewayPolicy(tuple(routes), auth, limits, timeouts)

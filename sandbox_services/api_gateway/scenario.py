@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from .knobs import AUDIENCE, DEFAULT_POLICY, ISSUER
 from .services.gateway.client import GatewayClient
 from .services.issuer.client import issue_token
-from .services.orders.client import OrdersClient
+from .services.orders.client import OrdersGrpcClient
 
 GATEWAY = "gateway"
 
@@ -118,7 +118,7 @@ class EdgeClient:
             timeout=aiohttp.ClientTimeout(total=20),
         )
         self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-        self.orders = OrdersClient(self.channel)
+        self.orders = OrdersGrpcClient(self.channel)
 
     async def get(self, path: str, headers: dict | None = None) -> dict:
         """GET a path; return status, a JSON body (or None), headers of interest, elapsed ms."""

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sandbox_services.api_gateway.knobs import DEFAULT_POLICY
-from sandbox_services.api_gateway.policy import BACKENDS, PolicyInvalid, parse_policy
+from sandbox_services.api_gateway.policy import BACKENDS, GatewayPolicyInvalid, parse_policy
 from sandbox_services.api_gateway.render import GatewayFiles, render_gateway
 from sandbox_services.api_gateway.services.issuer.backend import Issuer
 from sandbox_services.proxy import jwt
@@ -15,7 +15,7 @@ from sandbox_services.proxy.process import check_config
 
 
 def errors_of(text: str) -> dict[str, list[str]]:
-    with pytest.raises(PolicyInvalid) as refused:
+    with pytest.raises(GatewayPolicyInvalid) as refused:
         parse_policy(text)
     return refused.value.errors
 

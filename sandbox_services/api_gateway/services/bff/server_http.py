@@ -16,11 +16,11 @@ from aiohttp import web
 from sandbox_services.runtime.serve import http_app, serve_http
 from sandbox_services.runtime.spec import ServiceContext
 
-from ..orders.client import OrdersClient
+from ..orders.client import OrdersGrpcClient
 from .aggregate import gather_by_deadline
 
 SESSION_KEY = web.AppKey("session", aiohttp.ClientSession)
-ORDERS_KEY = web.AppKey("orders", OrdersClient)
+ORDERS_KEY = web.AppKey("orders", OrdersGrpcClient)
 CTX_KEY = web.AppKey("ctx", object)
 IDENTITY_HEADERS = ("x-user-id", "x-user-scope", "authorization")
 
@@ -104,7 +104,7 @@ async def main(ctx: ServiceContext) -> None:
     )
     channel = grpc.aio.insecure_channel(ctx.address("orders"))
     app[SESSION_KEY] = session
-    app[ORDERS_KEY] = OrdersClient(channel)
+    app[ORDERS_KEY] = OrdersGrpcClient(channel)
     app[CTX_KEY] = ctx
     app.router.add_get("/orders/", orders)
     app.router.add_get("/orders/{order_id}", order)

@@ -15,16 +15,16 @@ ITEMS = [
 
 
 @dataclass
-class Counters:
+class CatalogCounters:
     requests: int = 0
     with_identity_header: int = 0
     with_token: int = 0
 
 
-class Catalog:
+class ItemCatalog:
     def __init__(self, work_ms: float) -> None:
         self.work_ms = work_ms
-        self.counters = Counters()
+        self.counters = CatalogCounters()
 
     async def items(self, limit: int) -> list[dict]:
         await asyncio.sleep(self.work_ms / 1000)

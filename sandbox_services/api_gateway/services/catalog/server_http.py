@@ -14,10 +14,10 @@ from aiohttp import web
 from sandbox_services.runtime.serve import http_app, serve_http
 from sandbox_services.runtime.spec import ServiceContext
 
-from .backend import Catalog, Counters
+from .backend import CatalogCounters, ItemCatalog
 from .identity import TokenCheck, seen
 
-CATALOG_KEY = web.AppKey("catalog", Catalog)
+CATALOG_KEY = web.AppKey("catalog", ItemCatalog)
 CHECK_KEY = web.AppKey("check", TokenCheck)
 
 
@@ -51,13 +51,13 @@ async def stats(request: web.Request) -> web.Response:
 
 
 async def reset(request: web.Request) -> web.Response:
-    request.app[CATALOG_KEY].counters = Counters()
+    request.app[CATALOG_KEY].counters = CatalogCounters()
     return web.json_response({"reset": True})
 
 
 async def main(ctx: ServiceContext) -> None:
     app = http_app(ctx)
-    app[CATALOG_KEY] = Catalog(float(ctx.settings.get("catalog_work_ms", 0)))
+    app[CATALOG_KEY] = ItemCatalog(float(ctx.settings.get("catalog_work_ms", 0)))
     app[CHECK_KEY] = TokenCheck(
         ctx.address("issuer"), str(ctx.settings["issuer"]), str(ctx.settings["audience"])
     )

@@ -25,7 +25,7 @@ from sandbox_services.runtime.service_commands import serve_commands
 from sandbox_services.runtime.spec import ServiceContext
 
 from ...gateway import Gateway
-from ...policy import PolicyInvalid
+from ...policy import GatewayPolicyInvalid
 
 log = logging.getLogger(__name__)
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
@@ -40,7 +40,7 @@ def _untraced_application_class() -> type[web.Application]:
     return next(cls for cls in web.Application.__mro__ if cls.__module__ == "aiohttp.web_app")
 
 
-def _invalid(error: PolicyInvalid) -> web.Response:
+def _invalid(error: GatewayPolicyInvalid) -> web.Response:
     return web.json_response({"detail": str(error), "errors": error.errors}, status=400)
 
 
@@ -55,14 +55,14 @@ async def config(request: web.Request) -> web.Response:
 async def apply_policy(request: web.Request) -> web.Response:
     try:
         return web.json_response(await request.app[GATEWAY_KEY].apply(await request.text()))
-    except PolicyInvalid as error:
+    except GatewayPolicyInvalid as error:
         return _invalid(error)
 
 
 async def preview_policy(request: web.Request) -> web.Response:
     try:
         _, _, diff = request.app[GATEWAY_KEY].preview(await request.text())
-    except PolicyInvalid as error:
+    except GatewayPolicyInvalid as error:
         return _invalid(error)
     return web.json_response({"diff": diff, "changed": bool(diff)})
 
@@ -135,7 +135,7 @@ async def _command(gateway: Gateway, command: dict) -> dict:
                     "body": {**applied, "diff": {"gateway": diff} if diff else {}, "applied": True},
                 }
             _, _, diff = gateway.preview(text)
-        except PolicyInvalid as error:
+        except GatewayPolicyInvalid as error:
             return {"status": 400, "body": {"detail": str(error), "errors": error.errors}}
         return {
             "status": 200,

@@ -19,7 +19,7 @@ def order_dict(order: orders_pb2.Order) -> dict:
     }
 
 
-class OrdersClient:
+class OrdersGrpcClient:
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self._stub = orders_pb2_grpc.OrdersStub(channel)
 

@@ -20,7 +20,7 @@ from sandbox_services.runtime.spec import ServiceContext
 STATUSES = ("placed", "paid", "shipped", "delivered")
 
 
-class OrdersServicer(orders_pb2_grpc.OrdersServicer):
+class OrderLookupServicer(orders_pb2_grpc.OrdersServicer):
     def __init__(self, version: str, work_ms: float) -> None:
         self.version = version
         self.work_ms = work_ms
@@ -65,6 +65,6 @@ async def main(ctx: ServiceContext) -> None:
     version = "v2" if ctx.name.endswith("-v2") else "v1"
     server = grpc_server(ctx)
     orders_pb2_grpc.add_OrdersServicer_to_server(
-        OrdersServicer(version, float(ctx.settings.get("orders_work_ms", 0))), server
+        OrderLookupServicer(version, float(ctx.settings.get("orders_work_ms", 0))), server
     )
     await serve_grpc(ctx, server)
