@@ -57,7 +57,8 @@ class RetentionFigures:
     first_offset: int | None
     read: int
     this_run_read: int
-    accounts: list[tuple[str, int, int | None]]  # (account, aggregate's balance, replayed)
+    # (account, aggregate's balance, replayed balance, version of its first event read)
+    accounts: list[tuple[str, int, int | None, int | None]]
 
 
 @reported
@@ -77,8 +78,16 @@ async def retention(ctx: ExperimentContext, p: dict) -> dict:
         read = await asyncio.to_thread(_replay_from_zero, ctx.amqp_url, stream)
         events = [event for _, event in read]
         replayed = project("balances", events)
+        first_version: dict[str, int] = {}
+        for event in events:
+            first_version.setdefault(event["account_id"], event["version"])
         accounts = [
-            (name, (await lab.accounts.account(name)).balance, replayed.get(name))
+            (
+                name,
+                (await lab.accounts.account(name)).balance,
+                replayed.get(name),
+                first_version.get(name),
+            )
             for name in loaded["accounts"]
         ]
         this_run = {
@@ -105,6 +114,8 @@ def retention_report(f: RetentionFigures) -> dict:
     """Turn the retention run's figures into its result."""
     dropped = f.appended - f.this_run_read
     wrong = [row for row in f.accounts if row[2] != row[1]]
+    # What a rebuild could have checked: an account's history starts at version 1.
+    gapped = [row for row in f.accounts if row[3] != 1]
     first = "nothing" if f.first_offset is None else f"offset {f.first_offset}"
     headline = (
         f"Asked for offset 0, the replay began at {first}: retention had deleted "
@@ -121,12 +132,23 @@ def retention_report(f: RetentionFigures) -> dict:
             {"label": "events appended", "value": f.appended, "unit": ""},
             {"label": "events deleted by retention", "value": dropped, "unit": ""},
             {"label": "wrong balances", "value": len(wrong), "unit": ""},
+            {"label": "accounts not starting at version 1", "value": len(gapped), "unit": ""},
         ],
         "table": {
-            "columns": ["account", "balance (aggregate)", "balance (replay from offset 0)"],
+            "columns": [
+                "account",
+                "balance (aggregate)",
+                "balance (replay from offset 0)",
+                "first version read",
+            ],
             "rows": [
-                [name, truth, "(no event kept)" if replayed is None else replayed]
-                for name, truth, replayed in f.accounts
+                [
+                    name,
+                    truth,
+                    "(no event kept)" if replayed is None else replayed,
+                    "(none)" if first is None else first,
+                ]
+                for name, truth, replayed, first in f.accounts
             ],
         },
         "notes": [
@@ -137,6 +159,9 @@ def retention_report(f: RetentionFigures) -> dict:
             f"The replay read {f.read} messages, and folded them with the balances projection "
             "the projector runs (projections.project); the aggregate's balances come from "
             "its own state, built from every event.",
+            f"{len(gapped)} of {len(f.accounts)} accounts' first event read had a version "
+            "above 1: the projection applies it all the same, but a rebuild that checked "
+            "each account's history starts at version 1 would have refused.",
             "RabbitMQ deletes whole segments, oldest first, and never the one being "
             "written, so the kept size is only within about a segment of the limit.",
         ],

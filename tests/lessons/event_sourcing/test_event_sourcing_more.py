@@ -95,6 +95,9 @@ def test_retention_experiment_rebuilds_wrong_balances_from_a_log_without_its_hea
     assert {row[0]: row[1] for row in rows} == truth
     wrong = [row for row in rows if row[2] != row[1]]
     assert len(wrong) == figures["wrong balances"] > 0
+    # Each wrong balance comes from a history read without its start: a detectable gap.
+    assert all(row[3] != 1 for row in wrong)
+    assert figures["accounts not starting at version 1"] == sum(row[3] != 1 for row in rows)
     # The lesson's own log lost nothing: folded from offset 0 it gives the true balances.
     log = [event for _, event, _ in read_stream(AMQP_URL, sandbox.prefix + knobs.STREAM)]
     folded = project("balances", log)
