@@ -237,13 +237,37 @@ async def drive_rate_limiting(ctx, params: dict) -> dict:
         finally:
             ctx.set_sample_ratio(1.0)
         table = await call(gateway.table, "per-key")
+        period_s = params["period_ms"] / 1000
+        # Probes count too: at 40% of the limit's rate they cannot hold the key over it.
+        probe_every_s = max(0.05, 2.5 * period_s / params["limit"])
+        recovery_ms = await _until_accepted(
+            port, bearer(token_value, **{"x-api-key": "greedy"}), probe_every_s, 2 * period_s + 2
+        )
     return {
         "params": params,
         "answers": answers,
         "policy": policy,
         "diff": applied["diff"],
         "table": table,
+        "recovery_ms": recovery_ms,
+        "probe_every_ms": round(probe_every_s * 1000),
     }
+
+
+async def _until_accepted(
+    port: int, headers: dict, every_s: float, timeout_s: float
+) -> float | None:
+    """Return how long after it fell silent a key was served again, probing every ``every_s``."""
+    client = EdgeClient(port)
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < timeout_s:
+            await asyncio.sleep(every_s)
+            if (await client.get("/catalog/items?limit=1", headers))["status"] == 200:
+                return round((time.monotonic() - started) * 1000)
+    finally:
+        await client.close()
+    return None
 
 
 async def rate_limiting(ctx, params: dict) -> dict:

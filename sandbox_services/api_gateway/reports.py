@@ -225,6 +225,7 @@ def rate_limiting(figures: dict) -> dict:
             {"label": "greedy refused", "value": greedy["refused"]},
             {"label": "polite refused", "value": polite["refused"]},
             {"label": "polite accepted", "value": polite["accepted"]},
+            {"label": "greedy served again after", "value": figures["recovery_ms"], "unit": "ms"},
         ],
         "charts": [
             {
@@ -249,6 +250,10 @@ def rate_limiting(figures: dict) -> dict:
             " gets back in.",
             "HAProxy's own view of the table after the run (show table):\n"
             + figures["table"].strip(),
+            f"After its last request the greedy key fell silent, then probed every"
+            f" {figures['probe_every_ms']} ms: it was served"
+            f" again after {figures['recovery_ms']} ms, against a Retry-After of {greedy['retry_after'] or '-'} s"
+            " (two periods: only then is the window surely empty; the probes count too).",
             "Traces were sampled at 5% during this load; the gateway logged every request.",
         ]
         + (

@@ -51,9 +51,11 @@ def limit_rules(*, name: str, when: str, key: str, requests: int, period_ms: int
 
     A request without the key (no such header) is counted by its source
     address instead, so leaving the key out is no way around the limit.
-    ``Retry-After`` says one period: the earliest the window can hold fewer.
+    ``Retry-After`` says two periods: the rate weighs the previous period in,
+    so only after two periods of silence is a key's window surely empty (it
+    usually drops under the limit sooner; the lesson measures when).
     """
-    retry_after = max(1, math.ceil(period_ms / 1000))
+    retry_after = max(1, math.ceil(2 * period_ms / 1000))
     body = (
         '{"error":"rate limited","limit":'
         + str(requests)
