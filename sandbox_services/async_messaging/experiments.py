@@ -17,6 +17,8 @@ from sandbox_services.broker.probes import DepthSampler, percentile, wait_until
 from sandbox_services.runtime.spec import ExperimentContext
 
 from . import knobs, dead_letters
+from .backpressure import queue_length_limit as queue_length_limit
+from .external_effects import external_side_effect as external_side_effect
 from .scenario import (
     OrderServices,
     all_caught_up,

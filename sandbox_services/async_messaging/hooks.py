@@ -28,7 +28,12 @@ async def teardown(ctx: ExperimentContext) -> None:
     await asyncio.to_thread(
         delete_objects,
         ctx.amqp_url,
-        queues=[ctx.prefix + name for name in knobs.queue_names()],
-        exchanges=[ctx.prefix + knobs.EXCHANGE],
+        queues=[
+            *(ctx.prefix + name for name in knobs.queue_names()),
+            # Declared by runs, not by the services: the bounded queues and the partitions.
+            *(knobs.bounded_queue(ctx.prefix, overflow) for overflow in knobs.OVERFLOW_MODES),
+            *knobs.partition_queues(ctx.prefix),
+        ],
+        exchanges=[ctx.prefix + knobs.EXCHANGE, ctx.prefix + knobs.PARTITION_EXCHANGE],
     )
     await asyncio.to_thread(forget_gauges, ctx.redis_url, ctx.sandbox_id)

@@ -117,3 +117,57 @@ def declare_all(channel: BlockingChannel, prefix: str) -> None:
     """Declare the whole topology (idempotent: same arguments each time)."""
     for consumer in CONSUMERS:
         declare_consumer_queue(channel, prefix, consumer)
+
+
+# --- an effect outside the consumer's store (external-side-effect) --------------------------
+# The outside mail provider the email consumer calls when the experiment switches it on.
+MAIL_PROVIDER = "mail-provider"
+
+# --- backpressure (queue-length-limit) ----------------------------------------------------
+# One bounded queue per overflow behaviour, declared by the run with x-max-length.
+OVERFLOW_MODES = ("reject-publish", "drop-head")
+BOUNDED_QUEUE = "bounded.{}"
+
+# --- Kafka's model on RabbitMQ 3.10 (partitions) --------------------------------------------
+# A direct exchange routes each message to the queue of its partition ("partition.<n>"),
+# chosen by the producer from the key; each queue has a single active consumer.
+PARTITION_EXCHANGE = "partitions"
+PARTITION_QUEUE = "partition.{}"
+MAX_PARTITIONS = 8
+# The group's members: the broker makes one of them active on each partition.
+GROUP_MEMBERS = ("member-a", "member-b", "member-c")
+
+# The experiments that go past the lesson's five (declared like the ones above).
+PARAMETERS |= {
+    "external-side-effect": (
+        Param("orders", "int", 6, 1, 50, help="Orders placed in each phase (no key, then a key)"),
+        Param(
+            "crashes",
+            "int",
+            2,
+            0,
+            10,
+            help="Orders on which email crashes after the provider's answer, before its commit",
+        ),
+    ),
+    "queue-length-limit": (
+        Param("max_length", "int", 10, 1, 1000, help="x-max-length of each bounded queue"),
+        Param("messages", "int", 30, 1, 2000, help="Messages published to each, with no consumer"),
+    ),
+    "partitions": (
+        Param("keys", "int", 12, 1, 100, help="Distinct keys (customers), each in its own order"),
+        Param("per_key", "int", 10, 2, 100, help="Messages per key in each phase"),
+        Param("partitions", "int", 3, 1, MAX_PARTITIONS - 1, help="Partitions before the change"),
+        Param("work_ms", "float", 2.0, 0.0, 20.0, help="Work per message in each member"),
+    ),
+}
+
+
+def bounded_queue(prefix: str, overflow: str) -> str:
+    """Return the broker name of the bounded queue for one overflow behaviour."""
+    return prefix + BOUNDED_QUEUE.format(overflow)
+
+
+def partition_queues(prefix: str) -> list[str]:
+    """Return the broker names of every partition queue a run may declare."""
+    return [prefix + PARTITION_QUEUE.format(n) for n in range(MAX_PARTITIONS)]

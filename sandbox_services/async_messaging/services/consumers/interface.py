@@ -21,3 +21,6 @@ class ConsumerSettings:
     idempotent: bool = False
     prefetch: int = 10
     work_ms: float | None = None  # None: the lesson's default for this consumer
+    # Email only: None records the email as a row in the store; "plain" also calls the
+    # outside mail provider, and "keyed" calls it with the message id as idempotency key.
+    provider: str | None = None

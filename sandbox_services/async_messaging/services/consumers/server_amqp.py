@@ -60,8 +60,16 @@ class QueueConsumer:
             order = delivery.json()
             if not isinstance(order, dict):
                 raise PoisonMessage("the message is not a JSON object")
+            first_time = not delivery.redelivered and delivery.attempts == 0
+            crash_due = self._backend.name in order.get("crash_in", ()) and first_time
             # Runs inside the pika instrumentation's CONSUMER span, current on this thread.
-            self._backend.handle_delivery(order, message_id=delivery.message_id)
+            # With an outside mail provider the crash comes between its answer and the
+            # commit (before_commit); otherwise after the commit, before the ack (below).
+            self._backend.handle_delivery(
+                order,
+                message_id=delivery.message_id,
+                before_commit=self._crash if crash_due else None,
+            )
         except Exception as error:
             # Broad on purpose: whatever the work raised (an injected fault, a poison
             # message, a bug) is what retries and the dead-letter queue are there for.
@@ -78,13 +86,18 @@ class QueueConsumer:
                 return DeliveryOutcome.DEAD_LETTER
             self._backend.store.bump("retried")
             return DeliveryOutcome.RETRY
-        first_time = not delivery.redelivered and delivery.attempts == 0
-        if self._backend.name in order.get("crash_in", ()) and first_time:
+        if delivery.redelivered:
+            # Counted so a run can show how many messages each crash brought back.
+            self._backend.store.bump("redelivered")
+        if crash_due:
             # The at-least-once experiment: the work is done and recorded, the ack is
             # not sent. The broker will deliver this message again to whoever is next.
-            self._backend.store.bump("crashes")
-            os._exit(CRASH_EXIT_CODE)
+            self._crash()
         return DeliveryOutcome.ACK
+
+    def _crash(self) -> None:
+        self._backend.store.bump("crashes")
+        os._exit(CRASH_EXIT_CODE)
 
     def start(self) -> threading.Thread:
         return start_thread(self.loop)

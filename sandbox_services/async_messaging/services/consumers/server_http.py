@@ -59,6 +59,12 @@ async def configure(request: web.Request) -> web.Response:
         if work is not None and (not isinstance(work, (int, float)) or not 0 <= work <= 1000):
             return web.json_response({"detail": "work_ms: must be in 0..1000 or null"}, status=400)
         values["work_ms"] = work
+    if "provider" in data:
+        if data["provider"] not in (None, "plain", "keyed"):
+            return web.json_response(
+                {"detail": "provider: must be null, plain or keyed"}, status=400
+            )
+        values["provider"] = data["provider"]
     settings = backend.store.configure(**values)
     return web.json_response(vars(settings))
 

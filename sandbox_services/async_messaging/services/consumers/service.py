@@ -10,6 +10,7 @@ from sandbox_services.async_messaging import knobs
 from sandbox_services.broker.gauges import GaugeReporter
 from sandbox_services.runtime.spec import ServiceContext
 
+from ..mail_provider.client import MailProviderClient
 from .backend import ConsumerBackend
 from .server_amqp import QueueConsumer
 from .server_http import make_app
@@ -28,8 +29,11 @@ async def main(ctx: ServiceContext) -> None:
     """Serve one consumer (ctx.name is email, audit or analytics) until cancelled."""
     if ctx.name not in knobs.CONSUMERS:
         raise ValueError(f"unknown consumer {ctx.name!r}")
+    mail = None
+    if ctx.name == "email":
+        mail = MailProviderClient(lambda: ctx.address(knobs.MAIL_PROVIDER))
     backend = ConsumerBackend(
-        name=ctx.name, replica=ctx.replica, store=open_store(ctx), faults=ctx.faults
+        name=ctx.name, replica=ctx.replica, store=open_store(ctx), faults=ctx.faults, mail=mail
     )
     gauges = GaugeReporter(ctx.redis_url, ctx.sandbox_id, f"{ctx.name}-{ctx.replica}")
     gauges.start()

@@ -58,6 +58,14 @@ class ConsumerStore:
             )
             return True
 
+    def has_handled(self, message_id: str) -> bool:
+        """Tell whether a message's effect was committed (the check before an outside call)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM handled WHERE message_id = ?", (message_id,)
+            ).fetchone()
+        return row is not None
+
     def bump(self, name: str, n: int = 1) -> None:
         with self._lock:
             self._db.execute(

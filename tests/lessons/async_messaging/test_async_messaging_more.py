@@ -1,0 +1,122 @@
+"""The async messaging lesson's experiments past the first five, and its results' honesty.
+
+Each test runs the real experiment in a real sandbox and checks what it claims
+against evidence of its own: the mail provider's and the consumers' SQLite
+stores in the sandbox's directory, and the broker's counts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pika
+import pytest
+
+from sandbox_services.async_messaging.knobs import bounded_queue
+from sandbox_services.async_messaging.services.mail_provider.server_http import STORE_FILE
+from tests.broker import AMQP_URL, queue_counts
+from tests.sandboxes import Sandbox
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture(scope="module")
+def sandbox(lesson_sandbox) -> Sandbox:
+    return lesson_sandbox("async-messaging")
+
+
+@contextlib.contextmanager
+def sqlite(path: Path) -> Iterator[sqlite3.Connection]:
+    """Open a service's own SQLite file for one read, and close it at once (see docs: fork)."""
+    db = sqlite3.connect(path, timeout=10)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def provider_rows(box: Sandbox, after_id: int) -> list[tuple[int, str, str | None]]:
+    """Return the provider's sends (id, message id, key) recorded after ``after_id``."""
+    with sqlite(box.workdir / STORE_FILE) as db:
+        return db.execute(
+            "SELECT id, message_id, idempotency_key FROM sends WHERE id > ? ORDER BY id",
+            (after_id,),
+        ).fetchall()
+
+
+def last_send_id(box: Sandbox) -> int:
+    path = box.workdir / STORE_FILE
+    if not path.exists():
+        return 0
+    with sqlite(path) as db:
+        return db.execute("SELECT COALESCE(MAX(id), 0) FROM sends").fetchone()[0]
+
+
+def email_effects(box: Sandbox, message_ids: set[str]) -> dict[str, int]:
+    """Return how many email rows the consumer's own store holds for each message."""
+    with sqlite(box.workdir / "email.sqlite3") as db:
+        rows = db.execute("SELECT message_id, COUNT(*) FROM effects GROUP BY message_id")
+        return {mid: n for mid, n in rows if mid in message_ids}
+
+
+# --- (a) the external side effect ------------------------------------------------------
+
+
+def test_a_crash_before_the_commit_sends_twice_at_the_provider_and_a_key_ends_it(sandbox):
+    before = last_send_id(sandbox)
+    result = sandbox.run("external-side-effect", {"orders": 4, "crashes": 2})
+    rows = provider_rows(sandbox, before)
+    plain = [mid for _, mid, key in rows if key is None]
+    keyed = [mid for _, mid, key in rows if key is not None]
+    # The provider's own record: without a key, exactly the two crashed orders went twice.
+    assert len(set(plain)) == 4
+    assert sorted(plain.count(mid) for mid in set(plain)) == [1, 1, 2, 2]
+    # With the key, one send per order, whatever the crashes.
+    assert len(keyed) == len(set(keyed)) == 4
+    # The consumer's store saw each order once in both phases: its dedup did its part.
+    effects = email_effects(sandbox, set(plain) | set(keyed))
+    assert sorted(effects.values()) == [1] * 8
+    figures = {item["label"]: item["value"] for item in result["summary"]}
+    assert figures["provider sends (no key)"] == len(plain)
+    assert figures["duplicate sends (no key)"] == len(plain) - len(set(plain))
+    assert figures["provider sends (with key)"] == len(keyed)
+    assert result["ok"] is True
+
+
+# --- (b) backpressure: a queue length limit --------------------------------------------
+
+
+def numbers_in_queue(queue: str) -> list[int]:
+    """Read a queue's message numbers with the broker's own basic.get, leaving them there."""
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        channel = connection.channel()
+        numbers = []
+        while (got := channel.basic_get(queue, auto_ack=False))[0] is not None:
+            numbers.append(json.loads(got[2]))
+        return numbers
+    finally:
+        connection.close()  # the unacked messages go back to the queue
+
+
+def test_reject_publish_nacks_the_newest_and_drop_head_acks_all_and_drops_the_oldest(sandbox):
+    result = sandbox.run("queue-length-limit", {"max_length": 5, "messages": 12})
+    figures = {item["label"]: item["value"] for item in result["summary"]}
+    reject = bounded_queue(sandbox.prefix, "reject-publish")
+    drop = bounded_queue(sandbox.prefix, "drop-head")
+    # The broker's own count and contents, read apart from the run.
+    assert queue_counts(reject) == (5, 0)
+    assert queue_counts(drop) == (5, 0)
+    assert numbers_in_queue(reject) == [0, 1, 2, 3, 4]
+    assert numbers_in_queue(drop) == [7, 8, 9, 10, 11]
+    # What the producer was told: nacks for the refused ones, acks for the dropped ones.
+    assert figures["reject-publish nacks"] == 12 - 5
+    assert figures["reject-publish acks"] == 5
+    assert figures["drop-head nacks"] == 0
+    assert figures["drop-head acks"] == 12
+    assert figures["drop-head lost after the ack"] == 12 - 5
+    assert figures["reject-publish lost after the ack"] == 0
