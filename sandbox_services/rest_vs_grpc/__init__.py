@@ -4,6 +4,9 @@ from sandbox_services.rest_vs_grpc.knobs import SETTINGS
 from sandbox_services.runtime.spec import ExperimentSpec, LabSpec, ServiceSpec
 
 _EXPERIMENTS = "sandbox_services.rest_vs_grpc.experiments"
+_RESILIENCE = "sandbox_services.rest_vs_grpc.resilience"
+_WIRE = "sandbox_services.rest_vs_grpc.wire"
+_DEBUGGABILITY = "sandbox_services.rest_vs_grpc.debuggability"
 
 LAB = LabSpec(
     slug="rest-vs-grpc",
@@ -35,6 +38,12 @@ LAB = LabSpec(
         ExperimentSpec(name="streaming", main=f"{_EXPERIMENTS}:streaming", timeout_s=30),
         ExperimentSpec(name="contract", main=f"{_EXPERIMENTS}:contract", timeout_s=30),
         ExperimentSpec(name="multiplexing", main=f"{_EXPERIMENTS}:multiplexing", timeout_s=30),
+        # gRPC in production: deadlines, retries, both-way streams, schema change, debugging.
+        ExperimentSpec(name="deadlines", main=f"{_RESILIENCE}:deadlines", timeout_s=30),
+        ExperimentSpec(name="retries", main=f"{_RESILIENCE}:retries", timeout_s=30),
+        ExperimentSpec(name="bidi-streaming", main=f"{_WIRE}:bidi_streaming", timeout_s=30),
+        ExperimentSpec(name="schema-evolution", main=f"{_WIRE}:schema_evolution", timeout_s=30),
+        ExperimentSpec(name="debuggability", main=f"{_DEBUGGABILITY}:debuggability", timeout_s=30),
     ),
     settings=SETTINGS,
     # Learner and caller on the left: every call in this lesson goes left to right.

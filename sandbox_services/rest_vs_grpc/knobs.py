@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sandbox_services.runtime.params import Param
+
 # --- The catalog backend (both catalog processes read these) --------------
 
 # Products the catalog holds. Also the largest page a learner can ask for, so
@@ -107,3 +109,35 @@ BOUNDS = {
     ("multiplexing", "hold_ms"): MULTIPLEX_HOLD_MS,
     ("multiplexing", "rest_connections"): MULTIPLEX_REST_CONNECTIONS,
 }
+
+# --- gRPC in production (resilience.py, wire.py, debuggability.py) --------
+DEADLINES = (
+    # Simulated work of the slow lookup: longer than the deadline, short enough
+    # that the call made without a deadline finishes in a couple of seconds.
+    Param("work_ms", "int", 1500, 100, 5000, help="How long the catalog works on the call"),
+    # The caller's deadline for the first call; the second call has none.
+    Param("deadline_ms", "int", 300, 10, 5000, help="The caller's deadline"),
+)
+RETRIES = (
+    # Calls made in each batch (one batch without retries, one with).
+    Param("calls", "int", 200, 10, 1000, help="Calls per batch"),
+    # Share of attempts the catalog refuses with UNAVAILABLE.
+    Param("failure_ratio", "float", 0.5, 0.0, 0.95, help="Share of attempts the catalog refuses"),
+    # gRPC caps a retry policy's maxAttempts at 5 (more is quietly treated as 5).
+    Param("max_attempts", "int", 4, 2, 5, help="Attempts per call, the first included"),
+)
+# The retry policy's backoff (service config): the first retry waits up to
+# 10 ms, each later one up to twice as long, never more than 200 ms.
+RETRY_INITIAL_BACKOFF_S = 0.01
+RETRY_BACKOFF_MULTIPLIER = 2
+RETRY_MAX_BACKOFF_S = 0.2
+# Calls in flight at once in a retry batch.
+RETRY_CONCURRENCY = 20
+# Share of retry calls traced: a batch is hundreds of calls.
+RETRY_SAMPLE_RATIO = 0.05
+BIDI_STREAMING = (
+    # Requests the client streams on the one call.
+    Param("messages", "int", 10, 1, 200, help="Requests sent on the one call"),
+    # Pause between two requests, so answers visibly arrive while sending goes on.
+    Param("interval_ms", "int", 100, 0, 500, help="Pause between two requests"),
+)

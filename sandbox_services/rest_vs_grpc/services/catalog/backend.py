@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from sandbox_services.rest_vs_grpc.services.catalog.interface import (
     InvalidArgument,
     NotFound,
+    Unavailable,
     PriceUpdate,
     Product,
     ProductPage,
@@ -248,6 +249,59 @@ class CatalogBackend:
         self.record.seen(window, peer)
         await asyncio.sleep(hold_ms / 1000)
         return peer
+
+    async def slow_lookup(self, product_id: object, work_ms: object, window: str) -> Product:
+        """Return a product after work_ms of simulated work; count a call given up on midway.
+
+        A caller's deadline or cancel reaches the server as a cancelled task
+        (grpc.aio cancels the handler when the HTTP/2 stream is reset or the
+        deadline it carries passes): the server stops working on an answer
+        nobody will read, and records that it did.
+        """
+        self.record.call("SlowLookup")
+        product = self._product(product_id)
+        work_ms = require_int("work_ms", work_ms, low=0, high=60_000)
+        self.record.seen(window, "started")
+        try:
+            await asyncio.sleep(work_ms / 1000)
+        except asyncio.CancelledError:
+            self.record.call(f"SlowLookup.cancelled:{window}")
+            raise
+        self.record.call(f"SlowLookup.completed:{window}")
+        return product
+
+    def flaky_lookup(self, product_id: object, failure_ratio: float, window: str) -> Product:
+        """Return a product, or raise Unavailable for a failure_ratio share of attempts.
+
+        Every attempt is counted under the window: the retry experiment's load
+        amplification is this count divided by the calls the client made.
+        """
+        self.record.call("FlakyLookup")
+        self.record.seen(window, "attempt")
+        if random.random() < failure_ratio:
+            self.record.call(f"FlakyLookup.refused:{window}")
+            raise Unavailable("refused on purpose (failure_ratio)")
+        return self._product(product_id)
+
+    def reserve_stream_opened(self) -> None:
+        """Count one ReserveMany call, however many messages it carries."""
+        self.record.call("ReserveMany")
+
+    def reserve_streamed(self, product_id: object, count: object, window: str) -> Reservation:
+        """Reserve as reserve() does, counting the message under the stream's window."""
+        self.record.seen(window, "message")
+        return self.reserve(product_id, count)
+
+    def get_item(self, product_id: object) -> Product:
+        """Return one product (the schema evolution experiment's item)."""
+        self.record.call("GetItem")
+        return self._product(product_id)
+
+    def _product(self, product_id: object) -> Product:
+        product_id = require_int("product_id", product_id, low=1, high=2**62)
+        if product_id > len(self.products):
+            raise NotFound(f"no product {product_id}")
+        return self.products[product_id - 1]
 
     def server_stats(self, window: str = "") -> ServerStats:
         """Return call counts and the window's connection count."""

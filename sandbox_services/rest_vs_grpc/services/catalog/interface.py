@@ -63,6 +63,10 @@ class NotFound(LookupError):
     """A product or symbol that does not exist; REST answers 404, gRPC NOT_FOUND."""
 
 
+class Unavailable(RuntimeError):
+    """An attempt the server refuses for now (it may succeed if tried again); gRPC UNAVAILABLE."""
+
+
 class CallFailed(RuntimeError):
     """A call that failed for another reason: a server error, a refused connection, a timeout."""
 
