@@ -44,6 +44,7 @@ LAB = LabSpec(
             "external-side-effect", f"{_EXPERIMENTS}:external_side_effect", timeout_s=90
         ),
         ExperimentSpec("queue-length-limit", f"{_EXPERIMENTS}:queue_length_limit", timeout_s=60),
+        ExperimentSpec("partitions", f"{_EXPERIMENTS}:partitions", timeout_s=90),
     ),
     teardown="sandbox_services.async_messaging.hooks:teardown",
     metrics="sandbox_services.async_messaging.hooks:metrics",

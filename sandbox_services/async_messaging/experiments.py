@@ -19,6 +19,7 @@ from sandbox_services.runtime.spec import ExperimentContext
 from . import knobs, dead_letters
 from .backpressure import queue_length_limit as queue_length_limit
 from .external_effects import external_side_effect as external_side_effect
+from .partitions import partitions as partitions
 from .scenario import (
     OrderServices,
     all_caught_up,

@@ -158,7 +158,7 @@ PARAMETERS |= {
         Param("keys", "int", 12, 1, 100, help="Distinct keys (customers), each in its own order"),
         Param("per_key", "int", 10, 2, 100, help="Messages per key in each phase"),
         Param("partitions", "int", 3, 1, MAX_PARTITIONS - 1, help="Partitions before the change"),
-        Param("work_ms", "float", 2.0, 0.0, 20.0, help="Work per message in each member"),
+        Param("work_ms", "float", 5.0, 0.0, 20.0, help="Work per message in each member"),
     ),
 }
 

@@ -14,9 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pika
+import pika.exceptions
 import pytest
 
-from sandbox_services.async_messaging.knobs import bounded_queue
+from sandbox_services.async_messaging.knobs import EXPIRES_MS, PARTITION_QUEUE, bounded_queue
+from sandbox_services.async_messaging.partitions import murmur2, partition_of
 from sandbox_services.async_messaging.services.mail_provider.server_http import STORE_FILE
 from tests.broker import AMQP_URL, queue_counts
 from tests.sandboxes import Sandbox
@@ -120,3 +122,60 @@ def test_reject_publish_nacks_the_newest_and_drop_head_acks_all_and_drops_the_ol
     assert figures["drop-head acks"] == 12
     assert figures["drop-head lost after the ack"] == 12 - 5
     assert figures["reject-publish lost after the ack"] == 0
+
+
+# --- (c) Kafka's model on RabbitMQ 3.10 ------------------------------------------------
+
+# Kafka's own test vectors for Utils.murmur2 (clients/src/test/.../utils/UtilsTest.java).
+KAFKA_MURMUR2 = {
+    b"21": -973932308,
+    b"foobar": -790332482,
+    b"a-little-bit-long-string": -985981536,
+    b"a-little-bit-longer-string": -1486304829,
+    b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+    b"abc": 479470107,
+}
+
+
+def test_the_partitioner_hashes_keys_as_kafkas_murmur2_does():
+    assert {data: murmur2(data) for data in KAFKA_MURMUR2} == KAFKA_MURMUR2
+    # The sign bit is cleared, not abs(): a negative hash lands where Kafka puts it.
+    assert partition_of("21", 7) == (-973932308 & 0x7FFFFFFF) % 7
+
+
+def declared_with(queue: str, arguments: dict) -> bool:
+    """Tell whether the broker accepts a redeclare with these arguments (it refuses a mismatch)."""
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        connection.channel().queue_declare(queue, durable=True, arguments=arguments)
+        return True
+    except pika.exceptions.ChannelClosedByBroker:
+        return False
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+def test_partitions_keep_each_key_in_order_until_the_partition_count_changes(sandbox):
+    result = sandbox.run("partitions", {"keys": 12, "per_key": 10, "partitions": 3, "work_ms": 5})
+    figures = {item["label"]: item["value"] for item in result["summary"]}
+    # The broker's own word: four partition queues, single active consumer, all drained.
+    for n in range(4):
+        name = sandbox.prefix + PARTITION_QUEUE.format(n)
+        single = {"x-expires": EXPIRES_MS, "x-single-active-consumer": True}
+        assert declared_with(name, single), name
+        assert not declared_with(name, {"x-expires": EXPIRES_MS}), name
+        assert queue_counts(name)[0] == 0
+    assert queue_counts(sandbox.prefix + PARTITION_QUEUE.format(4)) is None
+    # The keys the run says moved are the ones Kafka's partitioner moves from 3 to 4.
+    keys = [f"customer-{n}" for n in range(12)]
+    moved = [k for k in keys if partition_of(k, 3) != partition_of(k, 4)]
+    assert figures["keys moved to another partition"] == len(moved)
+    assert figures["keys out of order (steady)"] == 0
+    assert figures["keys out of order (leave)"] == 0
+    assert figures["messages handled by member-c before the leave"] == 0
+    # member-a held partitions 0 and 2; both went to the next member in line.
+    assert figures["partitions moved on the leave"] == 2
+    assert 0 < figures["keys out of order (repartition)"] <= len(moved)
+    rows = result["table"]["rows"]
+    assert all(", " not in row[2] for row in rows if row[0] != "partitions changed"), rows
