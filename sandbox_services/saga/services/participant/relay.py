@@ -23,6 +23,8 @@ from sandbox_services.saga.store import transaction
 from sandbox_services.saga.topology import declare_exchange, exchange_name
 
 log = logging.getLogger(__name__)
+# The idle relay's longest wait between looks at its outbox.
+IDLE_POLL_MAX_S = 1.0
 tracer = trace.get_tracer("sandbox_services.saga.services.participant.relay")
 
 
@@ -69,6 +71,7 @@ class Relay(threading.Thread):
             channel.confirm_delivery()
             declare_exchange(channel, self.prefix)
             exchange = exchange_name(self.prefix)
+            idle_wait = self.config.relay_poll_s
             while not self.stop.is_set():
                 # Clear before reading: a commit that lands after the read sets it
                 # again, so no wake-up is lost between the read and the wait.
@@ -81,8 +84,15 @@ class Relay(threading.Thread):
                     with transaction(db):
                         outbox.mark_published(db, [row["id"] for row in rows])
                     self.published += len(rows)
+                    idle_wait = self.config.relay_poll_s
                     continue
-                self.wake.wait(self.config.relay_poll_s)
+                # Every commit of this process wakes the relay; the poll is the fallback.
+                # It slows while nothing happens (an idle sandbox costs nothing) and is
+                # back to relay_poll_s as soon as something does.
+                woken = self.wake.wait(idle_wait)
+                idle_wait = (
+                    self.config.relay_poll_s if woken else min(idle_wait * 2, IDLE_POLL_MAX_S)
+                )
                 connection.process_data_events(0)
         finally:
             if connection.is_open:

@@ -77,7 +77,9 @@ class ChoreographyConsumer(threading.Thread):
             channel.basic_consume(queue, self._on_message)
             self.ready.set()
             while not self.stop.is_set():
-                connection.process_data_events(time_limit=0.1)
+                # Returns as soon as deliveries arrive; the limit spaces only the idle
+                # turns that look at the stop flag (once a second, not ten times).
+                connection.process_data_events(time_limit=1.0)
         finally:
             if connection.is_open:
                 connection.close()
