@@ -1,13 +1,15 @@
 """Lessons as the site sees them: read from lessons/<slug>/lesson.md and validated.
 
 A lesson file is YAML front matter and Markdown (see docs/architecture.md).
+Each experiment's parameters are not in the file: they come from the lesson's
+``LAB`` (``sandbox_services/<slug>/knobs.py`` declares them once), so the page,
+the API and the validation of a run all read the one declaration.
 Every problem is reported as a ``LessonProblem`` naming the file and the field,
 so ``manage.py check`` can say exactly what to fix.
 """
 
 from __future__ import annotations
 
-import importlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +18,10 @@ from typing import Any
 import markdown
 import yaml
 
-from sandbox_services.runtime.plan import lesson_module
+from sandbox_services.runtime.params import Param
+from sandbox_services.runtime.plan import lesson_module, load_lab
+from sandbox_services.runtime.spec import LabSpec
 
-PARAMETER_TYPES = ("int", "float", "choice", "bool")
 CHECKPOINT_KINDS = ("run", "quiz", "read", "predict")
 # A predict checkpoint takes a number, or one of its choices (each a range of the figure).
 ANSWER_TYPES = ("number", "choice")
@@ -29,33 +32,11 @@ EXPERIMENT_MARKER = re.compile(r"<!--\s*experiment:\s*([A-Za-z0-9_-]+)\s*-->")
 
 
 @dataclass(frozen=True)
-class Parameter:
-    name: str
-    type: str
-    default: Any
-    min: float | None = None
-    max: float | None = None
-    choices: tuple[Any, ...] = ()
-    help: str = ""
-
-    def as_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "type": self.type,
-            "default": self.default,
-            "min": self.min,
-            "max": self.max,
-            "choices": list(self.choices),
-            "help": self.help,
-        }
-
-
-@dataclass(frozen=True)
 class Experiment:
     name: str
     title: str
     step: str
-    parameters: tuple[Parameter, ...]
+    parameters: tuple[Param, ...]  # the LAB's ExperimentSpec's, never the file's
     summary: str = ""
 
     def as_dict(self) -> dict:
@@ -227,15 +208,18 @@ def load_lesson(path: Path) -> Lesson:
     if not step_titles:
         problem("steps", "a lesson needs at least one step")
 
+    lab = _lab(slug, problem)
     experiments = []
     for index, item in enumerate(
         _list_of_mappings(meta.get("experiments"), "experiments", problem)
     ):
-        experiment = _experiment(item, f"experiments[{index}]", step_titles, problem)
+        experiment = _experiment(item, f"experiments[{index}]", step_titles, slug, lab, problem)
         if experiment:
             if any(existing.name == experiment.name for existing in experiments):
                 problem(f"experiments[{index}].name", f"duplicate experiment {experiment.name!r}")
             experiments.append(experiment)
+    if lab is not None:
+        _check_lab(lab, experiments, problem)
 
     checkpoints = []
     experiment_names = {experiment.name for experiment in experiments}
@@ -251,7 +235,6 @@ def load_lesson(path: Path) -> Lesson:
     steps = _steps(body, step_titles, experiment_names, problem)
     if claim:
         _check_claim(claim, experiment_names, problem)
-    _check_lab(slug, experiments, problem)
     if problems:
         raise LessonInvalid(problems)
     return Lesson(
@@ -320,7 +303,9 @@ def _list_of_mappings(value: Any, name: str, problem) -> list[dict]:
     return value
 
 
-def _experiment(item: dict, where: str, step_titles: dict, problem) -> Experiment | None:
+def _experiment(
+    item: dict, where: str, step_titles: dict, slug: str, lab: LabSpec | None, problem
+) -> Experiment | None:
     name = item.get("name")
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         problem(f"{where}.name", "must be a short lowercase name")
@@ -328,56 +313,24 @@ def _experiment(item: dict, where: str, step_titles: dict, problem) -> Experimen
     step = item.get("step")
     if step not in step_titles:
         problem(f"{where}.step", f"names no step of this lesson: {step!r}")
-    parameters = []
-    for index, raw in enumerate(
-        _list_of_mappings(item.get("parameters"), f"{where}.parameters", problem)
-    ):
-        parameter = _parameter(raw, f"{where}.parameters[{index}]", problem)
-        if parameter:
-            parameters.append(parameter)
+    if "parameters" in item:
+        problem(
+            f"{where}.parameters",
+            "are declared once, in Python: remove them here; they belong in "
+            f"sandbox_services/{slug.replace('-', '_')}/knobs.py",
+        )
+    parameters: tuple[Param, ...] = ()
+    if lab is not None:
+        try:
+            parameters = lab.experiment(name).parameters
+        except KeyError:
+            pass  # reported by _check_lab, with the module that lacks it
     return Experiment(
         name=name,
         title=str(item.get("title") or name),
         step=str(step),
-        parameters=tuple(parameters),
+        parameters=parameters,
         summary=str(item.get("summary") or ""),
-    )
-
-
-def _parameter(raw: dict, where: str, problem) -> Parameter | None:
-    name, kind = raw.get("name"), raw.get("type")
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        problem(f"{where}.name", "must be a short lowercase name")
-        return None
-    if kind not in PARAMETER_TYPES:
-        problem(f"{where}.type", f"must be one of {', '.join(PARAMETER_TYPES)}")
-        return None
-    default = raw.get("default")
-    low, high, choices = raw.get("min"), raw.get("max"), tuple(raw.get("choices") or ())
-    if kind in ("int", "float"):
-        number = int if kind == "int" else (int, float)
-        for label, value in (("min", low), ("max", high), ("default", default)):
-            if not isinstance(value, number) or isinstance(value, bool):
-                problem(f"{where}.{label}", f"a {kind} parameter needs a numeric {label}")
-                return None
-        if not low <= default <= high:
-            problem(f"{where}.default", f"{default} is outside [{low}, {high}]")
-    elif kind == "choice":
-        if not choices:
-            problem(f"{where}.choices", "a choice parameter needs choices")
-            return None
-        if default not in choices:
-            problem(f"{where}.default", f"{default!r} is not one of the choices")
-    elif not isinstance(default, bool):
-        problem(f"{where}.default", "a bool parameter needs true or false")
-    return Parameter(
-        name=name,
-        type=kind,
-        default=default,
-        min=low,
-        max=high,
-        choices=choices,
-        help=str(raw.get("help") or ""),
     )
 
 
@@ -494,19 +447,41 @@ def _render(text: str) -> str:
     return markdown.markdown(text, extensions=["fenced_code", "tables", "attr_list", "sane_lists"])
 
 
-def _check_lab(slug: str, experiments: list[Experiment], problem) -> None:
-    """Check that the sandbox side implements every experiment the lesson declares."""
-    module_name = lab_module_name(slug)
+def _lab(slug: str, problem) -> LabSpec | None:
+    """Return the lesson's LAB, or report why there is none."""
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
+        module_name = lab_module_name(slug)
+    except LookupError as error:
+        problem("lab", str(error))
+        return None
+    try:
+        lab = load_lab(slug)
+    except (ImportError, LookupError) as error:
         problem("lab", f"cannot import {module_name}: {error}")
-        return
-    lab = getattr(module, "LAB", None)
-    if lab is None:
-        problem("lab", f"{module_name} defines no LAB")
-        return
-    implemented = {spec.name for spec in lab.experiments}
-    for experiment in experiments:
-        if experiment.name not in implemented:
-            problem("experiments", f"{experiment.name!r} has no ExperimentSpec in {module_name}")
+        return None
+    except Exception as error:  # a broken knobs.py (a Param that breaks its rules, say)
+        problem("lab", f"importing {module_name} failed: {type(error).__name__}: {error}")
+        return None
+    if lab.slug != slug:
+        problem("lab", f"{module_name}.LAB has slug {lab.slug!r}, not {slug!r}")
+    return lab
+
+
+def _check_lab(lab: LabSpec, experiments: list[Experiment], problem) -> None:
+    """Check that lesson.md and the LAB name the same experiments, each way round."""
+    module_name = lab_module_name(lab.slug)
+    implemented = [spec.name for spec in lab.experiments]
+    declared = [experiment.name for experiment in experiments]
+    for index, name in enumerate(declared):
+        if name not in implemented:
+            problem(
+                f"experiments[{index}].name",
+                f"{name!r} has no ExperimentSpec in {module_name}.LAB "
+                f"(it has: {', '.join(implemented) or 'none'})",
+            )
+    for name in implemented:
+        if name not in declared:
+            problem(
+                "experiments",
+                f"{module_name}.LAB has experiment {name!r}, which this file does not list",
+            )

@@ -1,6 +1,9 @@
 from rest_framework import serializers
 
+from lab.curriculum.selectors import LessonNotFound, lesson_get
 from sandbox_services.runtime.messages import without_process_ids
+from sandbox_services.runtime.params import ParameterError
+from sandbox_services.runtime.params import validate as validate_params
 
 from .models import Run, Sandbox
 
@@ -32,8 +35,40 @@ class SandboxOutput(serializers.ModelSerializer):
 
 
 class RunCreateInput(serializers.Serializer):
+    """An experiment of the sandbox's lesson and its parameters, checked against the LAB.
+
+    Needs ``context={"lesson": slug}``. ``validated_data["params"]`` holds every
+    declared parameter, checked and with defaults filled in, by the one validator
+    (``sandbox_services.runtime.params.validate``); errors name ``params.<name>``.
+    """
+
     experiment = serializers.CharField(max_length=50)
-    params = serializers.DictField(required=False, default=dict)
+    params = serializers.DictField(
+        required=False,
+        default=dict,
+        error_messages={
+            "not_a_dict": "must be an object of parameter names to values, not {input_type}"
+        },
+    )
+
+    def validate(self, data):
+        try:
+            lesson = lesson_get(slug=self.context["lesson"])
+        except LessonNotFound:
+            raise serializers.ValidationError(
+                {"experiment": ["this sandbox's lesson no longer exists"]}
+            ) from None
+        experiment = lesson.experiment(data["experiment"])
+        if experiment is None:
+            names = ", ".join(item.name for item in lesson.experiments)
+            raise serializers.ValidationError(
+                {"experiment": [f"no experiment {data['experiment']!r}; this lesson has: {names}"]}
+            )
+        try:
+            params = validate_params(experiment.parameters, data["params"])
+        except ParameterError as error:
+            raise serializers.ValidationError({"params": error.errors}) from None
+        return {"experiment": experiment.name, "params": params}
 
 
 class RunOutput(serializers.ModelSerializer):

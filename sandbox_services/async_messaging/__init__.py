@@ -34,21 +34,26 @@ LAB = LabSpec(
             title="Mail provider (outside)",
         ),
     ),
-    experiments=(
-        ExperimentSpec("sync-vs-async", f"{_EXPERIMENTS}:sync_vs_async", timeout_s=90),
-        ExperimentSpec("temporal-decoupling", f"{_EXPERIMENTS}:temporal_decoupling", timeout_s=180),
-        ExperimentSpec("at-least-once", f"{_EXPERIMENTS}:at_least_once", timeout_s=120),
-        ExperimentSpec("poison-messages", f"{_EXPERIMENTS}:poison_messages", timeout_s=60),
-        ExperimentSpec("competing-consumers", f"{_EXPERIMENTS}:competing_consumers", timeout_s=180),
+    experiments=tuple(
         ExperimentSpec(
-            "external-side-effect", f"{_EXPERIMENTS}:external_side_effect", timeout_s=90
-        ),
-        ExperimentSpec("queue-length-limit", f"{_EXPERIMENTS}:queue_length_limit", timeout_s=60),
-        ExperimentSpec("partitions", f"{_EXPERIMENTS}:partitions", timeout_s=90),
+            name,
+            f"{_EXPERIMENTS}:{name.replace('-', '_')}",
+            timeout_s=seconds,
+            parameters=knobs.PARAMETERS[name],
+        )
+        for name, seconds in (
+            ("sync-vs-async", 90),
+            ("temporal-decoupling", 180),
+            ("at-least-once", 120),
+            ("poison-messages", 60),
+            ("competing-consumers", 180),
+            ("external-side-effect", 90),
+            ("queue-length-limit", 60),
+            ("partitions", 90),
+        )
     ),
     teardown="sandbox_services.async_messaging.hooks:teardown",
     metrics="sandbox_services.async_messaging.hooks:metrics",
-    settings={"parameters": {k: [p.as_dict() for p in v] for k, v in knobs.PARAMETERS.items()}},
     # The broker between the producer and its consumers: messages flow left to right.
     lifelines=("learner", "orders", "rabbitmq", "email", "mail-provider", "audit", "analytics"),
 )

@@ -44,40 +44,83 @@ POISON_EMAIL = "nobody@invalid"
 # A run's load phase may last this long at most (keeps runs inside their timeouts).
 MAX_LOAD_SECONDS = 60
 
-# --- experiment parameters (bounds shown to the learner and enforced) --------------------
-PARAMETERS = {
-    "sync-vs-async": [
+# --- experiment parameters --------------------------------------------------------------
+# The one declaration of what the learner may set in each experiment (the LAB attaches
+# them): the lesson page shows them, the API refuses anything outside them with a 400.
+PARAMETERS: dict[str, tuple[Param, ...]] = {
+    "sync-vs-async": (
         Param("orders", "int", 10, 1, 100, help="Orders placed in each mode"),
-        Param("email_fault", "choice", "stop", choices=("none", "stop", "slow")),
+        Param(
+            "email_fault",
+            "choice",
+            "stop",
+            choices=("none", "stop", "slow"),
+            help="What happens to email before the last two orders",
+        ),
         Param("slow_ms", "int", 500, 0, 2000, help="Injected delay when email is slow"),
-    ],
-    "temporal-decoupling": [
+    ),
+    "temporal-decoupling": (
         Param("orders", "int", 60, 5, 500, help="Orders placed while the consumer is down"),
-        Param("consumer", "choice", "email", choices=CONSUMERS),
-        Param("fault", "choice", "stop", choices=("stop", "slow")),
-        Param("rate", "float", 20.0, 1.0, 200.0, help="Orders per second"),
+        Param(
+            "consumer", "choice", "email", choices=CONSUMERS, help="The consumer to stop or slow"
+        ),
+        Param(
+            "fault",
+            "choice",
+            "stop",
+            choices=("stop", "slow"),
+            help="Stop the process, or inject a delay per message",
+        ),
+        Param(
+            "rate",
+            "float",
+            20.0,
+            1.0,
+            200.0,
+            help=f"Orders per second (orders / rate at most {MAX_LOAD_SECONDS} s)",
+        ),
         Param("slow_ms", "int", 200, 10, 2000, help="Injected delay per message when slow"),
-    ],
-    "at-least-once": [
-        Param("orders", "int", 20, 1, 200),
+    ),
+    "at-least-once": (
+        Param("orders", "int", 20, 1, 200, help="Orders placed"),
         Param(
             "crashes", "int", 3, 0, 20, help="Orders on which the consumer crashes before its ack"
         ),
         Param(
             "idempotent", "bool", False, help="Deduplicate by message id in the consumer's store"
         ),
-        Param("consumer", "choice", "email", choices=CONSUMERS),
-    ],
-    "poison-messages": [
-        Param("good_orders", "int", 5, 0, 100),
+        Param("consumer", "choice", "email", choices=CONSUMERS, help="The consumer that crashes"),
+    ),
+    "poison-messages": (
+        Param("good_orders", "int", 5, 0, 100, help="Good orders placed around the poison one"),
         Param(
             "send_back", "bool", True, help="Repair the dead letter and move it back to its queue"
         ),
-    ],
-    "competing-consumers": [
-        Param("orders", "int", 300, 10, 2000),
-        Param("replicas", "int", 3, 1, MAX_REPLICAS),
-        Param("prefetch", "int", DEFAULT_PREFETCH, *PREFETCH_RANGE),
+    ),
+    "competing-consumers": (
+        Param(
+            "orders",
+            "int",
+            300,
+            10,
+            2000,
+            help="Orders placed as fast as the order service takes them",
+        ),
+        Param(
+            "replicas",
+            "int",
+            3,
+            1,
+            MAX_REPLICAS,
+            help="Analytics replicas consuming the one queue",
+        ),
+        Param(
+            "prefetch",
+            "int",
+            DEFAULT_PREFETCH,
+            *PREFETCH_RANGE,
+            help="Unacked messages the broker may push to each replica",
+        ),
         Param("work_ms", "float", 5.0, 0.0, 50.0, help="Simulated work per message in analytics"),
         Param(
             "scale",
@@ -86,7 +129,7 @@ PARAMETERS = {
             choices=("before", "after"),
             help="Add the replicas before the orders arrive, or onto a backlog",
         ),
-    ],
+    ),
 }
 
 

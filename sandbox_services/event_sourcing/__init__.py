@@ -24,22 +24,33 @@ LAB = LabSpec(
             depends_on=("accounts",),
         ),
     ),
-    experiments=(
-        ExperimentSpec("replay", f"{_EXPERIMENTS}:replay", timeout_s=240),
-        ExperimentSpec("state-as-of", f"{_EXPERIMENTS}:state_as_of", timeout_s=90),
-        ExperimentSpec("late-projection", f"{_EXPERIMENTS}:late_projection", timeout_s=240),
-        ExperimentSpec("log-vs-queue", f"{_EXPERIMENTS}:log_vs_queue", timeout_s=90),
+    experiments=tuple(
         ExperimentSpec(
-            "optimistic-concurrency", f"{_EXPERIMENTS}:optimistic_concurrency", timeout_s=30
-        ),
-        # A log that lives long: snapshots, upcasting, retention.
-        ExperimentSpec("snapshots", f"{_LOG_OVER_TIME}:snapshots", timeout_s=120),
-        ExperimentSpec("upcasting", f"{_LOG_OVER_TIME}:upcasting", timeout_s=60),
-        ExperimentSpec("retention", f"{_LOG_OVER_TIME}:retention", timeout_s=90),
+            name,
+            f"{_EXPERIMENTS}:{name.replace('-', '_')}",
+            timeout_s=seconds,
+            parameters=knobs.PARAMETERS[name],
+        )
+        for name, seconds in (
+            ("replay", 240),
+            ("state-as-of", 90),
+            ("late-projection", 240),
+            ("log-vs-queue", 90),
+            ("optimistic-concurrency", 30),
+        )
+    )
+    # A log that lives long: snapshots, upcasting, retention.
+    + tuple(
+        ExperimentSpec(
+            name,
+            f"{_LOG_OVER_TIME}:{name}",
+            timeout_s=seconds,
+            parameters=knobs.PARAMETERS[name],
+        )
+        for name, seconds in (("snapshots", 120), ("upcasting", 60), ("retention", 90))
     ),
     teardown="sandbox_services.event_sourcing.hooks:teardown",
     metrics="sandbox_services.event_sourcing.hooks:metrics",
-    settings={"parameters": {k: [p.as_dict() for p in v] for k, v in knobs.PARAMETERS.items()}},
     # The log (a RabbitMQ stream) between the writer and the projection that reads it.
     lifelines=("learner", "accounts", "rabbitmq", "projector"),
 )

@@ -14,7 +14,6 @@ from sandbox_services.event_sourcing.domain import Command, ConcurrencyConflict,
 from sandbox_services.event_sourcing.projections import project
 from sandbox_services.event_sourcing.services.projector.client import ProjectorClient
 from sandbox_services.broker.connection import connect
-from sandbox_services.runtime.params import validate
 from sandbox_services.broker.probes import wait_until
 from sandbox_services.broker.stream import read_stream
 from sandbox_services.runtime.spec import ExperimentContext
@@ -117,9 +116,8 @@ def replay_headline(
 
 
 @reported
-async def replay(ctx: ExperimentContext, params: dict) -> dict:
+async def replay(ctx: ExperimentContext, p: dict) -> dict:
     """Drop a view and rebuild it from offset 0; compare it with what it was."""
-    p = validate(knobs.PARAMETERS["replay"], params)
     lab = LedgerServices(ctx)
     try:
         appending_s = await load_with_progress(ctx, lab, events=p["events"], accounts=10, until=0.3)
@@ -174,9 +172,8 @@ async def replay(ctx: ExperimentContext, params: dict) -> dict:
 
 
 @reported
-async def state_as_of(ctx: ExperimentContext, params: dict) -> dict:
+async def state_as_of(ctx: ExperimentContext, p: dict) -> dict:
     """Give one account a history, then rebuild it at several versions from the log."""
-    p = validate(knobs.PARAMETERS["state-as-of"], params)
     lab = LedgerServices(ctx)
     account_id = f"acct-{uuid.uuid4().hex[:8]}"
     try:
@@ -235,9 +232,8 @@ async def state_as_of(ctx: ExperimentContext, params: dict) -> dict:
 
 
 @reported
-async def late_projection(ctx: ExperimentContext, params: dict) -> dict:
+async def late_projection(ctx: ExperimentContext, p: dict) -> dict:
     """Append thousands of events, then add a new view: it catches up from the start."""
-    p = validate(knobs.PARAMETERS["late-projection"], params)
     lab = LedgerServices(ctx)
     name = f"late-{p['kind']}-{uuid.uuid4().hex[:4]}"
     try:
@@ -348,9 +344,8 @@ def _delete(amqp_url: str, queue: str) -> None:
 
 
 @reported
-async def log_vs_queue(ctx: ExperimentContext, params: dict) -> dict:
+async def log_vs_queue(ctx: ExperimentContext, p: dict) -> dict:
     """Send the same events to a classic queue and the stream; consume both; replay both."""
-    p = validate(knobs.PARAMETERS["log-vs-queue"], params)
     lab = LedgerServices(ctx)
     queue = ctx.prefix + knobs.COMPARE_QUEUE
     stream = ctx.prefix + knobs.STREAM
@@ -408,9 +403,8 @@ async def log_vs_queue(ctx: ExperimentContext, params: dict) -> dict:
 
 
 @reported
-async def optimistic_concurrency(ctx: ExperimentContext, params: dict) -> dict:
+async def optimistic_concurrency(ctx: ExperimentContext, p: dict) -> dict:
     """Send commands at once, all expecting the same version: one wins, the others are refused."""
-    p = validate(knobs.PARAMETERS["optimistic-concurrency"], params)
     lab = LedgerServices(ctx)
     account_id = f"acct-{uuid.uuid4().hex[:8]}"
     try:

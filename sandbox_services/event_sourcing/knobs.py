@@ -35,23 +35,29 @@ PROJECTION_PREFETCH = 1000
 MAX_VIEWS = 8
 
 # --- experiment parameters --------------------------------------------------------------
-PARAMETERS = {
-    "replay": [
+# The one declaration of what the learner may set in each experiment (the LAB attaches
+# them): the lesson page shows them, the API refuses anything outside them with a 400.
+PARAMETERS: dict[str, tuple[Param, ...]] = {
+    "replay": (
         Param("events", "int", 500, 10, 10_000, help="Events appended before the replay"),
-        Param("view", "choice", "balances", choices=("balances", "statistics")),
-    ],
-    "state-as-of": [
+        Param(
+            "view",
+            "choice",
+            "balances",
+            choices=("balances", "statistics"),
+            help="The projection to drop and rebuild",
+        ),
+    ),
+    "state-as-of": (
         Param("history", "int", 30, 2, 500, help="Commands in the account's history"),
         Param("points", "int", 8, 1, 50, help="Versions to rebuild the account at"),
-    ],
-    "late-projection": [
+    ),
+    "late-projection": (
         Param("events", "int", 3000, 100, 10_000, help="Events appended before the view is added"),
-        Param("kind", "choice", "activity", choices=tuple(KINDS)),
-    ],
-    "log-vs-queue": [
-        Param("events", "int", 100, 1, 5000),
-    ],
-    "optimistic-concurrency": [
+        Param("kind", "choice", "activity", choices=tuple(KINDS), help="The kind of view to add"),
+    ),
+    "log-vs-queue": (Param("events", "int", 100, 1, 5000, help="Events sent to both"),),
+    "optimistic-concurrency": (
         Param(
             "contenders",
             "int",
@@ -60,9 +66,8 @@ PARAMETERS = {
             10,
             help="Commands sent at once with the same expected version",
         ),
-    ],
+    ),
 }
-
 
 # --- a log that lives long (log_over_time.py) -------------------------------------------
 # The stream of the retention experiment, bound beside the log while it runs, with

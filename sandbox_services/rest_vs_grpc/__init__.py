@@ -1,6 +1,6 @@
 """The REST vs gRPC lesson's sandbox: a catalog served both ways and a caller that uses both."""
 
-from sandbox_services.rest_vs_grpc.knobs import SETTINGS
+from sandbox_services.rest_vs_grpc.knobs import PARAMETERS, SETTINGS
 from sandbox_services.runtime.spec import ExperimentSpec, LabSpec, ServiceSpec
 
 _EXPERIMENTS = "sandbox_services.rest_vs_grpc.experiments"
@@ -31,19 +31,37 @@ LAB = LabSpec(
             title="Catalog over gRPC (protobuf, HTTP/2)",
         ),
     ),
-    experiments=(
-        ExperimentSpec(name="one-call", main=f"{_EXPERIMENTS}:one_call", timeout_s=30),
-        # Two runs of up to 10 s each, warm-up, forks and serialization timing.
-        ExperimentSpec(name="load", main=f"{_EXPERIMENTS}:load", timeout_s=60),
-        ExperimentSpec(name="streaming", main=f"{_EXPERIMENTS}:streaming", timeout_s=30),
-        ExperimentSpec(name="contract", main=f"{_EXPERIMENTS}:contract", timeout_s=30),
-        ExperimentSpec(name="multiplexing", main=f"{_EXPERIMENTS}:multiplexing", timeout_s=30),
-        # gRPC in production: deadlines, retries, both-way streams, schema change, debugging.
-        ExperimentSpec(name="deadlines", main=f"{_RESILIENCE}:deadlines", timeout_s=30),
-        ExperimentSpec(name="retries", main=f"{_RESILIENCE}:retries", timeout_s=30),
-        ExperimentSpec(name="bidi-streaming", main=f"{_WIRE}:bidi_streaming", timeout_s=30),
-        ExperimentSpec(name="schema-evolution", main=f"{_WIRE}:schema_evolution", timeout_s=30),
-        ExperimentSpec(name="debuggability", main=f"{_DEBUGGABILITY}:debuggability", timeout_s=30),
+    experiments=tuple(
+        ExperimentSpec(
+            name=name,
+            main=f"{_EXPERIMENTS}:{name.replace('-', '_')}",
+            timeout_s=seconds,
+            parameters=PARAMETERS[name],
+        )
+        for name, seconds in (
+            ("one-call", 30),
+            # Two runs of up to 10 s each, warm-up, forks and serialization timing.
+            ("load", 60),
+            ("streaming", 30),
+            ("contract", 30),
+            ("multiplexing", 30),
+        )
+    )
+    # gRPC in production: deadlines, retries, both-way streams, schema change, debugging.
+    + tuple(
+        ExperimentSpec(
+            name=name,
+            main=f"{module}:{name.replace('-', '_')}",
+            timeout_s=30,
+            parameters=PARAMETERS[name],
+        )
+        for name, module in (
+            ("deadlines", _RESILIENCE),
+            ("retries", _RESILIENCE),
+            ("bidi-streaming", _WIRE),
+            ("schema-evolution", _WIRE),
+            ("debuggability", _DEBUGGABILITY),
+        )
     ),
     settings=SETTINGS,
     # Learner and caller on the left: every call in this lesson goes left to right.

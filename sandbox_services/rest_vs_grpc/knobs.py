@@ -1,13 +1,12 @@
 """Every knob of the REST vs gRPC lesson, named and explained, in one place.
 
-The services read the ``SETTINGS`` part through ``ctx.settings``; the
-experiments read the bounds and defaults. The lesson's front matter declares
-the same bounds for the platform's validation; keep the two in step.
+The services read the ``SETTINGS`` part through ``ctx.settings``. ``PARAMETERS``
+is the one declaration of what the learner may set in each experiment: the LAB
+attaches it, the lesson page and the API show it, and the platform validates
+every run against it, so the experiments read their parameters as given.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from sandbox_services.runtime.params import Param
 
@@ -41,37 +40,24 @@ SETTINGS = {
 }
 
 
-@dataclass(frozen=True)
-class Bound:
-    """A learner parameter's default and limits."""
-
-    default: float
-    low: float
-    high: float
-
-    def clamp(self, value: object) -> float:
-        """Return value as a number within the bounds (the default if it is not a number)."""
-        try:
-            number = float(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            return self.default
-        return min(max(number, self.low), self.high)
-
-
 # --- one-call --------------------------------------------------------------
-# Products in the one response each way.
-ONE_CALL_ITEMS = Bound(default=10, low=1, high=CATALOG_SIZE)
+ONE_CALL = (
+    # Products in the one response each way.
+    Param("items", "int", 10, 1, CATALOG_SIZE, help="Products in the response"),
+)
 
 # --- load ------------------------------------------------------------------
-# Calls in flight at once per load generator (one asyncio task each).
-LOAD_CONCURRENCY = Bound(default=16, low=1, high=64)
-# Seconds of load per transport; REST runs first, then gRPC, never together.
-LOAD_DURATION_S = Bound(default=3, low=1, high=10)
-# Products per response: the payload size under load.
-LOAD_ITEMS = Bound(default=10, low=1, high=CATALOG_SIZE)
-# Share of load requests traced. Tracing every call costs about half of a
-# Python service's throughput (FIELD-NOTES.md), so 1% is the default.
-LOAD_SAMPLE_RATIO = Bound(default=0.01, low=0.0, high=1.0)
+LOAD = (
+    # Calls in flight at once per load generator (one asyncio task each).
+    Param("concurrency", "int", 16, 1, 64, help="Calls in flight at once"),
+    # Seconds of load per transport; REST runs first, then gRPC, never together.
+    Param("duration_s", "int", 3, 1, 10, help="Seconds of load per transport"),
+    # Products per response: the payload size under load.
+    Param("items", "int", 10, 1, CATALOG_SIZE, help="Products per response (payload size)"),
+    # Share of load requests traced. Tracing every call costs about half of a
+    # Python service's throughput (FIELD-NOTES.md), so 1% is the default.
+    Param("sample_ratio", "float", 0.01, 0.0, 1.0, help="Share of load requests traced"),
+)
 # Untimed calls per generator before measuring: connections open, caches warm.
 LOAD_WARMUP_CALLS = 50
 # Repetitions when timing in-process serialization for the "where the time
@@ -81,34 +67,30 @@ SERIALIZATION_BUDGET_ITEMS = 200_000
 LOAD_RUNS_KEPT = 10
 
 # --- streaming -------------------------------------------------------------
-# Seconds to follow the ticker each way (both at once, on separate servers).
-STREAM_DURATION_S = Bound(default=3, low=1, high=10)
-# How often the REST client asks for the latest price, milliseconds.
-STREAM_POLL_INTERVAL_MS = Bound(default=250, low=20, high=2000)
+STREAMING = (
+    # Seconds to follow the ticker each way (both at once, on separate servers).
+    Param("duration_s", "int", 3, 1, 10, help="Seconds to follow the ticker"),
+    # How often the REST client asks for the latest price, milliseconds.
+    Param("poll_interval_ms", "int", 250, 20, 2000, help="How often REST asks"),
+)
 
 # --- multiplexing ----------------------------------------------------------
-# Calls fired at once each way.
-MULTIPLEX_CALLS = Bound(default=32, low=1, high=64)
-# How long the server holds each call open, milliseconds: long enough that
-# the calls must overlap to finish quickly.
-MULTIPLEX_HOLD_MS = Bound(default=100, low=10, high=1000)
-# HTTP/1.1 connections the REST client may open to one host. Browsers use 6.
-MULTIPLEX_REST_CONNECTIONS = Bound(default=6, low=1, high=64)
-
-# Every learner parameter by (experiment, parameter), as the lesson's front
-# matter declares them; a test holds the two in step.
-BOUNDS = {
-    ("one-call", "items"): ONE_CALL_ITEMS,
-    ("load", "concurrency"): LOAD_CONCURRENCY,
-    ("load", "duration_s"): LOAD_DURATION_S,
-    ("load", "items"): LOAD_ITEMS,
-    ("load", "sample_ratio"): LOAD_SAMPLE_RATIO,
-    ("streaming", "duration_s"): STREAM_DURATION_S,
-    ("streaming", "poll_interval_ms"): STREAM_POLL_INTERVAL_MS,
-    ("multiplexing", "calls"): MULTIPLEX_CALLS,
-    ("multiplexing", "hold_ms"): MULTIPLEX_HOLD_MS,
-    ("multiplexing", "rest_connections"): MULTIPLEX_REST_CONNECTIONS,
-}
+MULTIPLEXING = (
+    # Calls fired at once each way.
+    Param("calls", "int", 32, 1, 64, help="Calls fired at once"),
+    # How long the server holds each call open, milliseconds: long enough that
+    # the calls must overlap to finish quickly.
+    Param("hold_ms", "int", 100, 10, 1000, help="How long the server holds each call"),
+    # HTTP/1.1 connections the REST client may open to one host. Browsers use 6.
+    Param(
+        "rest_connections",
+        "int",
+        6,
+        1,
+        64,
+        help="HTTP/1.1 connections REST may open (browsers use 6)",
+    ),
+)
 
 # --- gRPC in production (resilience.py, wire.py, debuggability.py) --------
 DEADLINES = (
@@ -141,3 +123,17 @@ BIDI_STREAMING = (
     # Pause between two requests, so answers visibly arrive while sending goes on.
     Param("interval_ms", "int", 100, 0, 500, help="Pause between two requests"),
 )
+
+# Every experiment's parameters, by experiment name (the LAB attaches them).
+PARAMETERS: dict[str, tuple[Param, ...]] = {
+    "one-call": ONE_CALL,
+    "load": LOAD,
+    "streaming": STREAMING,
+    "contract": (),  # the wrongly typed field is the experiment; nothing to set
+    "multiplexing": MULTIPLEXING,
+    "deadlines": DEADLINES,
+    "retries": RETRIES,
+    "bidi-streaming": BIDI_STREAMING,
+    "schema-evolution": (),  # two fixed versions of one message; nothing to set
+    "debuggability": (),  # one call seen three ways; nothing to set
+}

@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.sampling import ParentBased
 from . import messages
 from .config import configure_logging
 from .context import AdjustableRatioSampler, ControlChannel, ExperimentCtx
+from .params import ParameterError, validate
 from .plan import SandboxPlan
 from .forking import fork_child, wait_exit
 from .service_processes import ServiceManager, load_callable
@@ -185,9 +186,17 @@ class RunManager:
             spec = self.plan.lab.experiment(experiment)
         except KeyError:
             return {"state": "failed", "error": f"this lab has no experiment named {experiment!r}"}
+        # The one check of a run's parameters on this side, with the one function the API
+        # uses: the API sends values it has already validated (unchanged by a second pass),
+        # but tests and benchmarks call the runtime directly with a few values or none, and
+        # the experiment receives every declared parameter, checked, and checks none itself.
+        try:
+            params = validate(spec.parameters, params)
+        except ParameterError as error:
+            return {"state": "failed", "error": f"{type(error).__name__}: {error}"}
         ours, theirs = socket.socketpair()
         pid = fork_child(
-            lambda: _runner_process(self.plan, spec, run_id, dict(params or {}), theirs),
+            lambda: _runner_process(self.plan, spec, run_id, params, theirs),
             log_path=self.plan.workdir / "logs" / f"run-{_file_safe(run_id)}.log",
         )
         theirs.close()

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 from collections.abc import Awaitable, Callable, Mapping
 
+from .params import Param
+
 Protocol_ = Literal["http", "grpc", "amqp"]
 
 
@@ -45,11 +47,18 @@ class ExperimentSpec:
     The function runs in its own forked runner process (never in the
     supervisor, which must not touch gRPC before forking). Its return value is
     the run's result and must be JSON-serialisable; see ``RESULT_SHAPE``.
+
+    ``parameters`` is the one declaration of what the learner may set (the
+    lesson's ``knobs.py``): the lesson page and the API show it, and
+    ``params.validate`` checks a run's values against it before the run. The
+    function receives every declared parameter, already checked and with
+    defaults filled in, and checks none of them again.
     """
 
     name: str
     main: str
     timeout_s: float = 60.0
+    parameters: tuple[Param, ...] = ()
 
 
 @dataclass(frozen=True)

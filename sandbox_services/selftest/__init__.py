@@ -4,7 +4,13 @@ Not a lesson. ``echo`` answers HTTP, ``greeter`` answers gRPC (no protos: a
 generic handler on raw bytes), ``listener`` consumes one RabbitMQ queue.
 """
 
+from sandbox_services.runtime.params import Param
 from sandbox_services.runtime.spec import ExperimentSpec, LabSpec, ServiceSpec
+
+# What the runtime's tests and benchmark set; the runtime checks a run's values
+# against these, as it does a lesson's, and fills in the defaults.
+_CALLS = Param("calls", "int", 1, 1, 10_000)
+_SECONDS = Param("seconds", "float", 30.0, 0.0, 3600.0)
 
 LAB = LabSpec(
     slug="selftest",
@@ -31,13 +37,19 @@ LAB = LabSpec(
     ),
     experiments=(
         ExperimentSpec(
-            name="echo", main="sandbox_services.selftest.experiments:echo", timeout_s=20
+            name="echo",
+            main="sandbox_services.selftest.experiments:echo",
+            timeout_s=20,
+            parameters=(_CALLS, Param("interval_ms", "float", 0.0, 0.0, 10_000.0)),
         ),
         ExperimentSpec(
             name="greet", main="sandbox_services.selftest.experiments:greet", timeout_s=20
         ),
         ExperimentSpec(
-            name="publish", main="sandbox_services.selftest.experiments:publish", timeout_s=20
+            name="publish",
+            main="sandbox_services.selftest.experiments:publish",
+            timeout_s=20,
+            parameters=(Param("count", "int", 1, 0, 10_000),),
         ),
         ExperimentSpec(
             name="control", main="sandbox_services.selftest.experiments:control", timeout_s=30
@@ -51,10 +63,19 @@ LAB = LabSpec(
             timeout_s=20,
         ),
         ExperimentSpec(name="fail", main="sandbox_services.selftest.experiments:fail"),
-        ExperimentSpec(name="sampled", main="sandbox_services.selftest.experiments:sampled"),
-        ExperimentSpec(name="hold", main="sandbox_services.selftest.experiments:sleep"),
         ExperimentSpec(
-            name="sleep", main="sandbox_services.selftest.experiments:sleep", timeout_s=1.0
+            name="sampled",
+            main="sandbox_services.selftest.experiments:sampled",
+            parameters=(Param("unsampled", "int", 3, 0, 1000),),
+        ),
+        ExperimentSpec(
+            name="hold", main="sandbox_services.selftest.experiments:sleep", parameters=(_SECONDS,)
+        ),
+        ExperimentSpec(
+            name="sleep",
+            main="sandbox_services.selftest.experiments:sleep",
+            timeout_s=1.0,
+            parameters=(_SECONDS,),
         ),
     ),
     teardown="sandbox_services.selftest.broker:teardown",

@@ -14,8 +14,10 @@ from typing import Any
 
 from aiohttp import web
 
+from sandbox_services.rest_vs_grpc.knobs import CATALOG_SIZE
 from sandbox_services.rest_vs_grpc.services.caller import scenarios
 from sandbox_services.rest_vs_grpc.services.catalog.interface import CallFailed
+from sandbox_services.runtime.params import Param, ParameterError, validate
 from sandbox_services.runtime.serve import http_app, serve_http
 from sandbox_services.runtime.spec import ServiceContext
 
@@ -23,13 +25,33 @@ ADDRESSES_KEY = web.AppKey("addresses", dict)
 SYMBOL_KEY = web.AppKey("symbol", str)
 
 
-def _clamp(value: Any, low: float, high: float, default: float) -> float:
-    """Return value as a number within [low, high]; the platform validated it, this is defence."""
+# What each route takes: the service's own limits, which hold every experiment's
+# (the experiments call these routes with parameters the platform already
+# validated against knobs.PARAMETERS). A body outside them is refused with a 400
+# naming the field, never clamped into range; a missing field takes its default.
+ROUTES = {
+    "one-call": (Param("items", "int", 10, 1, CATALOG_SIZE),),
+    "streaming": (
+        Param("duration_s", "float", 3.0, 0.5, 10.0),
+        Param("poll_interval_ms", "float", 250.0, 10.0, 5000.0),
+    ),
+    "multiplexing": (
+        Param("calls", "int", 32, 1, 200),
+        Param("hold_ms", "int", 100, 0, 2000),
+        Param("rest_connection_limit", "int", 6, 1, 100),
+    ),
+}
+
+
+def _checked(route: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Return the body's values for a route, or answer 400 naming each bad field."""
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return default
-    return min(max(number, low), high)
+        return validate(ROUTES[route], body)
+    except ParameterError as error:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"detail": str(error), "errors": error.errors}),
+            content_type="application/json",
+        ) from None
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -37,7 +59,9 @@ async def _body(request: web.Request) -> dict[str, Any]:
         body = await request.json() if request.can_read_body else {}
     except json.JSONDecodeError:
         raise web.HTTPBadRequest(text='{"detail": "body is not JSON"}') from None
-    return body if isinstance(body, dict) else {}
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text='{"detail": "body is not a JSON object"}')
+    return body
 
 
 def _route(scenario: Callable[[web.Request, dict], Awaitable[dict]]) -> Callable:
@@ -54,16 +78,17 @@ def _route(scenario: Callable[[web.Request, dict], Awaitable[dict]]) -> Callable
 
 
 async def one_call(request: web.Request, body: dict) -> dict:
-    items = int(_clamp(body.get("items"), 1, 1000, 10))
-    return await scenarios.one_call(request.app[ADDRESSES_KEY], items)
+    values = _checked("one-call", body)
+    return await scenarios.one_call(request.app[ADDRESSES_KEY], values["items"])
 
 
 async def streaming(request: web.Request, body: dict) -> dict:
+    values = _checked("streaming", body)
     return await scenarios.streaming(
         request.app[ADDRESSES_KEY],
         request.app[SYMBOL_KEY],
-        duration_s=_clamp(body.get("duration_s"), 0.5, 10, 3),
-        poll_interval_s=_clamp(body.get("poll_interval_ms"), 10, 5000, 250) / 1000,
+        duration_s=values["duration_s"],
+        poll_interval_s=values["poll_interval_ms"] / 1000,
     )
 
 
@@ -72,12 +97,8 @@ async def contract(request: web.Request, body: dict) -> dict:
 
 
 async def multiplexing(request: web.Request, body: dict) -> dict:
-    return await scenarios.multiplexing(
-        request.app[ADDRESSES_KEY],
-        calls=int(_clamp(body.get("calls"), 1, 200, 32)),
-        hold_ms=int(_clamp(body.get("hold_ms"), 0, 2000, 100)),
-        rest_connection_limit=int(_clamp(body.get("rest_connection_limit"), 1, 100, 6)),
-    )
+    values = _checked("multiplexing", body)
+    return await scenarios.multiplexing(request.app[ADDRESSES_KEY], **values)
 
 
 async def healthz(request: web.Request) -> web.Response:
