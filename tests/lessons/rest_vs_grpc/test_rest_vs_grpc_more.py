@@ -187,3 +187,65 @@ def test_data_frames_joins_a_padded_data_frame_and_skips_other_frames() -> None:
     padded = bytes([2]) + b"\x00\x00\x00\x00\x02\x08\x01" + b"\x00\x00"
     data = len(padded).to_bytes(3, "big") + bytes([0x0, 0x8]) + (1).to_bytes(4, "big") + padded
     assert data_frames(preface + settings + data) == {1: b"\x00\x00\x00\x00\x02\x08\x01"}
+
+
+# --- figures that used to be typed ------------------------------------------------
+
+
+def test_the_streaming_ticker_interval_is_the_one_measured_in_the_run(lesson_sandbox) -> None:
+    # A ticker set to 100 ms: a note typed from the default (50 ms) would be wrong.
+    slow = lesson_sandbox("rest-vs-grpc", ticker_interval_s=0.1)
+    result = slow.run("streaming", {"duration_s": 2, "poll_interval_ms": 200})
+    note = next(n for n in result["notes"] if "TICKER_INTERVAL_S" in n)
+    set_ms, measured_ms = (float(x) for x in re.findall(r"every ([\d.]+) ms", note))
+    assert set_ms == 100
+    assert 80 <= measured_ms <= 140
+    summary = {item["label"]: item["value"] for item in result["summary"]}
+    staleness = next(n for n in result["notes"] if "after they were emitted" in n)
+    assert f"{summary['gRPC mean staleness']} ms after" in staleness
+
+
+def test_the_contract_headline_quotes_what_the_servers_and_the_stub_said(sandbox: Sandbox) -> None:
+    result = sandbox.run("contract", {})
+    rows = result["table"]["rows"]
+    rest = next(r for r in rows if r[0] == "REST" and r[1] == "wrong type")
+    grpc_ = next(r for r in rows if r[0] == "gRPC" and r[1] == "wrong type")
+    # The REST server's own refusal text and the stub's error class, from this run.
+    assert rest[5] and rest[5] in result["headline"]
+    assert "count must be an integer, got str 'ten'" in result["headline"]
+    assert f"({grpc_[4]})" in result["headline"] and grpc_[6] is False
+    assert "did not move" in result["headline"]
+
+
+def test_multiplexing_notes_count_connections_and_label_what_is_calculated(
+    sandbox: Sandbox,
+) -> None:
+    result = sandbox.run("multiplexing", {"calls": 8, "hold_ms": 50, "rest_connections": 2})
+    summary = {item["label"]: item["value"] for item in result["summary"]}
+    counted = next(n for n in result["notes"] if "server saw its" in n)
+    assert f"its 8 calls arrive on {summary['gRPC connections']} TCP" in counted
+    assert "expected ms (calculated)" in result["table"]["columns"]
+    assert any("calculated, not measured" in n for n in result["notes"])
+    assert any("browsers allow 6 per host" in n and "a claim" in n for n in result["notes"])
+    # 8 calls, 2 connections, 50 ms: four rounds, as the calculation says.
+    rest_row = next(r for r in result["table"]["rows"] if r[0] == "REST")
+    assert rest_row[4] == 200
+
+
+def test_the_load_note_labels_the_tracing_cost_as_a_claim(tmp_path) -> None:
+    from sandbox_services.rest_vs_grpc.latency import summarise
+    from sandbox_services.rest_vs_grpc.load_report import load_result
+    from sandbox_services.rest_vs_grpc.serialization import measure_serialization
+
+    run = summarise([0.001, 0.002], 0, 1.0)
+    result = load_result(
+        tmp_path,
+        concurrency=1,
+        duration_s=1,
+        items=1,
+        sample_ratio=0.01,
+        results={"rest": run, "grpc": run},
+        costs=measure_serialization(1, budget_s=0.001),
+    )
+    tracing = next(n for n in result["notes"] if "measure the tracer" in n)
+    assert "a claim here" in tracing
