@@ -27,7 +27,7 @@ def measured_interval_ms(points: list) -> float:
 
 async def one_call(ctx: ExperimentContext, params: dict) -> dict:
     """List the same products once over REST and once over gRPC; compare bytes on the wire."""
-    items = int(knobs.ONE_CALL_ITEMS.clamp(params.get("items")))
+    items = params["items"]
     ctx.set_sample_ratio(1.0)
     await ctx.progress(0.1, "calling through the caller")
     try:
@@ -133,10 +133,8 @@ async def one_call(ctx: ExperimentContext, params: dict) -> dict:
 
 async def load(ctx: ExperimentContext, params: dict) -> dict:
     """Load each catalog in turn from a forked generator; compare throughput and latency."""
-    concurrency = int(knobs.LOAD_CONCURRENCY.clamp(params.get("concurrency")))
-    duration_s = knobs.LOAD_DURATION_S.clamp(params.get("duration_s"))
-    items = int(knobs.LOAD_ITEMS.clamp(params.get("items")))
-    sample_ratio = knobs.LOAD_SAMPLE_RATIO.clamp(params.get("sample_ratio"))
+    concurrency, duration_s = params["concurrency"], params["duration_s"]
+    items, sample_ratio = params["items"], params["sample_ratio"]
     results: dict[str, dict] = {}
     # Tracing every call would measure the tracer (it halves a Python
     # service's throughput): sample during the load, trace everything after.
@@ -179,8 +177,7 @@ async def load(ctx: ExperimentContext, params: dict) -> dict:
 
 async def streaming(ctx: ExperimentContext, params: dict) -> dict:
     """Follow the price ticker by a gRPC server stream and by REST polling."""
-    duration_s = knobs.STREAM_DURATION_S.clamp(params.get("duration_s"))
-    poll_ms = int(knobs.STREAM_POLL_INTERVAL_MS.clamp(params.get("poll_interval_ms")))
+    duration_s, poll_ms = params["duration_s"], params["poll_interval_ms"]
     ctx.set_sample_ratio(1.0)
     await ctx.progress(0.1, f"following the ticker for {duration_s:g} s")
     try:
@@ -365,9 +362,7 @@ async def contract(ctx: ExperimentContext, params: dict) -> dict:
 
 async def multiplexing(ctx: ExperimentContext, params: dict) -> dict:
     """Fire many slow calls at once over one HTTP/2 connection and over HTTP/1.1 connections."""
-    calls = int(knobs.MULTIPLEX_CALLS.clamp(params.get("calls")))
-    hold_ms = int(knobs.MULTIPLEX_HOLD_MS.clamp(params.get("hold_ms")))
-    limit = int(knobs.MULTIPLEX_REST_CONNECTIONS.clamp(params.get("rest_connections")))
+    calls, hold_ms, limit = params["calls"], params["hold_ms"], params["rest_connections"]
     ctx.set_sample_ratio(1.0)
     await ctx.progress(0.1, f"{calls} calls at once each way")
     try:
