@@ -13,7 +13,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from . import selectors
-from .keys import cohort_group
+from sandbox_services.runtime.keys import cohort_group
 
 
 # Minutes idle on a step only grow with time: the class is sent again this often

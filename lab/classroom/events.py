@@ -10,7 +10,7 @@ from channels.layers import get_channel_layer
 
 from lab.users.models import Cohort
 
-from .keys import cohort_group
+from sandbox_services.runtime.keys import cohort_group
 
 CHANGED = {"type": "classroom.changed"}
 

@@ -104,6 +104,11 @@ def channel_group(sandbox_id: str) -> str:
     return f"sandbox.{sandbox_id}"
 
 
+def cohort_group(cohort_id: int) -> str:
+    """Return the channel layer group of the instructors watching one cohort's class view."""
+    return f"cohort.{int(cohort_id)}"
+
+
 def service_commands(sandbox_id: str, service: str) -> str:
     """Return the list of commands for one service of a sandbox (a lab's control plane).
 
