@@ -27,7 +27,14 @@ from . import knobs
 from .policy import MeshPolicy, PolicyInvalid, parse_policy
 from .render import MeshFiles, render_sidecar
 from .telemetry import SidecarTelemetry
-from .topology import APP_SERVICES, REPLICAS, Sidecar, mesh_directory, sidecars_of_plan
+from .topology import (
+    APP_SERVICES,
+    REPLICAS,
+    Sidecar,
+    mesh_directory,
+    mesh_enabled,
+    sidecars_of_plan,
+)
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +318,7 @@ class ControlPlane:
     def topology(self) -> dict:
         """Return the sidecars, their listeners and identities (what experiments dial)."""
         return {
-            "enabled": (mesh_directory(self.plan.workdir) / "off").exists() is False,
+            "enabled": mesh_enabled(self.plan.workdir),
             "version": self.version,
             "start_ms": self.start_ms,
             "ca": str(self.files.ca_path),
