@@ -50,6 +50,7 @@ LAB = LabSpec(
             ("external-side-effect", 90),
             ("queue-length-limit", 60),
             ("partitions", 90),
+            ("delivery-limit", 60),
         )
     ),
     teardown="sandbox_services.async_messaging.hooks:teardown",

@@ -18,8 +18,19 @@ from sandbox_services.runtime.spec import ExperimentContext
 
 from . import knobs, dead_letters
 from .backpressure import queue_length_limit as queue_length_limit
+from .delivery_limit import delivery_limit as delivery_limit
 from .external_effects import external_side_effect as external_side_effect
 from .partitions import partitions as partitions
+from .reports import (
+    LOAD_SAMPLE_RATIO,
+    at_least_once_headline,
+    at_least_once_note,
+    competing_summary,
+    depth_rates,
+    poison_headline,
+    sampling_note,
+    sync_vs_async_headline,
+)
 from .scenario import (
     OrderServices,
     all_caught_up,
@@ -69,13 +80,11 @@ async def sync_vs_async(ctx: ExperimentContext, params: dict) -> dict:
         )
         sync_failed = fault == "stop" and rows[0][3] != "accepted"
         return {
-            "headline": (
-                f"Sync orders took {sync_p50} ms at p50, async {async_p50} ms; with email {fault}, "
-                + (
-                    "the sync order failed and the async one was accepted."
-                    if sync_failed
-                    else "both were accepted, at the latencies below."
-                )
+            "headline": sync_vs_async_headline(
+                sync_p50=sync_p50,
+                async_p50=async_p50,
+                fault=fault,
+                outcomes={row[0]: row[3] for row in rows},
             ),
             "summary": [
                 {"label": "sync p50", "value": sync_p50, "unit": "ms"},
@@ -164,6 +173,7 @@ async def temporal_decoupling(ctx: ExperimentContext, params: dict) -> dict:
     try:
         before = {name: stats["distinct"] for name, stats in (await lab.counts()).items()}
         sampler.start()
+        sampled_from = time.monotonic()  # the sampler's clock, for the fill and drain rates
         healthy = [
             (await lab.orders.timed_order(new_order(), mode="async"))[0]
             for _ in range(WARM_UP_ORDERS)
@@ -172,6 +182,7 @@ async def temporal_decoupling(ctx: ExperimentContext, params: dict) -> dict:
             await ctx.control("stop", victim)
         else:
             await ctx.control("delay", victim, delay_ms=p["slow_ms"])
+        fault_at = time.monotonic() - sampled_from
         during: list[float] = []
         errors = 0
         interval = 1 / p["rate"]
@@ -187,6 +198,9 @@ async def temporal_decoupling(ctx: ExperimentContext, params: dict) -> dict:
                 )
         peak = max((point[1] for point in sampler.points[victim]), default=0)
         await ctx.progress(0.6, f"restoring {victim}; watch its queue drain")
+        # Taken before the restore: a restarted consumer may drain the queue before its start
+        # is confirmed.
+        restored_at = time.monotonic() - sampled_from
         await ctx.control("start" if p["fault"] == "stop" else "clear", victim)
         total = WARM_UP_ORDERS + p["orders"]
         caught_up = await wait_until(
@@ -197,6 +211,7 @@ async def temporal_decoupling(ctx: ExperimentContext, params: dict) -> dict:
         seen = {
             name: stats["distinct"] - before[name] for name, stats in (await lab.counts()).items()
         }
+        rates = depth_rates(sampler.points[victim], fault_at=fault_at, restored_at=restored_at)
         return {
             "headline": decoupling_headline(
                 victim=victim,
@@ -212,6 +227,8 @@ async def temporal_decoupling(ctx: ExperimentContext, params: dict) -> dict:
                 {"label": "producer p50 before", "value": percentile(healthy, 0.5), "unit": "ms"},
                 {"label": "producer p50 during", "value": percentile(during, 0.5), "unit": "ms"},
                 {"label": "orders refused", "value": errors, "unit": ""},
+                {"label": "filled at", "value": rates["filled at"], "unit": "messages/s"},
+                {"label": "drained at", "value": rates["drained at"], "unit": "messages/s"},
             ],
             "charts": [
                 {
@@ -237,6 +254,10 @@ async def temporal_decoupling(ctx: ExperimentContext, params: dict) -> dict:
                 "columns": ["consumer", "orders seen", "orders placed"],
                 "rows": [[name, seen[name], total] for name in knobs.CONSUMERS],
             },
+            "notes": [
+                "Both rates are read from depth samples 0.2 s apart: the drain rate is a lower "
+                "bound, and after a stop it includes the consumer's restart."
+            ],
             "ok": caught_up and errors == 0,
         }
     finally:
@@ -266,6 +287,7 @@ async def at_least_once(ctx: ExperimentContext, params: dict) -> dict:
         # the old prefetch: a crash would take the next marked order down unacked too.
         await wait_until(prefetch_is_one, timeout_s=10, every_s=0.1)
         before = await client.stats()
+        prefetch_applied = before.get("prefetch_applied")
         crash_at = set(random.sample(range(p["orders"]), p["crashes"]))
         for i in range(p["orders"]):
             order = new_order(crash_in=[name] if i in crash_at else [])
@@ -284,16 +306,13 @@ async def at_least_once(ctx: ExperimentContext, params: dict) -> dict:
         distinct = after["distinct"] - before["distinct"]
         crashes = after["counters"].get("crashes", 0) - before["counters"].get("crashes", 0)
         duplicates = effects - distinct
+        redelivered = after["counters"].get("redelivered", 0) - before["counters"].get(
+            "redelivered", 0
+        )
         expected_effects = p["orders"] if p["idempotent"] else p["orders"] + crashes
         return {
-            "headline": (
-                f"{crashes} crashes before the ack; {name} did its work {effects} times for "
-                f"{distinct} orders: "
-                + (
-                    "exactly once each, thanks to deduplication."
-                    if p["idempotent"]
-                    else f"{duplicates} duplicates."
-                )
+            "headline": at_least_once_headline(
+                consumer=name, crashes=crashes, effects=effects, distinct=distinct
             ),
             "summary": [
                 {"label": "orders", "value": p["orders"], "unit": ""},
@@ -313,7 +332,9 @@ async def at_least_once(ctx: ExperimentContext, params: dict) -> dict:
                 ],
             },
             "notes": [
-                "Prefetch was 1 during the run, so each crash left exactly one message unacked."
+                at_least_once_note(
+                    prefetch_applied=prefetch_applied, redelivered=redelivered, crashes=crashes
+                )
             ],
             "ok": done and distinct == p["orders"] and effects == expected_effects,
         }
@@ -366,14 +387,21 @@ async def poison_messages(ctx: ExperimentContext, params: dict) -> dict:
             )
             outcome = "repaired, sent back and handled" if handled else "sent back, not handled yet"
         rows.append(["poison message", outcome])
+        landed_letter = letter if in_dead_queue else None
         return {
-            "headline": (
-                f"The poison order was tried {letter['attempts'] if letter else '?'} times, then "
-                f"parked in email.dead ({letter['reason'] if letter else '?'}); the other "
-                f"{p['good_orders']} orders went through; it was {outcome}."
+            "headline": poison_headline(
+                letter=landed_letter,
+                good_handled=mid["distinct"] - before["distinct"],
+                good_placed=p["good_orders"],
+                outcome=outcome,
             ),
             "summary": [
-                {"label": "attempts", "value": letter["attempts"] if letter else 0, "unit": ""}
+                # None, not 0, when the letter was never read: nothing was counted.
+                {
+                    "label": "attempts",
+                    "value": landed_letter["attempts"] if landed_letter else None,
+                    "unit": "",
+                }
             ],
             "table": {"columns": ["", "value"], "rows": rows},
             "dead_letter": letter,
@@ -406,7 +434,7 @@ async def competing_consumers(ctx: ExperimentContext, params: dict) -> dict:
             await ctx.control("scale", "analytics", replicas=p["replicas"])
         before = await analytics.stats()
         # Tracing every one of hundreds of orders would measure the tracer: sample.
-        ctx.set_sample_ratio(0.02)
+        ctx.set_sample_ratio(LOAD_SAMPLE_RATIO)
         started = time.monotonic()
         pending = [new_order() for _ in range(p["orders"])]
 
@@ -428,17 +456,14 @@ async def competing_consumers(ctx: ExperimentContext, params: dict) -> dict:
         elapsed = time.monotonic() - started
         after = await analytics.stats()
         shares = replica_shares(before["by_replica"], after["by_replica"], p["replicas"])
-        throughput = round(p["orders"] / elapsed, 1)
+        handled = after["distinct"] - before["distinct"]
+        summary = competing_summary(handled=handled, published_s=published_s, elapsed_s=elapsed)
         return {
             "headline": (
                 f"{replicas_phrase(p['replicas'], p['scale'])} with prefetch {p['prefetch']} "
-                f"handled {p['orders']} orders at {throughput} orders/s."
+                f"handled {handled} of {p['orders']} orders at {summary[0]['value']} orders/s."
             ),
-            "summary": [
-                {"label": "throughput", "value": throughput, "unit": "orders/s"},
-                {"label": "publishing took", "value": round(published_s, 2), "unit": "s"},
-                {"label": "draining took", "value": round(elapsed, 2), "unit": "s"},
-            ],
+            "summary": summary,
             "charts": [
                 {
                     "title": "Share of the orders per replica",
@@ -456,7 +481,7 @@ async def competing_consumers(ctx: ExperimentContext, params: dict) -> dict:
                     for r, n in sorted(shares.items())
                 ],
             },
-            "notes": ["Traces were sampled at 2% during the load."],
+            "notes": [sampling_note(LOAD_SAMPLE_RATIO)],
             "ok": done,
         }
     finally:

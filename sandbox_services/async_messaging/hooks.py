@@ -33,6 +33,8 @@ async def teardown(ctx: ExperimentContext) -> None:
             # Declared by runs, not by the services: the bounded queues and the partitions.
             *(knobs.bounded_queue(ctx.prefix, overflow) for overflow in knobs.OVERFLOW_MODES),
             *knobs.partition_queues(ctx.prefix),
+            *(knobs.guard_queue(ctx.prefix, kind) for kind in knobs.GUARD_KINDS),
+            *(knobs.guard_queue(ctx.prefix, kind) + ".dead" for kind in knobs.GUARD_KINDS),
         ],
         exchanges=[ctx.prefix + knobs.EXCHANGE, ctx.prefix + knobs.PARTITION_EXCHANGE],
     )

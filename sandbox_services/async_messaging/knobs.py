@@ -214,3 +214,29 @@ def bounded_queue(prefix: str, overflow: str) -> str:
 def partition_queues(prefix: str) -> list[str]:
     """Return the broker names of every partition queue a run may declare."""
     return [prefix + PARTITION_QUEUE.format(n) for n in range(MAX_PARTITIONS)]
+
+
+# --- the broker's poison guard (delivery-limit) --------------------------------------------
+# A quorum queue with x-delivery-limit beside a classic queue, each with its ".dead" queue.
+GUARD_KINDS = ("quorum", "classic")
+GUARD_QUEUE = "guarded.{}"
+
+PARAMETERS |= {
+    "delivery-limit": (
+        Param("delivery_limit", "int", 3, 1, 20, help="x-delivery-limit of the quorum queue"),
+        Param(
+            "give_up",
+            "int",
+            200,
+            10,
+            5000,
+            help="Deliveries after which the classic queue's consumer gives up",
+        ),
+        Param("good", "int", 5, 0, 100, help="Good messages published behind the poison one"),
+    ),
+}
+
+
+def guard_queue(prefix: str, kind: str) -> str:
+    """Return the broker name of the guarded queue of one kind (its dead letters: + ".dead")."""
+    return prefix + GUARD_QUEUE.format(kind)

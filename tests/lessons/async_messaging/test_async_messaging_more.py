@@ -17,8 +17,23 @@ import pika
 import pika.exceptions
 import pytest
 
-from sandbox_services.async_messaging.knobs import EXPIRES_MS, PARTITION_QUEUE, bounded_queue
+from sandbox_services.async_messaging.knobs import (
+    EXPIRES_MS,
+    PARTITION_QUEUE,
+    bounded_queue,
+    guard_queue,
+)
 from sandbox_services.async_messaging.partitions import murmur2, partition_of
+from sandbox_services.async_messaging.reports import (
+    LOAD_SAMPLE_RATIO,
+    at_least_once_headline,
+    competing_summary,
+    depth_rates,
+    poison_headline,
+    sampling_note,
+    sync_vs_async_headline,
+)
+from sandbox_services.async_messaging.scenario import with_broker_report
 from sandbox_services.async_messaging.services.mail_provider.server_http import STORE_FILE
 from tests.broker import AMQP_URL, queue_counts
 from tests.sandboxes import Sandbox
@@ -179,3 +194,140 @@ def test_partitions_keep_each_key_in_order_until_the_partition_count_changes(san
     assert 0 < figures["keys out of order (repartition)"] <= len(moved)
     rows = result["table"]["rows"]
     assert all(", " not in row[2] for row in rows if row[0] != "partitions changed"), rows
+
+
+# --- results say what was measured, not what was asked for ----------------------------
+
+
+def test_the_at_least_once_note_counts_the_redeliveries_the_consumer_saw(sandbox):
+    def redelivered() -> int:
+        with sqlite(sandbox.workdir / "email.sqlite3") as db:
+            row = db.execute("SELECT value FROM counters WHERE name = 'redelivered'").fetchone()
+        return row[0] if row else 0
+
+    before = redelivered()
+    params = {"orders": 5, "crashes": 2, "idempotent": True, "consumer": "email"}
+    result = sandbox.run("at-least-once", params)
+    seen = redelivered() - before
+    assert seen >= 2  # the store's own count: each crash brought its message back
+    # Was the constant "Prefetch was 1 ..., so each crash left exactly one message unacked".
+    assert result["notes"] == [
+        f"The consumer reported prefetch 1 in force during the run, and counted "
+        f"{seen} redelivered messages for 2 crashes."
+    ]
+
+
+def test_at_least_once_headline_follows_the_counts_not_the_idempotent_switch():
+    # Was "exactly once each, thanks to deduplication" whenever idempotent was asked for.
+    assert "2 duplicates" in at_least_once_headline(
+        consumer="email", crashes=2, effects=7, distinct=5
+    )
+    assert "once each" in at_least_once_headline(consumer="email", crashes=2, effects=5, distinct=5)
+
+
+def test_poison_headline_counts_the_good_orders_handled_not_those_placed():
+    # Was "the other {good_orders} orders went through", the parameter.
+    letter = {"attempts": 3, "reason": "rejected"}
+    text = poison_headline(letter=letter, good_handled=2, good_placed=5, outcome="left")
+    assert "handled 2 of the 5 good orders" in text
+    assert "tried 3 times" in text
+    assert "did not reach" in poison_headline(
+        letter=None, good_handled=5, good_placed=5, outcome="left"
+    )
+
+
+def test_sync_vs_async_headline_reports_each_orders_measured_outcome():
+    # Was "both were accepted" whenever the sync order had not failed under a stop.
+    text = sync_vs_async_headline(
+        sync_p50=9.0,
+        async_p50=2.0,
+        fault="slow",
+        outcomes={"sync": "orders unreachable: timeout", "async": "accepted"},
+    )
+    assert "sync order was refused (orders unreachable: timeout)" in text
+    assert "async one accepted" in text
+
+
+def test_competing_consumers_throughput_counts_the_orders_handled():
+    # Was orders asked for / elapsed, even when not all were handled.
+    summary = {
+        item["label"]: item["value"]
+        for item in competing_summary(handled=150, published_s=1.0, elapsed_s=3.0)
+    }
+    assert summary["throughput"] == 50.0
+    assert summary["orders handled"] == 150
+    assert sampling_note(LOAD_SAMPLE_RATIO) == "Traces were sampled at 2% during the load."
+
+
+def test_broker_note_gives_the_counts_and_claims_no_recovery_it_did_not_count():
+    # Was "the services reconnected, re-sent every unconfirmed publish, and resumed consuming".
+    result = with_broker_report({}, 1, 3, resent=4)
+    assert result["notes"] == [
+        "The broker connection dropped 2 time(s) during the run, by the services' own count "
+        "of their reconnects; the order service re-sent 4 unconfirmed publishes."
+    ]
+    assert with_broker_report({}, 2, 2, resent=0) == {}
+
+
+def test_fill_and_drain_rates_come_from_the_depth_samples():
+    points = [[0.0, 0], [1.0, 10], [2.0, 20], [2.2, 20], [2.4, 5], [2.6, 0]]
+    assert depth_rates(points, fault_at=0.0, restored_at=2.0) == {
+        "filled at": 10.0,
+        "drained at": 33.3,
+    }
+    assert depth_rates([[0.0, 0]], fault_at=0.0, restored_at=1.0) == {
+        "filled at": None,
+        "drained at": None,
+    }
+
+
+def test_temporal_decoupling_reports_measured_fill_and_drain_rates(sandbox):
+    params = {"orders": 20, "consumer": "audit", "fault": "stop", "rate": 20.0, "slow_ms": 200}
+    result = sandbox.run("temporal-decoupling", params)
+    figures = {item["label"]: item["value"] for item in result["summary"]}
+    points = result["charts"][0]["series"][0]["points"]
+    assert figures["filled at"] and figures["drained at"]
+    # The fill rate cannot exceed the depth reached over the sampled time.
+    assert figures["filled at"] <= max(depth for _, depth in points) / 0.2
+
+
+# --- (d) quorum queues: the broker's delivery limit -----------------------------------
+
+
+def dead_letter_reasons(queue: str) -> list[str]:
+    """Read the x-death reason of each letter in a dead-letter queue, leaving them there."""
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        channel = connection.channel()
+        reasons = []
+        while (got := channel.basic_get(queue, auto_ack=False))[0] is not None:
+            death = (got[1].headers or {})["x-death"][0]
+            reasons.append(
+                death["reason"].decode() if isinstance(death["reason"], bytes) else death["reason"]
+            )
+        return reasons
+    finally:
+        connection.close()
+
+
+def test_a_quorum_queue_dead_letters_a_requeued_poison_message_at_its_delivery_limit(sandbox):
+    params = {"delivery_limit": 2, "give_up": 50, "good": 3}
+    result = sandbox.run("delivery-limit", params)
+    figures = {item["label"]: item["value"] for item in result["summary"]}
+    quorum, classic = (guard_queue(sandbox.prefix, kind) for kind in ("quorum", "classic"))
+    # The broker's own evidence: one letter in each dead queue, and why it is there.
+    assert dead_letter_reasons(quorum + ".dead") == ["delivery_limit"]
+    assert dead_letter_reasons(classic + ".dead") == ["rejected"]
+    assert queue_counts(quorum) == (0, 0) and queue_counts(classic) == (0, 0)
+    quorum_arguments = {
+        "x-expires": EXPIRES_MS,
+        "x-queue-type": "quorum",
+        "x-delivery-limit": 2,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": quorum + ".dead",
+    }
+    assert declared_with(quorum, quorum_arguments)
+    # The first delivery, then one per redelivery the limit allows.
+    assert figures["quorum deliveries"] == 2 + 1
+    assert figures["classic deliveries"] == 50
+    assert figures["good handled (quorum)"] == figures["good handled (classic)"] == 3
