@@ -134,7 +134,7 @@ PARAMETERS: dict[str, tuple[Param, ...]] = {
 
 
 def queue_names() -> list[str]:
-    """Return the short names of every queue the lesson declares."""
+    """Return the short names of the queues the services declare (runs declare more; see hooks)."""
     return [*CONSUMERS, *(c + DEAD_SUFFIX for c in CONSUMERS)]
 
 
