@@ -113,6 +113,11 @@ def defaults_section(
         "    timeout server 30s",
         "    timeout http-keep-alive 30s",
         "    timeout http-request 10s",
+        # A reload must lose no request: by default the old worker closes idle
+        # client connections at once, and a client sending on one at that moment
+        # gets no answer. With this it answers their next request, marked
+        # "Connection: close", then closes.
+        "    option idle-close-on-response",
     ]
 
 
