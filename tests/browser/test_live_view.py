@@ -30,6 +30,18 @@ def screen_page(browser):
         context.close()
 
 
+@pytest.fixture(autouse=True)
+def stop_sandboxes_afterwards(live_lab):
+    """Stop every sandbox a test left running: idle ones would slow the tests after it."""
+    yield
+    from lab.sandboxes import services
+    from lab.sandboxes.models import ACTIVE_STATES, Sandbox, SandboxState
+
+    for sandbox in Sandbox.objects.filter(state__in=ACTIVE_STATES):
+        if sandbox.state in (SandboxState.STARTING, SandboxState.RUNNING):
+            services.sandbox_stop(sandbox=sandbox)
+
+
 @pytest.fixture
 def become_learner(live_lab, make_user):
     """Sign a new learner in and open a lesson (the site makes at most a few guests an hour)."""
