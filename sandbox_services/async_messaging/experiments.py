@@ -1,6 +1,6 @@
 """The five experiments of the async messaging lesson.
 
-Each takes the learner's parameters (validated against ``knobs.PARAMETERS``),
+Each takes the learner's parameters (checked against ``knobs.PARAMETERS`` before the run),
 drives the live services through their clients and ``ctx.control``, and returns
 a result in the shape of ``runtime.spec.RESULT_SHAPE``.
 """
@@ -12,7 +12,7 @@ import random
 import time
 
 
-from sandbox_services.runtime.params import ParameterError, validate
+from sandbox_services.runtime.params import ParameterError
 from sandbox_services.broker.probes import DepthSampler, percentile, wait_until
 from sandbox_services.runtime.spec import ExperimentContext
 
@@ -42,9 +42,8 @@ from .scenario import (
 
 
 @reported
-async def sync_vs_async(ctx: ExperimentContext, params: dict) -> dict:
+async def sync_vs_async(ctx: ExperimentContext, p: dict) -> dict:
     """Place orders both ways; then break email and place one more of each."""
-    p = validate(knobs.PARAMETERS["sync-vs-async"], params)
     lab = OrderServices(ctx)
     try:
         latencies: dict[str, list[float]] = {"sync": [], "async": []}
@@ -162,9 +161,8 @@ def replicas_phrase(replicas: int, scale: str) -> str:
 
 
 @reported
-async def temporal_decoupling(ctx: ExperimentContext, params: dict) -> dict:
+async def temporal_decoupling(ctx: ExperimentContext, p: dict) -> dict:
     """Keep orders flowing while one consumer is stopped or slow; watch its queue."""
-    p = validate(knobs.PARAMETERS["temporal-decoupling"], params)
     if p["orders"] / p["rate"] > knobs.MAX_LOAD_SECONDS:
         raise ParameterError("rate", f"orders / rate must be at most {knobs.MAX_LOAD_SECONDS} s")
     lab = OrderServices(ctx)
@@ -267,9 +265,8 @@ async def temporal_decoupling(ctx: ExperimentContext, params: dict) -> dict:
 
 
 @reported
-async def at_least_once(ctx: ExperimentContext, params: dict) -> dict:
+async def at_least_once(ctx: ExperimentContext, p: dict) -> dict:
     """Crash a consumer after its work and before its ack; count what happens twice."""
-    p = validate(knobs.PARAMETERS["at-least-once"], params)
     if p["crashes"] > p["orders"]:
         raise ParameterError("crashes", f"must not exceed orders ({p['orders']})")
     lab = OrderServices(ctx)
@@ -344,9 +341,8 @@ async def at_least_once(ctx: ExperimentContext, params: dict) -> dict:
 
 
 @reported
-async def poison_messages(ctx: ExperimentContext, params: dict) -> dict:
+async def poison_messages(ctx: ExperimentContext, p: dict) -> dict:
     """Send one order email can never handle; watch it retried, dead-lettered, sent back."""
-    p = validate(knobs.PARAMETERS["poison-messages"], params)
     lab = OrderServices(ctx)
     email = lab.consumers["email"]
     dead, queue = ctx.prefix + "email" + knobs.DEAD_SUFFIX, ctx.prefix + "email"
@@ -418,9 +414,8 @@ async def poison_messages(ctx: ExperimentContext, params: dict) -> dict:
 
 
 @reported
-async def competing_consumers(ctx: ExperimentContext, params: dict) -> dict:
+async def competing_consumers(ctx: ExperimentContext, p: dict) -> dict:
     """Scale analytics to N replicas with a prefetch; measure throughput and each one's share."""
-    p = validate(knobs.PARAMETERS["competing-consumers"], params)
     if p["orders"] * p["work_ms"] / 1000 / p["replicas"] > knobs.MAX_LOAD_SECONDS:
         raise ParameterError(
             "orders",
