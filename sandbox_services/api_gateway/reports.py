@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .measure import summary
+from sandbox_services.runtime.sample_stats import summary
 
 
 def _ms(microseconds: float | None) -> float | None:

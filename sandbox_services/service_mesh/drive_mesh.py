@@ -11,7 +11,9 @@ import http.client
 import time
 
 from . import loadgen
-from .measure import cpu_ns, memory_kb, summary
+from sandbox_services.runtime.sample_stats import summary
+
+from .measure import cpu_ns, memory_kb
 from .scenario import (
     call,
     client_outbound,

@@ -10,7 +10,7 @@ import asyncio
 import time
 
 from . import loadgen
-from .measure import summary
+from sandbox_services.runtime.sample_stats import summary
 from .scenario import (
     behave,
     call,

@@ -1,8 +1,7 @@
-"""Figures about processes and samples: CPU time, memory, percentiles."""
+"""Figures about processes: CPU time and memory (percentiles: runtime/sample_stats.py)."""
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -28,23 +27,3 @@ def memory_kb(pid: int) -> dict[str, int]:
     except OSError:
         pass
     return values
-
-
-def percentile(sorted_values: list[float], fraction: float) -> float | None:
-    """Return the nearest-rank percentile of already sorted values."""
-    if not sorted_values:
-        return None
-    index = min(len(sorted_values) - 1, max(0, math.ceil(fraction * len(sorted_values)) - 1))
-    return sorted_values[index]
-
-
-def summary(values: list[float]) -> dict[str, float | None]:
-    """Return count, p50, p90, p99 and max of a sample."""
-    ordered = sorted(values)
-    return {
-        "count": len(ordered),
-        "p50": percentile(ordered, 0.50),
-        "p90": percentile(ordered, 0.90),
-        "p99": percentile(ordered, 0.99),
-        "max": ordered[-1] if ordered else None,
-    }

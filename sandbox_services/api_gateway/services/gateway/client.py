@@ -7,40 +7,19 @@ gateway's API are not the learner's traffic. From async code, call through
 
 from __future__ import annotations
 
-import http.client
 import json
-from typing import Any
+
+from sandbox_services.proxy.admin_client import AdminClient, AdminError
 
 
-class GatewayError(RuntimeError):
-    """The gateway's API answered with an error; ``errors`` names the fields."""
+class GatewayError(AdminError):
+    """The gateway answered with an error; ``errors`` names the fields, if any."""
 
-    def __init__(self, status: int, body: Any) -> None:
-        detail = body.get("detail") if isinstance(body, dict) else str(body)
-        super().__init__(f"gateway answered {status}: {detail}")
-        self.status = status
-        self.errors = body.get("errors", {}) if isinstance(body, dict) else {}
+    who = "gateway"
 
 
-class GatewayClient:
-    def __init__(self, address: str, *, timeout_s: float = 30.0) -> None:
-        host, _, port = address.rpartition(":")
-        self._host, self._port, self._timeout_s = host, int(port), timeout_s
-
-    def _call(self, method: str, path: str, body: str | bytes | None = None) -> Any:
-        connection = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout_s)
-        try:
-            connection.request(method, path, body=body)
-            response = connection.getresponse()
-            raw = response.read()
-        finally:
-            connection.close()
-        payload = (
-            json.loads(raw) if "json" in response.getheader("Content-Type", "") else raw.decode()
-        )
-        if response.status >= 400:
-            raise GatewayError(response.status, payload)
-        return payload
+class GatewayClient(AdminClient):
+    error_class = GatewayError
 
     def describe(self) -> dict:
         return self._call("GET", "/gateway")

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 
 from aiohttp import web
 
-from sandbox_services.runtime import tracing
+from sandbox_services.proxy.admin_server import SpanSink, invalid_response, untraced_application
 from sandbox_services.runtime.serve import add_health_route, serve_http
 from sandbox_services.runtime.service_commands import serve_commands
 from sandbox_services.runtime.spec import ServiceContext
@@ -29,19 +28,8 @@ from ...policy import GatewayPolicyInvalid
 
 log = logging.getLogger(__name__)
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
-SPANS_KEY = web.AppKey("spans", deque)
-SPANS_KEPT = 5000
 MAX_POLICY_BYTES = 65536
 METRICS_INTERVAL_S = 1.0
-
-
-def _untraced_application_class() -> type[web.Application]:
-    # The lab's calls to this API are plumbing, not the learner's traffic: no spans.
-    return next(cls for cls in web.Application.__mro__ if cls.__module__ == "aiohttp.web_app")
-
-
-def _invalid(error: GatewayPolicyInvalid) -> web.Response:
-    return web.json_response({"detail": str(error), "errors": error.errors}, status=400)
 
 
 async def describe(request: web.Request) -> web.Response:
@@ -56,14 +44,14 @@ async def apply_policy(request: web.Request) -> web.Response:
     try:
         return web.json_response(await request.app[GATEWAY_KEY].apply(await request.text()))
     except GatewayPolicyInvalid as error:
-        return _invalid(error)
+        return invalid_response(error)
 
 
 async def preview_policy(request: web.Request) -> web.Response:
     try:
         _, _, diff = request.app[GATEWAY_KEY].preview(await request.text())
     except GatewayPolicyInvalid as error:
-        return _invalid(error)
+        return invalid_response(error)
     return web.json_response({"diff": diff, "changed": bool(diff)})
 
 
@@ -101,13 +89,6 @@ async def stop(request: web.Request) -> web.Response:
 async def start(request: web.Request) -> web.Response:
     took = await request.app[GATEWAY_KEY].start_proxy()
     return web.json_response({"running": True, "start_ms": round(took, 1)})
-
-
-async def spans(request: web.Request) -> web.Response:
-    wanted = set(request.query.getall("trace_id", []))
-    return web.json_response(
-        [s for s in request.app[SPANS_KEY] if not wanted or s["trace_id"] in wanted]
-    )
 
 
 async def _command(gateway: Gateway, command: dict) -> dict:
@@ -171,20 +152,12 @@ async def _metrics(ctx: ServiceContext, gateway: Gateway) -> None:
 
 
 async def main(ctx: ServiceContext) -> None:
-    kept: deque = deque(maxlen=SPANS_KEPT)
-    writer = tracing.outbox_writer()
-
-    def put_span(span: dict) -> None:
-        kept.append(span)
-        if writer is not None:
-            writer.put_span(span)
-
-    gateway = Gateway(ctx.plan, put_span)  # type: ignore[attr-defined]
+    sink = SpanSink()
+    gateway = Gateway(ctx.plan, sink.put)  # type: ignore[attr-defined]
     await gateway.start()
-    app = _untraced_application_class()()
+    app = untraced_application()
     add_health_route(app)
     app[GATEWAY_KEY] = gateway
-    app[SPANS_KEY] = kept
     app.router.add_get("/gateway", describe)
     app.router.add_get("/gateway/config", config)
     app.router.add_post("/gateway/policy", apply_policy)
@@ -194,7 +167,7 @@ async def main(ctx: ServiceContext) -> None:
     app.router.add_post("/gateway/delay", delay)
     app.router.add_post("/gateway/stop", stop)
     app.router.add_post("/gateway/start", start)
-    app.router.add_get("/gateway/spans", spans)
+    sink.serve(app, "/gateway/spans")
     loops = [
         asyncio.ensure_future(_metrics(ctx, gateway)),
         asyncio.ensure_future(

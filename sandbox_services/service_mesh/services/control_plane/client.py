@@ -7,39 +7,19 @@ learner's trace. Call from async code through ``asyncio.to_thread``.
 
 from __future__ import annotations
 
-import http.client
 import json
-from typing import Any
+
+from sandbox_services.proxy.admin_client import AdminClient, AdminError
 
 
-class ControlPlaneError(RuntimeError):
+class ControlPlaneError(AdminError):
     """The control plane answered with an error; ``errors`` names the fields, if any."""
 
-    def __init__(self, status: int, body: Any) -> None:
-        detail = body.get("detail") if isinstance(body, dict) else str(body)
-        super().__init__(f"control plane answered {status}: {detail}")
-        self.status = status
-        self.errors = body.get("errors", {}) if isinstance(body, dict) else {}
+    who = "control plane"
 
 
-class ControlPlaneClient:
-    def __init__(self, address: str, *, timeout_s: float = 30.0) -> None:
-        host, _, port = address.rpartition(":")
-        self._host, self._port, self._timeout_s = host, int(port), timeout_s
-
-    def _call(self, method: str, path: str, body: str | bytes | None = None) -> Any:
-        connection = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout_s)
-        try:
-            connection.request(method, path, body=body)
-            response = connection.getresponse()
-            raw = response.read()
-        finally:
-            connection.close()
-        kind = response.getheader("Content-Type", "")
-        payload = json.loads(raw) if "json" in kind else raw.decode()
-        if response.status >= 400:
-            raise ControlPlaneError(response.status, payload)
-        return payload
+class ControlPlaneClient(AdminClient):
+    error_class = ControlPlaneError
 
     def topology(self) -> dict:
         return self._call("GET", "/mesh")

@@ -16,11 +16,10 @@ import asyncio
 import difflib
 import logging
 import os
-from collections import deque
 
 from aiohttp import web
 
-from sandbox_services.runtime import tracing
+from sandbox_services.proxy.admin_server import SpanSink, invalid_response, untraced_application
 from sandbox_services.runtime.serve import add_health_route, serve_http
 from sandbox_services.runtime.service_commands import serve_commands
 from sandbox_services.runtime.spec import ServiceContext
@@ -30,18 +29,9 @@ from ...policy import PolicyInvalid
 
 log = logging.getLogger(__name__)
 PLANE_KEY = web.AppKey("plane", ControlPlane)
-SPANS_KEY = web.AppKey("spans", deque)
 ENDPOINT_SYNC_S = 0.1
 METRICS_INTERVAL_S = 1.0
-SPANS_KEPT = 5000
 MAX_POLICY_BYTES = 64 * 1024
-
-
-def _untraced_application_class() -> type[web.Application]:
-    # The runtime swaps in OpenTelemetry's traced Application. The control
-    # plane's own API is not the learner's traffic (the page polls it), so it
-    # is served by aiohttp's class underneath, and makes no spans of its own.
-    return next(cls for cls in web.Application.__mro__ if cls.__module__ == "aiohttp.web_app")
 
 
 async def topology(request: web.Request) -> web.Response:
@@ -83,15 +73,11 @@ async def config(request: web.Request) -> web.Response:
     return web.Response(text=proxy.config_text)
 
 
-def _invalid(error: PolicyInvalid) -> web.Response:
-    return web.json_response({"detail": str(error), "errors": error.errors}, status=400)
-
-
 async def apply_policy(request: web.Request) -> web.Response:
     try:
         applied = await request.app[PLANE_KEY].apply(await request.text())
     except PolicyInvalid as error:
-        return _invalid(error)
+        return invalid_response(error)
     return web.json_response(applied)
 
 
@@ -100,7 +86,7 @@ async def preview_policy(request: web.Request) -> web.Response:
     try:
         _, configs = plane.preview(await request.text())
     except PolicyInvalid as error:
-        return _invalid(error)
+        return invalid_response(error)
     diffs = _diffs(plane, configs)
     return web.json_response({"diff": diffs, "changed": sorted(diffs)})
 
@@ -118,12 +104,6 @@ async def enabled(request: web.Request) -> web.Response:
         )
     request.app[PLANE_KEY].set_enabled(body["enabled"])
     return web.json_response({"enabled": body["enabled"]})
-
-
-async def spans(request: web.Request) -> web.Response:
-    wanted = set(request.query.getall("trace_id", []))
-    kept = request.app[SPANS_KEY]
-    return web.json_response([span for span in kept if not wanted or span["trace_id"] in wanted])
 
 
 async def _command(plane: ControlPlane, command: dict) -> dict:
@@ -235,20 +215,12 @@ def _metrics_message(servers: dict[str, list[dict]], plane: ControlPlane) -> dic
 
 
 async def main(ctx: ServiceContext) -> None:
-    kept: deque = deque(maxlen=SPANS_KEPT)
-    writer = tracing.outbox_writer()
-
-    def put_span(span: dict) -> None:
-        kept.append(span)
-        if writer is not None:
-            writer.put_span(span)
-
-    plane = ControlPlane(ctx.plan, put_span)  # type: ignore[attr-defined]
+    sink = SpanSink()
+    plane = ControlPlane(ctx.plan, sink.put)  # type: ignore[attr-defined]
     await plane.start()
-    app = _untraced_application_class()()
+    app = untraced_application()
     add_health_route(app)
     app[PLANE_KEY] = plane
-    app[SPANS_KEY] = kept
     app.router.add_get("/mesh", topology)
     app.router.add_get("/mesh/state", state)
     app.router.add_get("/mesh/totals", totals)
@@ -257,7 +229,7 @@ async def main(ctx: ServiceContext) -> None:
     app.router.add_post("/mesh/policy/preview", preview_policy)
     app.router.add_post("/mesh/rotate", rotate)
     app.router.add_post("/mesh/enabled", enabled)
-    app.router.add_get("/mesh/spans", spans)
+    sink.serve(app, "/mesh/spans")
     loops = [
         asyncio.ensure_future(_endpoints(plane)),
         asyncio.ensure_future(_metrics(ctx, plane)),

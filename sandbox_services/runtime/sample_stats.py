@@ -1,4 +1,4 @@
-"""Percentiles of a sample (nearest rank)."""
+"""Percentiles of a measured sample (nearest rank), for the experiments that time calls."""
 
 from __future__ import annotations
 
