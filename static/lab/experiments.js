@@ -15,6 +15,9 @@ const SLOW_SPEED = 0.25;
 // Runs of this page's sandbox in flight, whichever panel (or tab) started them:
 // one run at a time, so two experiments never mix their traces and figures.
 const runsInFlight = new Set();
+// How far each run has got, by id: queued < running < done/failed.
+const RUN_STATE_RANK = { queued: 0, running: 1, done: 2, failed: 2 };
+const runRanks = new Map();
 
 /** Forget the runs in flight: a (re)connected socket tells them again at once. */
 export function forgetRunsInFlight() {
@@ -259,6 +262,12 @@ export class ExperimentPanel {
   /** A `run` message (or our own POST's answer) for this experiment. */
   handleRun(run) {
     if (!run) return;
+    // Messages about one run come from several places (the POST's answer, the
+    // supervisor, the worker, a reconnect's snapshot) and can cross: a run's
+    // state only moves forward, so a late "queued" never undoes a "done".
+    const rank = RUN_STATE_RANK[run.state] ?? 0;
+    if (run.id && (runRanks.get(run.id) ?? -1) > rank) return;
+    if (run.id) runRanks.set(run.id, rank);
     if (run.state === "done" || run.state === "failed") runsInFlight.delete(run.id);
     else if (run.id) runsInFlight.add(run.id);
     this.#updateSubmit();
