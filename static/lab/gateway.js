@@ -5,6 +5,7 @@
 // validates it: the gateway is the one judge.
 
 import { api, ApiError } from "./api.js";
+import { diffDetails, refusalList } from "./policy-view.js";
 
 function element(tag, attributes = {}, text) {
   const node = document.createElement(tag);
@@ -61,17 +62,7 @@ class GatewayPanel {
   }
 
   show(lines) {
-    const list = element("ul", { class: "gateway-error", role: "alert" });
-    for (const line of lines) {
-      const item = element("li");
-      if (Array.isArray(line)) {
-        item.append(element("code", { class: "gateway-field" }, line[0]), document.createTextNode(` ${line[1]}`));
-      } else {
-        item.textContent = line;
-      }
-      list.append(item);
-    }
-    this.result.replaceChildren(list);
+    this.result.replaceChildren(refusalList(lines, "gateway-error", "gateway-field"));
   }
 
   showDiff(answer, applied) {
@@ -85,17 +76,7 @@ class GatewayPanel {
       heading = "Preview: the gateway's configuration would change as below.";
     }
     const parts = [element("p", { class: "gateway-summary" }, heading)];
-    if (diff) {
-      const details = element("details", { class: "gateway-diff", open: "" });
-      details.append(element("summary", {}, "gateway.cfg"));
-      const pre = element("pre");
-      for (const line of diff.split("\n")) {
-        const kind = line.startsWith("+") && !line.startsWith("+++") ? "add" : line.startsWith("-") && !line.startsWith("---") ? "del" : "ctx";
-        pre.append(element("span", { class: `diff-${kind}` }, `${line}\n`));
-      }
-      details.append(pre);
-      parts.push(details);
-    }
+    if (diff) parts.push(diffDetails("gateway.cfg", diff, "gateway-diff", true));
     this.result.replaceChildren(...parts);
   }
 }

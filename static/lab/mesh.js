@@ -6,6 +6,7 @@
 // through /api/sandboxes/<id>/mesh/. Nothing here computes a breaker's state.
 
 import { api, ApiError } from "./api.js";
+import { diffDetails, refusalList } from "./policy-view.js";
 
 const NODES = {
   client: { x: 60, y: 110, label: "client" },
@@ -90,17 +91,7 @@ class MeshPanel {
   }
 
   show(kind, lines) {
-    const list = element("ul", { class: `mesh-${kind}`, role: "alert" });
-    for (const line of lines) {
-      const item = element("li");
-      if (Array.isArray(line)) {
-        item.append(element("code", { class: "mesh-field" }, line[0]), document.createTextNode(` ${line[1]}`));
-      } else {
-        item.textContent = line;
-      }
-      list.append(item);
-    }
-    this.result.replaceChildren(list);
+    this.result.replaceChildren(refusalList(lines, `mesh-${kind}`, "mesh-field"));
   }
 
   showDiff(answer, applied) {
@@ -110,17 +101,7 @@ class MeshPanel {
       ? `Applied as version ${answer.version}: ${names.length} sidecar(s) reloaded${answer.applied_in_ms != null ? ` in ${answer.applied_in_ms} ms` : ""}.`
       : `Preview: ${names.length} sidecar configuration(s) would change.`;
     const parts = [element("p", { class: "mesh-summary" }, names.length ? heading : "No sidecar's configuration changes.")];
-    for (const name of names) {
-      const details = element("details", { class: "mesh-diff" });
-      details.append(element("summary", {}, `${name}.cfg`));
-      const pre = element("pre");
-      for (const line of diffs[name].split("\n")) {
-        const kind = line.startsWith("+") && !line.startsWith("+++") ? "add" : line.startsWith("-") && !line.startsWith("---") ? "del" : "ctx";
-        pre.append(element("span", { class: `diff-${kind}` }, `${line}\n`));
-      }
-      details.append(pre);
-      parts.push(details);
-    }
+    for (const name of names) parts.push(diffDetails(`${name}.cfg`, diffs[name], "mesh-diff"));
     this.result.replaceChildren(...parts);
   }
 
