@@ -58,8 +58,10 @@ class SandboxConsumer(AsyncJsonWebsocketConsumer):
         await self._watch()
         await self.send_json({"type": "sandbox", "sandbox": await self._snapshot(sandbox)})
         # A page opened mid-run learns of the run now, not at its next progress message.
-        for run in await database_sync_to_async(_runs_in_flight)(sandbox.id):
-            await self.send_json({"type": "run", "run": run})
+        runs = await database_sync_to_async(_runs_in_flight)(sandbox.id)
+        kept = await client.arun_progress(self.sandbox_id, [run["id"] for run in runs])
+        for run in runs:
+            await self.send_json({"type": "run", "run": _with_progress(run, kept.get(run["id"]))})
         items = await client.areplay(self.sandbox_id, _since(self.scope.get("query_string", b"")))
         self.replayed = {item["seq"] for item in items}
         for start in range(0, len(items), REPLAY_CHUNK):
@@ -140,6 +142,19 @@ def _runs_in_flight(sandbox_id: str) -> list[dict]:
         sandbox_id=sandbox_id, state__in=(RunState.QUEUED, RunState.RUNNING)
     ).order_by("created_at")
     return [run_message(run)["run"] for run in runs]
+
+
+def _with_progress(run: dict, kept: dict | None) -> dict:
+    """Return the database's view of a run with the supervisor's newest progress, if it kept one."""
+    if kept is None:
+        return run
+    # Kept progress means the runner has started, whatever the database says yet.
+    return {
+        **run,
+        "state": kept.get("state", run["state"]),
+        "progress": kept.get("progress", run["progress"]),
+        "message": kept.get("message", run["message"]),
+    }
 
 
 def _idle_timeout() -> float:

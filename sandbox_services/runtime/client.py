@@ -2,7 +2,7 @@
 
 Nothing here opens a sandbox's own ports. Every function is synchronous (Celery
 tasks, Django views); the WebSocket consumer uses ``replay`` through
-``asgiref.sync.sync_to_async`` or the async twin ``areplay``.
+``asgiref.sync.sync_to_async``, the async twin ``areplay``, and ``arun_progress``.
 """
 
 from __future__ import annotations
@@ -223,6 +223,26 @@ async def areplay(sandbox_id: str, since: int = 0, limit: int = 5000) -> list[di
     finally:
         await client.aclose()
     return [json.loads(item) for item in raw]
+
+
+async def arun_progress(sandbox_id: str, run_ids: list[str]) -> dict[str, dict]:
+    """Return the newest progress the supervisor kept of each run still in flight, by run id.
+
+    Each value is the ``run`` of the run's last progress message (``runtime/messages.py``
+    ``run_message``); a run that has not started or has ended has none.
+    """
+    if not run_ids:
+        return {}
+    client = aioredis.Redis.from_url(load_config().redis_url)
+    try:
+        raw = await client.mget([keys.run_progress(sandbox_id, run_id) for run_id in run_ids])
+    finally:
+        await client.aclose()
+    return {
+        run_id: json.loads(item)
+        for run_id, item in zip(run_ids, raw, strict=True)
+        if item is not None
+    }
 
 
 class SandboxError(Exception):

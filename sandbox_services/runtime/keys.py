@@ -69,6 +69,15 @@ def sandbox_status(sandbox_id: str) -> str:
     return f"{PREFIX}sb:{sandbox_id}:status"
 
 
+def run_progress(sandbox_id: str, run_id: str) -> str:
+    """Return the key holding a run's newest progress (the ``run`` of its last message).
+
+    A page opened mid-run reads it; it expires with the run's time limit and is
+    deleted when the run ends.
+    """
+    return f"{PREFIX}sb:{sandbox_id}:run:{run_id}:progress"
+
+
 def amqp_counts(sandbox_id: str) -> str:
     """Return the hash of per-queue totals, fields ``<queue>|published`` and ``<queue>|delivered``."""
     return f"{PREFIX}amqp:{sandbox_id}:counts"

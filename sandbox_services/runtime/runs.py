@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import faulthandler
 import json
+import logging
+import math
 import os
 import signal
 import socket
@@ -13,9 +15,11 @@ from typing import Any
 from collections.abc import Awaitable, Callable
 
 import grpc
+import redis.asyncio as aioredis
 from opentelemetry.sdk.trace.sampling import ParentBased
+from redis.exceptions import RedisError
 
-from . import messages
+from . import keys, messages
 from .config import configure_logging
 from .context import AdjustableRatioSampler, ControlChannel, ExperimentCtx
 from .params import ParameterError, validate
@@ -26,9 +30,14 @@ from .spec import ExperimentSpec
 from .tracing import attach_run, init_tracing, shutdown_tracing
 from .zygote import Zygote, fork_zygote_before_grpc
 
+log = logging.getLogger(__name__)
+
 # How long a runner that has answered may take to flush and exit before SIGKILL.
 EXIT_GRACE_S = 2.0
 PROGRESS_INTERVAL_S = 0.1
+# A run's kept progress (keys.run_progress) expires this long after the run's time
+# limit: deleted when the run ends, it outlives a supervisor killed mid-run only so long.
+PROGRESS_KEY_MARGIN_S = 30.0
 
 
 async def _run_in_child(ctx: ExperimentCtx, spec: ExperimentSpec, params: dict) -> None:
@@ -136,6 +145,8 @@ class ProgressRelay:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._sending is not None:
+            await self._sending  # a send the timer began ends before the last one
         await self._send()
 
 
@@ -161,6 +172,7 @@ class RunManager:
         self.active: dict[str, int] = {}
         self._turn = asyncio.Lock()
         self._closed = False
+        self._redis: aioredis.Redis | None = None  # made on first use, in the supervisor's loop
 
     async def run(
         self,
@@ -203,8 +215,19 @@ class RunManager:
         self.active[run_id] = pid
         self._on_change()
         exited = asyncio.ensure_future(wait_exit(pid))
+        progress_key = keys.run_progress(self.plan.sandbox_id, run_id)
+        keep_s = math.ceil(spec.timeout_s + EXIT_GRACE_S + PROGRESS_KEY_MARGIN_S)
+
+        async def publish(update: dict) -> None:
+            # Kept before it is sent: a page opening mid-run reads the newest
+            # progress on connect, and anything newer reaches it through its group.
+            await self._quietly(
+                lambda redis: redis.set(progress_key, json.dumps(update["run"]), ex=keep_s)
+            )
+            await self._publish(update)
+
         progress = ProgressRelay(
-            self._publish,
+            publish,
             sandbox_id=self.plan.sandbox_id,
             run_id=run_id,
             experiment=experiment,
@@ -228,6 +251,7 @@ class RunManager:
             self.active.pop(run_id, None)
             self._on_change()
             await progress.close()
+            await self._quietly(lambda redis: redis.delete(progress_key))
         if outcome is None:
             outcome = {
                 "state": "failed",
@@ -254,6 +278,17 @@ class RunManager:
             return None
         finally:
             writer.close()
+
+    async def _quietly(self, command: Callable[[aioredis.Redis], Awaitable[Any]]) -> None:
+        """Send one command to Redis; a run goes on without its kept progress if Redis fails."""
+        if self._redis is None:
+            self._redis = aioredis.Redis.from_url(
+                self.plan.redis_url, socket_connect_timeout=2, socket_timeout=5
+            )
+        try:
+            await command(self._redis)
+        except (RedisError, OSError):
+            log.exception("cannot keep the progress of a run of sandbox %s", self.plan.sandbox_id)
 
     async def _control(self, message: dict) -> dict:
         try:
