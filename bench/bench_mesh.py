@@ -99,9 +99,11 @@ def main() -> None:
                 print(f"mesh memory per sidecar {name} RSS: {memory['rss'] / 1024:.1f} MB")
             print(f"mesh sidecars per sandbox: {every['sidecars']} sidecars")
             print(f"mesh generated config lines: {every['config_lines']} lines")
-            print(f"mesh Istio sidecar added p90 (published, theirs): {ISTIO_SIDECAR_P90_MS} ms")
             print(
-                f"mesh Istio ambient L4 added p90 (published, theirs): {ISTIO_AMBIENT_L4_P90_MS} ms"
+                f"mesh Istio 1.16.2 sidecar added p90 (published, theirs): {ISTIO_SIDECAR_P90_MS} ms"
+            )
+            print(
+                f"mesh Istio 1.22 ambient L4 added p90 (published, theirs): {ISTIO_AMBIENT_L4_P90_MS} ms"
             )
         finally:
             client.command(sandbox_id, "stop", timeout_s=30)

@@ -26,7 +26,7 @@ def overhead(figures: dict) -> dict:
     return {
         "headline": (
             f"Two sidecar hops with mTLS ({figures['mtls']}) added {added['p50']} ms at p50 and"
-            f" {added['p90']} ms at p90; Istio publishes +{ISTIO_SIDECAR_P90_MS} ms p90 for its sidecars."
+            f" {added['p90']} ms at p90; Istio publishes +{ISTIO_SIDECAR_P90_MS} ms p90 for its sidecars (1.16.2)."
         ),
         "summary": [
             {"label": "added p50", "value": added["p50"], "unit": "ms"},
@@ -70,8 +70,8 @@ def overhead(figures: dict) -> dict:
                 "y_label": "ms",
                 "categories": [
                     "this lab (HAProxy sidecars)",
-                    "Istio sidecar (theirs)",
-                    "Istio ambient L4 (theirs)",
+                    "Istio 1.16.2 sidecar (theirs)",
+                    "Istio 1.22 ambient L4 (theirs)",
                 ],
                 "series": [
                     {
