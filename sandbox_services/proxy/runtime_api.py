@@ -137,7 +137,7 @@ def server_states(stat_text: str) -> list[ServerState]:
 
 
 def proxy_totals(stat_text: str) -> dict[str, dict[str, int]]:
-    """Return per frontend/backend totals: requests, 5xx, retries, errors, connections."""
+    """Return per frontend/backend totals: requests, 5xx, retries, errors, denials, queue."""
     totals = {}
     for row in parse_show_stat(stat_text):
         if row.get("svname") not in ("FRONTEND", "BACKEND"):
@@ -152,6 +152,8 @@ def proxy_totals(stat_text: str) -> dict[str, dict[str, int]]:
             "connection_errors": _int(row.get("econ", "")),
             "response_errors": _int(row.get("eresp", "")),
             "denied": _int(row.get("dreq", "")),
+            "queued_now": _int(row.get("qcur", "")),  # backends only: waiting for a server
+            "queued_max": _int(row.get("qmax", "")),
         }
     return totals
 

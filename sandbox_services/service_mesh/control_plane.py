@@ -25,7 +25,7 @@ from sandbox_services.proxy.process import ConfigInvalid, HAProxyProcess
 
 from . import knobs
 from .policy import MeshPolicy, PolicyInvalid, parse_policy
-from .render import MeshFiles, render_sidecar
+from .render import MeshFiles, connection_shares, render_sidecar
 from .telemetry import SidecarTelemetry
 from .topology import (
     APP_SERVICES,
@@ -169,17 +169,23 @@ class ControlPlane:
             for host in sidecar.outbound:
                 if host not in running:
                     continue
-                for target in self.sidecars:
-                    if target.workload != host:
-                        continue
+                targets = [target for target in self.sidecars if target.workload == host]
+                # maxConnections is the host's: the replicas now running share it anew.
+                shares = connection_shares(
+                    self.policy.destination(host).max_connections, targets, running[host]
+                )
+                for target in targets:
                     state = "ready" if target.replica in running[host] else "maint"
-                    try:
-                        await runtime_api.command(
-                            self.proxies[sidecar.name].stats_socket,
-                            f"set server {host}/{target.name} state {state}",
+                    commands = [f"set server {host}/{target.name} state {state}"]
+                    if target.name in shares:
+                        commands.append(
+                            f"set maxconn server {host}/{target.name} {shares[target.name]}"
                         )
-                    except (TimeoutError, OSError) as error:
-                        log.warning("endpoint update on %s: %s", sidecar.name, error)
+                    for line in commands:
+                        try:
+                            await runtime_api.command(self.proxies[sidecar.name].stats_socket, line)
+                        except (TimeoutError, OSError) as error:
+                            log.warning("endpoint update on %s: %s", sidecar.name, error)
 
     # -- policy --------------------------------------------------------------
 

@@ -157,6 +157,91 @@ async def drive_outlier_detection(ctx, params: dict) -> dict:
         }
 
 
+async def _pool_spans(plane, started_ns: int, expected: int) -> list[dict]:
+    """Return the client sidecar's spans of calls to the backend since ``started_ns`` (all traced)."""
+    deadline = time.monotonic() + 3
+    while True:
+        spans = [
+            span
+            for span in await call(plane.spans)
+            if span["start_ns"] >= started_ns
+            and span["service"] == "client-sidecar"
+            and span["attributes"].get("haproxy.backend") == "backend"
+        ]
+        if len(spans) >= expected or time.monotonic() > deadline:
+            return spans
+        await asyncio.sleep(0.1)
+
+
+async def drive_connection_pool(ctx, params: dict) -> dict:
+    """Send one burst against a connection pool limit, then the same burst without it."""
+    pool = (
+        f"{{tcp: {{maxConnections: {params['max_connections']}}},"
+        f" http: {{http1MaxPendingRequests: {params['max_pending']}}}}}"
+    )
+    async with restoring(ctx) as plane:
+        topology = await call(plane.topology)
+        port = client_outbound(topology, "backend")
+        parts = {}
+        for label, connection_pool in (("with the limit", pool), ("without a limit", "")):
+            policy = documents(
+                peer_authentication("STRICT"),
+                destination_rule("backend", "ROUND_ROBIN", pool=connection_pool),
+                # No retries: each refusal reaches the caller as HAProxy gave it.
+                virtual_service("backend", retries="{attempts: 0}"),
+            )
+            applied = await call(plane.apply, policy)
+            await reset_backends(topology, [0])
+            await behave(topology, 0, delay_ms=params["work_ms"])
+            totals_before = (await call(plane.totals)).get("client-0", {})
+            started_ns = time.time_ns()
+            measured = await ctx.fork(
+                loadgen.closed_loop,
+                port,
+                "/quote?item=pool",
+                params["burst"],
+                params["burst"],
+                1,  # every call traced: each one's span carries HAProxy's timers
+            )
+            # HAProxy's counters, read before the next policy reloads them away.
+            totals_after = (await call(plane.totals)).get("client-0", {})
+            counters = (await replica_counters(topology, [0]))[0]
+            spans = await _pool_spans(plane, started_ns, params["burst"])
+            before = totals_before.get("backend/BACKEND", {})
+            after = totals_after.get("backend/BACKEND", {})
+            rows = measured["results"]
+            parts[label] = {
+                "policy": policy,
+                "diff": applied["diff"].get("client-0", ""),
+                "calls": len(rows),
+                "caller_ok": sum(1 for row in rows if row[1] == 200),
+                "caller_503": sum(1 for row in rows if row[1] == 503),
+                "caller_other": sum(1 for row in rows if row[1] not in (200, 503)),
+                "latency_ms": summary([row[0] for row in rows]),
+                "haproxy_denied": after.get("denied", 0) - before.get("denied", 0),
+                "haproxy_queue_max": after.get("queued_max", 0),
+                "spans": len(spans),
+                "spans_queued": sum(
+                    1 for span in spans if span["attributes"]["haproxy.timers_ms"]["tw"] > 0
+                ),
+                "spans_refused": sum(
+                    1
+                    for span in spans
+                    if str(span["attributes"].get("haproxy.termination_state", "")).startswith("PR")
+                ),
+                "spans_queue_wait_ms": summary(
+                    [
+                        span["attributes"]["haproxy.timers_ms"]["tw"]
+                        for span in spans
+                        if span["attributes"]["haproxy.timers_ms"]["tw"] > 0
+                    ]
+                ),
+                "backend_received": counters["received"],
+                "backend_max_in_flight": counters["max_in_flight"],
+            }
+        return {"params": params, "parts": parts}
+
+
 def _backend_retries(totals: dict, sidecar_name: str, backend: str) -> int:
     return totals.get(sidecar_name, {}).get(f"{backend}/BACKEND", {}).get("retries", 0)
 

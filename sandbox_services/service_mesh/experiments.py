@@ -32,6 +32,10 @@ async def outlier_detection(ctx, params: dict) -> dict:
     return reports.outlier_detection(await drive_traffic.drive_outlier_detection(ctx, params))
 
 
+async def connection_pool(ctx, params: dict) -> dict:
+    return reports.connection_pool(await drive_traffic.drive_connection_pool(ctx, params))
+
+
 async def retries(ctx, params: dict) -> dict:
     return reports.retries(await drive_traffic.drive_retries(ctx, params))
 

@@ -17,6 +17,7 @@ from sandbox_services.proxy.certs import dns_name
 from .policy import (
     ISTIO_DEFAULT_RETRIES,
     LOAD_BALANCERS,
+    DestinationPolicy,
     MeshPolicy,
     Retries,
     RoutePolicy,
@@ -174,9 +175,7 @@ def _server_lines(
     tls = policy.mtls(host) != "DISABLE"  # Istio's auto-mTLS: TLS unless the server refuses it
     targets = [other for other in sidecars if other.workload == host]
     lines = []
-    per_server_connections = None
-    if destination.max_connections is not None:
-        per_server_connections = max(1, -(-destination.max_connections // len(targets)))
+    shares = connection_shares(destination.max_connections, targets, running.get(host, set()))
     for target in targets:
         words = [f"    server {target.name} 127.0.0.1:{target.inbound_port}"]
         if tls:
@@ -195,13 +194,58 @@ def _server_lines(
                 f" downinter {PROBE_MS}ms rise {rise} fall {UNREACHABLE_FALL}"
                 f" observe layer7 error-limit {outlier.consecutive_5xx} on-error mark-down"
             )
-        if per_server_connections is not None:
-            words.append(f"maxconn {per_server_connections}")
-            if destination.max_pending_requests is not None:
-                words.append(f"maxqueue {destination.max_pending_requests}")
+        if target.name in shares:
+            words.append(f"maxconn {shares[target.name]}")
         if target.replica not in running.get(host, set()):
             words.append("disabled")  # not an endpoint now: in maintenance until it runs
         lines.append(" ".join(words))
+    return lines
+
+
+def connection_shares(
+    max_connections: int | None, targets: list[Sidecar], running: set[int]
+) -> dict[str, int]:
+    """Split a host's ``maxConnections`` into HAProxy's per-server ``maxconn``, by server name.
+
+    Envoy counts the limit for the whole host; HAProxy limits each server. The
+    running replicas share it (the first ones take the remainder), so the sum
+    is the limit whenever it is at least the number of replicas; a replica that
+    is not running keeps a share of 1 until the endpoints change.
+    """
+    if max_connections is None:
+        return {}
+    serving = [target for target in targets if target.replica in running]
+    shares = {target.name: 1 for target in targets}
+    for index, target in enumerate(serving):
+        share = max_connections // len(serving) + (index < max_connections % len(serving))
+        shares[target.name] = max(1, share)
+    return shares
+
+
+def _connection_pool(
+    destination: DestinationPolicy, replicas: int, queue_timeout_ms: int
+) -> list[str]:
+    lines = []
+    if destination.max_connections is not None:
+        limit = destination.max_connections
+        total = max(limit, replicas)
+        lines += [
+            f"    # connectionPool.tcp.maxConnections {limit}: Envoy counts it for the whole host,",
+            f"    # HAProxy per server, so the {replicas} running replica(s) share it (maxconn below,"
+            f" {total} in all).",
+            "    # A request that finds every server busy waits in this backend's queue, as in",
+            "    # Envoy's pending queue; Envoy gives it no timer of its own, only the route's timeout.",
+            f"    timeout queue {queue_timeout_ms}ms",
+        ]
+    if destination.max_pending_requests is not None:
+        pending = destination.max_pending_requests
+        lines += [
+            f"    # connectionPool.http.http1MaxPendingRequests {pending}: with that many already",
+            "    # waiting, the next request is refused at once with 503, as Envoy's overflow is.",
+            "    # (HAProxy's per-server maxqueue would not refuse: it sends the excess to the",
+            "    # backend's queue, which has no bound.) Logged with termination state PR.",
+            f"    http-request deny deny_status 503 if {{ queue() ge {pending} }}",
+        ]
     return lines
 
 
@@ -305,11 +349,8 @@ def _outbound(
             "    option httpchk GET /healthz",
             "    http-check expect status 200",
         ]
-    if destination.max_connections is not None:
-        lines += [
-            f"    # connectionPool.tcp.maxConnections {destination.max_connections}: Envoy counts"
-            " it per cluster, HAProxy per server, so it is split across the replicas.",
-            "    timeout queue 1s",
-        ]
+    lines += _connection_pool(
+        destination, len(running.get(host, set())), server_timeout or DEFAULT_SERVER_TIMEOUT_MS
+    )
     lines += _server_lines(sidecar, host, sidecars, policy, files, running)
     return lines

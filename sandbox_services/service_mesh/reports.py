@@ -358,6 +358,114 @@ def outlier_detection(figures: dict) -> dict:
     }
 
 
+def connection_pool(figures: dict) -> dict:
+    params = figures["params"]
+    limited, open_ = figures["parts"]["with the limit"], figures["parts"]["without a limit"]
+    expected_refused = max(0, params["burst"] - params["max_connections"] - params["max_pending"])
+    rows = [
+        [
+            label,
+            part["calls"],
+            part["caller_ok"],
+            part["caller_503"],
+            part["haproxy_denied"],
+            part["haproxy_queue_max"],
+            part["spans_queued"],
+            part["spans_refused"],
+            part["backend_max_in_flight"],
+            round(part["latency_ms"]["p50"] or 0, 1),
+            round(part["latency_ms"]["max"] or 0, 1),
+        ]
+        for label, part in figures["parts"].items()
+    ]
+    return {
+        "headline": (
+            f"{params['burst']} calls at once against maxConnections {params['max_connections']} and"
+            f" http1MaxPendingRequests {params['max_pending']}: HAProxy queued {limited['spans_queued']}"
+            f" and refused {limited['spans_refused']} with 503 at once; without the limit all"
+            f" {open_['caller_ok']} were served, {open_['backend_max_in_flight']} in flight at the backend."
+        ),
+        "summary": [
+            {"label": "refused with 503, with the limit", "value": limited["spans_refused"]},
+            {"label": "queued, with the limit", "value": limited["spans_queued"]},
+            {
+                "label": "most in flight at the backend, with the limit",
+                "value": limited["backend_max_in_flight"],
+            },
+            {
+                "label": "most in flight at the backend, without",
+                "value": open_["backend_max_in_flight"],
+            },
+            {
+                "label": "slowest call, with the limit",
+                "value": round(limited["latency_ms"]["max"] or 0, 1),
+                "unit": "ms",
+            },
+            {
+                "label": "slowest call, without",
+                "value": round(open_["latency_ms"]["max"] or 0, 1),
+                "unit": "ms",
+            },
+        ],
+        "charts": [
+            {
+                "title": "What became of the burst's calls",
+                "type": "bar",
+                "x_label": "",
+                "y_label": "calls",
+                "categories": ["served at once", "queued, then served", "refused (503)"],
+                "series": [
+                    {
+                        "name": label,
+                        "values": [
+                            part["caller_ok"] - part["spans_queued"],
+                            part["spans_queued"],
+                            part["spans_refused"],
+                        ],
+                    }
+                    for label, part in figures["parts"].items()
+                ],
+            }
+        ],
+        "table": {
+            "columns": [
+                "part",
+                "calls",
+                "200",
+                "503 seen by the caller",
+                "HAProxy denied (dreq)",
+                "HAProxy peak queue (qmax)",
+                "spans that waited (Tw > 0)",
+                "spans ended PR",
+                "most in flight at the backend",
+                "p50 ms",
+                "max ms",
+            ],
+            "rows": rows,
+        },
+        "notes": [
+            "The evidence is HAProxy's own: its stats counters on the client's sidecar (dreq: requests"
+            " it denied; qmax: the longest its queue got) and each call's log line, read back as a span"
+            " (Tw: milliseconds spent in the queue; termination state PR: refused by the proxy before"
+            " any server was tried). The backend's own count of calls in flight shows the limit held.",
+            f"Envoy would answer the same: {params['max_connections']} calls run, {params['max_pending']}"
+            f" wait for one of them, and the other {expected_refused} overflow with 503 at once (its UO"
+            " flag), instead of joining a queue that grows while the backend is slow.",
+            f"The backend held each call for {params['work_ms']} ms, so the queued calls waited about"
+            f" that long (queue wait p50 {limited['spans_queue_wait_ms']['p50']} ms) before being served.",
+            "maxConnections counts for the whole host in Envoy; HAProxy limits each server, so the"
+            " control plane shares it among the running replicas (one here). Retries were off, so each"
+            " refusal reached the caller as HAProxy gave it.",
+        ],
+        "figures": figures,
+        "ok": (
+            limited["spans_refused"] == limited["caller_503"] == limited["haproxy_denied"]
+            and limited["backend_max_in_flight"] <= params["max_connections"]
+            and open_["caller_ok"] == open_["calls"]
+        ),
+    }
+
+
 def retries(figures: dict) -> dict:
     rescue, storm, timeouts = figures["rescue"], figures["storm"], figures["timeouts"]
     rows = []

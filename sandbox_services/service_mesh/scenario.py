@@ -121,12 +121,16 @@ def peer_authentication(mode: str, workload: str | None = None) -> str:
     )
 
 
-def destination_rule(host: str, balancer: str = "LEAST_REQUEST", outlier: str = "") -> str:
+def destination_rule(
+    host: str, balancer: str = "LEAST_REQUEST", outlier: str = "", pool: str = ""
+) -> str:
     text = (
         "apiVersion: networking.istio.io/v1beta1\nkind: DestinationRule\n"
         f"metadata: {{name: {host}}}\nspec:\n  host: {host}\n  trafficPolicy:\n"
         f"    loadBalancer: {{simple: {balancer}}}\n"
     )
+    if pool:
+        text += f"    connectionPool: {pool}\n"
     if outlier:
         text += f"    outlierDetection: {outlier}\n"
     return text

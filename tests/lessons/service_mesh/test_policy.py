@@ -168,3 +168,41 @@ def test_every_rendered_sidecar_config_is_accepted_by_haproxy(name, tmp_path: Pa
             running={"frontend": {0}, "backend": {0, 1}},
         )
         check_config(text, tmp_path / f"{sidecar.name}.cfg")  # raises with HAProxy's own alert
+
+
+def test_a_connection_pool_shares_max_connections_and_bounds_the_queue_with_a_refusal(
+    tmp_path: Path,
+):
+    ca = CertificateAuthority(SANDBOX, tmp_path / "certs")
+    layout = sidecars(
+        {"frontend": [20001], "backend": [20002, 20003, 20004]},
+        list(range(21000, 21000 + pool_size())),
+    )
+    policy = parse_policy(
+        documents(
+            destination_rule(
+                "backend",
+                "ROUND_ROBIN",
+                pool="{tcp: {maxConnections: 5}, http: {http1MaxPendingRequests: 3}}",
+            )
+        )
+    )
+    client = next(sidecar for sidecar in layout if sidecar.name == "client-0")
+    text = render_sidecar(
+        client,
+        sidecars=layout,
+        policy=policy,
+        files=MeshFiles(SANDBOX, tmp_path, tmp_path, ca.ca_path),
+        running={"frontend": {0}, "backend": {0, 1}},
+    )
+    servers = {
+        line.split()[1]: line
+        for line in text.splitlines()
+        if line.startswith("    server backend-")
+    }
+    # 5 for the host, shared by the two running replicas; the stopped one holds 1 until it runs.
+    assert "maxconn 3" in servers["backend-0"] and "maxconn 2" in servers["backend-1"]
+    assert "maxconn 1" in servers["backend-2"]
+    # The pending bound refuses at once; per-server maxqueue would not (it spills to an unbounded queue).
+    assert "http-request deny deny_status 503 if { queue() ge 3 }" in text
+    assert not any("maxqueue" in line for line in servers.values())

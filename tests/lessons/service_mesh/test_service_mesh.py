@@ -123,6 +123,41 @@ def test_outlier_detection_ejects_the_failing_replica_and_readmits_it(sandbox):
     assert figures["replica_1_failed"] == sum(1 for row in figures["requests"] if row[1] == 503)
 
 
+def test_a_connection_pool_queues_up_to_its_limit_and_refuses_the_overflow_as_haproxy_logs_it(
+    sandbox,
+):
+    since = sandbox.last_seq()
+    params = {"max_connections": 2, "max_pending": 2, "burst": 10, "work_ms": 400}
+    result = sandbox.run("connection-pool", params)
+    limited = result["figures"]["parts"]["with the limit"]
+    unlimited = result["figures"]["parts"]["without a limit"]
+    # HAProxy's own counters, read by the run before the next policy reloaded the sidecar.
+    assert limited["haproxy_denied"] == 6 and limited["haproxy_queue_max"] == 2
+    assert unlimited["haproxy_denied"] == 0 and unlimited["haproxy_queue_max"] == 0
+    # The replica's own count: never more than the limit at once, then the whole burst.
+    assert limited["backend_max_in_flight"] == 2 and limited["backend_received"] == 4
+    assert unlimited["backend_max_in_flight"] == 10
+    # HAProxy's log lines, as the sandbox kept them (not the run's report): both bursts,
+    # every call traced; 2 waited in the queue about one call's time, 6 were refused (PR).
+    calls = [
+        span
+        for span in sandbox.spans(since)
+        if span["service"] == "client-sidecar"
+        and span["attributes"].get("haproxy.backend") == "backend"
+        and span["attributes"].get("url.path") == "/quote"
+    ]
+    assert len(calls) == 20
+    refused = [s for s in calls if s["attributes"]["haproxy.termination_state"].startswith("PR")]
+    queued = [s for s in calls if s["attributes"]["haproxy.timers_ms"]["tw"] > 0]
+    assert len(refused) == 6
+    assert {s["attributes"]["http.response.status_code"] for s in refused} == {503}
+    assert all(s["attributes"]["haproxy.server"] == "<NOSRV>" for s in refused)
+    assert len(queued) == 2 and all(
+        s["attributes"]["haproxy.timers_ms"]["tw"] >= 300 for s in queued
+    )
+    assert result["ok"], result["headline"]
+
+
 def test_retries_are_counted_by_haproxy_and_by_the_replicas(sandbox):
     result = sandbox.run("retries", {"attempts": 2, "flaky_error_rate": 0.5, "requests": 200})
     rescue = result["figures"]["rescue"]
