@@ -114,6 +114,8 @@ def cohort_detail(request: HttpRequest, cohort_id: int) -> HttpResponse:
         "lesson": lesson.slug,
         "socket": f"/ws/classroom/cohorts/{cohort.id}/?lesson={lesson.slug}",
         "scenarioUrl": reverse("classroom-scenarios", args=[cohort.id]),
+        # The read-only watch page of a learner's sandbox; the grid fills in the id.
+        "watchUrl": reverse("instructor-sandbox", args=["SANDBOX"]),
         "stuck_after": selectors.STUCK_AFTER_MINUTES,
     }
     context = {

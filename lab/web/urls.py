@@ -1,5 +1,6 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
+from django.views.generic import RedirectView
 
 from . import views
 
@@ -20,8 +21,12 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("instructor/", views.instructor_dashboard, name="instructor"),
-    path("instructor/learners/", views.instructor_learners, name="instructor-learners"),
+    # The old polled class page's address: the live class view starts at the cohorts.
+    path(
+        "instructor/",
+        RedirectView.as_view(pattern_name="classroom-cohorts", permanent=False),
+        name="instructor",
+    ),
     path(
         "instructor/sandboxes/<str:sandbox_id>/",
         views.instructor_sandbox,

@@ -1,4 +1,7 @@
-"""Pages: the lesson list, a lesson with its live panel, sign-up, the instructor's class.
+"""Pages: the lesson list, a lesson with its live panel, sign-up, an instructor watching a sandbox.
+
+The class itself (cohorts, the live class view) is ``lab.classroom``; its grid
+links each learner's sandbox to ``instructor_sandbox`` here.
 
 Views stay thin: they read through the catalog, sandboxes and accounts
 selectors, write through their services, and hand the live panel what it needs
@@ -38,7 +41,6 @@ from lab.sandboxes.selectors import sandbox_current, sandbox_get_visible, sandbo
 from lab.sandboxes.serializers import SandboxOutput
 
 from .forms import QuizAnswerForm, SignUpForm
-from .selectors import learners_for_instructor
 
 
 RUN_CHECKPOINT_RECHECKS = 3
@@ -285,23 +287,6 @@ def guest_start(request: HttpRequest) -> HttpResponse:
 def _instructor_only(request: HttpRequest) -> None:
     if not is_instructor(request.user):
         raise PermissionDenied("Instructors only.")
-
-
-@require_GET
-def instructor_dashboard(request: HttpRequest) -> HttpResponse:
-    if not request.user.is_authenticated:
-        return redirect(f"/accounts/login/?next={request.path}")
-    _instructor_only(request)
-    rows = learners_for_instructor(instructor=request.user)
-    return render(request, "web/instructor.html", {"rows": rows, "lessons": lesson_list()})
-
-
-@require_GET
-def instructor_learners(request: HttpRequest) -> HttpResponse:
-    """The learners table alone: htmx polls it to keep the dashboard fresh."""
-    _instructor_only(request)
-    rows = learners_for_instructor(instructor=request.user)
-    return render(request, "web/_learner_rows.html", {"rows": rows, "lessons": lesson_list()})
 
 
 @require_GET

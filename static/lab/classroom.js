@@ -60,6 +60,10 @@ function drawGrid(state) {
         "td",
         { "data-sandbox-state": sandbox ? sandbox.state : "none" },
         sandboxText,
+        // The learner's own panel, read-only: their services, runs and trace, live.
+        sandbox
+          ? [" · ", node("a", { href: config.watchUrl.replace("SANDBOX", sandbox.id), className: "watch-link", "aria-label": `Watch ${row.username}'s sandbox` }, "watch")]
+          : null,
         stopped.length ? node("span", { className: "muted" }, ` · ${stopped.map(([name, serviceState]) => `${name} ${serviceState}`).join(", ")}`) : null,
       ),
       node("td", { "data-run-state": row.last_run ? row.last_run.state : "none", title: row.last_run ? row.last_run.headline || row.last_run.error : "" }, runText(row.last_run)),

@@ -1,6 +1,15 @@
 """Steps the live-lab browser tests share."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 from playwright.sync_api import Page, expect
+
+
+def off_the_loop(function, *args, **kwargs):
+    """Call a service from another thread: Playwright's loop runs in this one, and a
+    service that tells the class view (async_to_sync) refuses a thread with a loop."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(function, *args, **kwargs).result()
 
 
 def try_as_guest(page: Page) -> None:

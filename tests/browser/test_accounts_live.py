@@ -2,7 +2,8 @@
 
 from playwright.sync_api import expect
 
-from tests.browser.live import try_as_guest
+from lab.classroom.services import cohort_create, cohort_join
+from tests.browser.live import off_the_loop, try_as_guest
 
 PASSWORD = "correct-horse-battery"
 
@@ -61,25 +62,28 @@ def test_guest_answers_a_quiz_inline_marks_a_step_and_keeps_progress_after_signi
     assert page.js_errors == []
 
 
-def test_instructor_sees_the_class_and_watches_a_learners_sandbox_read_only(
+def test_instructor_follows_the_class_live_and_watches_a_learners_sandbox_read_only(
     live_lab, browser, make_user, artifacts
 ):
-    from lab.users.models import Cohort
-
     ada, _ = make_user("ada", "learner", password=PASSWORD)
     teacher, _ = make_user("teacher", "instructor", password=PASSWORD)
     # An instructor sees the learners of the cohorts they teach.
-    cohort = Cohort.objects.create(name="Monday")
-    cohort.instructors.add(teacher)
-    cohort.learners.add(ada)
+    cohort = off_the_loop(cohort_create, instructor=teacher, name="Monday")
+    off_the_loop(cohort_join, learner=ada, code=cohort.join_code.code)
     learner = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     instructor = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     try:
         log_in(learner, live_lab, "ada")
         log_in(instructor, live_lab, "teacher")
-        instructor.get_by_role("link", name="Class").click()
-        row = instructor.locator('tr[data-learner="ada"]')
-        expect(row).to_contain_text("none")
+        instructor.get_by_role("link", name="Cohorts").click()
+        instructor.get_by_role("link", name="Monday").click()
+        expect(instructor.locator("#class-status")).to_have_text("live", timeout=10_000)
+        row = instructor.locator('#class-grid tr[data-learner="ada"]')
+        sandbox_cell = row.locator("td[data-sandbox-state]")
+        expect(sandbox_cell).to_have_attribute("data-sandbox-state", "none")
+        # Nothing polls: what changes is pushed over the class view's WebSocket.
+        requests: list[str] = []
+        instructor.on("request", lambda request: requests.append(request.url))
 
         learner.goto(f"{live_lab}/lessons/rest-vs-grpc/")
         learner.get_by_role("button", name="Start sandbox").click()
@@ -87,11 +91,11 @@ def test_instructor_sees_the_class_and_watches_a_learners_sandbox_read_only(
             "data-state", "running", timeout=30_000
         )
 
-        # The class view polls (htmx, every 5 s): the new sandbox appears without a reload.
-        expect(row.locator(".state-badge")).to_have_text("running", timeout=15_000)
+        expect(sandbox_cell).to_have_attribute("data-sandbox-state", "running", timeout=15_000)
+        assert requests == [], requests
         instructor.screenshot(path=str(artifacts / "instructor-class.png"))
 
-        row.get_by_role("link", name="REST vs gRPC").click()
+        row.get_by_role("link", name="Watch ada's sandbox").click()
         expect(instructor.get_by_text("Watching ada's sandbox, read-only")).to_be_visible()
         expect(instructor.locator("#sandbox-panel")).to_have_attribute("data-state", "running")
         expect(instructor.locator("#connection-status")).to_have_text("live", timeout=10_000)
@@ -118,11 +122,13 @@ def test_instructor_sees_the_class_and_watches_a_learners_sandbox_read_only(
         instructor.context.close()
 
 
-def test_learners_may_not_open_the_class_view(live_lab, page, make_user):
+def test_the_old_class_address_shows_a_learner_only_their_own_cohorts(live_lab, page, make_user):
     make_user("bob", "learner", password=PASSWORD)
     log_in(page, live_lab, "bob")
 
     response = page.goto(f"{live_lab}/instructor/")
 
-    assert response.status == 403
-    expect(page.get_by_role("link", name="Class")).to_have_count(0)
+    assert response.status == 200 and page.url == f"{live_lab}/class/"
+    expect(page.get_by_role("heading", name="Join a cohort")).to_be_visible()
+    expect(page.get_by_role("heading", name="Cohorts you teach")).to_have_count(0)
+    expect(page.get_by_role("button", name="Make cohort")).to_have_count(0)

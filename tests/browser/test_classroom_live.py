@@ -1,8 +1,6 @@
 """The class, in real browsers against the real lab: the live class view, a scenario
 pushed to two learners' sandboxes and confirmed from their spans, and a graded prediction."""
 
-from concurrent.futures import ThreadPoolExecutor
-
 from playwright.sync_api import expect
 
 from lab.classroom.models import Prediction, ScenarioTarget
@@ -11,16 +9,10 @@ from lab.curriculum.selectors import lesson_get
 from lab.sandboxes.models import Run
 from lab.users.models import Cohort
 from tests.browser.axe import assert_no_axe_violations
+from tests.browser.live import off_the_loop
 
 PASSWORD = "correct-horse-battery"
 VIEWPORT = {"width": 1400, "height": 1000}
-
-
-def off_the_loop(function, *args, **kwargs):
-    """Call a service from another thread: Playwright's loop runs in this one, and a
-    service that tells the class view (async_to_sync) refuses a thread with a loop."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(function, *args, **kwargs).result()
 
 
 def log_in(page, base_url, username):

@@ -9,6 +9,7 @@ send: a session cookie with its CSRF token, from the lab's own origin.
 
 import secrets
 from datetime import timedelta
+from html import escape
 
 import pytest
 import requests
@@ -117,8 +118,8 @@ REQUESTS = [
     ("login", "GET", "/accounts/login/", None, everyone(200)),
     ("login", "POST", "/accounts/login/", {"username": "nobody", "password": "wrong"},
      everyone(200)),
-    ("instructor", "GET", "/instructor/", None, instructors_only(200, anonymous=302)),
-    ("instructor-learners", "GET", "/instructor/learners/", None, instructors_only(200)),
+    # The old class page's address: a redirect to /class/, which decides who may see what.
+    ("instructor", "GET", "/instructor/", None, everyone(302)),
     ("instructor-sandbox", "GET", "/instructor/sandboxes/{sandbox}/", None,
      {**instructors_only(200, anonymous=302), "other_instructor": 404}),
     # The classroom app (lab/classroom): cohorts, joining, the live class view, scenarios.
@@ -300,15 +301,16 @@ def test_every_route_as_each_visitor(live_lab, classroom):
     assert not failures, "\n".join(failures)
 
 
-def test_instructors_see_only_their_cohorts_learners(live_lab, classroom):
+def test_the_old_class_address_leads_each_instructor_to_their_own_cohorts_only(live_lab, classroom):
     for actor, sees, hidden in (
-        ("cohort_instructor", "owner-ada", "other-bob"),
-        ("other_instructor", "other-bob", "owner-ada"),
+        ("cohort_instructor", "ada's class", "bob's class"),
+        ("other_instructor", "bob's class", "ada's class"),
     ):
         browser = browser_for(live_lab, classroom["users"][actor])
-        for path in ("/instructor/", "/instructor/learners/"):
-            page = browser.get(live_lab + path, timeout=30).text
-            assert sees in page and hidden not in page, (actor, path)
+        response = browser.get(live_lab + "/instructor/", timeout=30)
+        assert response.url == live_lab + "/class/", actor
+        page = response.text
+        assert escape(sees) in page and escape(hidden) not in page, actor
 
 
 @pytest.fixture(autouse=True)

@@ -3,14 +3,8 @@
 from django import template
 
 from lab.users.selectors import is_guest as _is_guest
-from lab.users.selectors import is_instructor as _is_instructor
 
 register = template.Library()
-
-
-@register.filter
-def is_instructor(user) -> bool:
-    return _is_instructor(user)
 
 
 @register.filter
