@@ -3,6 +3,7 @@
 from playwright.sync_api import expect
 
 from lab.classroom.services import cohort_create, cohort_join
+from tests.browser.axe import assert_no_axe_violations
 from tests.browser.live import off_the_loop, try_as_guest
 
 PASSWORD = "correct-horse-battery"
@@ -63,7 +64,7 @@ def test_guest_answers_a_quiz_inline_marks_a_step_and_keeps_progress_after_signi
 
 
 def test_instructor_follows_the_class_live_and_watches_a_learners_sandbox_read_only(
-    live_lab, browser, make_user, artifacts
+    live_lab, browser, make_user, artifacts, axe_source
 ):
     ada, _ = make_user("ada", "learner", password=PASSWORD)
     teacher, _ = make_user("teacher", "instructor", password=PASSWORD)
@@ -71,7 +72,10 @@ def test_instructor_follows_the_class_live_and_watches_a_learners_sandbox_read_o
     cohort = off_the_loop(cohort_create, instructor=teacher, name="Monday")
     off_the_loop(cohort_join, learner=ada, code=cohort.join_code.code)
     learner = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    instructor = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    # bypass_csp: axe-core is injected as a script the page's CSP would refuse.
+    instructor = browser.new_context(
+        viewport={"width": 1400, "height": 1000}, bypass_csp=True
+    ).new_page()
     try:
         log_in(learner, live_lab, "ada")
         log_in(instructor, live_lab, "teacher")
@@ -94,6 +98,7 @@ def test_instructor_follows_the_class_live_and_watches_a_learners_sandbox_read_o
         expect(sandbox_cell).to_have_attribute("data-sandbox-state", "running", timeout=15_000)
         assert requests == [], requests
         instructor.screenshot(path=str(artifacts / "instructor-class.png"))
+        assert_no_axe_violations(instructor, axe_source, "the class view, a sandbox running")
 
         row.get_by_role("link", name="Watch ada's sandbox").click()
         expect(instructor.get_by_text("Watching ada's sandbox, read-only")).to_be_visible()
