@@ -387,7 +387,11 @@ def test_starting_another_lessons_sandbox_asks_first_and_the_stopped_one_says_wh
     assert "event-sourcing" in stopped.reason, stopped.reason
 
 
-@pytest.mark.parametrize("path", ["/", "/accounts/login/", "/accounts/signup/"])
+@pytest.mark.parametrize(
+    # service-mesh again: its lesson test above is an expected failure for now.
+    "path",
+    ["/", "/accounts/login/", "/accounts/signup/", "/lessons/service-mesh/"],
+)
 def test_other_pages_have_no_axe_violations(live_lab, screen_page, axe_source, path):
     screen_page.goto(f"{live_lab}{path}")
     assert_no_axe_violations(screen_page, axe_source, path)
