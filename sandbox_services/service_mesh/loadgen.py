@@ -9,6 +9,7 @@ sidecars log them without making spans.
 
 from __future__ import annotations
 
+import contextvars
 import http.client
 import json
 import threading
@@ -177,7 +178,12 @@ def closed_loop(
                 results.append(row)
         connection.close()
 
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    # A new thread starts with an empty context: each gets a copy of this one, or
+    # its spans would lose the run's baggage and show as the lab's background work.
+    threads = [
+        threading.Thread(target=contextvars.copy_context().run, args=(worker,))
+        for _ in range(concurrency)
+    ]
     started = time.perf_counter()
     for thread in threads:
         thread.start()

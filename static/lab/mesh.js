@@ -4,6 +4,7 @@
 // Everything comes from the sandbox's control plane: its state over the
 // WebSocket (metrics from source "control-plane", key mesh_state), the policy
 // through /api/sandboxes/<id>/mesh/. Nothing here computes a breaker's state.
+// Clicking an edge (or Enter on it) filters the trace view to that edge's calls.
 
 import { api, ApiError } from "./api.js";
 import { diffDetails, refusalList } from "./policy-view.js";
@@ -45,6 +46,7 @@ class MeshPanel {
     this.graph = root.querySelector("#mesh-graph");
     this.edited = false;
     this.lastCounts = new Map(); // edge -> {requests, at}: for a rate between two updates
+    this.filtered = null; // the edge the trace view is filtered to, "caller->server"
     this.editor.addEventListener("input", () => { this.edited = true; });
     root.querySelector("#mesh-preview").addEventListener("click", () => this.send(false));
     root.querySelector("#mesh-apply").addEventListener("click", () => this.send(true));
@@ -52,6 +54,15 @@ class MeshPanel {
     document.addEventListener("lab:metrics", (event) => {
       const state = event.detail?.metrics?.mesh_state;
       if (state) this.draw(state);
+    });
+    // The trace view says when its filter changes (an edge click, or its chip's ×).
+    document.addEventListener("lab:trace-filter", (event) => {
+      this.filtered = event.detail?.filter?.edge ?? null;
+      for (const edge of this.graph.querySelectorAll(".mesh-edge")) {
+        const on = edge.dataset.edge === this.filtered;
+        edge.classList.toggle("is-filtered", on);
+        edge.setAttribute("aria-pressed", String(on));
+      }
     });
   }
 
@@ -129,7 +140,7 @@ class MeshPanel {
   }
 
   drawGraph(servers, edges) {
-    const svg = element("svg:svg", { viewBox: "0 0 470 220", role: "img", "aria-label": "The mesh: workloads and the calls between them" });
+    const svg = element("svg:svg", { viewBox: "0 0 470 220", role: "group", "aria-label": "The mesh: workloads and the calls between them; each edge filters the trace to its calls" });
     // Each caller's sidecar judges each replica on its own: an edge shows its caller's
     // view, a node the worst view any caller has of it.
     const severity = { open: 4, probing: 3, maintenance: 2, unknown: 1, closed: 0 };
@@ -154,20 +165,31 @@ class MeshPanel {
       const last = this.lastCounts.get(key);
       const rate = last && now > last.at ? ((edge.requests - last.requests) * 1000) / (now - last.at) : 0;
       this.lastCounts.set(key, { requests: edge.requests, at: now });
-      const group = element("svg:g", { class: `mesh-edge${broken ? " is-broken" : ""}`, "data-edge": `${edge.from}->${edge.to}` });
+      const filtered = key === this.filtered;
+      const summary = `${edge.from} → ${edge.to}: ${edge.requests} requests, ${edge.errors} errors, ${edge.retries} retries, ${edge.mtls ? "mTLS" : "plaintext"}`;
+      const text = `${edge.mtls ? "mTLS" : "plaintext"} · ${Math.max(0, Math.round(rate))}/s · ${edge.errors} err · p99 ${edge.p99_ms ?? "–"} ms`;
+      // Every edge is a button: click or Enter filters the trace view to its calls.
+      const group = element("svg:g", {
+        class: `mesh-edge${broken ? " is-broken" : ""}${filtered ? " is-filtered" : ""}`,
+        "data-edge": key,
+        tabindex: "0",
+        role: "button",
+        "aria-pressed": String(filtered),
+        // The name holds the visible label word for word (axe: label-content-name-mismatch).
+        "aria-label": `${edge.from} → ${edge.to}, ${text}, ${edge.requests} requests, ${edge.retries} retries: show its calls in the trace`,
+      });
       group.append(element("svg:line", { x1: from.x + 30, y1: from.y, x2: to.x - 30, y2: to.y }));
-      const label = element("svg:text", { x: (from.x + to.x) / 2, y: (from.y + to.y) / 2 - 4, "text-anchor": "middle" },
-        `${edge.mtls ? "mTLS" : "plaintext"} · ${Math.max(0, Math.round(rate))}/s · ${edge.errors} err · p99 ${edge.p99_ms ?? "–"} ms`);
+      const label = element("svg:text", { x: (from.x + to.x) / 2, y: (from.y + to.y) / 2 - 4, "text-anchor": "middle" }, text);
       group.append(label);
-      group.append(element("svg:title", {}, `${edge.from} → ${edge.to}: ${edge.requests} requests, ${edge.errors} errors, ${edge.retries} retries, ${edge.mtls ? "mTLS" : "plaintext"}${edge.last_span_id ? " (click: its latest traced call)" : ""}`));
-      if (edge.last_span_id) {
-        // Clicking an edge shows its latest traced call in the trace view.
-        group.setAttribute("tabindex", "0");
-        group.setAttribute("role", "button");
-        const select = () => document.dispatchEvent(new CustomEvent("lab:select-span", { detail: { spanId: edge.last_span_id } }));
-        group.addEventListener("click", select);
-        group.addEventListener("keydown", (event) => { if (event.key === "Enter" || event.key === " ") select(); });
-      }
+      group.append(element("svg:title", {}, `${summary} (click: show its calls in the trace)`));
+      const show = () => this.filterTrace(edge);
+      group.addEventListener("click", show);
+      group.addEventListener("keydown", (event) => {
+        if (event.key === "Enter" || event.key === " ") {
+          event.preventDefault();
+          show();
+        }
+      });
       svg.append(group);
     }
     for (const [name, node] of Object.entries(NODES)) {
@@ -176,7 +198,23 @@ class MeshPanel {
       group.append(element("svg:text", { x: node.x, y: node.y + 4, "text-anchor": "middle" }, node.label));
       svg.append(group);
     }
+    // Redrawn on every update: an edge that had the keyboard focus keeps it.
+    const focused = this.graph.contains(document.activeElement) ? document.activeElement.dataset?.edge : null;
     this.graph.replaceChildren(svg);
+    if (focused) svg.querySelector(`[data-edge="${CSS.escape(focused)}"]`)?.focus();
+  }
+
+  /** Ask the trace view to show only this edge's calls: the caller's sidecar's spans to that replica. */
+  filterTrace(edge) {
+    const key = `${edge.from}->${edge.to}`;
+    document.dispatchEvent(new CustomEvent("lab:filter-trace", {
+      detail: {
+        label: `${edge.from} → ${edge.to}`,
+        edge: key,
+        where: { service: `${edge.from}-sidecar`, kind: "client", attributes: { "haproxy.server": edge.to } },
+        spanId: edge.last_span_id,
+      },
+    }));
   }
 }
 

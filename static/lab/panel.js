@@ -135,6 +135,12 @@ function start() {
     trace.selectSpan(event.detail.spanId);
     document.getElementById("trace-view").scrollIntoView({ behavior: "smooth", block: "nearest" });
   });
+  // A lesson widget (the mesh graph's edges) can filter the trace to the calls it names.
+  document.addEventListener("lab:filter-trace", (event) => {
+    trace.setFilter(event.detail);
+    if (event.detail?.spanId) trace.selectSpan(event.detail.spanId);
+    document.getElementById("trace-view").scrollIntoView({ behavior: "smooth", block: "nearest" });
+  });
   // A hook for browser tests and for curious learners in the console.
   window.lab = { trace, metrics, sandboxPanel, experiments, socket: () => socket };
 }

@@ -254,3 +254,36 @@ function waterfallRows(spans, byId, children) {
   }
   return rows;
 }
+
+/**
+ * Tell whether a span is one a filter names: `where` lists a service, a kind
+ * and attribute values; every one given must be equal.
+ * @param {object} span
+ * @param {{service?: string, kind?: string, attributes?: object}} where
+ */
+export function spanMatches(span, where) {
+  if (where.service != null && span.service !== where.service) return false;
+  if (where.kind != null && span.kind !== where.kind) return false;
+  const attributes = span.attributes || {};
+  return Object.entries(where.attributes || {}).every(([key, value]) => attributes[key] === value);
+}
+
+/**
+ * A trace reduced to the calls a filter names: the arrows of those calls, and
+ * in the waterfall each call's span with the server span that answered it.
+ * Returns the count of calls too (0: the trace has none).
+ */
+export function filterTrace(trace, where) {
+  const hops = trace.hops.filter((hop) => spanMatches(hop.span, where));
+  const rows = [];
+  let calls = 0;
+  for (const { span } of trace.rows) {
+    if (!spanMatches(span, where)) continue;
+    calls += 1;
+    rows.push({ span, depth: 0 });
+    for (const other of trace.spans.values()) {
+      if (other.parent_id === span.span_id && other.kind === "server") rows.push({ span: other, depth: 1 });
+    }
+  }
+  return { hops, rows, calls };
+}

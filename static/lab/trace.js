@@ -7,8 +7,9 @@
 // - the diagram shows the most recent `maxTraces` traces, with a picker for the others.
 // Drawn hops carry data-protocol / data-span-id, and the root element carries
 // counts (data-spans, data-hops-http, ...) so tests can check what is drawn.
+// A filter (setFilter) keeps only the calls it names, live, until cleared.
 
-import { BACKGROUND, TraceStore, displayName, durationMs, formatMs } from "./trace-model.js";
+import { BACKGROUND, TraceStore, displayName, durationMs, filterTrace, formatMs } from "./trace-model.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const SEQ_ROW = 30;
@@ -84,6 +85,7 @@ export class TraceView {
     this.frameRequested = false;
     this.pickedTrace = "";
     this.selectedSpanId = null;
+    this.filter = null; // {label, where}: only the calls it names are drawn
     this.follow = true; // keep the newest hop in view until the learner scrolls up
     this.followWaterfall = true;
     this.drawnWaiters = [];
@@ -103,6 +105,7 @@ export class TraceView {
     this.pending = [];
     this.stopReplay();
     this.store.clear();
+    this.clearFilter();
     this.pickedTrace = "";
     this.selectedSpanId = null;
     this.details.replaceChildren(html("p", { class: "muted" }, "Click an arrow or a bar to see its span."));
@@ -121,6 +124,28 @@ export class TraceView {
     this.runs.set(run.id, { ...known, ...run });
     this.pickerSize = null; // the labels changed: rebuild the picker
     this.#requestFrame(true);
+  }
+
+  /**
+   * Draw only the calls a filter names, in both drawings, as spans keep arriving:
+   * the traces that hold such a call, and in each only those calls (the waterfall
+   * adds the server span that answered each). A chip says so and clears it.
+   * @param {{label: string, where: {service?: string, kind?: string, attributes?: object}}} filter
+   */
+  setFilter(filter) {
+    // Whatever else the filter carries (the mesh names its edge) comes back in the event.
+    this.filter = filter?.where ? { ...filter, label: String(filter.label || "filter") } : null;
+    this.pickedTrace = "";
+    this.follow = true;
+    this.followWaterfall = true;
+    this.pickerSize = null;
+    this.root.dispatchEvent(new CustomEvent("lab:trace-filter", { bubbles: true, detail: { filter: this.filter } }));
+    this.#requestFrame(true);
+  }
+
+  clearFilter() {
+    if (!this.filter) return;
+    this.setFilter(null);
   }
 
   /** Show or hide the lab's own calls (probes, gauges, pollers); remembered in this browser. */
@@ -269,7 +294,7 @@ export class TraceView {
     this.backgroundSwitch.checked = this.showBackground;
     this.backgroundSwitch.addEventListener("change", () => this.setShowBackground(this.backgroundSwitch.checked));
     switchLabel.append(this.backgroundSwitch, " Show the lab's own calls");
-    toolbar.append(this.note, pickerLabel, switchLabel, this.#legend());
+    toolbar.append(this.note, this.#filterChip(), pickerLabel, switchLabel, this.#legend());
     this.replayBar = this.#replayBar();
     // The option list is rebuilt at most every 750 ms while spans pour in; make
     // it current the moment the learner reaches for it.
@@ -323,6 +348,16 @@ export class TraceView {
         if (this.root.clientWidth !== this.laidOutWidth) this.#requestFrame(true);
       }).observe(this.root);
     }
+  }
+
+  #filterChip() {
+    this.filterChip = html("span", { class: "trace-filter badge" });
+    this.filterChip.hidden = true;
+    this.filterText = html("span", { class: "trace-filter-text" });
+    const clear = html("button", { type: "button", class: "small secondary trace-filter-clear", "aria-label": "Clear the filter: show every call" }, "×");
+    clear.addEventListener("click", () => this.clearFilter());
+    this.filterChip.append(this.filterText, " ", clear);
+    return this.filterChip;
   }
 
   #replayBar() {
@@ -403,7 +438,7 @@ export class TraceView {
   #layout() {
     // What the drawn windows depend on: a window is redrawn only when this changes
     // (or it scrolls out of its drawn rows), so elements stay put between changes.
-    this.version = `${this.store.spanCount}:${this.store.maxSeq}:${this.store.traces.size}:${this.pickedTrace}:${this.root.clientWidth}:${this.showBackground}:${Boolean(this.replayState)}`;
+    this.version = `${this.store.spanCount}:${this.store.maxSeq}:${this.store.traces.size}:${this.pickedTrace}:${this.root.clientWidth}:${this.showBackground}:${Boolean(this.replayState)}:${this.filter?.label ?? ""}`;
     this.laidOutWidth = this.root.clientWidth;
     // The learner's own work first: the lab's polling stays out of sight unless asked for.
     const all = this.#visible();
@@ -413,22 +448,34 @@ export class TraceView {
       this.shown = all.filter((trace) => trace.run === run).slice(-PICKER_LIMIT);
     } else {
       const picked = this.pickedTrace && this.store.traces.get(this.pickedTrace);
-      this.shown = picked ? [picked] : all.slice(-this.maxTraces);
+      // A filter looks through every kept trace, not only the most recent ones.
+      this.shown = picked ? [picked] : this.filter ? all : all.slice(-this.maxTraces);
+    }
+    // What each shown trace draws: all of it, or only the filter's calls.
+    let parts = this.shown.map((trace) => ({ trace, hops: trace.hops, rows: trace.rows }));
+    this.filteredCalls = 0;
+    if (this.filter) {
+      parts = parts
+        .map((part) => ({ trace: part.trace, ...filterTrace(part.trace, this.filter.where) }))
+        .filter((part) => part.calls > 0);
+      for (const part of parts) this.filteredCalls += part.calls;
+      parts = parts.slice(-PICKER_LIMIT);
+      this.shown = parts.map((part) => part.trace);
     }
     this.seqRows = [];
     this.wfRows = [];
     const counts = { http: 0, grpc: 0, amqp: 0, error: 0 };
-    for (const trace of this.shown) {
+    for (const { trace, hops, rows } of parts) {
       this.seqRows.push({ trace });
-      for (const hop of trace.hops) {
+      for (const hop of hops) {
         this.seqRows.push({ hop });
         counts[hop.protocol] = (counts[hop.protocol] || 0) + 1;
         if (hop.error) counts.error += 1;
       }
       this.wfRows.push({ trace });
-      for (const row of trace.rows) this.wfRows.push({ ...row, trace });
+      for (const row of rows) this.wfRows.push({ ...row, trace });
     }
-    this.lifelines = this.liveStore.lifelinesFor(this.shown.flatMap((trace) => trace.hops), this.declaredLifelines);
+    this.lifelines = this.liveStore.lifelinesFor(parts.flatMap((part) => part.hops), this.declaredLifelines);
     const width = Math.max(this.seqScroll.clientWidth - 2, 200);
     this.gap = Math.max(MIN_LIFELINE_GAP, width / Math.max(1, this.lifelines.length));
     this.seqWidth = Math.max(width, this.gap * this.lifelines.length);
@@ -442,6 +489,7 @@ export class TraceView {
     if (this.followWaterfall) this.wfScroll.scrollTop = this.wfScroll.scrollHeight;
 
     this.#updateNote(all.length);
+    this.#updateFilterChip();
     this.#updatePicker(all);
     Object.assign(this.root.dataset, {
       spans: String(this.store.spanCount),
@@ -453,7 +501,16 @@ export class TraceView {
       hopsAmqp: String(counts.amqp),
       hopsError: String(counts.error),
       lastSeq: String(this.store.maxSeq),
+      filter: this.filter?.label ?? "",
+      filteredCalls: String(this.filteredCalls),
     });
+  }
+
+  #updateFilterChip() {
+    this.filterChip.hidden = !this.filter;
+    if (!this.filter) return;
+    const calls = this.filteredCalls;
+    this.filterText.textContent = `filtered: ${this.filter.label} (${calls} call${calls === 1 ? "" : "s"})`;
   }
 
   /** The traces the learner asked to see, oldest first. */
@@ -466,6 +523,8 @@ export class TraceView {
     const hidden = this.hiddenBackground ? ` · ${this.hiddenBackground} of the lab's own hidden` : "";
     if (!total) {
       this.note.textContent = this.hiddenBackground ? `No traces of your runs yet${hidden}.` : "No spans yet.";
+    } else if (this.filter) {
+      this.note.textContent = `Showing the ${this.shown.length} traces with calls ${this.filter.label}${hidden}.`;
     } else if (this.pickedTrace.startsWith("run:")) {
       this.note.textContent = `Showing the ${this.shown.length} traces of one run${hidden}.`;
     } else if (this.pickedTrace) {

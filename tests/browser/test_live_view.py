@@ -321,20 +321,7 @@ LESSONS_AND_RUNS = [
     ("event-sourcing", "state-as-of", {}),
     ("saga", "crash", {}),
     ("api-gateway", "routing", {}),
-    pytest.param(
-        "service-mesh",
-        "overhead",
-        {"duration_s": 1},
-        # The mesh graph (static/lab/mesh.js drawGraph) fails axe after a run: at
-        # b241130 its svg is role=img with button edges (nested-interactive; saga.js's
-        # timeline is role=group for this reason); with the change to mesh.js under way
-        # the edges' aria-label leaves out their visible text
-        # (label-content-name-mismatch). mesh.js is another engineer's while they
-        # change it, so the fix is theirs. Strict: remove this mark when it passes.
-        marks=pytest.mark.xfail(
-            strict=True, raises=AssertionError, reason="the mesh graph fails axe (mesh.js)"
-        ),
-    ),
+    ("service-mesh", "overhead", {"duration_s": 1}),
 ]
 
 
@@ -388,9 +375,7 @@ def test_starting_another_lessons_sandbox_asks_first_and_the_stopped_one_says_wh
 
 
 @pytest.mark.parametrize(
-    # service-mesh again: its lesson test above is an expected failure for now.
-    "path",
-    ["/", "/accounts/login/", "/accounts/signup/", "/lessons/service-mesh/"],
+    "path", ["/", "/accounts/login/", "/accounts/signup/", "/lessons/service-mesh/"]
 )
 def test_other_pages_have_no_axe_violations(live_lab, screen_page, axe_source, path):
     screen_page.goto(f"{live_lab}{path}")

@@ -4,6 +4,8 @@ These need no running lab: tests/browser/harness/trace.html imports the shipped
 modules from static/lab/ and feeds them spans shaped as docs/architecture.md says.
 """
 
+import re
+
 from playwright.sync_api import expect
 
 HARNESS = "/tests/browser/harness/trace.html"
@@ -159,3 +161,48 @@ def test_metrics_view_draws_a_gauge_for_every_nested_number(page, static_site):
     expect(metrics.locator("meter")).to_have_count(11)
     assert metrics.locator(".sparkline path").count() == 11
     expect(metrics.locator('[data-metric="breaker open value"] .metric-value')).to_have_text("1")
+
+
+def test_a_filter_keeps_only_the_calls_it_names_in_every_kept_trace_until_cleared(
+    page, static_site
+):
+    open_harness(page, static_site, "?spans=120")
+    before = counts(page)
+    page.evaluate(
+        """window.harness.view.setFilter({label: "gateway → catalog",
+            where: {service: "gateway", kind: "client", attributes: {"rpc.method": "ListItems"}}})"""
+    )
+    page.evaluate("window.harness.view.drawn()")
+    chip = page.locator("#trace .trace-filter")
+    expect(chip).to_be_visible()
+    seen = page.evaluate(
+        """() => {
+          const spans = [...window.harness.view.store.traces.values()].flatMap((t) => [...t.spans.values()]);
+          const calls = spans.filter((s) => s.service === "gateway" && s.kind === "client");
+          const ids = new Set(calls.map((s) => s.span_id));
+          const byId = new Map(spans.map((s) => [s.span_id, s]));
+          const drawn = (selector) => [...document.querySelectorAll(selector)].map((n) => byId.get(n.dataset.spanId));
+          return {
+            calls: calls.length,
+            hops: drawn("#trace .seq-window .hop").map((s) => ids.has(s.span_id)),
+            rows: drawn("#trace .wf-window .wf-row").map((s) => ids.has(s.span_id) || (ids.has(s.parent_id) && s.kind === "server")),
+          };
+        }"""
+    )
+    after = counts(page)
+    # Every kept trace is searched, not only the 12 most recent the view shows unfiltered.
+    assert int(after["filteredCalls"]) == seen["calls"] > int(before["shownTraces"])
+    expect(chip).to_have_text(
+        re.compile(rf"^filtered: gateway → catalog \({seen['calls']} calls\)")
+    )
+    assert after["hopsHttp"] == after["hopsAmqp"] == "0"
+    assert int(after["hopsGrpc"]) == seen["calls"]
+    assert seen["hops"] and all(seen["hops"])
+    assert seen["rows"] and all(seen["rows"])
+
+    chip.get_by_role("button", name="Clear the filter: show every call").click()
+    page.evaluate("window.harness.view.drawn()")
+    expect(chip).to_be_hidden()
+    assert counts(page)["hopsAmqp"] == before["hopsAmqp"] != "0"
+    assert counts(page)["filter"] == ""
+    assert page.js_errors == []
