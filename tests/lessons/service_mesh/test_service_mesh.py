@@ -20,6 +20,7 @@ import pytest
 from sandbox_services.proxy import runtime_api
 from sandbox_services.proxy.binary import INSTALL_HINT
 from sandbox_services.runtime.launcher import running_host
+from sandbox_services.service_mesh.knobs import DEFAULT_POLICY
 from sandbox_services.service_mesh.services.control_plane.client import (
     ControlPlaneClient,
     ControlPlaneError,
@@ -156,6 +157,29 @@ def test_a_connection_pool_queues_up_to_its_limit_and_refuses_the_overflow_as_ha
         s["attributes"]["haproxy.timers_ms"]["tw"] >= 300 for s in queued
     )
     assert result["ok"], result["headline"]
+
+
+def test_max_connections_is_shared_anew_when_the_backend_scales(sandbox, plane):
+    def server_limits() -> dict[str, int]:
+        return {
+            row["svname"]: int(row["slim"])
+            for row in haproxy_stat(plane, "client-0")
+            if row["pxname"] == "backend" and row["svname"].startswith("backend-")
+        }
+
+    plane.apply(
+        "kind: DestinationRule\nspec:\n  host: backend\n  trafficPolicy:\n"
+        "    connectionPool: {tcp: {maxConnections: 5}}\n"
+    )
+    try:
+        assert server_limits()["backend-0"] == 5
+        sandbox.control("scale", "backend", replicas=3)
+        # HAProxy's own per-server limits, set live on the runtime API: 5 shared by three.
+        wait_until(lambda: sorted(server_limits().values()) == [1, 2, 2], 10)
+        assert sum(server_limits().values()) == 5
+    finally:
+        sandbox.control("scale", "backend", replicas=1)
+        plane.apply(DEFAULT_POLICY)
 
 
 def test_retries_are_counted_by_haproxy_and_by_the_replicas(sandbox):
