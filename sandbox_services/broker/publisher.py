@@ -35,8 +35,10 @@ log = logging.getLogger(__name__)
 
 Declare = Callable[[BlockingChannel], None]
 
-# How often the keeper drives an idle connection: well inside the 5 s heartbeat.
-KEEPALIVE_EVERY_S = 1.0
+# How often the keeper drives an idle connection: inside the 5 s heartbeat (the
+# broker closes a connection after two missed ones), and rarely enough that an
+# idle sandbox costs next to nothing.
+KEEPALIVE_EVERY_S = 2.0
 
 
 class PublishRefused(Exception):

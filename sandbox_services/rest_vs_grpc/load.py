@@ -15,7 +15,11 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from sandbox_services.rest_vs_grpc.services.catalog.client import make_client, make_untraced_client
-from sandbox_services.rest_vs_grpc.services.catalog.interface import CallFailed, InvalidArgument, NotFound
+from sandbox_services.rest_vs_grpc.services.catalog.interface import (
+    CallFailed,
+    InvalidArgument,
+    NotFound,
+)
 from sandbox_services.rest_vs_grpc.latency import summarise
 
 

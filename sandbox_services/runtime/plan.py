@@ -25,6 +25,14 @@ class SandboxPlan:
     workdir: Path
     # Pool name -> ports of the lab's own listeners (LabSpec.extra_ports).
     extra_ports: dict[str, list[int]] = field(default_factory=dict)
+    # One bound socket per port above, held for the sandbox's life (see reserve_port).
+    reservations: list[socket.socket] = field(default_factory=list, repr=False)
+
+    def release_ports(self) -> None:
+        """Close the port reservations; call once every listener of the sandbox has ended."""
+        for sock in self.reservations:
+            sock.close()
+        self.reservations = []
 
     @property
     def prefix(self) -> str:
@@ -96,43 +104,49 @@ def load_lab(slug: str) -> LabSpec:
     return lab
 
 
-def allocate_ports(lab: LabSpec) -> dict[str, list[int]]:
-    """Reserve a free 127.0.0.1 port for every possible replica of every listening service."""
-    sockets: list[socket.socket] = []
+def reserve_port() -> socket.socket:
+    """Bind a fresh 127.0.0.1 port with SO_REUSEPORT and return the bound, never listening, socket.
+
+    Held for the sandbox's life, it keeps the port from everyone else: the
+    kernel never gives an explicitly bound port to an outgoing connection nor
+    to another bind to port 0, and a plain bind of it fails. The sandbox's own
+    listeners bind it beside the reservation with SO_REUSEPORT as well (the
+    serve helpers, gRPC and HAProxy all set it), as often as a service
+    restarts; a socket that is bound but not listening takes no connections.
+    Choosing a port by binding port 0 and closing it, as this did before, let
+    an outgoing connection take the port in between ("address already in use",
+    about one start in 60 when a class started at once).
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def allocate_ports(lab: LabSpec) -> tuple[dict[str, list[int]], list[socket.socket]]:
+    """Reserve a port for every possible replica of every listening service; return both."""
+    reservations: list[socket.socket] = []
     ports: dict[str, list[int]] = {}
-    try:
-        for spec in lab.services:
-            ports[spec.name] = []
-            if spec.protocol == "amqp":
-                continue
-            for _ in range(spec.max_replicas):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                sock.bind(("127.0.0.1", 0))
-                sockets.append(sock)  # held until all are chosen, so no two coincide
-                ports[spec.name].append(sock.getsockname()[1])
-    finally:
-        for sock in sockets:
-            sock.close()
-    return ports
+    for spec in lab.services:
+        ports[spec.name] = []
+        if spec.protocol == "amqp":
+            continue
+        for _ in range(spec.max_replicas):
+            reservations.append(reserve_port())
+            ports[spec.name].append(reservations[-1].getsockname()[1])
+    return ports, reservations
 
 
-def allocate_extra_ports(lab: LabSpec, taken: set[int]) -> dict[str, list[int]]:
-    """Reserve the lab's extra port pools, none of them among ``taken``."""
-    sockets: list[socket.socket] = []
+def allocate_extra_ports(lab: LabSpec) -> tuple[dict[str, list[int]], list[socket.socket]]:
+    """Reserve the lab's extra port pools (its own listeners); return them and the sockets."""
+    reservations: list[socket.socket] = []
     pools: dict[str, list[int]] = {}
-    try:
-        for name, count in lab.extra_ports.items():
-            pools[name] = []
-            while len(pools[name]) < count:
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                sock.bind(("127.0.0.1", 0))
-                sockets.append(sock)
-                if sock.getsockname()[1] not in taken:
-                    pools[name].append(sock.getsockname()[1])
-    finally:
-        for sock in sockets:
-            sock.close()
-    return pools
+    for name, count in lab.extra_ports.items():
+        pools[name] = []
+        for _ in range(count):
+            reservations.append(reserve_port())
+            pools[name].append(reservations[-1].getsockname()[1])
+    return pools, reservations
 
 
 def run_preflight(lab: LabSpec) -> None:
@@ -149,7 +163,8 @@ def make_plan(
     lab = load_lab(lesson)
     run_preflight(lab)
     workdir.mkdir(parents=True, exist_ok=True)
-    ports = allocate_ports(lab)
+    ports, reservations = allocate_ports(lab)
+    extra_ports, extra_reservations = allocate_extra_ports(lab)
     return SandboxPlan(
         sandbox_id=sandbox_id,
         lab=lab,
@@ -158,7 +173,6 @@ def make_plan(
         amqp_url=amqp_url,
         redis_url=redis_url,
         workdir=workdir,
-        extra_ports=allocate_extra_ports(
-            lab, {port for replicas in ports.values() for port in replicas}
-        ),
+        extra_ports=extra_ports,
+        reservations=reservations + extra_reservations,
     )

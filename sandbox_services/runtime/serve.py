@@ -1,7 +1,8 @@
 """Helpers for a lab service's ``main``: an aiohttp app or a grpc.aio server wired for the lab.
 
-Both come with the health endpoint the supervisor probes and the learner's
-faults applied (health excepted), and bind 127.0.0.1 only::
+Both come with the health endpoint (the supervisor probes it only when a
+service never calls ``ctx.ready()``; these helpers call it once listening) and
+the learner's faults applied (health excepted), and bind 127.0.0.1 only::
 
     async def main(ctx):
         app = http_app(ctx)
@@ -50,12 +51,22 @@ def http_app(
     return app
 
 
+async def listen_http(ctx: ServiceContext, runner: web.AppRunner) -> None:
+    """Listen on 127.0.0.1:ctx.port with a set-up runner, then tell the supervisor it is ready.
+
+    SO_REUSEPORT: the supervisor holds the port bound for the sandbox's life
+    (``runtime/plan.py``, ``reserve_port``), and a listener shares it only so.
+    """
+    await web.TCPSite(runner, "127.0.0.1", ctx.port, reuse_port=True).start()
+    ctx.ready()  # listening: the supervisor need not probe
+
+
 async def serve_http(ctx: ServiceContext, app: web.Application) -> None:
     """Serve ``app`` on 127.0.0.1:ctx.port until cancelled."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, "127.0.0.1", ctx.port).start()
+        await listen_http(ctx, runner)
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
@@ -81,6 +92,7 @@ def grpc_server(
 async def serve_grpc(ctx: ServiceContext, server: grpc.aio.Server) -> None:
     """Start ``server`` and serve until cancelled."""
     await server.start()
+    ctx.ready()  # listening, and the health service says SERVING for ""
     try:
         await server.wait_for_termination()
     finally:

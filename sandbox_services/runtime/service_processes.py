@@ -21,7 +21,9 @@ from .spec import ServiceSpec
 from .tracing import init_tracing
 
 STOP_GRACE_S = 2.0
-PROBE_INTERVAL_S = 0.005
+# Services that call ctx.ready() (the serve helpers do) are never probed.
+PROBE_DELAY_S = 0.1
+PROBE_INTERVAL_S = 0.02
 
 
 class ServiceFailed(Exception):
@@ -102,12 +104,11 @@ class ServiceManager:
 
     async def _ready(self, spec: ServiceSpec, instance: Instance, ready_fd: int) -> None:
         assert instance.exited is not None
-        port = self.plan.ports[spec.name][instance.replica] if spec.protocol != "amqp" else None
         if spec.protocol == "amqp":
             probe = asyncio.ensure_future(read_until_eof(ready_fd))
         else:
-            os.close(ready_fd)
-            probe = asyncio.ensure_future(self._probe(spec.protocol, port))
+            port = self.plan.ports[spec.name][instance.replica]
+            probe = asyncio.ensure_future(self._signalled_or_probed(spec.protocol, port, ready_fd))
         try:
             done, _ = await asyncio.wait(
                 {probe, instance.exited},
@@ -127,9 +128,31 @@ class ServiceManager:
             raise ServiceFailed(f"{spec.name} closed its ready pipe without calling ctx.ready()")
         raise ServiceFailed(f"{spec.name} was not ready after {self._start_timeout_s:g} s")
 
+    @classmethod
+    async def _signalled_or_probed(cls, protocol: str, port: int, ready_fd: int) -> bool:
+        """Wait for the service's ``ctx.ready()`` or, failing that, for its health check.
+
+        ``serve_http`` and ``serve_grpc`` call ``ctx.ready()`` once listening, so
+        most services are ready without a single probe. A service serving by its
+        own means is probed, from PROBE_DELAY_S on: probing every few
+        milliseconds from the fork cost each start tens of milliseconds of CPU
+        when a class started at once and services came up slowly.
+        """
+        signalled = asyncio.ensure_future(read_until_eof(ready_fd))
+        probed = asyncio.ensure_future(cls._probe(protocol, port, delay_s=PROBE_DELAY_S))
+        try:
+            await asyncio.wait({signalled, probed}, return_when=asyncio.FIRST_COMPLETED)
+            if signalled.done() and signalled.result():
+                return True
+            return await probed  # closed without ready(): only the health check can tell
+        finally:
+            for waiter in (signalled, probed):
+                waiter.cancel()
+
     @staticmethod
-    async def _probe(protocol: str, port: int) -> bool:
+    async def _probe(protocol: str, port: int, *, delay_s: float = 0.0) -> bool:
         check = http_health_once if protocol == "http" else grpc_health_once
+        await asyncio.sleep(delay_s)
         while not await check(port, 1.0):
             await asyncio.sleep(PROBE_INTERVAL_S)
         return True

@@ -26,6 +26,9 @@ SPANS_KEPT = 20_000
 SEND_CHUNK = 200  # spans per channel-layer message
 POP_COUNT = 1000  # outbox payloads per round trip
 DRAIN_TIMEOUT_S = 5.0
+# A push wakes the wait at once; the timeout only bounds a dead connection's silence
+# (at 1 s, the wake-ups of 60 idle sandboxes' pumps were a visible share of idle CPU).
+OUTBOX_WAIT_S = 30
 BACKGROUND = "background"  # the run of a span that no experiment run started
 TRACES_REMEMBERED = 5000  # trace id -> run, for spans whose process lost the baggage
 
@@ -76,7 +79,9 @@ class SpanPipeline:
     async def pump(self) -> None:
         """Pop the outbox as payloads arrive; sequence and keep them."""
         while True:
-            popped = await self._redis.blmpop(1, 1, self._outbox, direction="LEFT", count=POP_COUNT)
+            popped = await self._redis.blmpop(
+                OUTBOX_WAIT_S, 1, self._outbox, direction="LEFT", count=POP_COUNT
+            )
             if popped is not None:
                 await self._absorb(popped[1])
 

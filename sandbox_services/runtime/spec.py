@@ -24,10 +24,11 @@ class ServiceSpec:
     """One service of a sandbox: a lifeline in the trace, a process on 127.0.0.1.
 
     ``main`` is a dotted path "package.module:function" to ``async def f(ctx:
-    ServiceContext) -> None`` that serves until cancelled. ``protocol`` decides
-    how readiness is checked: "http" probes GET /healthz on ``ctx.port``,
-    "grpc" calls the standard gRPC health service on ``ctx.port``, "amqp"
-    (a service with no listening port) waits for ``ctx.ready()``.
+    ServiceContext) -> None`` that serves until cancelled. A service is ready
+    when it calls ``ctx.ready()`` (``serve_http`` and ``serve_grpc`` do, once
+    listening). Failing that, ``protocol`` decides how readiness is checked:
+    "http" probes GET /healthz on ``ctx.port``, "grpc" calls the standard gRPC
+    health service on ``ctx.port``; "amqp" (no listening port) must call it.
     """
 
     name: str

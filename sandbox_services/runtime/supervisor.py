@@ -37,9 +37,11 @@ from .spans import SpanPipeline
 log = logging.getLogger(__name__)
 
 # An idle sandbox does nothing but this heartbeat (and wait on Redis for work):
-# once a second is 60 round trips a second for a class of 60.
-HEARTBEAT_INTERVAL_S = 1.0
-ALIVE_TTL_S = 5
+# every 2 s is 30 round trips a second for a class of 60. The deadline, the idle
+# timeout and a silent worker are noticed this late at most; commands never
+# wait for it.
+HEARTBEAT_INTERVAL_S = 2.0
+ALIVE_TTL_S = 7
 # A command wakes the wait at once; the timeout only bounds a dead connection's silence.
 COMMAND_WAIT_S = 10
 SPANS_TTL_S = 3600  # replay stays possible for an hour after the sandbox ends
@@ -240,6 +242,7 @@ class Supervisor:
                 await run_teardown(self.plan)
             except Exception:
                 log.exception("teardown of %s failed", self.sandbox_id)
+            self.plan.release_ports()  # every listener has ended
         if self._handlers:  # runs just killed: let their callers hear how they ended
             await asyncio.wait(self._handlers, timeout=HANDLERS_GRACE_S)
         for task in self._tasks:

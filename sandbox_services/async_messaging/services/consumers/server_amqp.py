@@ -36,9 +36,7 @@ class QueueConsumer:
             ctx.prefix + backend.name,
             self.on_delivery,
             prefetch=lambda: backend.store.settings().prefetch,
-            declare=partial(
-                knobs.declare_consumer_queue, prefix=ctx.prefix, consumer=backend.name
-            ),
+            declare=partial(knobs.declare_consumer_queue, prefix=ctx.prefix, consumer=backend.name),
             stop=self.stop,
             name=f"{ctx.prefix}{backend.name}-{ctx.replica}",
             on_delivery=self._count,

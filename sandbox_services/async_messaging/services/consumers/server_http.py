@@ -30,7 +30,7 @@ async def stats(request: web.Request) -> web.Response:
     backend: ConsumerBackend = request.app["backend"]
     loop_stats = request.app["loop_stats"]
     # Reconnects are this replica's, since it started: how often it lost the broker.
-    # A new prefetch reaches the subscription within a second; this says when it has.
+    # A new prefetch reaches the subscription a moment later; this says when it has.
     return web.json_response(
         {
             **await backend.stats(),
@@ -66,6 +66,8 @@ async def configure(request: web.Request) -> web.Response:
             )
         values["provider"] = data["provider"]
     settings = backend.store.configure(**values)
+    if "prefetch" in values:
+        request.app["wake_consumer"]()  # resubscribe now, not at the consumer's next turn
     return web.json_response(vars(settings))
 
 
@@ -78,9 +80,10 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "subscribed": request.app["subscribed"].is_set()})
 
 
-def make_app(backend: ConsumerBackend, subscribed, loop_stats) -> web.Application:
+def make_app(backend: ConsumerBackend, subscribed, loop_stats, wake_consumer) -> web.Application:
     app = web.Application()
     app["loop_stats"] = loop_stats
+    app["wake_consumer"] = wake_consumer
     app["backend"] = backend
     app["subscribed"] = subscribed
     app.add_routes(

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from sandbox_services.async_messaging import knobs
 from sandbox_services.broker.gauges import GaugeReporter
+from sandbox_services.runtime.serve import listen_http
 from sandbox_services.runtime.spec import ServiceContext
 
 from ..mail_provider.client import MailProviderClient
@@ -40,16 +41,18 @@ async def main(ctx: ServiceContext) -> None:
     consumer = QueueConsumer(ctx, backend, gauges)
     thread = consumer.start()
     runner = web.AppRunner(
-        make_app(backend, consumer.loop.subscribed, consumer.loop.stats), access_log=None
+        make_app(backend, consumer.loop.subscribed, consumer.loop.stats, consumer.loop.wake),
+        access_log=None,
     )
     await runner.setup()
     # Healthy only once subscribed: an experiment may count on this consumer at once.
     await asyncio.to_thread(consumer.loop.subscribed.wait, 30)
-    await web.TCPSite(runner, "127.0.0.1", ctx.port).start()
+    await listen_http(ctx, runner)
     try:
         await asyncio.Event().wait()
     finally:
         consumer.stop.set()
+        consumer.loop.wake()
         await asyncio.to_thread(thread.join, 5)
         gauges.stop()
         await runner.cleanup()

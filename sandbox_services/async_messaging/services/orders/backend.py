@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from sandbox_services.async_messaging import knobs
 from sandbox_services.broker.publisher import AsyncPublisher, PublishFailed, PublishRefused
-from sandbox_services.async_messaging.services.consumers.client import ConsumerClient, ConsumerUnavailable
+from sandbox_services.async_messaging.services.consumers.client import (
+    ConsumerClient,
+    ConsumerUnavailable,
+)
 
 from .interface import Mode, Order, OrderReceipt, OrderRefused
 

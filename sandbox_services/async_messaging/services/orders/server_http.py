@@ -14,6 +14,7 @@ from sandbox_services.async_messaging import knobs
 from sandbox_services.broker.gauges import GaugeReporter
 from sandbox_services.broker.publisher import AsyncPublisher, Publisher
 from sandbox_services.async_messaging.services.consumers.client import ConsumerClient
+from sandbox_services.runtime.serve import listen_http
 from sandbox_services.runtime.spec import ServiceContext
 
 from .backend import OrderBackend
@@ -99,7 +100,7 @@ async def main(ctx: ServiceContext) -> None:
     await runner.setup()
     # Declare the topology before reporting healthy, so no early order is unroutable.
     await publisher.connect()
-    await web.TCPSite(runner, "127.0.0.1", ctx.port).start()
+    await listen_http(ctx, runner)
     try:
         await asyncio.Event().wait()
     finally:

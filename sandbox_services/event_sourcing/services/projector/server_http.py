@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 import re
 import threading
 
@@ -96,6 +97,7 @@ async def main(ctx: ServiceContext) -> None:
         prefetch=knobs.PROJECTION_PREFETCH,
         max_views=knobs.MAX_VIEWS,
         on_applied=lambda n: gauges.add(knobs.STREAM, "delivered", n),
+        declare=partial(knobs.declare_log, prefix=ctx.prefix),
     )
     gauges.start()
     thread = threading.Thread(
@@ -122,5 +124,6 @@ async def main(ctx: ServiceContext) -> None:
         await serve_http(ctx, app)
     finally:
         engine.stop.set()
+        engine.wake()
         await asyncio.to_thread(thread.join, 5)
         gauges.stop()

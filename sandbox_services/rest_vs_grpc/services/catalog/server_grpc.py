@@ -18,7 +18,10 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry import trace
 
 from sandbox_services.rest_vs_grpc.services.catalog import codec_proto
-from sandbox_services.rest_vs_grpc.services.catalog.backend import CatalogBackend, backend_from_settings
+from sandbox_services.rest_vs_grpc.services.catalog.backend import (
+    CatalogBackend,
+    backend_from_settings,
+)
 from sandbox_services.rest_vs_grpc.services.catalog.interface import (
     InvalidArgument,
     NotFound,

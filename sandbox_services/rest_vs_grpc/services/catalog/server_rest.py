@@ -17,7 +17,10 @@ from aiohttp import web
 from opentelemetry import trace
 
 from sandbox_services.rest_vs_grpc.services.catalog import codec_json
-from sandbox_services.rest_vs_grpc.services.catalog.backend import CatalogBackend, backend_from_settings
+from sandbox_services.rest_vs_grpc.services.catalog.backend import (
+    CatalogBackend,
+    backend_from_settings,
+)
 from sandbox_services.rest_vs_grpc.services.catalog.interface import InvalidArgument, NotFound
 from sandbox_services.runtime.serve import http_app, serve_http
 from sandbox_services.runtime.spec import ServiceContext

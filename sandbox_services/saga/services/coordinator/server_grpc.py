@@ -57,6 +57,7 @@ async def main(ctx: ServiceContext) -> None:
     server = grpc_server(ctx)
     saga_pb2_grpc.add_CoordinatorServicer_to_server(CoordinatorServicer(coordinator), server)
     await server.start()
+    ctx.ready()
     # The point of the durable log: whatever was in flight when we died goes on now.
     coordinator.resume_all()
     try:

@@ -28,6 +28,7 @@ from sandbox_services.saga.topology import declare_queue
 
 log = logging.getLogger(__name__)
 CRASH_EXIT_CODE = 137
+IDLE_TURN_S = 3.0
 
 
 class ChoreographyConsumer(threading.Thread):
@@ -53,6 +54,16 @@ class ChoreographyConsumer(threading.Thread):
         self.relay_wake = relay_wake
         self.before_attempt = before_attempt
         self.ready = threading.Event()
+        self._connection: pika.BlockingConnection | None = None  # while consuming
+
+    def wake(self) -> None:
+        """End the idle wait now, so a stop is seen at once (call after setting ``stop``)."""
+        connection = self._connection
+        if connection is not None:
+            try:
+                connection.add_callback_threadsafe(lambda: None)
+            except Exception:  # closed meanwhile: nothing left to wake
+                pass
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -76,11 +87,13 @@ class ChoreographyConsumer(threading.Thread):
             channel.basic_qos(prefetch_count=self.config.consumer_prefetch)
             channel.basic_consume(queue, self._on_message)
             self.ready.set()
+            self._connection = connection
             while not self.stop.is_set():
-                # Returns as soon as deliveries arrive; the limit spaces only the idle
-                # turns that look at the stop flag (once a second, not ten times).
-                connection.process_data_events(time_limit=1.0)
+                # Returns as soon as deliveries arrive or ``wake`` is called; the limit
+                # spaces only the idle turns (it must stay inside the 5 s heartbeat).
+                connection.process_data_events(time_limit=IDLE_TURN_S)
         finally:
+            self._connection = None
             if connection.is_open:
                 connection.close()
 

@@ -100,11 +100,13 @@ async def serve_participant(
     # Ready only once the queue is bound: an event published before that would be lost.
     await asyncio.to_thread(consumer.ready.wait, 30)
     await server.start()
+    ctx.ready()
     try:
         await server.wait_for_termination()
     finally:
         stop.set()
         relay_wake.set()
+        consumer.wake()
         await server.stop(0.5)
         await asyncio.to_thread(consumer.join, 5)
         await asyncio.to_thread(relay.join, 5)
