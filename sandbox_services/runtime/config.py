@@ -16,10 +16,13 @@ class RuntimeConfig:
     amqp_url: str
     workdir: Path
     keepalive_s: float
+    # Added to the niceness of every process that does a sandbox's work (services,
+    # runners, gauges), never to the supervisor nor the web side (see forking.py).
+    workload_nice: int = 5
 
 
 def load_config(environ: Mapping[str, str] | None = None) -> RuntimeConfig:
-    """Read REDIS_URL, AMQP_URL, LAB_WORKDIR and LAB_KEEPALIVE_SECONDS, with defaults.
+    """Read REDIS_URL, AMQP_URL, LAB_WORKDIR, LAB_KEEPALIVE_SECONDS and LAB_WORKLOAD_NICE.
 
     ``environ`` defaults to this process's environment; the launcher passes the
     one it gives a host.
@@ -30,6 +33,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> RuntimeConfig:
         amqp_url=env.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
         workdir=Path(env.get("LAB_WORKDIR", PROJECT_ROOT / "var" / "sandboxes")),
         keepalive_s=float(env.get("LAB_KEEPALIVE_SECONDS", "15")),
+        workload_nice=max(0, min(19, int(env.get("LAB_WORKLOAD_NICE", "5")))),
     )
 
 

@@ -59,8 +59,17 @@ def fork_child(
     *,
     death_signal: int = signal.SIGKILL,
     log_path: Path | None = None,
+    nice: int = 0,
 ) -> int:
-    """Fork; run ``target()`` in the child and exit with its code. Return the child's pid."""
+    """Fork; run ``target()`` in the child and exit with its code. Return the child's pid.
+
+    ``nice`` is added to the child's niceness. The supervisor gives it to the
+    sandbox's workload (services, runners, gauges): when a class runs
+    experiments at once and the CPUs are all busy, the processes that carry
+    spans to the browser (supervisor, Redis, daphne) still get the CPU first,
+    so the live view keeps up; the experiments slow a little instead. Any
+    process may lower its own priority; none raises it back.
+    """
     parent = os.getpid()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -73,6 +82,8 @@ def fork_child(
         if os.getppid() != parent:  # the parent died before prctl took effect
             os._exit(1)
         _reset_inherited_state()
+        if nice:
+            os.nice(nice)
         if log_path is not None:
             _redirect_output(log_path)
         code = target() or 0

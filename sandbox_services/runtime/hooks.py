@@ -43,13 +43,15 @@ def _metrics_process(plan: SandboxPlan, dotted: str) -> int:
     return 0
 
 
-def start_metrics(plan: SandboxPlan) -> int | None:
+def start_metrics(plan: SandboxPlan, *, nice: int = 0) -> int | None:
     """Fork the process that calls LabSpec.metrics about every second; return its pid."""
     if not plan.lab.metrics:
         return None
     dotted = plan.lab.metrics
     return fork_child(
-        lambda: _metrics_process(plan, dotted), log_path=plan.workdir / "logs" / "metrics.log"
+        lambda: _metrics_process(plan, dotted),
+        log_path=plan.workdir / "logs" / "metrics.log",
+        nice=nice,
     )
 
 

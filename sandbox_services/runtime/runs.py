@@ -164,6 +164,8 @@ class RunManager:
         services: ServiceManager,
         publish: Callable[[dict], Awaitable[None]],
         on_change: Callable[[], None] = lambda: None,
+        redis: aioredis.Redis | None = None,
+        nice: int = 0,
     ) -> None:
         self.plan = plan
         self.services = services
@@ -172,7 +174,10 @@ class RunManager:
         self.active: dict[str, int] = {}
         self._turn = asyncio.Lock()
         self._closed = False
-        self._redis: aioredis.Redis | None = None  # made on first use, in the supervisor's loop
+        self._nice = nice  # added to each runner's niceness (forking.fork_child)
+        # The supervisor's own client (its pool is already connected), else one made on
+        # first use in the supervisor's loop.
+        self._redis: aioredis.Redis | None = redis
 
     async def run(
         self,
@@ -210,6 +215,7 @@ class RunManager:
         pid = fork_child(
             lambda: _runner_process(self.plan, spec, run_id, params, theirs),
             log_path=self.plan.workdir / "logs" / f"run-{_file_safe(run_id)}.log",
+            nice=self._nice,
         )
         theirs.close()
         self.active[run_id] = pid

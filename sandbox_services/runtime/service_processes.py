@@ -60,9 +60,10 @@ class Instance:
 class ServiceManager:
     """Start and change the services of one sandbox; report their states."""
 
-    def __init__(self, plan: SandboxPlan, on_change: Callable[[], None]) -> None:
+    def __init__(self, plan: SandboxPlan, on_change: Callable[[], None], *, nice: int = 0) -> None:
         self.plan = plan
         self._on_change = on_change
+        self._nice = nice  # added to each service process's niceness (forking.fork_child)
         self._start_timeout_s = float(plan.lab.settings.get("start_timeout_s", 10.0))
         self.specs = {spec.name: spec for spec in plan.lab.services}
         self.desired = {name: 1 for name in self.specs}
@@ -77,6 +78,7 @@ class ServiceManager:
         pid = fork_child(
             lambda: _service_process(self.plan, spec, instance.replica, write_end),
             log_path=log_path,
+            nice=self._nice,
         )
         os.close(write_end)
         instance.pid, instance.state, instance.exit_code, instance.reason = (

@@ -24,6 +24,12 @@ log = logging.getLogger(__name__)
 
 SPANS_KEPT = 20_000
 SEND_CHUNK = 200  # spans per channel-layer message
+# After a send, what arrives within this long goes out together in the next one.
+# Each channel-layer message costs the supervisor, Redis and daphne about a
+# millisecond or two whatever it carries; a sandbox's five services flushing
+# their outboxes apart made 1.6 spans a message when a class ran at once, and
+# daphne fell a second behind. The first message after a quiet spell goes at once.
+FAN_OUT_INTERVAL_S = 0.03
 POP_COUNT = 1000  # outbox payloads per round trip
 DRAIN_TIMEOUT_S = 5.0
 # A push wakes the wait at once; the timeout only bounds a dead connection's silence
@@ -75,6 +81,7 @@ class SpanPipeline:
         self._send = send
         self._run_of_trace: dict[str, str] = {}
         self._queue: asyncio.Queue[dict] = asyncio.Queue()
+        self._last_fan_out = float("-inf")
 
     async def pump(self) -> None:
         """Pop the outbox as payloads arrive; sequence and keep them."""
@@ -148,8 +155,12 @@ class SpanPipeline:
 
     async def fan_out(self) -> None:
         """Send queued messages in order, merging queued span batches."""
+        loop = asyncio.get_running_loop()
         while True:
             messages = [await self._queue.get()]
+            wait_s = self._last_fan_out + FAN_OUT_INTERVAL_S - loop.time()
+            if wait_s > 0:
+                await asyncio.sleep(wait_s)
             while not self._queue.empty():
                 messages.append(self._queue.get_nowait())
             try:
@@ -164,5 +175,6 @@ class SpanPipeline:
                     if message["type"] != "sandbox.spans":
                         await self._send(message)
             finally:
+                self._last_fan_out = loop.time()
                 for _ in messages:
                     self._queue.task_done()

@@ -81,6 +81,8 @@ class Supervisor:
         self._publishing = asyncio.Lock()
         self._stop = asyncio.Event()
         self._final: tuple[str, str] = ("stopped", "")
+        self._state_sent: dict | None = None  # the last state message the browsers got
+        self._services_touched = False  # a service operation happened: say so even if unchanged
         self._stop_replies: list[str] = []
         self._state_dirty = asyncio.Event()
         self._port_names: dict[int, str] = {}
@@ -176,7 +178,8 @@ class Supervisor:
             pipe.expire(reply_key, REPLY_TTL_S)
             await pipe.execute()
         self._mark("answered")
-        await self._send(self._state_message(status))
+        self._state_sent = self._state_message(status)
+        await self._send(self._state_sent)
         # The gauges start only when someone looks (see _sample_when_wanted).
         self._sample_when_wanted()
         await self._stop.wait()
@@ -205,8 +208,11 @@ class Supervisor:
             lab = self.plan.lab
             self.plan.lab = replace(lab, settings={**lab.settings, **self.settings_overrides})
         self._port_names = self.plan.service_of_port()
-        self.services = ServiceManager(self.plan, self._state_dirty.set)
-        self.runs = RunManager(self.plan, self.services, self._send, self._state_dirty.set)
+        nice = self.config.workload_nice
+        self.services = ServiceManager(self.plan, self._services_changed, nice=nice)
+        self.runs = RunManager(
+            self.plan, self.services, self._send, self._state_dirty.set, redis=self.redis, nice=nice
+        )
         self.spans = SpanPipeline(self.redis, self.sandbox_id, self._port_names, self._send)
 
     def request_stop(self, state: str, reason: str) -> None:
@@ -434,7 +440,7 @@ class Supervisor:
 
     def _start_metrics(self) -> None:
         assert self.plan is not None
-        pid = start_metrics(self.plan)
+        pid = start_metrics(self.plan, nice=self.config.workload_nice)
         if pid is None:
             return
         self._metrics_pid = pid
@@ -444,6 +450,10 @@ class Supervisor:
     async def _reap_metrics(self, pid: int) -> None:
         await wait_exit(pid)
         self._metrics_pid, self._metrics_exit = None, None
+        self._state_dirty.set()
+
+    def _services_changed(self) -> None:
+        self._services_touched = True
         self._state_dirty.set()
 
     async def _state_publisher(self) -> None:
@@ -501,7 +511,13 @@ class Supervisor:
         await self.redis.set(
             keys.sandbox_status(self.sandbox_id), json.dumps(status), ex=STATUS_TTL_S
         )
-        await self._send(self._state_message(status))
+        # Runner and gauge pids change the status, not what a browser shows: a
+        # class running at once sent five state messages a run, most of them the
+        # same. A service operation is always answered, changed or not.
+        message = self._state_message(status)
+        if message != self._state_sent or self._services_touched:
+            self._state_sent, self._services_touched = message, False
+            await self._send(message)
 
     async def _reply(self, command_id: str, answer: dict) -> None:
         if command_id == "spawn":
