@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -201,3 +203,37 @@ def test_host_drops_a_spawn_request_nobody_waits_for(shared_host):
     assert reply["state"] == "running"
     assert not client.is_alive(sandbox_id)
     assert client.status(sandbox_id)["state"] == "unknown"
+
+
+def _niceness(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[16])
+
+
+def test_services_and_runners_run_below_the_supervisor(sandbox):
+    """The workload yields the CPU to the span path (supervisor, Redis, daphne) when it is full."""
+    status = client.status(sandbox)
+    supervisor = _niceness(status["pid"])
+    services = [entry["pid"] for entry in status["services"].values()]
+    assert [_niceness(pid) - supervisor for pid in services] == [5, 5, 5]
+    holding = threading.Thread(target=run, args=(sandbox, "sleep"), kwargs={"seconds": 0.8})
+    holding.start()
+    try:
+        runners = wait_until(lambda: client.status(sandbox)["runner_pids"], 5)
+        assert [_niceness(pid) - supervisor for pid in runners] == [5]
+    finally:
+        holding.join(10)
+
+
+def test_a_services_port_is_held_for_the_sandbox_even_while_the_service_is_stopped(sandbox):
+    """Nobody else can take a stopped service's port: starting it again never meets EADDRINUSE."""
+    port = client.status(sandbox)["services"]["echo"]["port"]
+    service(sandbox, "echo", "stop")
+    try:
+        stranger = socket.socket()
+        with pytest.raises(OSError) as refused:
+            stranger.bind(("127.0.0.1", port))
+        assert refused.value.errno == errno.EADDRINUSE
+        stranger.close()
+    finally:
+        assert service(sandbox, "echo", "start")["state"] == "running"
