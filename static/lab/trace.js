@@ -221,7 +221,9 @@ export class TraceView {
     this.pause();
     const next = state.spans[state.shown];
     if (!next) return;
-    this.#seek(Number(next.start_ns));
+    // One span, even when others start in the same nanosecond (sidecar spans
+    // from HAProxy's millisecond log often do): a step never shows two.
+    this.#seek(Number(next.start_ns), state.shown + 1);
     this.replayPlay.textContent = state.cursor >= state.end ? "Play again" : "Play";
   }
 
@@ -243,10 +245,10 @@ export class TraceView {
     this.#requestFrame(true);
   }
 
-  #seek(cursor) {
+  #seek(cursor, exactly = null) {
     const state = this.replayState;
     const count = state.spans.findIndex((span) => Number(span.start_ns) > cursor);
-    const shown = count < 0 ? state.spans.length : count;
+    const shown = exactly ?? (count < 0 ? state.spans.length : count);
     if (shown < state.shown) {
       this.store.clear();
       this.store.add(state.spans.slice(0, shown));
