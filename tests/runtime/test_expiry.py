@@ -13,6 +13,7 @@ import uuid
 import redis
 
 from sandbox_services.runtime import client, keys
+from sandbox_services.runtime.supervisor import HEARTBEAT_INTERVAL_S
 
 from .conftest import KEEPALIVE_S, ROOT, process_gone, wait_until
 
@@ -71,7 +72,8 @@ def test_silent_worker_heartbeat_ends_the_sandbox_and_the_host(fresh_host):
     sandbox_id, _ = fresh_host.spawn()
     pids = sandbox_pids(sandbox_id)
     fresh_host.stop_heartbeat()
-    final = wait_until(lambda: ended(sandbox_id), 2 * KEEPALIVE_S + 2)
+    # Heard missing at a heartbeat, ended at the first beat a keep-alive later.
+    final = wait_until(lambda: ended(sandbox_id), 2 * KEEPALIVE_S + 2 * HEARTBEAT_INTERVAL_S + 2)
     assert final["state"] in {"expired", "stopped"}
     wait_until(lambda: all(process_gone(pid) for pid in pids), KEEPALIVE_S)
     assert fresh_host.process.wait(KEEPALIVE_S) == 0
@@ -84,7 +86,8 @@ def test_sandbox_without_touch_expires_as_idle(shared_host):
         client.touch(sandbox_id, 1.5)
         time.sleep(0.3)
     assert client.is_alive(sandbox_id)
-    final = wait_until(lambda: ended(sandbox_id), 4)
+    # Noticed at the supervisor's next heartbeat after the timeout.
+    final = wait_until(lambda: ended(sandbox_id), 1.5 + HEARTBEAT_INTERVAL_S + 1.5)
     assert final["state"] == "expired" and "no activity" in final["reason"]
     assert not client.is_alive(sandbox_id)
     # Its status stays readable for a while, then vanishes on its own.
