@@ -73,6 +73,16 @@ def warm_imports() -> None:
         log.warning("a lab module configured Django; the host should stay free of it")
 
 
+def warm_tracing() -> None:
+    """Instrument the libraries and make one resource here, so forks start with both done."""
+    from opentelemetry.sdk.resources import Resource
+
+    from .tracing import instrument_libraries
+
+    instrument_libraries()
+    Resource.create({})  # the first call finds the resource detectors (~3 ms); forks inherit them
+
+
 def sweep_workdirs(workdir: Path, client: redis.Redis, *, older_than_s: float = 3600) -> list[str]:
     """Remove the directories of sandboxes that ended long ago without cleaning up; name them."""
     removed = []
@@ -201,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.pop("DJANGO_SETTINGS_MODULE", None)
     started = time.monotonic()
     warm_imports()
+    warm_tracing()
     # Everything imported so far lives as long as the host: move it out of the
     # collector's reach. Forks inherit that, so a full collection in a service or
     # a load generator walks only what the child made itself, and reading the

@@ -2,11 +2,13 @@
 
 Call ``init_tracing`` in the process that serves (after the fork, never in the
 host or the supervisor) and before any gRPC channel/server, aiohttp
-application/session or pika channel is created: the instrumentors patch
+application/session or pika channel is created. The instrumentors that patch
 ``grpc.aio.server``, ``grpc.aio.insecure_channel``, ``aiohttp.web.Application``,
-``aiohttp.ClientSession`` and ``pika``'s ``channel()`` at that moment. Lesson
-code must therefore look them up at call time (``web.Application()``,
-``grpc.aio.server()``), not bind them with ``from ... import`` at import time.
+``aiohttp.ClientSession`` and ``pika``'s ``channel()`` run once in the warm
+host (``instrument_libraries``), after every lesson module is imported, or in
+``init_tracing`` where no host did. Lesson code must therefore look them up at
+call time (``web.Application()``, ``grpc.aio.server()``), not bind them with
+``from ... import`` at import time.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ RUN_BAGGAGE = "lab.run"
 _PIKA_SCOPE = "opentelemetry.instrumentation.pika"
 _provider: TracerProvider | None = None
 _writer: OutboxWriter | None = None
+_instrumented = False
 
 
 def protocol_of(attributes: dict[str, Any]) -> str:
@@ -203,13 +206,30 @@ def init_tracing(
         provider.add_span_processor(otlp)
     trace.set_tracer_provider(provider)
     _provider = provider
+    instrument_libraries()  # done already in a fork of the warm host
+    atexit.register(shutdown_tracing)
+    return provider
 
+
+def instrument_libraries() -> None:
+    """Patch gRPC, aiohttp and pika to trace, once per process and every process forked from it.
+
+    The sandbox host calls this while warming up, so no service, runner or load
+    generator pays for it at start (about 5 ms each, five or more a sandbox).
+    The instrumentors take their tracers from the global provider, which is a
+    proxy until ``init_tracing`` sets the process's own after the fork. It
+    makes no gRPC channel or server, so the host stays fit to fork.
+    """
+    global _instrumented
+    if _instrumented:
+        return
+    _instrumented = True
     # Health probes are plumbing, not lesson traffic: keep them out of the diagrams.
     os.environ.setdefault("OTEL_PYTHON_AIOHTTP_SERVER_EXCLUDED_URLS", "healthz")
     not_health = grpc_filters.negate(grpc_filters.health_check())
     # The versions are pinned together in pyproject.toml; checking them again
     # reads package metadata and costs ~35 ms of every service's start.
-    options = {"tracer_provider": provider, "skip_dep_check": True}
+    options = {"skip_dep_check": True}
     GrpcAioInstrumentorServer(filter_=not_health).instrument(**options)
     GrpcAioInstrumentorClient(filter_=not_health).instrument(**options)
     # Ours wraps the instrumented channel factory so each client span learns its target.
@@ -217,8 +237,6 @@ def init_tracing(
     AioHttpServerInstrumentor().instrument(**options)
     AioHttpClientInstrumentor().instrument(**options)
     PikaInstrumentor().instrument(**options)
-    atexit.register(shutdown_tracing)
-    return provider
 
 
 def attach_run(run_id: str) -> None:

@@ -66,23 +66,31 @@ class Relay(threading.Thread):
         db.close()
 
     def _publish_until_stopped(self, db: sqlite3.Connection) -> None:
-        connection = connect(
-            self.amqp_url, name=f"{self.prefix}{self.service}-relay", stop=self.stop, heartbeat=0
-        )
+        # Connected when there is something to publish, not at start: a sandbox
+        # that never runs a saga opens no relay connections (one per participant,
+        # a quarter of a saga sandbox's start).
+        connection = channel = None
         try:
-            channel = connection.channel()
-            channel.confirm_delivery()
-            declare_exchange(channel, self.prefix)
-            exchange = exchange_name(self.prefix)
             idle_wait = self.config.relay_poll_s
             while not self.stop.is_set():
                 # Clear before reading: a commit that lands after the read sets it
                 # again, so no wake-up is lost between the read and the wait.
                 self.wake.clear()
                 rows = outbox.pending(db, self.config.relay_batch)
-                for row in rows:
-                    self._publish(channel, exchange, row)
                 if rows:
+                    if connection is None:
+                        connection = connect(
+                            self.amqp_url,
+                            name=f"{self.prefix}{self.service}-relay",
+                            stop=self.stop,
+                            heartbeat=0,
+                        )
+                        channel = connection.channel()
+                        channel.confirm_delivery()
+                        declare_exchange(channel, self.prefix)
+                    exchange = exchange_name(self.prefix)
+                    for row in rows:
+                        self._publish(channel, exchange, row)
                     # Crash here and these rows go out again on restart: at-least-once.
                     with transaction(db):
                         outbox.mark_published(db, [row["id"] for row in rows])
@@ -96,9 +104,10 @@ class Relay(threading.Thread):
                 idle_wait = (
                     self.config.relay_poll_s if woken else min(idle_wait * 2, IDLE_POLL_MAX_S)
                 )
-                connection.process_data_events(0)
+                if connection is not None:
+                    connection.process_data_events(0)
         finally:
-            if connection.is_open:
+            if connection is not None and connection.is_open:
                 connection.close()
 
     def _publish(
