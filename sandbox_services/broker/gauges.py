@@ -105,7 +105,13 @@ class GaugeReporter:
                 self._dirty.set()
 
 
+# Kept between samples (one gauges process per watched sandbox asks every second):
+# a connection, a channel and a Redis client each, made again only when lost. A
+# channel opened and closed per queue, and a Redis client per sample, cost a
+# watched sandbox several milliseconds of CPU a second, and the broker as much.
 _connections: dict[str, pika.BlockingConnection] = {}
+_channels: dict[str, object] = {}
+_redis_clients: dict[str, redis.Redis] = {}
 
 
 class _QuietMissingQueue(logging.Filter):
@@ -120,14 +126,25 @@ logging.getLogger("pika.channel").addFilter(_QuietMissingQueue())
 
 
 def _channel(amqp_url: str):
+    channel = _channels.get(amqp_url)
+    if channel is not None and channel.is_open:
+        return channel
     connection = _connections.get(amqp_url)
     if connection is None or not connection.is_open:
-        # Kept between samples and driven only when sampling: with heartbeats on, a
-        # pause of 10 s (no one watching) let the broker drop it, and pika logged an
-        # error on the next sample. A broker that is really gone fails the next call.
+        # Driven only when sampling: with heartbeats on, a pause of 10 s (no one
+        # watching) let the broker drop it, and pika logged an error on the next
+        # sample. A broker that is really gone fails the next call.
         connection = connect(amqp_url, name="gauges", deadline_s=2.0, heartbeat=0)
         _connections[amqp_url] = connection
-    return connection.channel()
+    _channels[amqp_url] = channel = connection.channel()
+    return channel
+
+
+def _redis(redis_url: str) -> redis.Redis:
+    client = _redis_clients.get(redis_url)
+    if client is None:
+        _redis_clients[redis_url] = client = redis.Redis.from_url(redis_url)
+    return client
 
 
 def _declare_counts(amqp_url: str, name: str) -> tuple[int, int] | None:
@@ -140,13 +157,11 @@ def _declare_counts(amqp_url: str, name: str) -> tuple[int, int] | None:
         ok = channel.queue_declare(name, passive=True)
         return ok.method.message_count, ok.method.consumer_count
     except pika.exceptions.ChannelClosedByBroker:
-        return None  # 404: not declared (yet), or already deleted
+        return None  # 404: not declared (yet), or already deleted; the broker closed the channel
     except CONNECTION_ERRORS:
         _connections.pop(amqp_url, None)
+        _channels.pop(amqp_url, None)
         return None
-    finally:
-        if channel.is_open:
-            channel.close()
 
 
 def queue_gauges(
@@ -163,7 +178,7 @@ def queue_gauges(
     For a stream, depth is the number of messages appended (a stream keeps what it
     delivered, so its ready count says nothing).
     """
-    client = redis.Redis.from_url(redis_url)
+    client = _redis(redis_url)
     now = time.time()
     counts = client.hgetall(keys.amqp_counts(sandbox_id))
     totals = {k.decode(): int(v) for k, v in counts.items()}

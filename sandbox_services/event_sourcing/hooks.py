@@ -27,8 +27,7 @@ async def metrics(ctx: ExperimentContext) -> dict:
         queues=[knobs.COMPARE_QUEUE],
         streams=[knobs.STREAM],
     )
-    accounts = AccountsClient(ctx.address("accounts"), timeout_s=1.0)
-    client = ProjectorClient(ctx.address("projector"), timeout_s=1.0)
+    accounts, client = _clients(ctx)
     try:
         # The aggregate knows the log's length exactly; a stream's declare-ok count is
         # not it (reading never lowers it, and it lags the log).
@@ -45,10 +44,24 @@ async def metrics(ctx: ExperimentContext) -> dict:
         # stop either): no views this second, the queue gauges still go out. Any other
         # error is a bug, and the runtime's metrics loop logs it.
         gauges["views"] = {}
-    finally:
-        await client.close()
-        await accounts.close()
     return gauges
+
+
+# The gauges process asks every second from one event loop: its clients (and their
+# keep-alive connections) live as long as that loop, which is while someone watches.
+_kept: dict[str, tuple[asyncio.AbstractEventLoop, AccountsClient, ProjectorClient]] = {}
+
+
+def _clients(ctx: ExperimentContext) -> tuple[AccountsClient, ProjectorClient]:
+    loop = asyncio.get_running_loop()
+    kept = _kept.get(ctx.sandbox_id)
+    if kept is None or kept[0] is not loop:  # a client belongs to the loop that made it
+        kept = _kept[ctx.sandbox_id] = (
+            loop,
+            AccountsClient(ctx.address("accounts"), timeout_s=1.0),
+            ProjectorClient(ctx.address("projector"), timeout_s=1.0),
+        )
+    return kept[1], kept[2]
 
 
 async def teardown(ctx: ExperimentContext) -> None:
