@@ -209,6 +209,17 @@ async def class_starts(base: str, tokens: list[str]) -> tuple[list[str], list[fl
     return [sandbox for sandbox, _ in results], [seconds for _, seconds in results]
 
 
+def span_latencies(message: dict, run_id: str, received_ns: int) -> list[float]:
+    """Return ms from each live span's end to ``received_ns``, for the spans of ``run_id``."""
+    if message.get("type") != "spans" or message.get("replay"):
+        return []
+    return [
+        (received_ns - span["end_ns"]) / 1e6
+        for span in message["items"]
+        if span.get("run") == run_id
+    ]
+
+
 async def run_watched(base: str, token: str, sandbox_id: str, lesson: str, latencies: list):
     import aiohttp
 
@@ -228,14 +239,8 @@ async def run_watched(base: str, token: str, sandbox_id: str, lesson: str, laten
             state = "queued"
             while time.monotonic() < deadline:
                 message = await ws.receive_json(timeout=max(0.1, deadline - time.monotonic()))
-                received_ns = time.time_ns()
-                if message.get("type") == "spans" and not message.get("replay"):
-                    latencies.extend(
-                        (received_ns - span["end_ns"]) / 1e6
-                        for span in message["items"]
-                        if span.get("run") == run["id"]
-                    )
-                elif message.get("type") == "run" and message["run"].get("id") == run["id"]:
+                latencies.extend(span_latencies(message, run["id"], time.time_ns()))
+                if message.get("type") == "run" and message["run"].get("id") == run["id"]:
                     state = message["run"].get("state")
                     if state in ("done", "failed"):
                         return (

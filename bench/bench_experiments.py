@@ -24,7 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_class import make_tokens, percentile, prepare_environment, start_one  # noqa: E402
+from bench_class import (  # noqa: E402
+    make_tokens,
+    percentile,
+    prepare_environment,
+    span_latencies,
+    start_one,
+)
 
 RUN_CAP_S = 60.0
 TOTAL_CAP_S = float(os.environ.get("BENCH_EXPERIMENTS_CAP_S", "250"))
@@ -44,41 +50,24 @@ async def run_and_watch(http, ws, sandbox_id: str, experiment: str) -> tuple[str
             return f"refused {response.status}: {run}", []
     latencies: list[float] = []
     deadline = time.monotonic() + RUN_CAP_S
+    state = "queued"
+    # After the run's end, half a second more: spans a service flushes late still count.
     while time.monotonic() < deadline:
         try:
-            message = await ws.receive_json(timeout=max(0.1, deadline - time.monotonic()))
+            message = await ws.receive_json(timeout=max(0.05, deadline - time.monotonic()))
         except TimeoutError:
             break
-        received_ns = time.time_ns()
-        if message.get("type") == "spans" and not message.get("replay"):
-            latencies.extend(
-                (received_ns - span["end_ns"]) / 1e6
-                for span in message["items"]
-                if span.get("run") == run["id"]
-            )
-        elif message.get("type") == "run" and message["run"].get("id") == run["id"]:
-            state = message["run"].get("state")
-            if state in ("done", "failed"):
-                # Spans a service flushes a moment after the run's end still count.
-                await drain(ws, run["id"], latencies, 0.5)
-                return state, latencies
+        latencies.extend(span_latencies(message, run["id"], time.time_ns()))
+        if message.get("type") == "run" and message["run"].get("id") == run["id"]:
+            if message["run"].get("state") in ("done", "failed") and state not in (
+                "done",
+                "failed",
+            ):
+                state = message["run"]["state"]
+                deadline = min(deadline, time.monotonic() + 0.5)
+    if state in ("done", "failed"):
+        return state, latencies
     return f"not done within {RUN_CAP_S:g} s", latencies
-
-
-async def drain(ws, run_id: str, latencies: list[float], seconds: float) -> None:
-    until = time.monotonic() + seconds
-    while time.monotonic() < until:
-        try:
-            message = await ws.receive_json(timeout=max(0.05, until - time.monotonic()))
-        except TimeoutError:
-            return
-        received_ns = time.time_ns()
-        if message.get("type") == "spans" and not message.get("replay"):
-            latencies.extend(
-                (received_ns - span["end_ns"]) / 1e6
-                for span in message["items"]
-                if span.get("run") == run_id
-            )
 
 
 async def lesson_experiments(base: str, token: str, lesson: str, give_up_at: float) -> list:
@@ -134,8 +123,12 @@ def main() -> None:
                 print(f"experiments measured: {len(measured)} experiments")
                 print(f"experiments with span p99 over 100 ms: {sum(p > 100 for p, _ in measured)}")
                 print(f"worst experiment span p99: {worst:.1f} ms ({worst_name})")
-                print(f"span end to WebSocket p50 (all experiments): {statistics.median(every):.1f} ms")
-                print(f"span end to WebSocket p99 (all experiments): {percentile(every, 0.99):.1f} ms")
+                print(
+                    f"span end to WebSocket p50 (all experiments): {statistics.median(every):.1f} ms"
+                )
+                print(
+                    f"span end to WebSocket p99 (all experiments): {percentile(every, 0.99):.1f} ms"
+                )
             print(f"load average after: {os.getloadavg()[0]:.2f}")
         finally:
             processes.stop()

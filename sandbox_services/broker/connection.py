@@ -50,3 +50,17 @@ def connect(
             log.warning("broker unreachable (%s); retrying in %.1fs", error, delay)
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+
+def wake(connection: pika.BlockingConnection | None) -> None:
+    """End a consuming thread's ``process_data_events`` wait now; any thread may call it.
+
+    Idle consumers wait seconds between turns (an idle sandbox costs next to
+    nothing); a stop or a changed setting must not wait for the next turn.
+    """
+    if connection is None:
+        return
+    try:
+        connection.add_callback_threadsafe(lambda: None)
+    except Exception:  # closed meanwhile: the next connection sees the change anyway
+        pass

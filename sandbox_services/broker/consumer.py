@@ -19,7 +19,7 @@ from typing import Any
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
-from .connection import CONNECTION_ERRORS, connect
+from .connection import CONNECTION_ERRORS, connect, wake
 from .tracing import inject_headers
 
 log = logging.getLogger(__name__)
@@ -107,12 +107,7 @@ class ConsumerLoop:
 
     def wake(self) -> None:
         """End the consuming thread's idle wait now (after a stop or a new prefetch)."""
-        connection = self._connection
-        if connection is not None:
-            try:
-                connection.add_callback_threadsafe(lambda: None)
-            except Exception:  # closed meanwhile: the next turn sees the change anyway
-                pass
+        wake(self._connection)
 
     def run(self) -> None:
         """Consume until stopped, reconnecting with backoff whenever the broker goes away."""

@@ -175,18 +175,25 @@ class Supervisor:
         if self._stop.is_set():
             return
         self.state = "running"
-        # Status and reply in one round trip: whoever hears "running" reads it back.
-        status = self._status()
         self._spawn_answered = True
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(keys.sandbox_status(self.sandbox_id), json.dumps(status), ex=STATUS_TTL_S)
-            reply_key = keys.sandbox_reply(self.sandbox_id, "spawn")
-            pipe.rpush(reply_key, json.dumps({"state": "running", "services": status["services"]}))
-            pipe.expire(reply_key, REPLY_TTL_S)
-            await pipe.execute()
-        self._mark("answered")
-        self._state_sent = self._state_message(status)
-        await self._send(self._state_sent)
+        # Under the publishing lock, as every state message: a publish that took its
+        # snapshot while the last service was coming up ("starting") would otherwise
+        # go out after "running" and leave the page starting (seen in a fresh-clone
+        # CI run: 3 of 3 services healthy, "starting" for 30 s).
+        async with self._publishing:
+            # Status and reply in one round trip: whoever hears "running" reads it back.
+            status = self._status()
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(keys.sandbox_status(self.sandbox_id), json.dumps(status), ex=STATUS_TTL_S)
+                reply_key = keys.sandbox_reply(self.sandbox_id, "spawn")
+                pipe.rpush(
+                    reply_key, json.dumps({"state": "running", "services": status["services"]})
+                )
+                pipe.expire(reply_key, REPLY_TTL_S)
+                await pipe.execute()
+            self._mark("answered")
+            self._state_sent = self._state_message(status)
+            await self._send(self._state_sent)
         # The gauges start only when someone looks (see _sample_when_wanted).
         self._sample_when_wanted()
         await self._stop.wait()

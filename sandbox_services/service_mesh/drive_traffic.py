@@ -157,8 +157,13 @@ async def drive_outlier_detection(ctx, params: dict) -> dict:
         }
 
 
-async def _pool_spans(plane, started_ns: int, expected: int) -> list[dict]:
-    """Return the client sidecar's spans of calls to the backend since ``started_ns`` (all traced)."""
+async def _client_sidecar_spans(
+    plane, started_ns: int, expected: int, attribute: str, value: str
+) -> list[dict]:
+    """Return the client sidecar's spans since ``started_ns`` whose ``attribute`` is ``value``.
+
+    Its log lines become spans a moment after the calls: wait (3 s at most) for ``expected``.
+    """
     deadline = time.monotonic() + 3
     while True:
         spans = [
@@ -166,7 +171,7 @@ async def _pool_spans(plane, started_ns: int, expected: int) -> list[dict]:
             for span in await call(plane.spans)
             if span["start_ns"] >= started_ns
             and span["service"] == "client-sidecar"
-            and span["attributes"].get("haproxy.backend") == "backend"
+            and span["attributes"].get(attribute) == value
         ]
         if len(spans) >= expected or time.monotonic() > deadline:
             return spans
@@ -206,7 +211,9 @@ async def drive_connection_pool(ctx, params: dict) -> dict:
             # HAProxy's counters, read before the next policy reloads them away.
             totals_after = (await call(plane.totals)).get("client-0", {})
             counters = (await replica_counters(topology, [0]))[0]
-            spans = await _pool_spans(plane, started_ns, params["burst"])
+            spans = await _client_sidecar_spans(
+                plane, started_ns, params["burst"], "haproxy.backend", "backend"
+            )
             before = totals_before.get("backend/BACKEND", {})
             after = totals_after.get("backend/BACKEND", {})
             rows = measured["results"]
@@ -371,18 +378,9 @@ async def drive_fault_injection(ctx, params: dict) -> dict:
             1,
         )
         counters = await replica_counters(topology, [0])
-        deadline = time.monotonic() + 3
-        while True:
-            spans = [
-                span
-                for span in await call(plane.spans)
-                if span["start_ns"] >= started_ns
-                and span["service"] == "client-sidecar"
-                and span["attributes"].get("url.path") == "/quote"
-            ]
-            if len(spans) >= len(measured["results"]) or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.1)
+        spans = await _client_sidecar_spans(
+            plane, started_ns, len(measured["results"]), "url.path", "/quote"
+        )
         delayed = [s for s in spans if s["attributes"].get("mesh.fault") == "delay"]
         aborted = [s for s in spans if s["attributes"].get("mesh.fault") == "abort"]
         rows = measured["results"]

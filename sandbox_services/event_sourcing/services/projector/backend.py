@@ -20,6 +20,7 @@ from opentelemetry import trace
 from sandbox_services.event_sourcing.domain import upcast
 from sandbox_services.event_sourcing.projections import KINDS, is_new
 from sandbox_services.broker.connection import CONNECTION_ERRORS, connect
+from sandbox_services.broker.connection import wake as wake_connection
 from sandbox_services.broker.stream import close_stream_channel, close_stream_connection
 from sandbox_services.broker.tracing import extract_context, untraced_basic_consume
 
@@ -102,12 +103,7 @@ class ProjectorEngine:
 
     def wake(self) -> None:
         """End the engine thread's idle wait now (after a request or a stop)."""
-        connection = self._connection
-        if connection is not None:
-            try:
-                connection.add_callback_threadsafe(lambda: None)
-            except Exception:  # closed meanwhile: the reconnected engine sees the change
-                pass
+        wake_connection(self._connection)
 
     async def request(self, action: str, *args) -> ViewStatus:
         """Ask the engine thread to add, rebuild or drop a view; await its answer."""

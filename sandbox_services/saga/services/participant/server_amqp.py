@@ -20,6 +20,7 @@ from opentelemetry import context, propagate, trace
 
 from sandbox_services.saga.knobs import SagaConfig
 from sandbox_services.broker.connection import CONNECTION_ERRORS, connect
+from sandbox_services.broker.connection import wake as wake_connection
 
 from sandbox_services.saga.services.participant.backend import ParticipantBackend
 from sandbox_services.saga.interface import FORWARD_ACTIONS, Order, StepError
@@ -58,12 +59,7 @@ class ChoreographyConsumer(threading.Thread):
 
     def wake(self) -> None:
         """End the idle wait now, so a stop is seen at once (call after setting ``stop``)."""
-        connection = self._connection
-        if connection is not None:
-            try:
-                connection.add_callback_threadsafe(lambda: None)
-            except Exception:  # closed meanwhile: nothing left to wake
-                pass
+        wake_connection(self._connection)
 
     def run(self) -> None:
         while not self.stop.is_set():
