@@ -121,6 +121,11 @@ class SandboxConsumer(AsyncJsonWebsocketConsumer):
 
     async def _snapshot(self, sandbox) -> dict:
         """Return the database's view of the sandbox with its services as the supervisor sees them."""
+        # Read again, now that this socket is in the group: the row read before the
+        # group_add may be older than a "running" sent in between, which this socket
+        # missed (a sandbox that starts in 100 ms stayed "starting" on the page, with
+        # every service healthy, in two fresh-clone CI runs).
+        await database_sync_to_async(sandbox.refresh_from_db)()
         if sandbox.is_active:
             status = await database_sync_to_async(client.status)(sandbox.id)
             if status and isinstance(status.get("services"), dict):

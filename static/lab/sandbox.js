@@ -9,6 +9,14 @@ import { api } from "./api.js";
 
 const ENDED = new Set(["stopped", "failed", "expired"]);
 const HEALTHY = new Set(["running"]);
+// A sandbox's state only moves forward; a message that says otherwise is older
+// than one already shown (the POST's answer, a publish that raced the start).
+const RANK = { starting: 0, running: 1, stopping: 2, stopped: 3, failed: 3, expired: 3 };
+
+function isBehind(known, sandbox) {
+  if (!known || !sandbox || known.id !== sandbox.id || !(sandbox.state in RANK)) return false;
+  return RANK[sandbox.state] < (RANK[known.state] ?? 0);
+}
 
 function html(tag, attributes = {}, text) {
   const node = document.createElement(tag);
@@ -65,6 +73,7 @@ export class SandboxPanel {
 
   /** Show a sandbox (from the page, the API or a `sandbox` socket message). */
   update(sandbox) {
+    if (isBehind(this.sandbox, sandbox)) return;
     if (sandbox && this.sandbox && sandbox.id && sandbox.id !== this.sandbox.id) this.rows.clear();
     // Socket snapshots may omit fields; keep what we knew.
     this.sandbox = sandbox ? { ...(this.sandbox?.id === sandbox.id ? this.sandbox : {}), ...sandbox } : null;
