@@ -36,7 +36,6 @@ LOG_FORMAT_FIELDS = (
     ('"sid"', '"%[var(txn.sid)]"'),
     ('"tls"', '"%[ssl_fc]"'),
     ('"btls"', '"%[ssl_bc]"'),
-    ('"cn"', '"%[ssl_c_s_dn(CN)]"'),
     ('"serial"', '"%[ssl_c_serial,hex]"'),
     ('"sserial"', '"%[ssl_s_serial,hex]"'),
     ('"fault"', '"%[var(txn.fault)]"'),

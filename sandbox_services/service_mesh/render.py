@@ -105,6 +105,9 @@ def _app_frontend(name: str, bind: str, sidecar: Sidecar, note: str) -> list[str
         f"    # {note}",
         f"    bind {bind}",
         *proxy_config.trace_rules(),
+        # The caller's sidecar logs every request (the edge's counts and p99); this
+        # hop's line only makes a span, so an untraced request writes none.
+        "    http-request set-log-level silent unless { var(txn.tp) -m found }",
         "    default_backend app",
     ]
 

@@ -94,8 +94,9 @@ def overhead(figures: dict) -> dict:
             f" {figures['params']['rate']} requests/s, so the machine's state is the same for both.",
             "Mesh on: load generator -> its sidecar (plaintext, loopback) -> mTLS -> backend's sidecar ->"
             " backend. Mesh off: load generator -> backend.",
-            f"{figures['params']['traced_percent']:g}% of requests were traced end to end; the sidecars"
-            " logged every request, the spans' raw material.",
+            f"{figures['params']['traced_percent']:g}% of requests were traced end to end. The client's"
+            " sidecar logged every request (the edge's counts) and the backend's every traced one: the"
+            " spans' raw material.",
             f"Sidecar CPU is per 1,000 requests through the mesh, from each HAProxy process's own CPU clock."
             f" The control plane spent {figures['control_plane_cpu_ms_per_1000']:.1f} ms per 1,000 turning"
             " log lines into spans: the telemetry's cost, paid off the request path.",

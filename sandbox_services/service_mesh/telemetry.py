@@ -20,7 +20,7 @@ from sandbox_services.proxy.spans import span_of_record
 from .topology import Sidecar
 
 # HAProxy logs a sample it could not fetch as "-".
-SAMPLE_FIELDS = ("t0", "t1", "tp", "sid", "tls", "btls", "cn", "serial", "sserial", "fault")
+SAMPLE_FIELDS = ("t0", "t1", "tp", "sid", "tls", "btls", "serial", "sserial", "fault")
 
 
 @dataclass

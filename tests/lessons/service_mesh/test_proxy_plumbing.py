@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 from cryptography import x509
 
 from sandbox_services.proxy import runtime_api
 from sandbox_services.proxy.certs import CertificateAuthority, spiffe_id
+from sandbox_services.proxy.logs import LogReceiver
 from sandbox_services.proxy.spans import parse_traceparent, record_times_ns, span_of_record
 from sandbox_services.service_mesh.telemetry import SidecarTelemetry
 from sandbox_services.service_mesh.topology import sidecars
@@ -172,3 +175,35 @@ def test_show_stat_is_read_into_server_states():
         ("backend-1", True, 1),
     ]
     assert runtime_api.certificate_serial("Filename: x.pem\nSerial: 0a1B\n") == "0A1B"
+
+
+async def test_log_lines_are_read_at_once_after_a_quiet_spell_then_in_batches(tmp_path: Path):
+    records: list[dict] = []
+    arrived = asyncio.Event()
+
+    def on_record(record: dict) -> None:
+        records.append(record)
+        arrived.set()
+
+    receiver = LogReceiver(tmp_path / "log.sock", on_record, batch_interval_s=0.2)
+    await receiver.start()
+    _, writer = await asyncio.open_unix_connection(str(tmp_path / "log.sock"))
+    try:
+        began = time.monotonic()
+        writer.write(b'{"n": 1}\n{"n"')  # a line cut in two by the stream
+        await asyncio.wait_for(arrived.wait(), 5)
+        assert time.monotonic() - began < 0.15  # the first line waits for no batch
+        arrived.clear()
+        writer.write(b": 2}\nProxy x stopped.\nnot json\n")
+        for n in range(3, 51):
+            writer.write(b'{"n": %d}\n' % n)
+            await writer.drain()
+        while len(records) < 50:
+            arrived.clear()
+            await asyncio.wait_for(arrived.wait(), 5)
+        assert [record["n"] for record in records] == list(range(1, 51))
+        assert receiver.malformed == 0  # the notice and the stray text are not requests
+        assert receiver.reads <= 4  # 49 lines written one by one, read in a batch or two
+    finally:
+        writer.close()
+        receiver.close()
