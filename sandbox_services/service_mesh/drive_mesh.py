@@ -11,6 +11,7 @@ import http.client
 import time
 
 from . import loadgen
+from sandbox_services.proxy.logs import BATCH_INTERVAL_S
 from sandbox_services.runtime.sample_stats import summary
 
 from .measure import cpu_ns, memory_kb
@@ -61,6 +62,8 @@ async def drive_overhead(ctx, params: dict) -> dict:
         traced_every,
         50,
     )
+    # The control plane reads log lines in batches: let it take the run's last ones.
+    await asyncio.sleep(BATCH_INTERVAL_S * 2)
     after = _cpu(watched)
     plane_after = cpu_ns(plane_pid) or 0
     mesh_requests = len(measured["latencies_us"]["mesh on"]) or 1
