@@ -7,8 +7,9 @@ lessons with live services (a class at different points of the course):
   /proc over a fixed window, as a share of the whole machine);
 - starts the 60 sandboxes 6 at a time through the JSON API, each timed from the
   POST to "running" arriving on its WebSocket (start p50/p95);
-- lets the 60 sandboxes sit idle with no browser watching and measures the
-  lab's CPU again over the same window;
+- lets the 60 sandboxes sit idle with no browser watching (past the time a
+  sandbox's gauges linger after its last page closed) and measures the lab's
+  CPU again over the same window;
 - runs one interactive experiment in every sandbox at once, each learner
   watching on its WebSocket (opened PAGE_OPEN_S before the Run, as a page
   is), and measures span end (end_ns, stamped by the service) to receipt on
@@ -34,9 +35,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from sandbox_services.runtime.supervisor import (  # noqa: E402
+    HEARTBEAT_INTERVAL_S,
+    METRICS_LINGER_S,
+)
+
 LEARNERS = int(os.environ.get("BENCH_CLASS_LEARNERS", "60"))
 AT_ONCE = 6
 IDLE_SETTLE_S = 5.0
+# After the starts, idle means nobody has watched for longer than the gauges linger.
+UNWATCHED_SETTLE_S = METRICS_LINGER_S + HEARTBEAT_INTERVAL_S + 2.0
 IDLE_WINDOW_S = 10.0
 FLOOD_RUNS = 200
 FLOOD_STARTS = 20
@@ -340,7 +348,7 @@ def main() -> None:
             print(f"class start p95: {percentile(starts, 0.95):.3f} s")
             print(f"class start max: {max(starts):.3f} s")
 
-            time.sleep(IDLE_SETTLE_S)
+            time.sleep(UNWATCHED_SETTLE_S)
             seen |= descendants(roots)
             lab, machine, count = lab_cpu_percent(roots, IDLE_WINDOW_S)
             print(f"lab CPU with {LEARNERS} idle sandboxes: {lab:.1f} % of the machine")

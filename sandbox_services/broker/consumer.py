@@ -19,7 +19,7 @@ from typing import Any
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
-from .connection import CONNECTION_ERRORS, connect, wake
+from .connection import CONNECTION_ERRORS, IDLE_TURN_S, connect, wake
 from .tracing import inject_headers
 
 log = logging.getLogger(__name__)
@@ -64,12 +64,6 @@ class ConsumerStats:
     prefetch: int = 0
     events: list[str] = field(default_factory=list)
 
-
-# An idle consumer's thread turns this often (for the stop flag and a new
-# prefetch) unless woken: deliveries return at once, and ``wake`` ends a wait.
-# At 0.2 s, 60 idle sandboxes' consumers kept a core 3 % busy doing nothing.
-# Heartbeat timers still fire inside the wait, so it may exceed their interval.
-IDLE_TURN_S = 3.0
 
 Handler = Callable[[Delivery], DeliveryOutcome]
 Declare = Callable[[BlockingChannel], None]

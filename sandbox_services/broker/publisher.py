@@ -7,8 +7,8 @@ may arrive twice. That is at-least-once delivery; consumers dedupe by message id
 
 A blocking connection only answers heartbeats while someone drives its I/O, and
 a publisher sits idle between orders; the broker closes a connection after two
-missed heartbeats (about 10 s here). So a keeper thread drives the idle
-connection every second, under the same lock as publishing.
+missed heartbeats. So a keeper thread drives the idle connection three times a
+heartbeat timeout, under the same lock as publishing.
 """
 
 from __future__ import annotations
@@ -28,17 +28,12 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
-from .connection import CONNECTION_ERRORS, connect
+from .connection import CONNECTION_ERRORS, HEARTBEAT_S, connect
 from .tracing import inject_headers
 
 log = logging.getLogger(__name__)
 
 Declare = Callable[[BlockingChannel], None]
-
-# How often the keeper drives an idle connection: inside the 5 s heartbeat (the
-# broker closes a connection after two missed ones), and rarely enough that an
-# idle sandbox costs next to nothing.
-KEEPALIVE_EVERY_S = 2.0
 
 
 class PublishRefused(Exception):
@@ -67,8 +62,10 @@ class Publisher:
         name: str = "publisher",
         declare: Declare | None = None,
         retry_deadline_s: float = 15.0,
+        heartbeat_s: int = HEARTBEAT_S,
     ) -> None:
         self._url = amqp_url
+        self._heartbeat_s = heartbeat_s
         self._name = name
         self._declare = declare
         self._retry_deadline_s = retry_deadline_s
@@ -94,7 +91,12 @@ class Publisher:
                 target=self._keep_alive, name=f"{self._name}-heartbeat", daemon=True
             )
             self._keeper.start()
-        self._connection = connect(self._url, name=self._name, deadline_s=self._retry_deadline_s)
+        self._connection = connect(
+            self._url,
+            name=self._name,
+            deadline_s=self._retry_deadline_s,
+            heartbeat=self._heartbeat_s,
+        )
         channel = self._connection.channel()
         channel.confirm_delivery()
         if self._declare is not None:
@@ -153,8 +155,12 @@ class Publisher:
                     time.sleep(min(0.1 * attempt, 1.0))
 
     def _keep_alive(self) -> None:
-        """Answer heartbeats while no publish is running; a publish drives I/O itself."""
-        while not self._closed.wait(KEEPALIVE_EVERY_S):
+        """Answer heartbeats while no publish is running; a publish drives I/O itself.
+
+        Three turns a heartbeat timeout: well inside the broker's patience (two
+        missed heartbeats), and rare enough that an idle sandbox costs next to nothing.
+        """
+        while not self._closed.wait(max(1.0, self._heartbeat_s / 3)):
             if not self._lock.acquire(blocking=False):
                 continue  # a publish holds the connection and drives it
             try:

@@ -364,13 +364,14 @@ def test_abandoned_queues_and_exchange_expire_on_their_own(monkeypatch):
 
 
 def test_an_idle_publisher_keeps_its_connection_past_the_heartbeat_timeout():
-    # The broker drops a connection after two missed 5 s heartbeats; the keeper answers them.
+    # The broker drops a connection after two missed heartbeats; the keeper answers them.
+    # A 5 s heartbeat (the lab's is 30 s) keeps the test short.
     queue = f"lab.{uuid.uuid4().hex}.idle-test"
 
     def declare(channel):
         channel.queue_declare(queue, arguments={"x-expires": 60_000})
 
-    publisher = Publisher(AMQP_URL, name="idle-test", declare=declare)
+    publisher = Publisher(AMQP_URL, name="idle-test", declare=declare, heartbeat_s=5)
     try:
         publisher.connect()
         time.sleep(25)  # the broker gives up after 10 to 20 s of silence

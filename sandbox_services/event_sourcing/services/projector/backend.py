@@ -19,7 +19,7 @@ from opentelemetry import trace
 
 from sandbox_services.event_sourcing.domain import upcast
 from sandbox_services.event_sourcing.projections import KINDS, is_new
-from sandbox_services.broker.connection import CONNECTION_ERRORS, connect
+from sandbox_services.broker.connection import CONNECTION_ERRORS, IDLE_TURN_S, connect
 from sandbox_services.broker.connection import wake as wake_connection
 from sandbox_services.broker.stream import close_stream_channel, close_stream_connection
 from sandbox_services.broker.tracing import extract_context, untraced_basic_consume
@@ -29,8 +29,6 @@ from .store import ProjectorStore
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
-# The engine's longest wait with nothing to do (stopping waits at most this long too).
-IDLE_TURN_S = 3.0  # an idle turn; requests and a stop wake the wait at once (wake)
 
 
 @dataclass

@@ -19,7 +19,7 @@ import pika
 from opentelemetry import context, propagate, trace
 
 from sandbox_services.saga.knobs import SagaConfig
-from sandbox_services.broker.connection import CONNECTION_ERRORS, connect
+from sandbox_services.broker.connection import CONNECTION_ERRORS, IDLE_TURN_S, connect
 from sandbox_services.broker.connection import wake as wake_connection
 
 from sandbox_services.saga.services.participant.backend import ParticipantBackend
@@ -29,7 +29,6 @@ from sandbox_services.saga.topology import declare_queue
 
 log = logging.getLogger(__name__)
 CRASH_EXIT_CODE = 137
-IDLE_TURN_S = 3.0
 
 
 class ChoreographyConsumer(threading.Thread):
@@ -86,7 +85,7 @@ class ChoreographyConsumer(threading.Thread):
             self._connection = connection
             while not self.stop.is_set():
                 # Returns as soon as deliveries arrive or ``wake`` is called; the limit
-                # spaces only the idle turns (it must stay inside the 5 s heartbeat).
+                # spaces only the idle turns (pika answers heartbeats inside the wait).
                 connection.process_data_events(time_limit=IDLE_TURN_S)
         finally:
             self._connection = None
