@@ -157,10 +157,10 @@ def watch(sandbox_id: str, watcher: str, ttl_s: float) -> None:
     with _redis().pipeline(transaction=False) as pipe:
         pipe.sadd(key, watcher)
         pipe.expire(key, max(1, int(ttl_s)))
-        pipe.scard(key)
-        added, _, watchers = pipe.execute()
-    if added and watchers == 1 and is_alive(sandbox_id):
-        # The first watcher: wake the supervisor now rather than at its next heartbeat.
+        added, _ = pipe.execute()
+    if added and is_alive(sandbox_id):
+        # A new watcher: the first wakes the gauges now rather than at the next
+        # heartbeat; any gets the newest gauges at once (they are sent on change).
         send(sandbox_id, "watched")
 
 

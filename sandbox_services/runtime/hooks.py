@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import signal
+import time
 
 from . import keys
 from .config import configure_logging
@@ -21,16 +22,25 @@ from .service_processes import load_callable
 
 log = logging.getLogger(__name__)
 METRICS_INTERVAL_S = 1.0
+# A sample equal to the last one sent goes out again only this long after it.
+# Each message costs the supervisor, Redis and daphne a millisecond or two, and a
+# page watching a sandbox that does nothing was sent the same gauges every
+# second; a page that opens meanwhile gets the newest ones from the supervisor.
+METRICS_REPEAT_S = 5.0
 TEARDOWN_TIMEOUT_S = 10.0
 
 
 async def _poll_metrics(ctx: ExperimentCtx, dotted: str) -> None:
     hook = load_callable(dotted)
+    last_sent: dict | None = None
+    sent_at = float("-inf")
     while True:
         try:
             values = await hook(ctx)
-            if values:
+            now = time.monotonic()
+            if values and (values != last_sent or now - sent_at >= METRICS_REPEAT_S):
                 ctx.metrics(values)
+                last_sent, sent_at = values, now
         except Exception:  # one failed poll (a broker hiccup) must not end the metrics
             log.exception("metrics hook %s failed", dotted)
         await asyncio.sleep(METRICS_INTERVAL_S)

@@ -82,6 +82,7 @@ class SpanPipeline:
         self._run_of_trace: dict[str, str] = {}
         self._queue: asyncio.Queue[dict] = asyncio.Queue()
         self._last_fan_out = float("-inf")
+        self._newest_metrics: dict[str, dict] = {}  # source -> its last metrics message
 
     async def pump(self) -> None:
         """Pop the outbox as payloads arrive; sequence and keep them."""
@@ -112,13 +113,13 @@ class SpanPipeline:
             if message.get("kind") == "spans":
                 spans.extend(message.get("items", ()))
             elif message.get("kind") == "metrics":
-                self._queue.put_nowait(
-                    {
-                        "type": "sandbox.metrics",
-                        "source": message.get("source"),
-                        "metrics": message.get("values", {}),
-                    }
-                )
+                metrics = {
+                    "type": "sandbox.metrics",
+                    "source": message.get("source"),
+                    "metrics": message.get("values", {}),
+                }
+                self._newest_metrics[str(metrics["source"])] = metrics
+                self._queue.put_nowait(metrics)
         if spans:
             await self._keep(spans)
             self._queue.put_nowait({"type": "sandbox.spans", "items": spans})
@@ -136,6 +137,11 @@ class SpanPipeline:
             if self.seq > SPANS_KEPT:
                 pipe.zremrangebyrank(self._kept, 0, -SPANS_KEPT - 1)
             await pipe.execute()
+
+    def resend_metrics(self) -> None:
+        """Send each source's newest metrics again (a page just opened: gauges change rarely)."""
+        for metrics in self._newest_metrics.values():
+            self._queue.put_nowait(metrics)
 
     def _run_of(self, span: dict) -> str:
         """Return the span's run: its own mark, else its trace's, else background.

@@ -367,9 +367,13 @@ class Supervisor:
                 answer = await self._run(command)
             elif action == "status":
                 answer = self._status()
-            elif action == "watched":  # the first browser came: sample now, not at the next beat
+            elif action == "watched":  # a browser came: sample now, not at the next beat
+                sampling = self._metrics_pid is not None
                 self._watched = True
                 self._sample_when_wanted()
+                if sampling and self.spans is not None:
+                    # Gauges go out on change: the new page gets the newest at once.
+                    self.spans.resend_metrics()
                 answer = {"state": "ok"}
             else:
                 answer = {"state": "failed", "error": f"unknown action {action!r}"}
