@@ -59,10 +59,13 @@ class SandboxConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "sandbox", "sandbox": await self._snapshot(sandbox)})
         # A page opened mid-run learns of the run now, not at its next progress message.
         runs = await database_sync_to_async(_runs_in_flight)(sandbox.id)
-        kept = await client.arun_progress(self.sandbox_id, [run["id"] for run in runs])
+        items, kept = await client.areplay_with_progress(
+            self.sandbox_id,
+            _since(self.scope.get("query_string", b"")),
+            [run["id"] for run in runs],
+        )
         for run in runs:
             await self.send_json({"type": "run", "run": _with_progress(run, kept.get(run["id"]))})
-        items = await client.areplay(self.sandbox_id, _since(self.scope.get("query_string", b"")))
         self.replayed = {item["seq"] for item in items}
         for start in range(0, len(items), REPLAY_CHUNK):
             await self.send_json(

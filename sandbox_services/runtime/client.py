@@ -1,8 +1,10 @@
 """How the web tier and Celery tasks talk to sandboxes: through Redis only.
 
-Nothing here opens a sandbox's own ports. Every function is synchronous (Celery
-tasks, Django views); the WebSocket consumer uses ``replay`` through
-``asgiref.sync.sync_to_async``, the async twin ``areplay``, and ``arun_progress``.
+Nothing here opens a sandbox's own ports. Most functions are synchronous (Celery
+tasks, Django views, the consumer through ``sync_to_async``); a WebSocket's connect
+reads the kept spans and its runs' progress with the async
+``areplay_with_progress``, in one round trip (``areplay`` and ``arun_progress`` are
+its halves).
 """
 
 from __future__ import annotations
@@ -215,14 +217,8 @@ def replay(sandbox_id: str, since: int = 0, limit: int = 5000) -> list[dict]:
 
 async def areplay(sandbox_id: str, since: int = 0, limit: int = 5000) -> list[dict]:
     """Return kept spans with seq > since, oldest first (asyncio twin of ``replay``)."""
-    client = aioredis.Redis.from_url(load_config().redis_url)
-    try:
-        raw = await client.zrangebyscore(
-            keys.sandbox_spans(sandbox_id), f"({int(since)}", "+inf", start=0, num=int(limit)
-        )
-    finally:
-        await client.aclose()
-    return [json.loads(item) for item in raw]
+    spans, _ = await areplay_with_progress(sandbox_id, since, [], limit)
+    return spans
 
 
 async def arun_progress(sandbox_id: str, run_ids: list[str]) -> dict[str, dict]:
@@ -231,18 +227,46 @@ async def arun_progress(sandbox_id: str, run_ids: list[str]) -> dict[str, dict]:
     Each value is the ``run`` of the run's last progress message (``runtime/messages.py``
     ``run_message``); a run that has not started or has ended has none.
     """
-    if not run_ids:
-        return {}
+    _, progress = await areplay_with_progress(sandbox_id, None, run_ids)
+    return progress
+
+
+async def areplay_with_progress(
+    sandbox_id: str, since: int | None, run_ids: list[str], limit: int = 5000
+) -> tuple[list[dict], dict[str, dict]]:
+    """Return ``areplay``'s spans (none when ``since`` is None) and ``arun_progress``'s runs.
+
+    One connection and one round trip: what a page's WebSocket reads as it connects.
+    """
+    if since is None and not run_ids:
+        return [], {}
     client = aioredis.Redis.from_url(load_config().redis_url)
     try:
-        raw = await client.mget([keys.run_progress(sandbox_id, run_id) for run_id in run_ids])
+        async with client.pipeline(transaction=False) as pipe:
+            if since is not None:
+                pipe.zrangebyscore(
+                    keys.sandbox_spans(sandbox_id),
+                    f"({int(since)}",
+                    "+inf",
+                    start=0,
+                    num=int(limit),
+                )
+            if run_ids:
+                pipe.mget([keys.run_progress(sandbox_id, run_id) for run_id in run_ids])
+            results = await pipe.execute()
     finally:
         await client.aclose()
-    return {
-        run_id: json.loads(item)
-        for run_id, item in zip(run_ids, raw, strict=True)
-        if item is not None
-    }
+    spans = [json.loads(item) for item in results.pop(0)] if since is not None else []
+    progress = (
+        {
+            run_id: json.loads(item)
+            for run_id, item in zip(run_ids, results.pop(0), strict=True)
+            if item is not None
+        }
+        if run_ids
+        else {}
+    )
+    return spans, progress
 
 
 class SandboxError(Exception):

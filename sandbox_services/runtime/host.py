@@ -51,6 +51,7 @@ STACK = (
     "sandbox_services.runtime.serve",
 )
 STOP_GRACE_S = 5.0
+SPAWN_WAIT_S = 1.0
 _SANDBOX_ID = re.compile(r"[0-9a-f]{32}")
 
 
@@ -122,7 +123,10 @@ class Host:
         missing_since: float | None = None
         while True:
             try:
-                item = self.redis.blpop([spawn_key], timeout=0.5)
+                # A push wakes the wait at once; the timeout spaces the reaping and the
+                # worker check (at 0.5 s, with a waitpid per supervisor, the host of 60
+                # idle sandboxes was the busiest idle process of the lab).
+                item = self.redis.blpop([spawn_key], timeout=SPAWN_WAIT_S)
                 if item is not None:
                     self._spawn(json.loads(item[1]))
                 worker_alive = self.redis.exists(keys.worker_alive(self.name))
@@ -166,14 +170,19 @@ class Host:
         log.info("sandbox %s: supervisor %d", sandbox_id, pid)
 
     def reap(self) -> None:
-        """Collect every exited supervisor so none stays a zombie."""
-        for pid in list(self.supervisors):
+        """Collect every exited supervisor so none stays a zombie (one call per exited child)."""
+        while self.supervisors:
             try:
-                done, status = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                done, status = pid, 0
-            if done:
-                sandbox_id = self.supervisors.pop(pid)
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:  # no child left at all: none of ours can be running
+                for pid, sandbox_id in self.supervisors.items():
+                    log.info("sandbox %s: supervisor %d gone", sandbox_id, pid)
+                self.supervisors.clear()
+                return
+            if pid == 0:
+                return
+            sandbox_id = self.supervisors.pop(pid, None)
+            if sandbox_id is not None:
                 log.info(
                     "sandbox %s: supervisor %d exited (%d)", sandbox_id, pid, exit_code(status)
                 )

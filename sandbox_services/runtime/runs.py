@@ -163,8 +163,8 @@ class RunManager:
         plan: SandboxPlan,
         services: ServiceManager,
         publish: Callable[[dict], Awaitable[None]],
+        redis: aioredis.Redis,
         on_change: Callable[[], None] = lambda: None,
-        redis: aioredis.Redis | None = None,
         nice: int = 0,
     ) -> None:
         self.plan = plan
@@ -175,9 +175,7 @@ class RunManager:
         self._turn = asyncio.Lock()
         self._closed = False
         self._nice = nice  # added to each runner's niceness (forking.fork_child)
-        # The supervisor's own client (its pool is already connected), else one made on
-        # first use in the supervisor's loop.
-        self._redis: aioredis.Redis | None = redis
+        self._redis = redis  # the supervisor's own client: its pool is already connected
 
     async def run(
         self,
@@ -287,10 +285,6 @@ class RunManager:
 
     async def _quietly(self, command: Callable[[aioredis.Redis], Awaitable[Any]]) -> None:
         """Send one command to Redis; a run goes on without its kept progress if Redis fails."""
-        if self._redis is None:
-            self._redis = aioredis.Redis.from_url(
-                self.plan.redis_url, socket_connect_timeout=2, socket_timeout=5
-            )
         try:
             await command(self._redis)
         except (RedisError, OSError):

@@ -225,7 +225,7 @@ class Supervisor:
         nice = self.config.workload_nice
         self.services = ServiceManager(self.plan, self._services_changed, nice=nice)
         self.runs = RunManager(
-            self.plan, self.services, self._send, self._state_dirty.set, redis=self.redis, nice=nice
+            self.plan, self.services, self._send, self.redis, self._state_dirty.set, nice=nice
         )
         self.spans = SpanPipeline(self.redis, self.sandbox_id, self._port_names, self._send)
 
