@@ -28,3 +28,11 @@ def start_sandbox_host(sender=None, **kwargs) -> None:
 
     attach(sender.hostname)
     relay_start(sender.hostname)
+
+
+@worker_ready.connect
+def read_lessons(sender=None, **kwargs) -> None:
+    """Read the lessons now, not when the first run ends (about half a CPU second)."""
+    from lab.curriculum.selectors import lesson_list
+
+    lesson_list()

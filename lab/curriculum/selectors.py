@@ -1,5 +1,7 @@
 """Reads of lessons and progress."""
 
+import threading
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
@@ -7,6 +9,7 @@ from .lessons import Lesson, load_all
 from .models import Progress
 
 _cache: dict[str, object] = {}
+_loading = threading.Lock()
 
 
 class LessonNotFound(Exception):
@@ -18,14 +21,19 @@ def _lessons() -> list[Lesson]:
     # on the next request, so an author sees an edit on reload.
     if "lessons" in _cache and not settings.DEBUG:
         return _cache["lessons"]  # type: ignore[return-value]
-    directory = settings.LAB_LESSONS_DIR
-    stamp = tuple(
-        (str(path), path.stat().st_mtime_ns) for path in sorted(directory.glob("*/lesson.md"))
-    )
-    if _cache.get("stamp") != stamp:
-        lessons, _problems = load_all(directory)
-        _cache.update(lessons=lessons, stamp=stamp)
-    return _cache["lessons"]  # type: ignore[return-value]
+    # One thread reads them, the others wait for it: a fresh Celery worker's eight
+    # threads, all ending runs at once, each parsed every lesson (YAML and
+    # Markdown, about half a CPU second each), which was most of the worker's CPU
+    # while a class of 12 ran its first experiments.
+    with _loading:
+        directory = settings.LAB_LESSONS_DIR
+        stamp = tuple(
+            (str(path), path.stat().st_mtime_ns) for path in sorted(directory.glob("*/lesson.md"))
+        )
+        if _cache.get("stamp") != stamp:
+            lessons, _problems = load_all(directory)
+            _cache.update(lessons=lessons, stamp=stamp)
+        return _cache["lessons"]  # type: ignore[return-value]
 
 
 def lesson_list() -> list[Lesson]:

@@ -281,3 +281,33 @@ def test_a_declaration_that_breaks_its_own_rules_fails_at_import(arguments, mess
     with pytest.raises(ValueError) as caught:
         Param(*arguments)
     assert str(caught.value).startswith(message)
+
+
+def test_threads_that_ask_for_the_lessons_at_once_read_them_once(monkeypatch, settings):
+    # A fresh Celery worker's eight threads ending runs at once each parsed every
+    # lesson (about half a CPU second each) before the first had cached them.
+    import threading
+
+    from lab.curriculum import selectors
+
+    settings.DEBUG = False
+    monkeypatch.setattr(selectors, "_cache", {})
+    reads = []
+
+    def counted(directory):
+        reads.append(directory)
+        return load_all(directory)
+
+    monkeypatch.setattr(selectors, "load_all", counted)
+    start = threading.Barrier(8)
+
+    def ask():
+        start.wait()
+        selectors.lesson_get(slug="rest-vs-grpc")
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(reads) == 1
