@@ -61,7 +61,6 @@ INTERACTIVE = {
     "saga": {"experiment": "happy-path", "params": {}},
 }
 LESSONS = list(INTERACTIVE)
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CPUS = os.cpu_count() or 1
 
 
@@ -125,13 +124,27 @@ def descendants(roots: list[int]) -> set[int]:
     return found
 
 
-def cpu_ticks(pids: set[int]) -> dict[int, int]:
-    ticks = {}
+def cpu_ns(pids: set[int]) -> dict[tuple[int, int], int]:
+    """Return each live thread's CPU time in ns, by (pid, tid), from its schedstat.
+
+    Not utime + stime: those are charged a whole clock tick (10 ms) to whoever
+    runs when the tick lands, and the lab's idle processes wake on timers, right
+    after a tick; schedstat counts what each thread really ran.
+    """
+    runtimes = {}
     for pid in pids:
-        fields = _stat_fields(pid)
-        if fields is not None:
-            ticks[pid] = int(fields[11]) + int(fields[12])  # utime + stime
-    return ticks
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                runtimes[(pid, int(tid))] = int(
+                    Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0]
+                )
+            except (OSError, ValueError, IndexError):
+                pass
+    return runtimes
 
 
 def machine_busy() -> tuple[int, int]:
@@ -143,14 +156,14 @@ def machine_busy() -> tuple[int, int]:
 def lab_cpu_percent(roots: list[int], window_s: float) -> tuple[float, float, int]:
     """Return (lab's CPU as % of the machine, machine busy %, lab processes) over the window."""
     before_pids = descendants(roots)
-    before = cpu_ticks(before_pids)
+    before = cpu_ns(before_pids)
     busy_before, total_before = machine_busy()
     time.sleep(window_s)
     after_pids = descendants(roots)
-    after = cpu_ticks(after_pids)
+    after = cpu_ns(after_pids)
     busy_after, total_after = machine_busy()
-    used = sum(ticks - before.get(pid, 0) for pid, ticks in after.items())
-    lab = 100.0 * used / CLOCK_TICKS / window_s / CPUS
+    used = sum(ns - before.get(thread, 0) for thread, ns in after.items())
+    lab = 100.0 * used / 1e9 / window_s / CPUS
     machine = 100.0 * (busy_after - busy_before) / max(1, total_after - total_before)
     return lab, machine, len(after_pids)
 
