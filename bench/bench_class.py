@@ -127,9 +127,8 @@ def descendants(roots: list[int]) -> set[int]:
 def cpu_ns(pids: set[int]) -> dict[tuple[int, int], int]:
     """Return each live thread's CPU time in ns, by (pid, tid), from its schedstat.
 
-    Not utime + stime: those are charged a whole clock tick (10 ms) to whoever
-    runs when the tick lands, and the lab's idle processes wake on timers, right
-    after a tick; schedstat counts what each thread really ran.
+    schedstat counts what each thread really ran, in ns (per-thread utime and stime
+    undercount threads that wake briefly; see docs/architecture.md, traps).
     """
     runtimes = {}
     for pid in pids:

@@ -27,7 +27,7 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 # catch a connection that dies without a FIN (a cable, a NAT, a frozen host),
 # after about two timeouts. Each heartbeat frame wakes the connection's thread and
 # the broker: at 5 s (with 3 s idle turns), the AMQP threads of 45 idle
-# messaging sandboxes kept the 2-core machine 2.8 % busy; at 30 s, 0.5 %.
+# messaging sandboxes kept the 2-core machine 2.8 % busy; at 30 s, about 0.5 %.
 HEARTBEAT_S = 30
 # How long an idle consuming thread waits in ``process_data_events`` between
 # turns (for a stop flag or a changed setting). Deliveries end the wait at once,
