@@ -39,7 +39,7 @@ GAUGE_FIELDS = {"depth", "unacked", "consumers", "publish_rate", "deliver_rate"}
 pytestmark = pytest.mark.timeout(240)
 
 
-async def _first_lab_metrics(sandbox_id: str, timeout_s: float = 10) -> dict:
+async def _first_lab_metrics(sandbox_id: str, wanted, timeout_s: float = 10) -> dict:
     layer = RedisChannelLayer(hosts=[os.environ["REDIS_URL"]])
     channel = await layer.new_channel()
     await layer.group_add(keys.channel_group(sandbox_id), channel)
@@ -48,15 +48,23 @@ async def _first_lab_metrics(sandbox_id: str, timeout_s: float = 10) -> dict:
         async with asyncio.timeout(timeout_s):
             while True:
                 message = await layer.receive(channel)
-                if message["type"] == "sandbox.metrics" and message["source"] == "lab":
+                if (
+                    message["type"] == "sandbox.metrics"
+                    and message["source"] == "lab"
+                    and wanted(message["metrics"])
+                ):
                     return message["metrics"]
     finally:
         await layer.group_discard(keys.channel_group(sandbox_id), channel)
 
 
-def first_lab_metrics(sandbox_id: str) -> dict:
-    """Return the first metrics of the lab's metrics hook that reach the sandbox's group."""
-    return asyncio.run(_first_lab_metrics(sandbox_id))
+def first_lab_metrics(sandbox_id: str, wanted=lambda metrics: True) -> dict:
+    """Return the first metrics of the lab's metrics hook that reach the sandbox's group.
+
+    A new watcher gets the newest sample first, which may predate what the test
+    did a moment ago; ``wanted`` skips samples until one shows it.
+    """
+    return asyncio.run(_first_lab_metrics(sandbox_id, wanted))
 
 
 def stop_and_wait(sandbox: Sandbox) -> dict:
@@ -253,7 +261,10 @@ def test_injected_delay_slows_the_order_service_once(messaging: Sandbox) -> None
 def test_async_messaging_metrics_carry_every_queue_in_the_documented_shape(
     messaging: Sandbox,
 ) -> None:
-    metrics = first_lab_metrics(messaging.id)
+    # Tests before stopped and restarted consumers: the newest sample may predate that.
+    metrics = first_lab_metrics(
+        messaging.id, wanted=lambda metrics: metrics["queues"]["email"]["consumers"] >= 1
+    )
     queues = metrics["queues"]
     assert set(queues) == set(messaging_config.queue_names())
     assert all(set(gauge) == GAUGE_FIELDS for gauge in queues.values())
@@ -376,7 +387,8 @@ def test_a_restarted_account_service_rebuilds_its_state_from_the_log(sourcing: S
 
 
 def test_event_sourcing_metrics_carry_the_log_and_each_views_lag(sourcing: Sandbox) -> None:
-    metrics = first_lab_metrics(sourcing.id)
+    # The test before restarted the accounts: the newest sample may show no views yet.
+    metrics = first_lab_metrics(sourcing.id, wanted=lambda metrics: metrics.get("views"))
     queues = metrics["queues"]
     assert set(queues) == {sourcing_config.STREAM, sourcing_config.COMPARE_QUEUE}
     assert all(set(gauge) == GAUGE_FIELDS for gauge in queues.values())
