@@ -54,7 +54,8 @@ class LogReceiver:
             lambda: _LineProtocol(self, self._batch_interval_s), str(self.path)
         )
 
-    def _lines(self, lines: list[bytes]) -> None:
+    def take(self, lines: list[bytes]) -> None:
+        """Handle the whole lines one read of a proxy's connection brought."""
         self.reads += 1
         for line in lines:
             if not line.startswith(b"{"):
@@ -97,7 +98,7 @@ class _LineProtocol(asyncio.Protocol):
         if len(self._partial) > LINE_LIMIT:
             self._partial = b""  # no line is this long: drop it rather than grow
             self._receiver.malformed += 1
-        self._receiver._lines(lines)
+        self._receiver.take(lines)
         if self._interval_s > 0 and self._transport is not None:
             self._transport.pause_reading()
             asyncio.get_running_loop().call_later(self._interval_s, self._resume)

@@ -3,8 +3,7 @@
 Nothing here opens a sandbox's own ports. Most functions are synchronous (Celery
 tasks, Django views, the consumer through ``sync_to_async``); a WebSocket's connect
 reads the kept spans and its runs' progress with the async
-``areplay_with_progress``, in one round trip (``areplay`` and ``arun_progress`` are
-its halves).
+``areplay_with_progress``, in one round trip.
 """
 
 from __future__ import annotations
@@ -160,10 +159,13 @@ def watch(sandbox_id: str, watcher: str, ttl_s: float) -> None:
         pipe.sadd(key, watcher)
         pipe.expire(key, max(1, int(ttl_s)))
         added, _ = pipe.execute()
-    if added and is_alive(sandbox_id):
+    if added:
         # A new watcher: the first wakes the gauges now rather than at the next
         # heartbeat; any gets the newest gauges at once (they are sent on change).
-        send(sandbox_id, "watched")
+        try:
+            send(sandbox_id, "watched")
+        except SandboxGone:
+            pass  # not running: nothing samples, and the page hears the state
 
 
 def unwatch(sandbox_id: str, watcher: str) -> None:
@@ -215,58 +217,34 @@ def replay(sandbox_id: str, since: int = 0, limit: int = 5000) -> list[dict]:
     return [json.loads(item) for item in raw]
 
 
-async def areplay(sandbox_id: str, since: int = 0, limit: int = 5000) -> list[dict]:
-    """Return kept spans with seq > since, oldest first (asyncio twin of ``replay``)."""
-    spans, _ = await areplay_with_progress(sandbox_id, since, [], limit)
-    return spans
-
-
-async def arun_progress(sandbox_id: str, run_ids: list[str]) -> dict[str, dict]:
-    """Return the newest progress the supervisor kept of each run still in flight, by run id.
-
-    Each value is the ``run`` of the run's last progress message (``runtime/messages.py``
-    ``run_message``); a run that has not started or has ended has none.
-    """
-    _, progress = await areplay_with_progress(sandbox_id, None, run_ids)
-    return progress
-
-
 async def areplay_with_progress(
-    sandbox_id: str, since: int | None, run_ids: list[str], limit: int = 5000
+    sandbox_id: str, since: int, run_ids: list[str], limit: int = 5000
 ) -> tuple[list[dict], dict[str, dict]]:
-    """Return ``areplay``'s spans (none when ``since`` is None) and ``arun_progress``'s runs.
+    """Return kept spans with seq > since (oldest first) and the newest progress of each run.
 
-    One connection and one round trip: what a page's WebSocket reads as it connects.
+    A run's progress is the ``run`` of its last progress message
+    (``runtime/messages.py`` ``run_message``), by run id; a run that has not
+    started or has ended has none. One connection and one round trip: what a
+    page's WebSocket reads as it connects (the async twin of ``replay``, plus that).
     """
-    if since is None and not run_ids:
-        return [], {}
     client = aioredis.Redis.from_url(load_config().redis_url)
     try:
         async with client.pipeline(transaction=False) as pipe:
-            if since is not None:
-                pipe.zrangebyscore(
-                    keys.sandbox_spans(sandbox_id),
-                    f"({int(since)}",
-                    "+inf",
-                    start=0,
-                    num=int(limit),
-                )
-            if run_ids:
+            pipe.zrangebyscore(
+                keys.sandbox_spans(sandbox_id), f"({int(since)}", "+inf", start=0, num=int(limit)
+            )
+            if run_ids:  # MGET wants at least one key
                 pipe.mget([keys.run_progress(sandbox_id, run_id) for run_id in run_ids])
             results = await pipe.execute()
     finally:
         await client.aclose()
-    spans = [json.loads(item) for item in results.pop(0)] if since is not None else []
-    progress = (
-        {
-            run_id: json.loads(item)
-            for run_id, item in zip(run_ids, results.pop(0), strict=True)
-            if item is not None
-        }
-        if run_ids
-        else {}
-    )
-    return spans, progress
+    raw_progress = results[1] if run_ids else []
+    progress = {
+        run_id: json.loads(item)
+        for run_id, item in zip(run_ids, raw_progress, strict=True)
+        if item is not None
+    }
+    return [json.loads(item) for item in results[0]], progress
 
 
 class SandboxError(Exception):

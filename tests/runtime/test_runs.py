@@ -40,7 +40,8 @@ async def _watch_a_run(sandbox_id: str, run_id: str) -> dict:
                 message = await layer.receive(channel)
                 if message["type"] != "sandbox.run" or message["run"]["id"] != run_id:
                     continue
-                kept = (await client.arun_progress(sandbox_id, [run_id])).get(run_id)
+                _, progress = await client.areplay_with_progress(sandbox_id, 0, [run_id])
+                kept = progress.get(run_id)
                 seen.append(
                     (message["run"], kept, await redis.ttl(keys.run_progress(sandbox_id, run_id)))
                 )
@@ -50,7 +51,7 @@ async def _watch_a_run(sandbox_id: str, run_id: str) -> dict:
     finally:
         await layer.group_discard(keys.channel_group(sandbox_id), channel)
         await redis.aclose()
-    after = await client.arun_progress(sandbox_id, [run_id])
+    _, after = await client.areplay_with_progress(sandbox_id, 0, [run_id])
     return {"outcome": outcome, "seen": seen, "after": after}
 
 
