@@ -589,6 +589,11 @@ export class TraceView {
   }
 
   #drawHeader() {
+    // Every frame with new spans comes here; the labels are rebuilt only when a lifeline
+    // or its column changed, so a label a reader is pointing at is never swapped under them.
+    const key = `${this.seqWidth}|${this.lifelines.map((name) => `${name}@${this.lifelineX.get(name)}`).join("|")}`;
+    if (key === this.headerKey) return;
+    this.headerKey = key;
     const labels = this.lifelines.map((name) => {
       const label = html("span", { class: "lifeline-label", title: name }, clip(name, 18));
       label.style.left = `${this.lifelineX.get(name)}px`;

@@ -147,9 +147,9 @@ def test_lifelines_keep_the_lessons_order_across_runs_and_the_picker_names_runs(
         "() => Number(document.getElementById('trace-view').dataset.hopsGrpc) > 0"
     )
     assert lifeline_names(page) == declared
-    grpc_x = page.locator("#trace-view .lifeline-label", has_text="catalog-grpc").bounding_box()[
-        "x"
-    ]
+    grpc_label = page.locator("#trace-view .lifeline-label", has_text="catalog-grpc")
+    grpc_x = grpc_label.bounding_box()["x"]
+    grpc_label.evaluate("(label) => { label.dataset.seen = 'first run'; }")
 
     run(page, "one-call", items=5)
     page.wait_for_function(
@@ -158,11 +158,10 @@ def test_lifelines_keep_the_lessons_order_across_runs_and_the_picker_names_runs(
     )
     wait_done(page, "one-call")
     assert lifeline_names(page) == declared
-    # The column stays where it was (the panel may scroll; its x never moves).
-    assert (
-        page.locator("#trace-view .lifeline-label", has_text="catalog-grpc").bounding_box()["x"]
-        == grpc_x
-    )
+    # The column stays where it was (the panel may scroll; its x never moves), and its
+    # label is the same element: new spans with the same lifelines do not rebuild the header.
+    assert grpc_label.get_attribute("data-seen") == "first run"
+    assert grpc_label.bounding_box()["x"] == grpc_x
 
     # The picker lists runs by experiment and parameters, their traces under them.
     picker = page.locator("#trace-view .trace-picker")
