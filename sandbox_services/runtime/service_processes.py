@@ -257,9 +257,11 @@ class ServiceManager:
             await asyncio.gather(*(self._start_replica(name, number) for number in range(replicas)))
 
     async def operate(self, op: str, name: str, params: dict[str, Any]) -> None:
-        """Apply one learner operation (stop, start, restart, delay, error, clear, kill, scale)."""
+        """Apply one operation (stop, start, restart, delay, error, clear, kill, scale, status)."""
         if name not in self.specs:
             raise ValueError(f"no service named {name!r}")
+        if op == "status":  # a read: the caller gets the states, nothing changes
+            return
         table = self.plan.table
         if op == "stop":
             await self.stop(name)

@@ -184,7 +184,9 @@ class ExperimentContext(Protocol):
         """Ask the supervisor to change a service, as a learner's fault would.
 
         Actions: stop, start, restart, delay (delay_ms), error (error_rate),
-        clear, kill (SIGKILL), scale (replicas). Returns the service states.
+        clear, kill (SIGKILL), scale (replicas), and status (changes nothing: the
+        supervisor's view of its processes, e.g. whether one has exited yet).
+        Returns the service states.
         ``start`` leaves a running replica as it is and starts one that stopped or
         crashed (whatever its exit code); ``scale`` gives each replica its own port
         and the same ``workdir``.

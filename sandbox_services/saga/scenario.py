@@ -17,7 +17,6 @@ import grpc
 import pika
 
 from sandbox_services.runtime.params import ParameterError
-from sandbox_services.runtime.probe import grpc_health_once
 from sandbox_services.saga.services.coordinator.client import CoordinatorClient
 from sandbox_services.saga.services.orders.client import OrdersClient
 from sandbox_services.saga.services.participant.client import ParticipantClient
@@ -187,10 +186,15 @@ class SagaDriver:
         return False
 
     async def wait_down(self, service: str) -> bool:
-        """Wait until a service stops answering its health check (it crashed)."""
-        port = int(self.ctx.address(service).rsplit(":", 1)[1])
+        """Wait until the supervisor has seen the service's process exit (it crashed).
+
+        Not a failed health check: a loaded machine lets one time out while the
+        process lives, and the restart that follows would then find it running,
+        change nothing, and leave it down for good once it did exit.
+        """
         while time.monotonic() < self.deadline:
-            if not await grpc_health_once(port, 0.3):
+            states = await self.ctx.control("status", service)
+            if states.get(service, {}).get("state") in ("crashed", "stopped", "failed"):
                 return True
             await asyncio.sleep(POLL_S)
         return False

@@ -100,6 +100,22 @@ def test_start_right_after_a_crash_starts_the_service_again(sandbox):
     assert client.status(sandbox)["state"] == "running"
 
 
+def test_status_tells_a_hung_process_from_an_exited_one_and_changes_nothing(sandbox):
+    # A failed health check is not an exit (the saga's crash experiment once took one for
+    # it on a loaded machine): "status" is the supervisor's own view of its processes.
+    before = client.status(sandbox)["services"]["echo"]
+    os.kill(before["pid"], signal.SIGSTOP)  # alive, answering nothing
+    try:
+        assert not healthy("http", before["port"])
+        seen = service(sandbox, "echo", "status")
+        assert seen["state"] == "running" and seen["pid"] == before["pid"]
+    finally:
+        os.kill(before["pid"], signal.SIGCONT)
+    os.kill(before["pid"], signal.SIGKILL)
+    wait_until(lambda: service(sandbox, "echo", "status")["state"] == "crashed", 5)
+    assert service(sandbox, "echo", "start")["state"] == "running"
+
+
 def test_scale_runs_each_replica_on_its_own_port(sandbox):
     scaled = service(sandbox, "echo", "scale", replicas=2)
     ports = [instance["port"] for instance in scaled["instances"]]
