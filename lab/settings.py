@@ -174,6 +174,7 @@ CELERY_TASK_ROUTES = {
         "sandbox_stop_task",
         "sandbox_ended_task",
         "sandboxes_reconcile",
+        "warm_pool_fill_task",
     )
 }
 CELERY_TASK_IGNORE_RESULT = True

@@ -9,7 +9,15 @@ from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from . import selectors, services, traces
-from .serializers import FaultInput, RunCreateInput, RunOutput, SandboxCreateInput, SandboxOutput
+from .serializers import (
+    FaultInput,
+    RunCreateInput,
+    RunOutput,
+    SandboxCreateInput,
+    SandboxOutput,
+    WarmPoolInput,
+    WarmPoolOutput,
+)
 
 
 class Conflict(APIException):
@@ -187,3 +195,51 @@ class RunTraceExportApi(APIView):
         response = Response(traces.otlp_json(spans=spans, sandbox_id=run.sandbox_id))
         response["Content-Disposition"] = f'inline; filename="run-{run.id}-otlp.json"'
         return response
+
+
+class WarmPoolListCreateApi(APIView):
+    """An instructor's warm pools: sandboxes started ahead of a class for its learners."""
+
+    @extend_schema(responses=WarmPoolOutput(many=True))
+    def get(self, request):
+        pools = selectors.warm_pools_taught(user=request.user)[:50]
+        return Response(WarmPoolOutput(pools, many=True).data)
+
+    @extend_schema(request=WarmPoolInput, responses={201: WarmPoolOutput})
+    def post(self, request):
+        from lab.users.models import Cohort
+        from lab.users.selectors import is_instructor
+
+        if not is_instructor(request.user):
+            raise PermissionDenied("Only instructors warm sandboxes for a class.")
+        data = WarmPoolInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        cohort = Cohort.objects.filter(id=values.pop("cohort"), instructors=request.user).first()
+        if cohort is None:
+            raise ValidationError({"cohort": ["no cohort you teach has this id"]})
+        try:
+            pool = services.warm_pool_set(instructor=request.user, cohort=cohort, **values)
+        except services.InputInvalid as error:
+            raise _invalid(error) from None
+        pool = selectors.warm_pool_get_taught(user=request.user, pool_id=pool.id)
+        return Response(WarmPoolOutput(pool).data, status=status.HTTP_201_CREATED)
+
+
+class WarmPoolDetailApi(APIView):
+    @extend_schema(responses=WarmPoolOutput)
+    def get(self, request, pool_id: int):
+        return Response(WarmPoolOutput(self._pool(request, pool_id)).data)
+
+    @extend_schema(request=None, responses={200: WarmPoolOutput})
+    def delete(self, request, pool_id: int):
+        """End the pool now: its untaken sandboxes stop; taken ones stay their learners'."""
+        services.warm_pool_end(pool=self._pool(request, pool_id))
+        return Response(WarmPoolOutput(self._pool(request, pool_id)).data)
+
+    @staticmethod
+    def _pool(request, pool_id: int):
+        pool = selectors.warm_pool_get_taught(user=request.user, pool_id=pool_id)
+        if pool is None:
+            raise NotFound("No such warm pool.")
+        return pool

@@ -23,6 +23,31 @@ ACTIVE_STATES = (SandboxState.STARTING, SandboxState.RUNNING, SandboxState.STOPP
 ENDED_STATES = (SandboxState.STOPPED, SandboxState.FAILED, SandboxState.EXPIRED)
 
 
+class WarmPool(models.Model):
+    """Sandboxes an instructor had started ahead of a class, for its learners to take.
+
+    A class arriving at once would otherwise start every sandbox at once, on a
+    machine that can only start a few a second; a warm sandbox is already
+    running, and a learner's start only hands it over. Each of ``size`` learners
+    of the cohort takes one; the pool keeps the untaken ones running until
+    ``until``, then stops them.
+    """
+
+    cohort = models.ForeignKey(
+        "accounts.Cohort", on_delete=models.CASCADE, related_name="warm_pools"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    lesson = models.SlugField(max_length=50)
+    size = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    until = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
 class Sandbox(models.Model):
     id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
     owner = models.ForeignKey(
@@ -39,6 +64,12 @@ class Sandbox(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField()
+    # Started for a warm pool: owned by the pool's keeper until a learner takes it
+    # (taken_at), then by that learner.
+    warm_pool = models.ForeignKey(
+        WarmPool, on_delete=models.SET_NULL, null=True, blank=True, related_name="sandboxes"
+    )
+    taken_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["state"]), models.Index(fields=["owner", "lesson"])]

@@ -3,11 +3,12 @@
 import re
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import QuerySet
+from django.db.models import BooleanField, Case, Count, Q, QuerySet, When
+from django.utils import timezone
 
 from lab.users.selectors import can_watch, is_instructor
 
-from .models import ACTIVE_STATES, Run, Sandbox
+from .models import ACTIVE_STATES, Run, Sandbox, SandboxState, WarmPool
 
 # Sandbox and run ids are uuid4 hex. Anything else (a NUL byte, which PostgreSQL
 # refuses in text with an error) is absent without asking the database.
@@ -95,3 +96,30 @@ __all__ = [
     "sandbox_list_active",
     "sandbox_list_mine",
 ]
+
+
+def warm_pools_taught(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[WarmPool]:
+    """Return the pools of the cohorts ``user`` teaches, newest first, with their counts."""
+    if not is_instructor(user):
+        return WarmPool.objects.none()
+    now = timezone.now()
+    untaken = Q(sandboxes__taken_at__isnull=True)
+    return (
+        WarmPool.objects.filter(cohort__instructors=user)
+        .annotate(
+            warm=Count("sandboxes", filter=untaken & Q(sandboxes__state=SandboxState.RUNNING)),
+            starting=Count("sandboxes", filter=untaken & Q(sandboxes__state=SandboxState.STARTING)),
+            taken=Count("sandboxes", filter=Q(sandboxes__taken_at__isnull=False)),
+            failed=Count("sandboxes", filter=untaken & Q(sandboxes__state=SandboxState.FAILED)),
+            live=Case(When(until__gt=now, then=True), default=False, output_field=BooleanField()),
+        )
+        .select_related("cohort")
+    )
+
+
+def warm_pool_get_taught(
+    *, user: AbstractBaseUser | AnonymousUser, pool_id: int
+) -> WarmPool | None:
+    if not 0 < pool_id < 2**31:  # the path takes any digits; the column does not
+        return None
+    return warm_pools_taught(user=user).filter(id=pool_id).first()

@@ -5,7 +5,7 @@ from sandbox_services.runtime.messages import without_process_ids
 from sandbox_services.runtime.params import ParameterError
 from sandbox_services.runtime.params import validate as validate_params
 
-from .models import Run, Sandbox
+from .models import Run, Sandbox, WarmPool
 
 
 class SandboxCreateInput(serializers.Serializer):
@@ -102,3 +102,38 @@ class FaultInput(serializers.Serializer):
         if data["action"] == "error" and "error_rate" not in data:
             raise serializers.ValidationError({"error_rate": ["is required for action error"]})
         return data
+
+
+class WarmPoolInput(serializers.Serializer):
+    """Keep ``size`` sandboxes of ``lesson`` running for the learners of ``cohort``, ``minutes`` long."""
+
+    cohort = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
+    lesson = serializers.SlugField(max_length=50)
+    size = serializers.IntegerField(min_value=1, max_value=1000)
+    minutes = serializers.IntegerField(min_value=5, max_value=240, default=60)
+
+
+class WarmPoolOutput(serializers.ModelSerializer):
+    """A pool and where its sandboxes are: warm (running, untaken), starting, taken, failed."""
+
+    warm = serializers.IntegerField(read_only=True)
+    starting = serializers.IntegerField(read_only=True)
+    taken = serializers.IntegerField(read_only=True)
+    failed = serializers.IntegerField(read_only=True)
+    live = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = WarmPool
+        fields = [
+            "id",
+            "cohort",
+            "lesson",
+            "size",
+            "created_at",
+            "until",
+            "live",
+            "warm",
+            "starting",
+            "taken",
+            "failed",
+        ]

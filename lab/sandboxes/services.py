@@ -11,10 +11,14 @@ from django.utils import timezone
 from lab.curriculum.selectors import LessonNotFound, lesson_get
 from sandbox_services.runtime import client
 
-from .models import ACTIVE_STATES, Run, RunState, Sandbox, SandboxState
+from . import events
+from .models import ACTIVE_STATES, Run, RunState, Sandbox, SandboxState, WarmPool
 
 FAULT_ACTIONS = ("stop", "start", "delay", "error", "clear")
 MAX_DELAY_MS = 10_000
+# The owner of warm sandboxes nobody has taken (see pool_keeper).
+POOL_KEEPER = "(warm pool)"
+MAX_WARM_MINUTES = 240
 
 
 class QuotaExceeded(Exception):
@@ -62,11 +66,15 @@ def sandbox_start(*, user: AbstractBaseUser, lesson: str) -> Sandbox:
         )
         to_stop = mine[: max(0, len(mine) - settings.LAB_SANDBOXES_PER_LEARNER + 1)]
         active = _sandboxes_holding_room(exclude=[sandbox.id for sandbox in to_stop])
-        if active >= settings.LAB_SANDBOXES_PER_SITE:
+        # A warm sandbox nobody took yet gives its place to a learner who came.
+        if active >= settings.LAB_SANDBOXES_PER_SITE and not _untaken_warm().exists():
             raise QuotaExceeded(
                 f"The lab is full: {active} of {settings.LAB_SANDBOXES_PER_SITE} sandboxes are "
                 "running. Nothing was started; try again in a few minutes."
             )
+        warm = _take_warm(user=user, lesson=lesson, now=now)
+        if warm is None and active >= settings.LAB_SANDBOXES_PER_SITE:
+            _make_room_from_pools()
         for old in to_stop:
             old.state = SandboxState.STOPPING
             old.reason = (
@@ -74,6 +82,8 @@ def sandbox_start(*, user: AbstractBaseUser, lesson: str) -> Sandbox:
             )
             old.save(update_fields=["state", "reason"])
             transaction.on_commit(lambda old_id=old.id: sandbox_stop_task.delay(old_id))
+        if warm is not None:
+            return warm
         sandbox = Sandbox.objects.create(
             owner=user,
             lesson=lesson,
@@ -82,6 +92,190 @@ def sandbox_start(*, user: AbstractBaseUser, lesson: str) -> Sandbox:
         )
         transaction.on_commit(lambda: sandbox_start_task.delay(sandbox.id))
     return sandbox
+
+
+def _take_warm(*, user: AbstractBaseUser, lesson: str, now) -> Sandbox | None:
+    """Hand the learner a running warm sandbox of a pool for their cohort, if one waits.
+
+    Runs inside ``sandbox_start``'s transaction, after its lock: two learners
+    never take the same one. The supervisor does not know whose it is; only the
+    row changes, and the idle clock starts now, as it would for a new sandbox.
+    """
+    from .tasks import warm_pool_fill_task
+
+    warm = (
+        _untaken_warm()
+        .filter(
+            state=SandboxState.RUNNING,
+            lesson=lesson,
+            warm_pool__cohort__learners=user,
+            warm_pool__until__gt=now,
+        )
+        .order_by("created_at")
+        .first()
+    )
+    if warm is None:
+        return None
+    warm.owner, warm.taken_at = user, now
+    warm.save(update_fields=["owner", "taken_at"])
+    pool_id = warm.warm_pool_id
+
+    def announce() -> None:
+        client.touch(warm.id, settings.LAB_SANDBOX_IDLE_TIMEOUT)
+        events.sandbox_changed(warm)
+        warm_pool_fill_task.delay(pool_id)  # one fewer waits: start another if the pool is short
+
+    transaction.on_commit(announce)
+    return warm
+
+
+def _untaken_warm():
+    return Sandbox.objects.filter(
+        warm_pool__isnull=False,
+        taken_at__isnull=True,
+        state__in=(SandboxState.STARTING, SandboxState.RUNNING),
+    )
+
+
+def _make_room_from_pools() -> None:
+    """Stop the oldest untaken warm sandbox: the site is full and a learner is waiting."""
+    from .tasks import sandbox_stop_task
+
+    oldest = _untaken_warm().order_by("created_at").first()
+    if oldest is not None:
+        Sandbox.objects.filter(id=oldest.id).update(
+            state=SandboxState.STOPPING, reason="Stopped untaken: a learner needed its place."
+        )
+        transaction.on_commit(lambda: sandbox_stop_task.delay(oldest.id))
+
+
+def pool_keeper() -> AbstractBaseUser:
+    """Return the user that owns warm sandboxes nobody has taken yet.
+
+    Its name has a space and brackets, which sign-up refuses, and it cannot log
+    in: only a superuser, who sees every row, may see its sandboxes.
+    """
+    from django.contrib.auth import get_user_model
+
+    keeper, created = get_user_model().objects.get_or_create(
+        username=POOL_KEEPER, defaults={"is_active": False}
+    )
+    if created:
+        keeper.set_unusable_password()
+        keeper.save(update_fields=["password"])
+    return keeper
+
+
+def warm_pool_set(
+    *, instructor: AbstractBaseUser, cohort, lesson: str, size: int, minutes: int
+) -> WarmPool:
+    """Keep ``size`` sandboxes of ``lesson`` warm for ``cohort`` for ``minutes``; return the pool.
+
+    One pool per cohort and lesson: asking again changes its size and end
+    (sandboxes already warm stay warm). Bounded by the site's room: a pool
+    never stops a learner's sandbox, and a learner's start stops an untaken
+    warm one when the site is full.
+    """
+    from .tasks import warm_pool_fill_task
+
+    errors: dict[str, list[str]] = {}
+    try:
+        lesson_get(slug=str(lesson))
+    except LessonNotFound:
+        errors["lesson"] = [f"no lesson {lesson!r}"]
+    if not _whole_between(size, 1, settings.LAB_SANDBOXES_PER_SITE):
+        errors["size"] = [
+            f"must be a whole number from 1 to {settings.LAB_SANDBOXES_PER_SITE} "
+            "(the site's sandboxes)"
+        ]
+    if not _whole_between(minutes, 5, MAX_WARM_MINUTES):
+        errors["minutes"] = [f"must be a whole number from 5 to {MAX_WARM_MINUTES}"]
+    if errors:
+        raise InputInvalid(errors)
+    if not cohort.instructors.filter(pk=instructor.pk).exists():
+        raise InputInvalid({"cohort": ["you do not teach this cohort"]})
+    now = timezone.now()
+    with transaction.atomic():
+        _quota_lock()
+        pool = WarmPool.objects.filter(cohort=cohort, lesson=lesson, until__gt=now).first()
+        if pool is None:
+            pool = WarmPool(cohort=cohort, lesson=lesson, created_by=instructor)
+        pool.size, pool.until = size, now + timedelta(minutes=minutes)
+        pool.save()
+        transaction.on_commit(lambda: warm_pool_fill_task.delay(pool.id))
+    return pool
+
+
+def warm_pool_fill(*, pool_id: int) -> int:
+    """Start the sandboxes a live pool is short of, as far as the site has room; return how many.
+
+    A pool past its end stops its untaken sandboxes instead.
+    """
+    from .tasks import sandbox_start_task
+
+    now = timezone.now()
+    with transaction.atomic():
+        _quota_lock()
+        pool = WarmPool.objects.filter(id=pool_id).first()
+        if pool is None:
+            return 0
+        if pool.until <= now:
+            _warm_pool_end(pool, now)
+            return 0
+        taken = pool.sandboxes.filter(taken_at__isnull=False).count()
+        waiting = _untaken_warm().filter(warm_pool=pool).count()
+        room = settings.LAB_SANDBOXES_PER_SITE - _sandboxes_holding_room(exclude=[])
+        # A lesson that fails to start must not be started forever: twice the size at most.
+        started = pool.sandboxes.count()
+        count = max(0, min(pool.size - taken - waiting, room, 2 * pool.size - started))
+        keeper = pool_keeper()
+        for _ in range(count):
+            sandbox = Sandbox.objects.create(
+                owner=keeper,
+                lesson=pool.lesson,
+                state=SandboxState.STARTING,
+                warm_pool=pool,
+                # A learner who takes it at the pool's last minute still gets the full time.
+                expires_at=pool.until + timedelta(seconds=settings.LAB_SANDBOX_HARD_DEADLINE),
+            )
+            transaction.on_commit(
+                lambda sandbox_id=sandbox.id: sandbox_start_task.delay(sandbox_id)
+            )
+    return count
+
+
+def warm_pool_end(*, pool: WarmPool) -> WarmPool:
+    """End a pool now: its untaken sandboxes stop; the ones learners took are theirs."""
+    with transaction.atomic():
+        _quota_lock()
+        _warm_pool_end(pool, timezone.now())
+    return pool
+
+
+def _warm_pool_end(pool: WarmPool, now) -> None:
+    from .tasks import sandbox_stop_task
+
+    if pool.until > now:
+        pool.until = now
+        pool.save(update_fields=["until"])
+    for sandbox_id in list(_untaken_warm().filter(warm_pool=pool).values_list("id", flat=True)):
+        Sandbox.objects.filter(id=sandbox_id).update(
+            state=SandboxState.STOPPING, reason="The warm pool ended untaken."
+        )
+        transaction.on_commit(lambda sandbox_id=sandbox_id: sandbox_stop_task.delay(sandbox_id))
+
+
+def warm_idle_timeout(sandbox: Sandbox) -> float:
+    """Return the idle timeout to start ``sandbox`` with: an untaken warm one waits for its pool's end."""
+    idle = settings.LAB_SANDBOX_IDLE_TIMEOUT
+    if sandbox.warm_pool_id is None or sandbox.taken_at is not None:
+        return idle
+    left = (sandbox.warm_pool.until - timezone.now()).total_seconds()
+    return max(idle, left + idle)
+
+
+def _whole_between(value, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def _sandboxes_holding_room(*, exclude: list[str]) -> int:

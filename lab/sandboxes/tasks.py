@@ -18,6 +18,7 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from lab.curriculum.lessons import lab_module_name
@@ -25,8 +26,8 @@ from lab.curriculum.selectors import LessonNotFound, lesson_get
 from lab.curriculum.services import progress_record_run
 from sandbox_services.runtime import client, keys
 
-from . import events, traces
-from .models import ACTIVE_STATES, Run, RunState, Sandbox, SandboxState
+from . import events, services, traces
+from .models import ACTIVE_STATES, Run, RunState, Sandbox, SandboxState, WarmPool
 
 log = logging.getLogger(__name__)
 SPAWN_TIMEOUT_S = 20.0
@@ -39,7 +40,7 @@ LATE_SPANS_S = 3.0
 @shared_task(bind=True)
 def sandbox_start_task(self, sandbox_id: str) -> None:
     """Ask this worker's sandbox host to start the sandbox, then record what happened."""
-    sandbox = Sandbox.objects.filter(id=sandbox_id).first()
+    sandbox = Sandbox.objects.select_related("warm_pool").filter(id=sandbox_id).first()
     if sandbox is None or sandbox.state != SandboxState.STARTING:
         return
     host = self.request.hostname
@@ -50,7 +51,7 @@ def sandbox_start_task(self, sandbox_id: str) -> None:
             sandbox_id=sandbox_id,
             lesson=sandbox.lesson,
             hard_deadline=sandbox.expires_at.timestamp(),
-            idle_timeout_s=settings.LAB_SANDBOX_IDLE_TIMEOUT,
+            idle_timeout_s=services.warm_idle_timeout(sandbox),
             timeout_s=SPAWN_TIMEOUT_S,
             # This process's relay (relay_run_events) hears the sandbox's runs and end.
             report_to=keys.worker_events(host, os.getpid()),
@@ -80,6 +81,12 @@ def sandbox_stop_task(sandbox_id: str) -> None:
         client.send(sandbox_id, "stop")
     except client.SandboxGone:  # already gone: record it now
         _stopped(sandbox_id)
+
+
+@shared_task
+def warm_pool_fill_task(pool_id: int) -> int:
+    """Start what a warm pool is short of (or stop its untaken sandboxes once it ended)."""
+    return services.warm_pool_fill(pool_id=pool_id)
 
 
 @shared_task
@@ -236,6 +243,16 @@ def sandboxes_reconcile() -> int:
         _end(sandbox.id, state, reason)
         ended += 1
     ended_runs = _runs_overdue()
+    # Live pools replace warm sandboxes that failed; ended ones stop what nobody took.
+    pools = WarmPool.objects.filter(
+        Q(until__gt=timezone.now())
+        | Q(
+            sandboxes__taken_at__isnull=True,
+            sandboxes__state__in=(SandboxState.STARTING, SandboxState.RUNNING),
+        )
+    )
+    for pool_id in pools.values_list("id", flat=True).distinct():
+        services.warm_pool_fill(pool_id=pool_id)
     return ended + ended_runs
 
 
