@@ -17,6 +17,7 @@ from lab.curriculum.lessons import Checkpoint, Lesson
 from lab.curriculum.models import Progress
 from lab.curriculum.selectors import LessonNotFound, lesson_get, lesson_list
 from lab.sandboxes.models import ACTIVE_STATES, Run, RunState, Sandbox
+from lab.sandboxes.selectors import warm_pools_taught
 from lab.users.models import Cohort
 from lab.users.selectors import can_watch, is_instructor
 
@@ -138,9 +139,30 @@ def class_state(*, viewer: AbstractBaseUser, cohort: Cohort, lesson: Lesson) -> 
         "stuck_after_minutes": STUCK_AFTER_MINUTES,
         "learners": rows,
         "scenarios": scenarios_state(cohort=cohort, learners=learners),
+        "warm_pool": warm_pool_state(viewer=viewer, cohort=cohort, lesson=lesson.slug),
         "results": class_results(
             lesson=lesson, runs_by_user=runs_by_user, learners=learners, predictions=predictions
         ),
+    }
+
+
+def warm_pool_state(*, viewer: AbstractBaseUser, cohort: Cohort, lesson: str) -> dict | None:
+    """Return the cohort's live warm pool of ``lesson`` and where its sandboxes are, if any."""
+    pool = (
+        warm_pools_taught(user=viewer)
+        .filter(cohort=cohort, lesson=lesson, until__gt=timezone.now())
+        .first()
+    )
+    if pool is None:
+        return None
+    return {
+        "id": pool.id,
+        "size": pool.size,
+        "warm": pool.warm,
+        "starting": pool.starting,
+        "taken": pool.taken,
+        "failed": pool.failed,
+        "until": iso(pool.until),
     }
 
 

@@ -16,7 +16,7 @@ from lab.curriculum.models import Progress
 from lab.curriculum.selectors import LessonNotFound, lesson_get
 from lab.curriculum.services import quiz_answered
 from lab.sandboxes.events import sandbox_announced
-from lab.sandboxes.models import Run, RunState, Sandbox
+from lab.sandboxes.models import Run, RunState, Sandbox, WarmPool
 
 from .events import cohort_changed, learner_changed
 from .models import Prediction, QuizAnswer, Scenario, ScenarioTarget
@@ -44,14 +44,33 @@ def progress_saved(sender, instance: Progress, **kwargs) -> None:
     _later(learner_changed, instance.user_id)
 
 
+def _sandbox_changed(sandbox: Sandbox) -> None:
+    if sandbox.warm_pool_id is not None and sandbox.taken_at is None:
+        # Still in its pool: the pool's progress on the class view of its cohort.
+        _later(pool_changed, sandbox.warm_pool_id)
+    else:
+        _later(learner_changed, sandbox.owner_id)
+
+
+def pool_changed(pool_id: int) -> None:
+    cohort_id = WarmPool.objects.filter(id=pool_id).values_list("cohort_id", flat=True).first()
+    if cohort_id is not None:
+        cohort_changed(cohort_id)
+
+
 @receiver(post_save, sender=Sandbox)
 def sandbox_saved(sender, instance: Sandbox, **kwargs) -> None:
-    _later(learner_changed, instance.owner_id)
+    _sandbox_changed(instance)
+
+
+@receiver(post_save, sender=WarmPool)
+def warm_pool_saved(sender, instance: WarmPool, **kwargs) -> None:
+    _later(cohort_changed, instance.cohort_id)
 
 
 @receiver(sandbox_announced)
 def sandbox_state_sent(sender, sandbox: Sandbox, **kwargs) -> None:
-    _later(learner_changed, sandbox.owner_id)
+    _sandbox_changed(sandbox)
 
 
 @receiver(post_save, sender=Run)

@@ -3,6 +3,7 @@
 import csv
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
@@ -117,6 +118,7 @@ def cohort_detail(request: HttpRequest, cohort_id: int) -> HttpResponse:
         # The read-only watch page of a learner's sandbox; the grid fills in the id.
         "watchUrl": reverse("instructor-sandbox", args=["SANDBOX"]),
         "stuck_after": selectors.STUCK_AFTER_MINUTES,
+        "warmPoolsUrl": reverse("api-warm-pools"),
     }
     context = {
         "cohort": cohort,
@@ -126,6 +128,8 @@ def cohort_detail(request: HttpRequest, cohort_id: int) -> HttpResponse:
         "services": services.lesson_services(lesson=lesson.slug),
         "scenario_form": ScenarioForm(),
         "class_config": config,
+        "site_places": settings.LAB_SANDBOXES_PER_SITE,
+        "warm_default": max(1, min(cohort.learners.count(), settings.LAB_SANDBOXES_PER_SITE)),
     }
     return render(request, "classroom/cohort.html", context)
 

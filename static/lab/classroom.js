@@ -197,8 +197,80 @@ function drawResults(state) {
   results.replaceChildren(...blocks);
 }
 
+// Warm pools: the form posts to the JSON API; the pool's progress arrives with each
+// `class` message (every warm sandbox's start is pushed to the cohort's view).
+async function warmPoolRequest(method, url, body) {
+  const response = await fetch(url, {
+    method,
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  if (response.ok) return null;
+  let problem = `The lab answered ${response.status}.`;
+  try {
+    const answer = await response.json();
+    const fields = Object.entries(answer.errors || {}).map(([name, errors]) => `${name}: ${[errors].flat().join(" ")}`);
+    problem = fields.length ? fields.join("; ") : answer.detail || problem;
+  } catch {
+    // not JSON: keep the status
+  }
+  return problem;
+}
+
+function showWarmProblem(problem) {
+  const status = document.getElementById("warm-status");
+  status.replaceChildren(node("p", { className: "field-error", role: "alert" }, problem));
+}
+
+function setUpWarmForm() {
+  const form = document.querySelector(".warm-form");
+  if (!form) return;
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    const problem = await warmPoolRequest("POST", config.warmPoolsUrl, {
+      cohort: config.cohort,
+      lesson: config.lesson,
+      size: Number(data.get("size")),
+      minutes: Number(data.get("minutes")),
+    });
+    if (problem) showWarmProblem(problem);
+  });
+}
+
+function drawWarmPool(state) {
+  const status = document.getElementById("warm-status");
+  const pool = state.warm_pool;
+  if (!pool) {
+    if (!status.querySelector(".field-error")) {
+      status.replaceChildren(node("p", { className: "muted" }, "No sandboxes are warm for this lesson."));
+    }
+    return;
+  }
+  const ready = pool.warm + pool.taken;
+  const until = new Date(pool.until).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const parts = [`${pool.warm} warm`, `${pool.starting} starting`, `${pool.taken} taken by learners`];
+  if (pool.failed) parts.push(`${pool.failed} failed to start`);
+  const end = node("button", { type: "button", className: "secondary" }, "End now");
+  end.addEventListener("click", async () => {
+    const problem = await warmPoolRequest("DELETE", `${config.warmPoolsUrl}${pool.id}/`);
+    if (problem) showWarmProblem(problem);
+  });
+  status.replaceChildren(
+    node(
+      "div",
+      { className: "warm-pool", "data-pool": pool.id, "data-warm": pool.warm, "data-taken": pool.taken },
+      node("label", { for: "warm-progress" }, `${ready} of ${pool.size} ready · ${parts.join(" · ")} · untaken ones stop at ${until}`),
+      node("progress", { id: "warm-progress", max: pool.size, value: Math.min(ready, pool.size) }),
+      end,
+    ),
+  );
+}
+
 function draw(state) {
   drawGrid(state);
+  drawWarmPool(state);
   drawScenarios(state);
   drawCheckpoints(state);
   drawResults(state);
@@ -231,4 +303,5 @@ function connect() {
   });
 }
 
+setUpWarmForm();
 connect();

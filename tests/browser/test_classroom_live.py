@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 from lab.classroom.models import Prediction, ScenarioTarget
 from lab.classroom.services import cohort_create, cohort_join
 from lab.curriculum.selectors import lesson_get
-from lab.sandboxes.models import Run
+from lab.sandboxes.models import Run, Sandbox
 from lab.users.models import Cohort
 from tests.browser.axe import assert_no_axe_violations
 from tests.browser.live import off_the_loop
@@ -218,3 +218,56 @@ def test_a_prediction_is_recorded_before_the_run_and_graded_against_its_figure(
     finally:
         learner.context.close()
         instructor.context.close()
+
+
+def test_an_instructor_warms_sandboxes_and_a_learner_starts_in_one_already_running(
+    live_lab, browser, make_user, artifacts, axe_source
+):
+    teacher, _ = make_user("warm-teacher", "instructor", password=PASSWORD)
+    learner_user, _ = make_user("warm-ada", "learner", password=PASSWORD)
+    cohort = off_the_loop(lambda: cohort_create(instructor=teacher, name="Warm class"))
+    off_the_loop(lambda: cohort.learners.add(learner_user))
+    errors: list[str] = []
+    instructor, learner = new_page(browser, errors), new_page(browser, errors)
+    try:
+        log_in(instructor, live_lab, "warm-teacher")
+        instructor.goto(f"{live_lab}/class/cohorts/{cohort.id}/?lesson=rest-vs-grpc")
+        expect(instructor.locator("#class-status")).to_have_text("live", timeout=10_000)
+        form = instructor.locator(".warm-form")
+        form.get_by_label("Sandboxes").fill("0")
+        form.get_by_role("button", name="Warm sandboxes").click()
+        # The browser's own check stops 0; past it, the API's error is shown.
+        form.get_by_label("Sandboxes").evaluate("(input) => input.removeAttribute('min')")
+        form.get_by_role("button", name="Warm sandboxes").click()
+        expect(instructor.locator("#warm-status [role=alert]")).to_contain_text("size")
+        form.get_by_label("Sandboxes").fill("1")
+        form.get_by_role("button", name="Warm sandboxes").click()
+        pool = instructor.locator("#warm-status .warm-pool")
+        expect(pool).to_have_attribute("data-warm", "1", timeout=30_000)
+        expect(pool.locator("progress")).to_have_attribute("value", "1")
+        instructor.screenshot(path=str(artifacts / "classroom-warm-pool.png"), full_page=True)
+        assert_no_axe_violations(instructor, axe_source, "the class view with a warm pool")
+
+        log_in(learner, live_lab, "warm-ada")
+        learner.goto(f"{live_lab}/lessons/rest-vs-grpc/")
+        learner.get_by_role("button", name="Start sandbox").click()
+        expect(learner.locator("#sandbox-panel")).to_have_attribute(
+            "data-state", "running", timeout=10_000
+        )
+        expect(pool).to_have_attribute("data-taken", "1", timeout=10_000)
+        expect(pool).to_have_attribute("data-warm", "0")
+        taken = off_the_loop(
+            lambda: list(Sandbox.objects.filter(owner=learner_user).values("warm_pool", "taken_at"))
+        )
+        assert len(taken) == 1 and taken[0]["warm_pool"] and taken[0]["taken_at"], taken
+        run_experiment(learner, "one-call")
+
+        pool.get_by_role("button", name="End now").click()
+        expect(instructor.locator("#warm-status")).to_contain_text(
+            "No sandboxes are warm", timeout=10_000
+        )
+        expect(learner.locator("#sandbox-panel")).to_have_attribute("data-state", "running")
+        assert errors == []
+    finally:
+        instructor.context.close()
+        learner.context.close()
