@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from lab.classroom.models import Scenario
 from lab.curriculum.selectors import lesson_get, lesson_list
-from lab.sandboxes.models import Run, RunState, Sandbox, SandboxState
+from lab.sandboxes.models import Run, RunState, Sandbox, SandboxState, WarmPool
 from lab.users.models import Cohort
 from lab.users.services import MODEL_BACKEND
 
@@ -108,6 +108,14 @@ REQUESTS = [
     ("api-run-spans", "GET", "/api/runs/{run}/spans/", None, watchers(200)),
     ("api-run-trace", "GET", "/api/runs/{run}/trace/", None,
      owner_only(200, instructor=404, anonymous=404)),
+    # Warm pools: an instructor's own cohorts only; others see none, learners may not ask.
+    ("api-warm-pools", "GET", "/api/warm-pools/", None, everyone(200)),
+    # A lesson that does not exist (the cohort's instructor) or a cohort not taught (the
+    # other one): past the permission it is a 400, and nothing starts.
+    ("api-warm-pools", "POST", "/api/warm-pools/",
+     {"cohort": "{cohort}", "lesson": "no-such-lesson", "size": 1, "minutes": 5},
+     {**instructors_only(400), "anonymous": 403}),
+    ("api-warm-pool", "GET", "/api/warm-pools/{pool}/", None, class_teacher(200, 404)),
     ("home", "GET", "/", None, everyone(200)),
     ("lesson", "GET", "/lessons/{lesson}/", None, everyone(200)),
     ("step-done", "POST", "/lessons/{lesson}/steps/{step}/done/", {}, signed_in(302, 403)),
@@ -140,6 +148,7 @@ REQUESTS = [
     ("classroom-prediction", "POST", "/class/predictions/{predict_lesson}/{predict}/",
      {"value": ""}, signed_in(302, anonymous=403)),
     ("api-sandbox", "DELETE", "/api/sandboxes/{sandbox}/", None, owner_only(202)),
+    ("api-warm-pool", "DELETE", "/api/warm-pools/{pool}/", None, class_teacher(200, 403)),
     # Signed in, this makes nobody; anonymous, it makes a guest (the one way to).
     ("guest", "POST", "/accounts/guest/", {"next": "/"}, everyone(302)),
     ("logout", "POST", "/accounts/logout/", {}, everyone(302)),
@@ -218,6 +227,10 @@ def classroom(make_user):
     scenario = Scenario.objects.create(
         cohort=cohort, created_by=teacher, lesson=LESSON, service="caller", action="delay"
     )
+    # Ended already: the lab's reconciler starts nothing for it while the test runs.
+    pool = WarmPool.objects.create(
+        cohort=cohort, created_by=teacher, lesson=LESSON, size=1, until=timezone.now()
+    )
     users = {
         "owner": owner,
         "other_learner": other,
@@ -242,6 +255,7 @@ def classroom(make_user):
             "gateway_sandbox": gateway_sandbox.id,
             "cohort": cohort.id,
             "scenario": scenario.id,
+            "pool": pool.id,
             "predict_lesson": predict_lesson,
             "predict": predict,
         },
