@@ -14,6 +14,9 @@ lessons with live services (a class at different points of the course):
   watching on its WebSocket (opened PAGE_OPEN_S before the Run, as a page
   is), and measures span end (end_ns, stamped by the service) to receipt on
   the WebSocket (p50/p99);
+- stops the class's sandboxes, has its instructor warm one per learner (a
+  warm pool per lesson, timed until all are running), and starts the class
+  again 6 at a time: each start takes a warm sandbox (start p50/p95, warm);
 - lets one learner flood its sandbox with runs and starts while a second
   learner starts a sandbox, timed as above (capped at FLOOD_CAP_S);
 - stops everything and counts the processes left behind.
@@ -53,6 +56,8 @@ FLOOD_CAP_S = 25.0
 PAGE_OPEN_S = float(os.environ.get("BENCH_CLASS_PAGE_OPEN_S", "3"))
 # The whole run phase ends after this, whatever is still running (the bench stays bounded).
 RUNS_CAP_S = 75.0
+# Warming the class's sandboxes ends after this, however many are warm by then.
+WARM_CAP_S = 180.0
 # One interactive experiment per lesson, as a learner's first click would run it.
 INTERACTIVE = {
     "rest-vs-grpc": {"experiment": "one-call", "params": {}},
@@ -95,6 +100,20 @@ def make_tokens(count: int) -> list[str]:
     from lab.users.services import labuser_upsert
 
     return [labuser_upsert(username=f"class-{index}", role="learner")[1] for index in range(count)]
+
+
+def make_class(learners: int) -> tuple[str, int]:
+    """Put the first ``learners`` learners in a cohort; return its instructor's token and its id."""
+    from django.contrib.auth import get_user_model
+
+    from lab.classroom.services import cohort_create
+    from lab.users.services import labuser_upsert
+
+    teacher, token = labuser_upsert(username="class-teacher", role="instructor")
+    cohort = cohort_create(instructor=teacher, name="bench class")
+    users = get_user_model().objects.filter(username__in=[f"class-{i}" for i in range(learners)])
+    cohort.learners.add(*users)
+    return token, cohort.id
 
 
 # -- /proc ----------------------------------------------------------------------
@@ -229,6 +248,62 @@ async def class_starts(base: str, tokens: list[str]) -> tuple[list[str], list[fl
     return [sandbox for sandbox, _ in results], [seconds for _, seconds in results]
 
 
+async def stop_class(base: str, tokens: list[str], sandboxes: list[str]) -> float:
+    """Stop every learner's sandbox through the API; return seconds until all have ended."""
+    import aiohttp
+
+    from asgiref.sync import sync_to_async
+
+    from lab.sandboxes.models import ACTIVE_STATES, Sandbox
+
+    began = time.perf_counter()
+    for token, sandbox in zip(tokens, sandboxes, strict=True):
+        async with aiohttp.ClientSession(base, headers={"Authorization": f"Token {token}"}) as http:
+            async with http.delete(f"/api/sandboxes/{sandbox}/") as response:
+                await response.read()
+    live = sync_to_async(
+        lambda: Sandbox.objects.filter(id__in=sandboxes, state__in=ACTIVE_STATES).count()
+    )
+    deadline = time.monotonic() + 120
+    while await live() and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    return time.perf_counter() - began
+
+
+async def warm_class(base: str, teacher: str, cohort: int) -> tuple[float, dict]:
+    """Warm the class's sandboxes, each lesson its share; return seconds until all are warm."""
+    import aiohttp
+
+    sizes: dict[str, int] = {}
+    for index in range(LEARNERS):
+        lesson = LESSONS[index % len(LESSONS)]
+        sizes[lesson] = sizes.get(lesson, 0) + 1
+    began = time.perf_counter()
+    async with aiohttp.ClientSession(base, headers={"Authorization": f"Token {teacher}"}) as http:
+        for lesson, size in sizes.items():
+            body = {"cohort": cohort, "lesson": lesson, "size": size, "minutes": 30}
+            async with http.post("/api/warm-pools/", json=body) as response:
+                if response.status != 201:
+                    raise RuntimeError(f"warm pool refused: {await response.text()}")
+        deadline = time.monotonic() + WARM_CAP_S
+        pools: list = []
+        while time.monotonic() < deadline:
+            async with http.get("/api/warm-pools/") as response:
+                pools = [pool for pool in await response.json() if pool["live"]]
+            if sum(pool["warm"] for pool in pools) >= LEARNERS:
+                break
+            await asyncio.sleep(0.5)
+    counts = {key: sum(pool[key] for pool in pools) for key in ("warm", "starting", "failed")}
+    return time.perf_counter() - began, counts
+
+
+def print_starts(label: str, starts: list[float], seconds: float) -> None:
+    print(f"class of {LEARNERS} started {AT_ONCE} at a time in {seconds:.1f} s ({label})")
+    print(f"class start p50 ({label}): {statistics.median(starts):.3f} s")
+    print(f"class start p95 ({label}): {percentile(starts, 0.95):.3f} s")
+    print(f"class start max ({label}): {max(starts):.3f} s")
+
+
 def span_latencies(message: dict, run_id: str, received_ns: int) -> list[float]:
     """Return ms from each live span's end to ``received_ns``, for the spans of ``run_id``."""
     if message.get("type") != "spans" or message.get("replay"):
@@ -335,6 +410,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lab-bench-class-") as scratch:
         database = prepare_environment(Path(scratch))
         tokens = make_tokens(LEARNERS + 2)
+        teacher, cohort = make_class(LEARNERS)
         class_tokens, flooder, second = tokens[:LEARNERS], tokens[LEARNERS], tokens[LEARNERS + 1]
         processes = LabProcesses(database, Path(scratch))
         seen: set[int] = set()
@@ -352,13 +428,7 @@ def main() -> None:
 
             began = time.perf_counter()
             sandboxes, starts = asyncio.run(class_starts(processes.base_url, class_tokens))
-            print(
-                f"class of {LEARNERS} started {AT_ONCE} at a time in "
-                f"{time.perf_counter() - began:.1f} s"
-            )
-            print(f"class start p50: {statistics.median(starts):.3f} s")
-            print(f"class start p95: {percentile(starts, 0.95):.3f} s")
-            print(f"class start max: {max(starts):.3f} s")
+            print_starts("cold", starts, time.perf_counter() - began)
 
             time.sleep(UNWATCHED_SETTLE_S)
             seen |= descendants(roots)
@@ -383,6 +453,16 @@ def main() -> None:
                     f"{percentile(latencies, 0.99):.1f} ms"
                 )
                 print(f"spans received: {len(latencies)} spans")
+
+            # The same class again, its instructor having warmed its sandboxes before it came.
+            stopped_s = asyncio.run(stop_class(processes.base_url, class_tokens, sandboxes))
+            print(f"class's {LEARNERS} sandboxes stopped in {stopped_s:.1f} s")
+            warm_s, counts = asyncio.run(warm_class(processes.base_url, teacher, cohort))
+            print(f"warm pool: {counts['warm']} of {LEARNERS} warm in {warm_s:.1f} s ({counts})")
+            time.sleep(IDLE_SETTLE_S)
+            began = time.perf_counter()
+            sandboxes, starts = asyncio.run(class_starts(processes.base_url, class_tokens))
+            print_starts("warm pool", starts, time.perf_counter() - began)
 
             # The flood: the flooder's own sandbox first, then the flood beside a fresh start.
             async def flooder_sandbox() -> str:
