@@ -265,6 +265,25 @@ def _warm_pool_end(pool: WarmPool, now) -> None:
         transaction.on_commit(lambda sandbox_id=sandbox_id: sandbox_stop_task.delay(sandbox_id))
 
 
+def warm_orphans_stop() -> int:
+    """Stop untaken warm sandboxes whose pool is gone (its cohort was deleted); return how many."""
+    from .tasks import sandbox_stop_task
+
+    orphans = list(
+        Sandbox.objects.filter(
+            owner__username=POOL_KEEPER,
+            warm_pool__isnull=True,
+            state__in=(SandboxState.STARTING, SandboxState.RUNNING),
+        ).values_list("id", flat=True)
+    )
+    for sandbox_id in orphans:
+        Sandbox.objects.filter(id=sandbox_id).update(
+            state=SandboxState.STOPPING, reason="Its warm pool was deleted untaken."
+        )
+        sandbox_stop_task.delay(sandbox_id)
+    return len(orphans)
+
+
 def warm_idle_timeout(sandbox: Sandbox) -> float:
     """Return the idle timeout to start ``sandbox`` with: an untaken warm one waits for its pool's end."""
     idle = settings.LAB_SANDBOX_IDLE_TIMEOUT

@@ -253,6 +253,7 @@ def sandboxes_reconcile() -> int:
     )
     for pool_id in pools.values_list("id", flat=True).distinct():
         services.warm_pool_fill(pool_id=pool_id)
+    services.warm_orphans_stop()
     return ended + ended_runs
 
 

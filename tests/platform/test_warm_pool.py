@@ -64,9 +64,7 @@ def test_a_learner_of_the_cohort_takes_a_running_warm_sandbox_and_an_outsider_st
     )
     assert created.status_code == 201, created.json()
     pool = _wait_pool(teacher, created.json()["id"], warm=2)
-    warm_ids = set(
-        Sandbox.objects.filter(warm_pool_id=pool["id"]).values_list("id", flat=True)
-    )
+    warm_ids = set(Sandbox.objects.filter(warm_pool_id=pool["id"]).values_list("id", flat=True))
     assert len(warm_ids) == 2 and all(client.is_alive(i) for i in warm_ids)
     store = redis.Redis.from_url(django_settings.REDIS_URL)
     idle_ms = django_settings.LAB_SANDBOX_IDLE_TIMEOUT * 1000
@@ -128,6 +126,24 @@ def test_a_full_site_stops_an_untaken_warm_sandbox_for_a_learner_who_comes(
     assert stopping.count() == 1
     _wait_gone(stopping.get().id)
     assert wait_state(api_for(_token_of(newcomer)), started.id, {"running"})["state"] == "running"
+
+
+def test_untaken_warm_sandboxes_of_a_deleted_cohort_are_stopped(live_lab, cohort):
+    from lab.sandboxes.tasks import sandboxes_reconcile
+
+    cohort, instructor_token, _learner_token = cohort
+    teacher = api_for(instructor_token)
+    pool_id = teacher.post(
+        "/api/warm-pools/",
+        {"cohort": cohort.id, "lesson": LESSON, "size": 1, "minutes": 10},
+        format="json",
+    ).json()["id"]
+    _wait_pool(teacher, pool_id, warm=1)
+    (warm,) = Sandbox.objects.filter(warm_pool_id=pool_id)
+    cohort.delete()  # the pool goes with it; its sandbox would otherwise run to the pool's end
+    sandboxes_reconcile()
+    _wait_gone(warm.id)
+    assert Sandbox.objects.get(id=warm.id).state in (SandboxState.STOPPING, SandboxState.STOPPED)
 
 
 def _token_of(user) -> str:

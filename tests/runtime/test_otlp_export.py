@@ -123,17 +123,19 @@ def test_sandbox_spans_reach_a_real_otlp_receiver(protocol, host_with_env):
         # service's trace ids must reach the collector under that service's name.
         kept = wait_until(
             lambda: (
-                by_service := {
-                    service: {
-                        span["trace_id"]
-                        for span in client.replay(sandbox_id)
-                        if span["service"] == service
+                (
+                    by_service := {
+                        service: {
+                            span["trace_id"]
+                            for span in client.replay(sandbox_id)
+                            if span["service"] == service
+                        }
+                        for service in ("learner", "greeter")
                     }
-                    for service in ("learner", "greeter")
-                }
-            )
-            and all(by_service.values())
-            and by_service,
+                )
+                and all(by_service.values())
+                and by_service
+            ),
             15,
         )
         wait_until(
