@@ -64,6 +64,14 @@ def _clients(ctx: ExperimentContext) -> tuple[AccountsClient, ProjectorClient]:
     return kept[1], kept[2]
 
 
+async def close_clients(sandbox_id: str) -> None:
+    """Close the gauges' clients of a sandbox, on the loop that made them (before it ends)."""
+    kept = _kept.pop(sandbox_id, None)
+    if kept is not None:
+        await kept[1].close()
+        await kept[2].close()
+
+
 async def teardown(ctx: ExperimentContext) -> None:
     """Delete the stream, the compare queue and the exchange; forget the stream and gauges."""
     stream = ctx.prefix + knobs.STREAM
