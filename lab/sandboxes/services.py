@@ -101,8 +101,6 @@ def _take_warm(*, user: AbstractBaseUser, lesson: str, now) -> Sandbox | None:
     never take the same one. The supervisor does not know whose it is; only the
     row changes, and the idle clock starts now, as it would for a new sandbox.
     """
-    from .tasks import warm_pool_fill_task
-
     warm = (
         _untaken_warm()
         .filter(
@@ -118,12 +116,10 @@ def _take_warm(*, user: AbstractBaseUser, lesson: str, now) -> Sandbox | None:
         return None
     warm.owner, warm.taken_at = user, now
     warm.save(update_fields=["owner", "taken_at"])
-    pool_id = warm.warm_pool_id
 
     def announce() -> None:
         client.touch(warm.id, settings.LAB_SANDBOX_IDLE_TIMEOUT)
         events.sandbox_changed(warm)
-        warm_pool_fill_task.delay(pool_id)  # one fewer waits: start another if the pool is short
 
     transaction.on_commit(announce)
     return warm
@@ -209,9 +205,10 @@ def warm_pool_set(
 def warm_pool_fill(*, pool_id: int) -> int:
     """Start the sandboxes a live pool is short of, as far as the site has room; return how many.
 
-    A pool past its end stops its untaken sandboxes instead.
+    A pool made smaller stops its newest untaken ones past the new size; a pool
+    past its end stops all its untaken ones.
     """
-    from .tasks import sandbox_start_task
+    from .tasks import sandbox_start_task, sandbox_stop_task
 
     now = timezone.now()
     with transaction.atomic():
@@ -225,6 +222,17 @@ def warm_pool_fill(*, pool_id: int) -> int:
         taken = pool.sandboxes.filter(taken_at__isnull=False).count()
         waiting = _untaken_warm().filter(warm_pool=pool).count()
         room = settings.LAB_SANDBOXES_PER_SITE - _sandboxes_holding_room(exclude=[])
+        extra = list(
+            _untaken_warm()
+            .filter(warm_pool=pool)
+            .order_by("-created_at")
+            .values_list("id", flat=True)[: max(0, taken + waiting - pool.size)]
+        )
+        for sandbox_id in extra:
+            Sandbox.objects.filter(id=sandbox_id).update(
+                state=SandboxState.STOPPING, reason="Its warm pool was made smaller."
+            )
+            transaction.on_commit(lambda sandbox_id=sandbox_id: sandbox_stop_task.delay(sandbox_id))
         # A lesson that fails to start must not be started forever: twice the size at most.
         started = pool.sandboxes.count()
         count = max(0, min(pool.size - taken - waiting, room, 2 * pool.size - started))

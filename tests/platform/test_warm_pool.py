@@ -146,6 +146,22 @@ def test_untaken_warm_sandboxes_of_a_deleted_cohort_are_stopped(live_lab, cohort
     assert Sandbox.objects.get(id=warm.id).state in (SandboxState.STOPPING, SandboxState.STOPPED)
 
 
+def test_a_pool_made_smaller_stops_its_newest_untaken_sandbox(live_lab, cohort):
+    cohort, instructor_token, _learner_token = cohort
+    teacher = api_for(instructor_token)
+    body = {"cohort": cohort.id, "lesson": LESSON, "size": 2, "minutes": 10}
+    pool_id = teacher.post("/api/warm-pools/", body, format="json").json()["id"]
+    _wait_pool(teacher, pool_id, warm=2)
+    oldest, newest = Sandbox.objects.filter(warm_pool_id=pool_id).order_by("created_at")
+    smaller = teacher.post("/api/warm-pools/", {**body, "size": 1}, format="json")
+    assert smaller.status_code == 201 and smaller.json()["id"] == pool_id
+    services.warm_pool_fill(pool_id=pool_id)  # as its fill task or the reconciler does
+    _wait_gone(newest.id)
+    assert client.is_alive(oldest.id)
+    assert _wait_pool(teacher, pool_id, warm=1)["warm"] == 1
+    teacher.delete(f"/api/warm-pools/{pool_id}/")
+
+
 def _token_of(user) -> str:
     from rest_framework.authtoken.models import Token
 
