@@ -31,6 +31,14 @@ def _wait_pool(api, pool_id: int, *, warm: int, timeout: float = 60.0) -> dict:
     raise AssertionError(f"pool stayed {body}, wanted {warm} warm")
 
 
+def _warm(teacher, cohort, size: int) -> int:
+    """Warm ``size`` sandboxes of LESSON for the cohort; return the pool's id once all run."""
+    body = {"cohort": cohort.id, "lesson": LESSON, "size": size, "minutes": 10}
+    pool_id = teacher.post("/api/warm-pools/", body, format="json").json()["id"]
+    _wait_pool(teacher, pool_id, warm=size)
+    return pool_id
+
+
 def _wait_gone(sandbox_id: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while client.is_alive(sandbox_id):
@@ -113,12 +121,7 @@ def test_a_full_site_stops_an_untaken_warm_sandbox_for_a_learner_who_comes(
 ):
     cohort, instructor_token, _learner_token = cohort
     teacher = api_for(instructor_token)
-    pool_id = teacher.post(
-        "/api/warm-pools/",
-        {"cohort": cohort.id, "lesson": LESSON, "size": 2, "minutes": 10},
-        format="json",
-    ).json()["id"]
-    _wait_pool(teacher, pool_id, warm=2)
+    pool_id = _warm(teacher, cohort, 2)
     newcomer, _ = make_user(role="learner")  # in no cohort: no warm sandbox is theirs
     with override_settings(LAB_SANDBOXES_PER_SITE=2):
         started = services.sandbox_start(user=newcomer, lesson=LESSON)
@@ -133,12 +136,7 @@ def test_untaken_warm_sandboxes_of_a_deleted_cohort_are_stopped(live_lab, cohort
 
     cohort, instructor_token, _learner_token = cohort
     teacher = api_for(instructor_token)
-    pool_id = teacher.post(
-        "/api/warm-pools/",
-        {"cohort": cohort.id, "lesson": LESSON, "size": 1, "minutes": 10},
-        format="json",
-    ).json()["id"]
-    _wait_pool(teacher, pool_id, warm=1)
+    pool_id = _warm(teacher, cohort, 1)
     (warm,) = Sandbox.objects.filter(warm_pool_id=pool_id)
     cohort.delete()  # the pool goes with it; its sandbox would otherwise run to the pool's end
     sandboxes_reconcile()
@@ -149,11 +147,10 @@ def test_untaken_warm_sandboxes_of_a_deleted_cohort_are_stopped(live_lab, cohort
 def test_a_pool_made_smaller_stops_its_newest_untaken_sandbox(live_lab, cohort):
     cohort, instructor_token, _learner_token = cohort
     teacher = api_for(instructor_token)
-    body = {"cohort": cohort.id, "lesson": LESSON, "size": 2, "minutes": 10}
-    pool_id = teacher.post("/api/warm-pools/", body, format="json").json()["id"]
-    _wait_pool(teacher, pool_id, warm=2)
+    pool_id = _warm(teacher, cohort, 2)
     oldest, newest = Sandbox.objects.filter(warm_pool_id=pool_id).order_by("created_at")
-    smaller = teacher.post("/api/warm-pools/", {**body, "size": 1}, format="json")
+    body = {"cohort": cohort.id, "lesson": LESSON, "size": 1, "minutes": 10}
+    smaller = teacher.post("/api/warm-pools/", body, format="json")
     assert smaller.status_code == 201 and smaller.json()["id"] == pool_id
     services.warm_pool_fill(pool_id=pool_id)  # as its fill task or the reconciler does
     _wait_gone(newest.id)
