@@ -18,6 +18,7 @@ from lab.curriculum.models import Progress
 from lab.curriculum.selectors import LessonNotFound, lesson_get, lesson_list
 from lab.sandboxes.models import ACTIVE_STATES, Run, RunState, Sandbox
 from lab.sandboxes.selectors import warm_pools_taught
+from lab.sandboxes.serializers import WarmPoolOutput
 from lab.users.models import Cohort
 from lab.users.selectors import can_watch, is_instructor
 
@@ -153,17 +154,7 @@ def warm_pool_state(*, viewer: AbstractBaseUser, cohort: Cohort, lesson: str) ->
         .filter(cohort=cohort, lesson=lesson, until__gt=timezone.now())
         .first()
     )
-    if pool is None:
-        return None
-    return {
-        "id": pool.id,
-        "size": pool.size,
-        "warm": pool.warm,
-        "starting": pool.starting,
-        "taken": pool.taken,
-        "failed": pool.failed,
-        "until": iso(pool.until),
-    }
+    return dict(WarmPoolOutput(pool).data) if pool is not None else None  # the API's shape
 
 
 def _checkpoint_head(checkpoint: Checkpoint) -> dict:

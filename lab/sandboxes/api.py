@@ -207,7 +207,6 @@ class WarmPoolListCreateApi(APIView):
 
     @extend_schema(request=WarmPoolInput, responses={201: WarmPoolOutput})
     def post(self, request):
-        from lab.users.models import Cohort
         from lab.users.selectors import is_instructor
 
         if not is_instructor(request.user):
@@ -215,11 +214,10 @@ class WarmPoolListCreateApi(APIView):
         data = WarmPoolInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
-        cohort = Cohort.objects.filter(id=values.pop("cohort"), instructors=request.user).first()
-        if cohort is None:
-            raise ValidationError({"cohort": ["no cohort you teach has this id"]})
         try:
-            pool = services.warm_pool_set(instructor=request.user, cohort=cohort, **values)
+            pool = services.warm_pool_set(
+                instructor=request.user, cohort_id=values.pop("cohort"), **values
+            )
         except services.InputInvalid as error:
             raise _invalid(error) from None
         pool = selectors.warm_pool_get_taught(user=request.user, pool_id=pool.id)

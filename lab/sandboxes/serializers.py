@@ -6,6 +6,7 @@ from sandbox_services.runtime.params import ParameterError
 from sandbox_services.runtime.params import validate as validate_params
 
 from .models import Run, Sandbox, WarmPool
+from .services import MAX_WARM_MINUTES, MIN_WARM_MINUTES
 
 
 class SandboxCreateInput(serializers.Serializer):
@@ -109,8 +110,11 @@ class WarmPoolInput(serializers.Serializer):
 
     cohort = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
     lesson = serializers.SlugField(max_length=50)
+    # The site's limit on the size, and the cohort, are checked by services.warm_pool_set.
     size = serializers.IntegerField(min_value=1, max_value=1000)
-    minutes = serializers.IntegerField(min_value=5, max_value=240, default=60)
+    minutes = serializers.IntegerField(
+        min_value=MIN_WARM_MINUTES, max_value=MAX_WARM_MINUTES, default=60
+    )
 
 
 class WarmPoolOutput(serializers.ModelSerializer):

@@ -18,7 +18,7 @@ FAULT_ACTIONS = ("stop", "start", "delay", "error", "clear")
 MAX_DELAY_MS = 10_000
 # The owner of warm sandboxes nobody has taken (see pool_keeper).
 POOL_KEEPER = "(warm pool)"
-MAX_WARM_MINUTES = 240
+MIN_WARM_MINUTES, MAX_WARM_MINUTES = 5, 240
 
 
 class QuotaExceeded(Exception):
@@ -135,14 +135,17 @@ def _untaken_warm():
 
 def _make_room_from_pools() -> None:
     """Stop the oldest untaken warm sandbox: the site is full and a learner is waiting."""
+    oldest = _untaken_warm().order_by("created_at").values_list("id", flat=True)[:1]
+    _stop_after_commit(list(oldest), "Stopped untaken: a learner needed its place.")
+
+
+def _stop_after_commit(sandbox_ids: list[str], reason: str) -> None:
+    """Mark sandboxes stopping with ``reason``; ask their supervisors to stop once committed."""
     from .tasks import sandbox_stop_task
 
-    oldest = _untaken_warm().order_by("created_at").first()
-    if oldest is not None:
-        Sandbox.objects.filter(id=oldest.id).update(
-            state=SandboxState.STOPPING, reason="Stopped untaken: a learner needed its place."
-        )
-        transaction.on_commit(lambda: sandbox_stop_task.delay(oldest.id))
+    Sandbox.objects.filter(id__in=sandbox_ids).update(state=SandboxState.STOPPING, reason=reason)
+    for sandbox_id in sandbox_ids:
+        transaction.on_commit(lambda sandbox_id=sandbox_id: sandbox_stop_task.delay(sandbox_id))
 
 
 def pool_keeper() -> AbstractBaseUser:
@@ -163,18 +166,23 @@ def pool_keeper() -> AbstractBaseUser:
 
 
 def warm_pool_set(
-    *, instructor: AbstractBaseUser, cohort, lesson: str, size: int, minutes: int
+    *, instructor: AbstractBaseUser, cohort_id: int, lesson: str, size: int, minutes: int
 ) -> WarmPool:
-    """Keep ``size`` sandboxes of ``lesson`` warm for ``cohort`` for ``minutes``; return the pool.
+    """Keep ``size`` sandboxes of ``lesson`` warm for a cohort ``instructor`` teaches; return the pool.
 
     One pool per cohort and lesson: asking again changes its size and end
-    (sandboxes already warm stay warm). Bounded by the site's room: a pool
-    never stops a learner's sandbox, and a learner's start stops an untaken
-    warm one when the site is full.
+    (sandboxes already warm stay warm; past a smaller size the newest stop).
+    Bounded by the site's room: a pool never stops a learner's sandbox, and a
+    learner's start stops an untaken warm one when the site is full.
     """
+    from lab.users.models import Cohort
+
     from .tasks import warm_pool_fill_task
 
     errors: dict[str, list[str]] = {}
+    cohort = Cohort.objects.filter(id=cohort_id, instructors=instructor).first()
+    if cohort is None:
+        errors["cohort"] = ["no cohort you teach has this id"]
     try:
         lesson_get(slug=str(lesson))
     except LessonNotFound:
@@ -184,12 +192,12 @@ def warm_pool_set(
             f"must be a whole number from 1 to {settings.LAB_SANDBOXES_PER_SITE} "
             "(the site's sandboxes)"
         ]
-    if not _whole_between(minutes, 5, MAX_WARM_MINUTES):
-        errors["minutes"] = [f"must be a whole number from 5 to {MAX_WARM_MINUTES}"]
+    if not _whole_between(minutes, MIN_WARM_MINUTES, MAX_WARM_MINUTES):
+        errors["minutes"] = [
+            f"must be a whole number from {MIN_WARM_MINUTES} to {MAX_WARM_MINUTES}"
+        ]
     if errors:
         raise InputInvalid(errors)
-    if not cohort.instructors.filter(pk=instructor.pk).exists():
-        raise InputInvalid({"cohort": ["you do not teach this cohort"]})
     now = timezone.now()
     with transaction.atomic():
         _quota_lock()
@@ -208,7 +216,7 @@ def warm_pool_fill(*, pool_id: int) -> int:
     A pool made smaller stops its newest untaken ones past the new size; a pool
     past its end stops all its untaken ones.
     """
-    from .tasks import sandbox_start_task, sandbox_stop_task
+    from .tasks import sandbox_start_task
 
     now = timezone.now()
     with transaction.atomic():
@@ -220,23 +228,20 @@ def warm_pool_fill(*, pool_id: int) -> int:
             _warm_pool_end(pool, now)
             return 0
         taken = pool.sandboxes.filter(taken_at__isnull=False).count()
-        waiting = _untaken_warm().filter(warm_pool=pool).count()
-        room = settings.LAB_SANDBOXES_PER_SITE - _sandboxes_holding_room(exclude=[])
-        extra = list(
+        waiting = list(  # newest first: a smaller pool stops those
             _untaken_warm()
             .filter(warm_pool=pool)
             .order_by("-created_at")
-            .values_list("id", flat=True)[: max(0, taken + waiting - pool.size)]
+            .values_list("id", flat=True)
         )
-        for sandbox_id in extra:
-            Sandbox.objects.filter(id=sandbox_id).update(
-                state=SandboxState.STOPPING, reason="Its warm pool was made smaller."
-            )
-            transaction.on_commit(lambda sandbox_id=sandbox_id: sandbox_stop_task.delay(sandbox_id))
+        _stop_after_commit(
+            waiting[: max(0, taken + len(waiting) - pool.size)], "Its warm pool was made smaller."
+        )
+        room = settings.LAB_SANDBOXES_PER_SITE - _sandboxes_holding_room(exclude=[])
         # A lesson that fails to start must not be started forever: twice the size at most.
         started = pool.sandboxes.count()
-        count = max(0, min(pool.size - taken - waiting, room, 2 * pool.size - started))
-        keeper = pool_keeper()
+        count = max(0, min(pool.size - taken - len(waiting), room, 2 * pool.size - started))
+        keeper = pool_keeper() if count else None
         for _ in range(count):
             sandbox = Sandbox.objects.create(
                 owner=keeper,
@@ -261,34 +266,23 @@ def warm_pool_end(*, pool: WarmPool) -> WarmPool:
 
 
 def _warm_pool_end(pool: WarmPool, now) -> None:
-    from .tasks import sandbox_stop_task
-
     if pool.until > now:
         pool.until = now
         pool.save(update_fields=["until"])
-    for sandbox_id in list(_untaken_warm().filter(warm_pool=pool).values_list("id", flat=True)):
-        Sandbox.objects.filter(id=sandbox_id).update(
-            state=SandboxState.STOPPING, reason="The warm pool ended untaken."
-        )
-        transaction.on_commit(lambda sandbox_id=sandbox_id: sandbox_stop_task.delay(sandbox_id))
+    untaken = _untaken_warm().filter(warm_pool=pool).values_list("id", flat=True)
+    _stop_after_commit(list(untaken), "The warm pool ended untaken.")
 
 
 def warm_orphans_stop() -> int:
     """Stop untaken warm sandboxes whose pool is gone (its cohort was deleted); return how many."""
-    from .tasks import sandbox_stop_task
-
-    orphans = list(
-        Sandbox.objects.filter(
-            owner__username=POOL_KEEPER,
-            warm_pool__isnull=True,
-            state__in=(SandboxState.STARTING, SandboxState.RUNNING),
-        ).values_list("id", flat=True)
-    )
-    for sandbox_id in orphans:
-        Sandbox.objects.filter(id=sandbox_id).update(
-            state=SandboxState.STOPPING, reason="Its warm pool was deleted untaken."
-        )
-        sandbox_stop_task.delay(sandbox_id)
+    orphans = Sandbox.objects.filter(
+        owner__username=POOL_KEEPER,
+        warm_pool__isnull=True,
+        state__in=(SandboxState.STARTING, SandboxState.RUNNING),
+    ).values_list("id", flat=True)
+    with transaction.atomic():
+        orphans = list(orphans)
+        _stop_after_commit(orphans, "Its warm pool was deleted untaken.")
     return len(orphans)
 
 

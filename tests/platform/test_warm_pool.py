@@ -122,13 +122,13 @@ def test_a_full_site_stops_an_untaken_warm_sandbox_for_a_learner_who_comes(
     cohort, instructor_token, _learner_token = cohort
     teacher = api_for(instructor_token)
     pool_id = _warm(teacher, cohort, 2)
-    newcomer, _ = make_user(role="learner")  # in no cohort: no warm sandbox is theirs
+    newcomer, newcomer_token = make_user(role="learner")  # in no cohort: nothing warm is theirs
     with override_settings(LAB_SANDBOXES_PER_SITE=2):
         started = services.sandbox_start(user=newcomer, lesson=LESSON)
     stopping = Sandbox.objects.filter(warm_pool_id=pool_id, state=SandboxState.STOPPING)
     assert stopping.count() == 1
     _wait_gone(stopping.get().id)
-    assert wait_state(api_for(_token_of(newcomer)), started.id, {"running"})["state"] == "running"
+    assert wait_state(api_for(newcomer_token), started.id, {"running"})["state"] == "running"
 
 
 def test_untaken_warm_sandboxes_of_a_deleted_cohort_are_stopped(live_lab, cohort):
@@ -157,12 +157,6 @@ def test_a_pool_made_smaller_stops_its_newest_untaken_sandbox(live_lab, cohort):
     assert client.is_alive(oldest.id)
     assert _wait_pool(teacher, pool_id, warm=1)["warm"] == 1
     teacher.delete(f"/api/warm-pools/{pool_id}/")
-
-
-def _token_of(user) -> str:
-    from rest_framework.authtoken.models import Token
-
-    return Token.objects.get(user=user).key
 
 
 def test_only_the_cohorts_instructors_warm_sandboxes_and_bad_input_is_a_400(
