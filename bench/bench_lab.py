@@ -73,21 +73,28 @@ async def wait_for_state(ws, wanted: str, timeout: float = 30.0) -> None:
     raise TimeoutError(f"no {wanted} state")
 
 
-async def start_times(base: str, token: str) -> list[float]:
+async def start_times(base: str, tokens: list[str]) -> list[float]:
+    """Start a sandbox as each learner in turn, one at a time; return POST-to-running seconds.
+
+    One learner each: a learner's starts are throttled (LAB_RATE_SANDBOX_START,
+    6 a minute), and 20 starts by one learner were refused from the seventh on.
+    Each sandbox is stopped once running, so one runs at a time.
+    """
     import aiohttp
 
-    headers = {"Authorization": f"Token {token}"}
     seconds = []
-    async with aiohttp.ClientSession(base, headers=headers) as http:
-        for _ in range(STARTS):
+    for token in tokens[:STARTS]:
+        headers = {"Authorization": f"Token {token}"}
+        async with aiohttp.ClientSession(base, headers=headers) as http:
             began = time.perf_counter()
             async with http.post("/api/sandboxes/", json={"lesson": LESSON}) as response:
                 sandbox = await response.json()
+                if response.status != 201:
+                    raise RuntimeError(f"start refused: {response.status} {sandbox}")
             async with http.ws_connect(f"/ws/sandboxes/{sandbox['id']}/") as ws:
                 await wait_for_state(ws, "running")
             seconds.append(time.perf_counter() - began)
-        # One per learner: the next POST stopped the previous one; stop the last.
-        await http.delete(f"/api/sandboxes/{sandbox['id']}/")
+            await http.delete(f"/api/sandboxes/{sandbox['id']}/")
     return seconds
 
 
@@ -134,16 +141,16 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="lab-bench-") as scratch:
         database = prepare_environment(Path(scratch))
-        tokens = make_tokens(STREAMING_SANDBOXES)
+        tokens = make_tokens(max(STARTS, STREAMING_SANDBOXES))
         processes = LabProcesses(database, Path(scratch))
         try:
             processes.start_worker("benchworker")
             processes.start_daphne()
             print(f"load average before: {os.getloadavg()[0]:.2f}")
-            starts = asyncio.run(start_times(processes.base_url, tokens[0]))
+            starts = asyncio.run(start_times(processes.base_url, tokens))
             print(f"lab sandbox start via API p50: {statistics.median(starts):.3f} s")
             print(f"lab sandbox start via API p95: {percentile(starts, 0.95):.3f} s")
-            latencies = asyncio.run(streaming(processes.base_url, tokens))
+            latencies = asyncio.run(streaming(processes.base_url, tokens[:STREAMING_SANDBOXES]))
             print(
                 f"span end to WebSocket receipt p50 ({STREAMING_SANDBOXES} sandboxes): {statistics.median(latencies):.1f} ms"
             )
