@@ -98,6 +98,9 @@ class Run(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Handed to the sandbox's supervisor (or failed there and then, for want of
+    # one): runs are handed over oldest first, once (tasks.run_execute_task).
+    dispatched_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

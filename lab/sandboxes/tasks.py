@@ -18,6 +18,7 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -111,24 +112,46 @@ def _stopped(sandbox_id: str) -> None:
 
 @shared_task
 def run_execute_task(run_id: str) -> None:
-    """Hand one experiment run to its sandbox's supervisor; it reports the start and the end."""
-    run = Run.objects.select_related("sandbox").filter(id=run_id).first()
-    if run is None or run.state != RunState.QUEUED:
-        return
-    if run.sandbox.state != SandboxState.RUNNING:
-        _run_end(run, RunState.FAILED, error=f"The sandbox is {run.sandbox.state}.")
-        return
-    try:
-        client.send(
-            run.sandbox_id,
-            "run",
-            run_id=run.id,
-            experiment=run.experiment,
-            params=run.params,
-            events=True,
-        )
-    except client.SandboxGone:
-        _run_end(run, RunState.FAILED, error="The sandbox stopped before the run began.")
+    """Hand the run to its sandbox's supervisor, after any run of the sandbox queued before it.
+
+    The supervisor runs a sandbox's runs one at a time in the order it hears
+    them, and the worker's threads take these tasks side by side: runs posted
+    a few milliseconds apart reached it in either order (a CI run saw a
+    learner's second run go third). Under the sandbox's row lock, the first
+    task to come hands over every queued run of the sandbox made up to its
+    own, oldest first; the tasks of those runs then find theirs handed over.
+    """
+    failed: list[tuple[Run, str]] = []
+    with transaction.atomic():
+        run = Run.objects.filter(id=run_id).first()
+        if run is None:
+            return
+        sandbox = Sandbox.objects.select_for_update().get(id=run.sandbox_id)
+        due = Run.objects.filter(
+            sandbox=sandbox,
+            state=RunState.QUEUED,
+            dispatched_at__isnull=True,
+            created_at__lte=run.created_at,
+        ).order_by("created_at")
+        for each in due:
+            if sandbox.state != SandboxState.RUNNING:
+                failed.append((each, f"The sandbox is {sandbox.state}."))
+            else:
+                try:
+                    client.send(
+                        sandbox.id,
+                        "run",
+                        run_id=each.id,
+                        experiment=each.experiment,
+                        params=each.params,
+                        events=True,
+                    )
+                except client.SandboxGone:
+                    failed.append((each, "The sandbox stopped before the run began."))
+            each.dispatched_at = timezone.now()
+            each.save(update_fields=["dispatched_at"])
+    for each, error in failed:  # after the commit: a page told of the end finds it recorded
+        _run_end(each, RunState.FAILED, error=error)
 
 
 @shared_task

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from lab.celery import app
 from lab.sandboxes.models import Run, RunTrace, Sandbox
+from lab.sandboxes.tasks import run_execute_task
 from sandbox_services.runtime import keys
 
 from .helpers import LESSON, api_for, wait_run, wait_state
@@ -139,6 +140,36 @@ def test_one_run_at_a_time_and_past_a_queue_of_three_a_429(live_lab, make_user):
         intervals.append((min(s["start_ns"] for s in spans), max(s["end_ns"] for s in spans)))
     for (_, ended), (began, _) in itertools.pairwise(intervals):
         assert began >= ended
+    api.delete(f"/api/sandboxes/{sandbox}/")
+
+
+def test_queued_runs_reach_the_sandbox_oldest_first_whichever_task_comes_first(live_lab, make_user):
+    # The worker's threads take run tasks side by side; here the newest run's task
+    # comes first (the older runs' tasks are never sent): it hands over all three.
+    _user, token = make_user(role="learner")
+    api = api_for(token)
+    sandbox = api.post("/api/sandboxes/", {"lesson": LESSON}, format="json").json()["id"]
+    wait_state(api, sandbox, {"running"})
+    made = [
+        Run.objects.create(sandbox_id=sandbox, experiment="streaming", params=SHORT["params"])
+        for _ in range(3)
+    ]
+    run_execute_task(made[-1].id)
+    assert all(wait_run(api, run.id)["state"] == "done" for run in made)
+    intervals = []
+    for run in made:
+        deadline = time.monotonic() + 10
+        while not RunTrace.objects.filter(run_id=run.id).exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        spans = [s for s in RunTrace.objects.get(run_id=run.id).spans if s["service"] == "learner"]
+        intervals.append((min(s["start_ns"] for s in spans), max(s["end_ns"] for s in spans)))
+    assert intervals == sorted(intervals)
+    for (_, ended), (began, _) in itertools.pairwise(intervals):
+        assert began >= ended
+    # A task that comes after its run was handed over hands nothing over again.
+    handed = {run.id: Run.objects.get(id=run.id).dispatched_at for run in made}
+    run_execute_task(made[0].id)
+    assert handed == {run.id: Run.objects.get(id=run.id).dispatched_at for run in made}
     api.delete(f"/api/sandboxes/{sandbox}/")
 
 
