@@ -174,9 +174,15 @@ def unwatch(sandbox_id: str, watcher: str) -> None:
 
 
 def touch(sandbox_id: str, idle_timeout_s: float) -> None:
-    """Record activity so the idle deadline moves forward."""
-    # xx: never resurrect the key of a sandbox that has already ended.
-    _redis().set(keys.sandbox_touch(sandbox_id), 1, px=max(1, int(idle_timeout_s * 1000)), xx=True)
+    """Record activity so the idle deadline moves forward (by a new timeout, if it differs)."""
+    # xx: never resurrect the key of a sandbox that has already ended. The value is
+    # the timeout, so the supervisor's "no activity for N s" names the one that ran out.
+    _redis().set(
+        keys.sandbox_touch(sandbox_id),
+        f"{idle_timeout_s:g}",
+        px=max(1, int(idle_timeout_s * 1000)),
+        xx=True,
+    )
 
 
 def is_alive(sandbox_id: str) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import shutil
 import signal
@@ -119,7 +120,9 @@ class Supervisor:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.set(keys.sandbox_alive(self.sandbox_id), os.getpid(), ex=ALIVE_TTL_S, nx=True)
             pipe.set(
-                keys.sandbox_touch(self.sandbox_id), 1, px=max(1, int(self.idle_timeout_s * 1000))
+                keys.sandbox_touch(self.sandbox_id),
+                f"{self.idle_timeout_s:g}",
+                px=max(1, int(self.idle_timeout_s * 1000)),
             )
             claimed, _ = await pipe.execute()
         if not claimed:
@@ -315,12 +318,14 @@ class Supervisor:
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:
                     pipe.set(keys.sandbox_alive(sandbox), os.getpid(), ex=ALIVE_TTL_S)
-                    pipe.exists(keys.sandbox_touch(sandbox))
+                    pipe.get(keys.sandbox_touch(sandbox))
                     pipe.exists(keys.worker_alive(self.worker))
                     pipe.expire(keys.sandbox_status(sandbox), STATUS_TTL_S)
                     pipe.exists(keys.sandbox_watched(sandbox))
                     _, touched, worker_alive, _, watched = await pipe.execute()
                 self._watched = bool(watched)
+                if touched is not None:  # the timeout the last touch set (a taken warm one's)
+                    self.idle_timeout_s = _seconds(touched, self.idle_timeout_s)
             except (RedisError, OSError) as error:
                 # Unreachable Redis means an unheard worker: the same keep-alive applies.
                 log.warning("heartbeat: %s", error)
@@ -562,6 +567,15 @@ async def _quietly(step: Awaitable[None]) -> None:
         await step
     except Exception:
         log.exception("while ending the sandbox")
+
+
+def _seconds(value: bytes | str, fallback: float) -> float:
+    """Read a timeout a touch key holds; keep ``fallback`` for anything else."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return fallback
+    return seconds if math.isfinite(seconds) and seconds > 0 else fallback
 
 
 def _kill(pid: int) -> None:

@@ -80,15 +80,17 @@ def test_silent_worker_heartbeat_ends_the_sandbox_and_the_host(fresh_host):
 
 
 def test_sandbox_without_touch_expires_as_idle(shared_host):
-    sandbox_id, _ = shared_host.spawn(idle_timeout_s=1.5)
-    touched_until = time.monotonic() + 2.0
+    # Spawned with a long timeout (a warm pool's), then touched with a short one (the
+    # learner's who took it): the short one runs out, and the reason names it.
+    sandbox_id, _ = shared_host.spawn(idle_timeout_s=600)
+    touched_until = time.monotonic() + HEARTBEAT_INTERVAL_S + 0.5  # a heartbeat sees a touch
     while time.monotonic() < touched_until:  # activity keeps it alive past its idle timeout
         client.touch(sandbox_id, 1.5)
         time.sleep(0.3)
     assert client.is_alive(sandbox_id)
     # Noticed at the supervisor's next heartbeat after the timeout.
     final = wait_until(lambda: ended(sandbox_id), 1.5 + HEARTBEAT_INTERVAL_S + 1.5)
-    assert final["state"] == "expired" and "no activity" in final["reason"]
+    assert final["state"] == "expired" and final["reason"] == "no activity for 1.5 s"
     assert not client.is_alive(sandbox_id)
     # Its status stays readable for a while, then vanishes on its own.
     assert 0 < fresh_redis().ttl(keys.sandbox_status(sandbox_id)) <= 3600
