@@ -13,6 +13,7 @@ exactly what the lab will use.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import time
@@ -212,11 +213,29 @@ def warn_if_haproxy_missing() -> None:
     from sandbox_services.proxy.binary import INSTALL_HINT, haproxy_path
 
     if haproxy_path() is None:
+        needing = ", ".join(haproxy_lessons()) or "no lesson's"
         print(
-            f"preflight: {INSTALL_HINT}. Until then the service-mesh lesson's sandboxes are"
-            " refused with this message; every other lesson works.",
+            f"preflight: {INSTALL_HINT}. Until then sandboxes of {needing} are refused"
+            " with this message; every other lesson works.",
             file=sys.stderr,
         )
+
+
+def haproxy_lessons() -> list[str]:
+    """Return the slugs of the lessons whose sandboxes need HAProxy (their LAB's preflight)."""
+    from sandbox_services.proxy.binary import require_haproxy
+    from sandbox_services.runtime.plan import lesson_packages
+
+    needing = []
+    for package in lesson_packages():
+        lab = getattr(importlib.import_module(package), "LAB", None)
+        if lab is not None and lab.preflight == _dotted(require_haproxy):
+            needing.append(lab.slug)
+    return sorted(needing)
+
+
+def _dotted(function) -> str:
+    return f"{function.__module__}:{function.__qualname__}"
 
 
 if __name__ == "__main__":

@@ -194,6 +194,16 @@ def test_preflight_names_rabbitmq_when_rabbitmq_does_not_answer() -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_preflight_warns_without_haproxy_and_names_each_lesson_that_needs_it() -> None:
+    result = run_preflight(LAB_HAPROXY="/nonexistent/haproxy")
+    assert result.returncode == 0  # a warning: the other lessons work
+    warning = next(line for line in result.stderr.splitlines() if "HAProxy" in line)
+    assert "apt-get install -y haproxy" in warning
+    # Every lesson whose sandbox would be refused, and only those.
+    assert "sandboxes of api-gateway, service-mesh are refused" in warning
+    assert "HAProxy" not in run_preflight().stderr
+
+
 def test_preflight_checks_postgresql_only_when_database_url_names_it() -> None:
     result = run_preflight(DATABASE_URL=f"postgres://postgres@127.0.0.1:{CLOSED_PORT}/test")
     assert result.returncode != 0
