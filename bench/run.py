@@ -90,7 +90,9 @@ def run_one(module: Path, *, time_limit: float) -> BenchResult:
         env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(PROJECT_ROOT)},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        # Figures come from stdout only: the lab's processes log to stderr, and a
+        # log line ("2026-12-01 12:03:41,078 host INFO ...") read as "name: value".
+        stderr=subprocess.PIPE,
         start_new_session=True,
         text=True,
         errors="replace",
@@ -110,6 +112,8 @@ def run_one(module: Path, *, time_limit: float) -> BenchResult:
         timer = threading.Timer(time_limit, kill_at_deadline)
         timer.daemon = True
         timer.start()
+        echo = threading.Thread(target=_echo, args=(process.stderr,), daemon=True)
+        echo.start()
         for line in process.stdout:
             line = line.rstrip("\n")
             print(f"  {line}", flush=True)
@@ -118,6 +122,7 @@ def run_one(module: Path, *, time_limit: float) -> BenchResult:
                 figures.append(figure)
         process.wait()
         timer.cancel()
+        echo.join(5)
     finally:
         # Whatever the benchmark started in its session ends with it.
         kill_group(process)
@@ -132,6 +137,12 @@ def run_one(module: Path, *, time_limit: float) -> BenchResult:
     else:
         status = "ok"
     return BenchResult(module.stem, status, process.returncode, round(seconds, 2), figures)
+
+
+def _echo(stream) -> None:
+    """Show a benchmark's stderr as it comes, indented like its stdout; parse none of it."""
+    for line in stream:
+        print(f"  {line.rstrip()}", flush=True)
 
 
 def kill_group(process: subprocess.Popen[str]) -> None:

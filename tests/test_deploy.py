@@ -366,6 +366,7 @@ def test_bench_runner_reports_figures_and_fails_only_on_a_crash(tmp_path: Path) 
         "    assert sys.argv[1:] == [], sys.argv  # a bench's own options stay its own\n"
         "    print('warming up')\n"
         "    print('rest p50: 1.5 ms')\n"
+        "    print('2026-12-01 12:03:41,078 host INFO sandbox 1: supervisor 2', file=sys.stderr)\n"
     )
     run = [sys.executable, str(BENCH_RUNNER), "--directory", str(tmp_path)]
     good = subprocess.run(run, capture_output=True, text=True, timeout=60, check=False)
@@ -373,6 +374,8 @@ def test_bench_runner_reports_figures_and_fails_only_on_a_crash(tmp_path: Path) 
     summary = good.stdout.split("=== summary ===")[1]
     assert "bench_good: ok" in summary and "rest p50: 1.5 ms" in summary
     assert "warming up" not in summary
+    # A log line on stderr is shown as it comes, never taken for a figure.
+    assert "host INFO sandbox 1" in good.stdout and "host INFO" not in summary
 
     (tmp_path / "bench_broken.py").write_text("def main():\n    raise RuntimeError('boom')\n")
     broken = subprocess.run(run, capture_output=True, text=True, timeout=60, check=False)
