@@ -167,7 +167,9 @@ class MeshPanel {
       this.lastCounts.set(key, { requests: edge.requests, at: now });
       const filtered = key === this.filtered;
       const summary = `${edge.from} → ${edge.to}: ${edge.requests} requests, ${edge.errors} errors, ${edge.retries} retries, ${edge.mtls ? "mTLS" : "plaintext"}`;
-      const text = `${edge.mtls ? "mTLS" : "plaintext"} · ${Math.max(0, Math.round(rate))}/s · ${edge.errors} err · p99 ${edge.p99_ms ?? "–"} ms`;
+      // Two lines, so a label fits between two nodes; together they read as `text`.
+      const lines = [`${edge.mtls ? "mTLS" : "plaintext"} · ${Math.max(0, Math.round(rate))}/s · `, `${edge.errors} err · p99 ${edge.p99_ms ?? "–"} ms`];
+      const text = lines.join("");
       // Every edge is a button: click or Enter filters the trace view to its calls.
       const group = element("svg:g", {
         class: `mesh-edge${broken ? " is-broken" : ""}${filtered ? " is-filtered" : ""}`,
@@ -179,7 +181,12 @@ class MeshPanel {
         "aria-label": `${edge.from} → ${edge.to}, ${text}, ${edge.requests} requests, ${edge.retries} retries: show its calls in the trace`,
       });
       group.append(element("svg:line", { x1: from.x + 30, y1: from.y, x2: to.x - 30, y2: to.y }));
-      const label = element("svg:text", { x: (from.x + to.x) / 2, y: (from.y + to.y) / 2 - 4, "text-anchor": "middle" }, text);
+      const mid = { x: (from.x + to.x) / 2, y: (from.y + to.y) / 2 };
+      const label = element("svg:text", { x: mid.x, y: mid.y - 14, "text-anchor": "middle" });
+      label.append(
+        element("svg:tspan", { x: mid.x, dy: 0 }, lines[0]),
+        element("svg:tspan", { x: mid.x, dy: "1.1em" }, lines[1]),
+      );
       group.append(label);
       group.append(element("svg:title", {}, `${summary} (click: show its calls in the trace)`));
       const show = () => this.filterTrace(edge);
