@@ -1,4 +1,4 @@
-# The lab's image: web (daphne), worker and beat all run from it; see docker-compose.yml.
+# The lab's image: web (daphne), worker, runs and beat all run from it; see docker-compose.yml.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Run daphne, the Celery worker and Celery beat together in the foreground.
+"""Run daphne, the two Celery workers (control and runs) and Celery beat together in the foreground.
 
 `make run` calls this after preflight, migrations and checks. Each process's
 output is printed with its name in front. Ctrl-C (SIGINT) or SIGTERM stops all
-three (a second Ctrl-C stops them at once); so does any one of them exiting,
+four (a second Ctrl-C stops them at once); so does any one of them exiting,
 since the lab is useless without it.
 
 Each child runs in its own session, so a Ctrl-C reaches only this script, which
