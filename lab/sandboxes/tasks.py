@@ -36,6 +36,9 @@ RUN_MARGIN_S = 30.0
 # A service flushes its spans on its own thread: copy a run's spans again this
 # long after it ended, for the ones still on their way then.
 LATE_SPANS_S = 3.0
+# A queued run no task has handed over this long after it was made lost its task
+# (a worker that died holding it): the reconciler hands it over.
+UNDISPATCHED_GRACE_S = 30.0
 
 
 @shared_task(bind=True)
@@ -266,6 +269,7 @@ def sandboxes_reconcile() -> int:
         _end(sandbox.id, state, reason)
         ended += 1
     ended_runs = _runs_overdue()
+    _runs_undispatched()
     # Live pools replace warm sandboxes that failed; ended ones stop what nobody took.
     pools = WarmPool.objects.filter(
         Q(until__gt=timezone.now())
@@ -292,6 +296,18 @@ def _runs_overdue() -> int:
             _run_end(run, RunState.FAILED, error="The run's end was never heard from its sandbox.")
             failed += 1
     return failed
+
+
+def _runs_undispatched() -> None:
+    """Hand over runs of running sandboxes that no task handed over (its message was lost)."""
+    since = timezone.now() - timedelta(seconds=UNDISPATCHED_GRACE_S)
+    for run_id in Run.objects.filter(
+        state=RunState.QUEUED,
+        dispatched_at__isnull=True,
+        created_at__lt=since,
+        sandbox__state=SandboxState.RUNNING,
+    ).values_list("id", flat=True):
+        run_execute_task(run_id)  # hands over any older one first; a no-op for one handed meanwhile
 
 
 @shared_task

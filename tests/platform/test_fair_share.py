@@ -3,13 +3,16 @@
 One learner flooding runs and starts must not hold up another's start; runs
 hold no worker thread while they run, go one at a time per sandbox behind a
 short queue, and are rate limited per learner like starts; a stopping sandbox
-whose processes are gone holds no place on the site.
+whose processes are gone holds no place on the site. Runs reach their sandbox
+in the order they were posted, and one whose task was lost is handed over by
+the reconciler.
 """
 
 import asyncio
 import itertools
 import os
 import time
+from datetime import timedelta
 
 import aiohttp
 import pytest
@@ -19,7 +22,7 @@ from django.utils import timezone
 
 from lab.celery import app
 from lab.sandboxes.models import Run, RunTrace, Sandbox
-from lab.sandboxes.tasks import run_execute_task
+from lab.sandboxes.tasks import UNDISPATCHED_GRACE_S, run_execute_task, sandboxes_reconcile
 from sandbox_services.runtime import keys
 
 from .helpers import LESSON, api_for, wait_run, wait_state
@@ -170,6 +173,30 @@ def test_queued_runs_reach_the_sandbox_oldest_first_whichever_task_comes_first(l
     handed = {run.id: Run.objects.get(id=run.id).dispatched_at for run in made}
     run_execute_task(made[0].id)
     assert handed == {run.id: Run.objects.get(id=run.id).dispatched_at for run in made}
+    api.delete(f"/api/sandboxes/{sandbox}/")
+
+
+def test_the_reconciler_hands_over_a_run_whose_task_was_lost(live_lab, make_user):
+    _user, token = make_user(role="learner")
+    api = api_for(token)
+    sandbox = api.post("/api/sandboxes/", {"lesson": LESSON}, format="json").json()["id"]
+    wait_state(api, sandbox, {"running"})
+    # Made as run_create makes them, but no task was ever sent (a worker died holding it).
+    lost, fresh = (
+        Run.objects.create(sandbox_id=sandbox, experiment="one-call", params={"items": 1})
+        for _ in range(2)
+    )
+    Run.objects.filter(id=lost.id).update(
+        created_at=timezone.now() - timedelta(seconds=UNDISPATCHED_GRACE_S + 5)
+    )
+    sandboxes_reconcile()
+    # The lost one runs; the one inside its grace may still hear from its own task.
+    assert wait_run(api, lost.id)["state"] == "done"
+    assert Run.objects.get(id=fresh.id).dispatched_at is None
+    deadline = time.monotonic() + 10
+    while not RunTrace.objects.filter(run_id=lost.id).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert RunTrace.objects.get(run_id=lost.id).spans  # it really ran in the sandbox
     api.delete(f"/api/sandboxes/{sandbox}/")
 
 
