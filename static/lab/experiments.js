@@ -393,8 +393,20 @@ export class ExperimentPanel {
       label.append(box, ` #${number} ${when ? new Date(when).toLocaleTimeString() : ""} ${describeParams(run.params)}${run.state === "failed" ? " (failed)" : ""}`);
       return label;
     });
-    this.history.replaceChildren(legend, ...items);
+    // The same run is told of several times (the POST's answer, the socket, the
+    // list fetched after it ends): redraw only what changed, so an open "More
+    // data", a text selection or the focused checkbox survives a repeat.
+    const historyKey = JSON.stringify([this.runs.map((run) => [run.id, run.state, run.finished_at, run.created_at]), [...this.compared]]);
+    if (historyKey !== this.historyKey) {
+      this.historyKey = historyKey;
+      const focused = this.history.contains(document.activeElement) ? document.activeElement.id : null;
+      this.history.replaceChildren(legend, ...items);
+      if (focused) document.getElementById(focused)?.focus();
+    }
     const shown = this.runs.filter((run) => this.compared.has(run.id));
+    const compareKey = JSON.stringify(shown.map((run) => [run.id, run.state, this.runs.indexOf(run), this.runs.length, Boolean(run.result)]));
+    if (compareKey === this.compareKey) return;
+    this.compareKey = compareKey;
     this.compare.dataset.count = String(shown.length);
     const figures = shown.length > 1 ? this.#figuresTable(shown) : null;
     this.compare.replaceChildren(

@@ -124,3 +124,33 @@ def test_finished_runs_are_kept_and_can_be_compared_side_by_side(page, static_si
     slot.locator(".run-history input[type=checkbox]").nth(1).uncheck()
     expect(slot.locator(".run-compare .result")).to_have_count(1)
     assert page.js_errors == []
+
+
+def test_a_run_told_of_again_leaves_its_result_and_the_focused_checkbox_in_place(page, static_site):
+    open_panel(page, static_site, lambda body: (202, {"id": "r1", "state": "queued"}))
+    slot = page.locator("#slot")
+    done = {
+        "id": "r1",
+        "experiment": "one-call",
+        "state": "done",
+        "params": {"items": 10},
+        "result": result("ten"),
+    }
+    for run in (done, {**done, "id": "r2", "result": result("eleven")}):
+        page.evaluate("r => window.harness.panel.handleRun(r)", run)
+    expect(slot.locator(".run-compare .result")).to_have_count(2)
+    # The same end again (the socket, then the list fetched after it): nothing is redrawn.
+    slot.locator(".run-compare .result").first.evaluate("e => { e.dataset.seen = 'yes'; }")
+    page.evaluate(
+        "r => window.harness.panel.handleRun(r)", {**done, "id": "r2", "result": result("eleven")}
+    )
+    page.evaluate("() => window.harness.panel.loadRuns()")
+    assert slot.locator(".run-compare .result").first.get_attribute("data-seen") == "yes"
+    # A keyboard user unticking a run keeps their place in the list.
+    first_box = slot.locator(".run-history input[type=checkbox]").first
+    first_box.focus()
+    page.keyboard.press("Space")
+    expect(slot.locator(".run-compare .result")).to_have_count(1)
+    focused = page.evaluate("() => document.activeElement.id")
+    assert focused == first_box.get_attribute("id") and focused.startswith("run-")
+    assert page.js_errors == []
