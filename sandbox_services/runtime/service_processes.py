@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from collections.abc import Callable
 
@@ -342,11 +343,32 @@ class ServiceManager:
 
 
 def _has_exited(pid: int) -> bool:
-    """Tell whether a child has exited, without reaping it (its watcher does that)."""
+    """Tell whether a child has exited or is exiting, without reaping it (its watcher does that)."""
     try:
-        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+            return True
     except ChildProcessError:
         return True
+    return _is_exiting(pid)
+
+
+# The kernel's PF_EXITING (include/linux/sched.h), field 9 of /proc/<pid>/stat.
+PF_EXITING = 0x4
+
+
+def _is_exiting(pid: int) -> bool:
+    """Tell whether a process is on its way out though not yet waitable.
+
+    A killed process closes its files (its port refuses at once) before it
+    becomes a zombie; a start that came in between took it for running and
+    did nothing (seen under load: a start right after a crash kept the dead
+    pid). The flag is set when the exit begins and never cleared.
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return bool(int(fields[6]) & PF_EXITING)
+    except (OSError, IndexError, ValueError):
+        return False
 
 
 def _overall(states: list[str]) -> str:

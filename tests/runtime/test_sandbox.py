@@ -8,6 +8,8 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -16,6 +18,7 @@ import pytest
 
 from sandbox_services.runtime import client, keys
 from sandbox_services.runtime.probe import grpc_health_once, http_health_once
+from sandbox_services.runtime.service_processes import _has_exited, _is_exiting
 
 from .conftest import process_gone, wait_until
 
@@ -98,6 +101,28 @@ def test_start_right_after_a_crash_starts_the_service_again(sandbox):
     assert started["state"] == "running" and started["pid"] != before["pid"]
     assert healthy("http", started["port"])
     assert client.status(sandbox)["state"] == "running"
+
+
+def test_a_process_on_its_way_out_counts_as_exited():
+    # Between a kill closing a process's port and its zombie, only the kernel's
+    # PF_EXITING flag tells (the start above read it). A zombie's exit has run to
+    # its end, so its flag is set; a live process's is not.
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        wait_until(lambda: process_state(finished.pid) == "Z", 10)
+        assert _is_exiting(finished.pid) and _has_exited(finished.pid)
+        assert not _is_exiting(alive.pid) and not _has_exited(alive.pid)
+        assert not _is_exiting(os.getpid())
+    finally:
+        alive.kill()
+        alive.wait()
+        finished.wait()
+
+
+def process_state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0]
 
 
 def test_status_tells_a_hung_process_from_an_exited_one_and_changes_nothing(sandbox):
