@@ -732,6 +732,8 @@ export class TraceView {
     const nameChars = labelChars - hop.metric.length - 3;
     const label = nameChars >= 4 ? `${clip(hop.name, nameChars)} · ${hop.metric}` : hop.metric;
     group.append(svg("text", { class: "hop-label", x: labelX, y: lineY - 5, "text-anchor": anchor }, label));
+    // The label is cut to the gap between two lifelines; hovering shows it whole.
+    group.append(svg("title", {}, `${hop.from} → ${hop.to}: ${hop.name} · ${hop.metric}`));
     if (hop.error) {
       // A drawn cross, not a glyph: it must not depend on the fonts installed.
       const cx = x2 + (x2 >= x1 ? -18 : 18);

@@ -38,6 +38,14 @@ def test_sequence_diagram_draws_http_grpc_and_async_amqp_hops_from_out_of_order_
     assert amqp_line.evaluate("line => getComputedStyle(line).strokeDasharray") not in ("none", "")
     grpc_line = page.locator('#trace .hop[data-protocol="grpc"] .hop-line').last
     assert grpc_line.evaluate("line => getComputedStyle(line).strokeDasharray") in ("none", "")
+    # A label cut to fit between two lifelines is whole in the hop's tooltip.
+    hops = page.locator("#trace .hop").evaluate_all(
+        "hs => hs.map((h) => [h.querySelector('.hop-label').textContent, h.querySelector('title')?.textContent])"
+    )
+    assert hops and all(whole for _, whole in hops)
+    for label, whole in hops:
+        shown = label.split(" · ")[0].rstrip("…")
+        assert shown in whole, (label, whole)
     assert page.js_errors == []
     page.screenshot(path=str(artifacts / "trace-harness.png"), full_page=True)
 
