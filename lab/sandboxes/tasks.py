@@ -119,8 +119,8 @@ def run_execute_task(run_id: str) -> None:
 
     The supervisor runs a sandbox's runs one at a time in the order it hears
     them, and the worker's threads take these tasks side by side: runs posted
-    a few milliseconds apart reached it in either order (a CI run saw a
-    learner's second run go third). Under the sandbox's row lock, the first
+    a few milliseconds apart reached it in either order (in a CI run one of
+    four began two runs' length before the one posted before it ended). Under the sandbox's row lock, the first
     task to come hands over every queued run of the sandbox made up to its
     own, oldest first; the tasks of those runs then find theirs handed over.
     """
