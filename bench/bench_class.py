@@ -315,15 +315,20 @@ def span_latencies(message: dict, run_id: str, received_ns: int) -> list[float]:
     ]
 
 
-async def run_watched(base: str, token: str, sandbox_id: str, lesson: str, latencies: list):
+async def run_watched(
+    base: str, token: str, sandbox_id: str, lesson: str, latencies: list, stage: dict
+):
+    """Post one run and follow it to its end; ``stage["at"]`` says how far it got."""
     import aiohttp
 
     headers = {"Authorization": f"Token {token}"}
     async with aiohttp.ClientSession(base, headers=headers) as http:
+        stage["at"] = "opening the WebSocket"
         async with http.ws_connect(f"/ws/sandboxes/{sandbox_id}/") as ws:
             # The learner has the page open a moment before pressing Run: the gauges
             # an open page starts (a forked metrics process) are running by then.
             await asyncio.sleep(PAGE_OPEN_S)
+            stage["at"] = "posting the run"
             async with http.post(
                 f"/api/sandboxes/{sandbox_id}/runs/", json=INTERACTIVE[lesson]
             ) as response:
@@ -332,11 +337,13 @@ async def run_watched(base: str, token: str, sandbox_id: str, lesson: str, laten
                     raise RuntimeError(f"run refused: {response.status} {run}")
             deadline = time.monotonic() + RUNS_CAP_S
             state = "queued"
+            stage["at"] = f"run {run['id']} {state}"
             while time.monotonic() < deadline:
                 message = await ws.receive_json(timeout=max(0.1, deadline - time.monotonic()))
                 latencies.extend(span_latencies(message, run["id"], time.time_ns()))
                 if message.get("type") == "run" and message["run"].get("id") == run["id"]:
                     state = message["run"].get("state")
+                    stage["at"] = f"run {run['id']} {state}"
                     if state in ("done", "failed"):
                         return (
                             f"{state}: {message['run'].get('error')}"
@@ -348,19 +355,22 @@ async def run_watched(base: str, token: str, sandbox_id: str, lesson: str, laten
 
 async def class_runs(base: str, tokens: list[str], sandboxes: list[str]) -> tuple[list, list]:
     latencies: list[float] = []
+    stages = [{"at": "not begun", "lesson": LESSONS[i % len(LESSONS)]} for i in range(len(tokens))]
     runs = [
         asyncio.ensure_future(
-            run_watched(base, token, sandbox, LESSONS[i % len(LESSONS)], latencies)
+            run_watched(base, token, sandbox, stages[i]["lesson"], latencies, stages[i])
         )
         for i, (token, sandbox) in enumerate(zip(tokens, sandboxes, strict=True))
     ]
     # Bounded whatever the lab does: a request stuck in a swamped daphne counts as not done.
     await asyncio.wait(runs, timeout=RUNS_CAP_S + 15)
     states = []
-    for run in runs:
+    for run, stage in zip(runs, stages, strict=True):
         if not run.done():
             run.cancel()
-            states.append(f"no answer within {RUNS_CAP_S + 15:g} s")
+            states.append(
+                f"no answer within {RUNS_CAP_S + 15:g} s ({stage['lesson']}: {stage['at']})"
+            )
         elif run.exception() is not None:
             states.append(repr(run.exception()))
         else:

@@ -129,7 +129,9 @@ def run_execute_task(run_id: str) -> None:
         run = Run.objects.filter(id=run_id).first()
         if run is None:
             return
-        sandbox = Sandbox.objects.select_for_update().get(id=run.sandbox_id)
+        # NO KEY UPDATE: serialises these tasks per sandbox, yet never holds up
+        # run_create inserting a run (its foreign key takes KEY SHARE on the row).
+        sandbox = Sandbox.objects.select_for_update(no_key=True).get(id=run.sandbox_id)
         due = Run.objects.filter(
             sandbox=sandbox,
             state=RunState.QUEUED,
