@@ -118,6 +118,26 @@ def test_runs_hold_no_worker_thread_while_they_run(live_lab, make_user):
         api.delete(f"/api/sandboxes/{sandbox}/")
 
 
+def kept_spans(run_id: str) -> list[dict]:
+    """Return the spans kept with a run, once its trace is kept (bounded wait)."""
+    deadline = time.monotonic() + 10
+    while not RunTrace.objects.filter(run_id=run_id).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return RunTrace.objects.get(run_id=run_id).spans
+
+
+def runner_interval(run_id: str) -> tuple[int, int]:
+    """Return when a run's runner began and ended, from its own spans ("learner").
+
+    A server may notice a cancelled stream a moment after the runner has
+    finished, so its span can end later; what "one at a time" promises is
+    that runners never overlap.
+    """
+    spans = [span for span in kept_spans(run_id) if span["service"] == "learner"]
+    assert spans, run_id
+    return min(span["start_ns"] for span in spans), max(span["end_ns"] for span in spans)
+
+
 def test_one_run_at_a_time_and_past_a_queue_of_three_a_429(live_lab, make_user):
     _user, token = make_user(role="learner")
     api = api_for(token)
@@ -130,17 +150,7 @@ def test_one_run_at_a_time_and_past_a_queue_of_three_a_429(live_lab, make_user):
     accepted = [answer.json()["id"] for answer in answers[:4]]
     assert all(wait_run(api, run)["state"] == "done" for run in accepted)
     # From the spans themselves: each run's runner ends before the next one begins.
-    intervals = []
-    for run in accepted:
-        deadline = time.monotonic() + 10
-        while not RunTrace.objects.filter(run_id=run).exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        # The runner's own spans ("learner"): a server may notice a cancelled
-        # stream a moment after the runner has finished, so its span can end
-        # later; what "one at a time" promises is that runners never overlap.
-        spans = [s for s in RunTrace.objects.get(run_id=run).spans if s["service"] == "learner"]
-        assert spans, run
-        intervals.append((min(s["start_ns"] for s in spans), max(s["end_ns"] for s in spans)))
+    intervals = [runner_interval(run) for run in accepted]
     for (_, ended), (began, _) in itertools.pairwise(intervals):
         assert began >= ended
     api.delete(f"/api/sandboxes/{sandbox}/")
@@ -159,13 +169,7 @@ def test_queued_runs_reach_the_sandbox_oldest_first_whichever_task_comes_first(l
     ]
     run_execute_task(made[-1].id)
     assert all(wait_run(api, run.id)["state"] == "done" for run in made)
-    intervals = []
-    for run in made:
-        deadline = time.monotonic() + 10
-        while not RunTrace.objects.filter(run_id=run.id).exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        spans = [s for s in RunTrace.objects.get(run_id=run.id).spans if s["service"] == "learner"]
-        intervals.append((min(s["start_ns"] for s in spans), max(s["end_ns"] for s in spans)))
+    intervals = [runner_interval(run.id) for run in made]
     assert intervals == sorted(intervals)
     for (_, ended), (began, _) in itertools.pairwise(intervals):
         assert began >= ended
@@ -193,10 +197,7 @@ def test_the_reconciler_hands_over_a_run_whose_task_was_lost(live_lab, make_user
     # The lost one runs; the one inside its grace may still hear from its own task.
     assert wait_run(api, lost.id)["state"] == "done"
     assert Run.objects.get(id=fresh.id).dispatched_at is None
-    deadline = time.monotonic() + 10
-    while not RunTrace.objects.filter(run_id=lost.id).exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert RunTrace.objects.get(run_id=lost.id).spans  # it really ran in the sandbox
+    assert kept_spans(lost.id)  # it really ran in the sandbox
     api.delete(f"/api/sandboxes/{sandbox}/")
 
 
