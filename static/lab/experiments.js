@@ -374,11 +374,8 @@ export class ExperimentPanel {
     document.dispatchEvent(new CustomEvent("lab:replay-run", { detail: { run, label: title, speed } }));
   }
 
-  #drawHistory() {
-    this.#announceRuns();
-    this.history.hidden = !this.runs.length;
-    const legend = html("legend", {}, "Runs (pick up to 3 to compare)");
-    const items = this.runs.map((run, index) => {
+  #historyItems() {
+    return this.runs.map((run, index) => {
       const number = this.runs.length - index;
       const id = `run-${run.id}`;
       const label = html("label", { for: id });
@@ -393,6 +390,11 @@ export class ExperimentPanel {
       label.append(box, ` #${number} ${when ? new Date(when).toLocaleTimeString() : ""} ${describeParams(run.params)}${run.state === "failed" ? " (failed)" : ""}`);
       return label;
     });
+  }
+
+  #drawHistory() {
+    this.#announceRuns();
+    this.history.hidden = !this.runs.length;
     // The same run is told of several times (the POST's answer, the socket, the
     // list fetched after it ends): redraw only what changed, so an open "More
     // data", a text selection or the focused checkbox survives a repeat.
@@ -400,7 +402,7 @@ export class ExperimentPanel {
     if (historyKey !== this.historyKey) {
       this.historyKey = historyKey;
       const focused = this.history.contains(document.activeElement) ? document.activeElement.id : null;
-      this.history.replaceChildren(legend, ...items);
+      this.history.replaceChildren(html("legend", {}, "Runs (pick up to 3 to compare)"), ...this.#historyItems());
       if (focused) document.getElementById(focused)?.focus();
     }
     const shown = this.runs.filter((run) => this.compared.has(run.id));
